@@ -1,0 +1,1 @@
+"""Shared library: settings, Kubernetes adapter, telemetry, device-plugin framework."""

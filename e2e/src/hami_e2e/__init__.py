@@ -1,0 +1,1 @@
+"""Local Kubernetes control plane built from upstream, and the end-to-end suites."""

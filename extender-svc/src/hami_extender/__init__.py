@@ -1,0 +1,1 @@
+"""kube-scheduler extender: filter, bind, explanation API."""

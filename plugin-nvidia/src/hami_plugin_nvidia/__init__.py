@@ -1,0 +1,1 @@
+"""NVIDIA device plugin and node monitor."""
