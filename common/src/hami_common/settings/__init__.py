@@ -1,0 +1,33 @@
+"""Typed settings: the service settings base and HAMi's device ConfigMap model."""
+
+from hami_common.settings.device_config import (
+    AscendChipConfig,
+    AscendTemplate,
+    CambriconConfig,
+    DeviceConfig,
+    MigProfileAllowlistEntry,
+    NodeConfigFile,
+    NvidiaConfig,
+    NvidiaNodeConfig,
+    load_device_config,
+    load_node_config,
+    parse_device_config,
+)
+from hami_common.settings.errors import SettingsError
+from hami_common.settings.service import ServiceSettings
+
+__all__ = [
+    "AscendChipConfig",
+    "AscendTemplate",
+    "CambriconConfig",
+    "DeviceConfig",
+    "MigProfileAllowlistEntry",
+    "NodeConfigFile",
+    "NvidiaConfig",
+    "NvidiaNodeConfig",
+    "ServiceSettings",
+    "SettingsError",
+    "load_device_config",
+    "load_node_config",
+    "parse_device_config",
+]
