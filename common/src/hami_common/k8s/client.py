@@ -1,0 +1,342 @@
+"""The async Kubernetes API client: raw JSON in and out, typed errors, retries.
+
+Objects are plain ``dict``s as the API server sends them; no typed models. Every method raises
+only `ApiError` subclasses (see `errors`); transient failures are retried as `backoff`
+describes. Use it as an async context manager, or call `aclose()`::
+
+    async with KubeClient(load_config()) as kube:
+        pod = await kube.get(PODS, "web-0", namespace="default")
+        await kube.patch(PODS, "web-0", {"metadata": {"labels": {"a": "b"}}}, namespace="default")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import httpx
+
+from hami_common.k8s.backoff import Backoff, is_retryable
+from hami_common.k8s.config import ClusterConfig
+from hami_common.k8s.errors import (
+    ApiError,
+    ConnectionFailed,
+    ServerError,
+    TransportError,
+    error_from_status,
+)
+from hami_common.k8s.resources import Resource
+
+PatchType = Literal["merge", "strategic", "json", "apply"]
+PATCH_CONTENT_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+# Ask for metadata only (the server drops spec and status): much less to send and decode.
+METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+Json = dict[str, Any]
+JsonList = list[Json]  # module-level: `KubeClient.list` shadows the builtin in the class
+Params = dict[str, str | int]
+
+
+def _transport_error(exc: httpx.HTTPError, what: str) -> ApiError:
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return ConnectionFailed(f"{what}: cannot connect: {exc}")
+    return TransportError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _decode(body: bytes, what: str) -> Json:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise ServerError(f"{what}: the response is not JSON", reason="InvalidResponse") from None
+    if not isinstance(doc, dict):
+        raise ServerError(f"{what}: the response is not a JSON object", reason="InvalidResponse")
+    return doc
+
+
+def _selectors(label_selector: str | None, field_selector: str | None) -> Params:
+    params: Params = {}
+    if label_selector:
+        params["labelSelector"] = label_selector
+    if field_selector:
+        params["fieldSelector"] = field_selector
+    return params
+
+
+class KubeClient:
+    """An async client of one API server. Safe to share between tasks of one event loop."""
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        backoff: Backoff | None = None,
+        timeout: float = 30.0,
+        user_agent: str = "hami-rs",
+        max_connections: int = 100,
+    ) -> None:
+        self.config = config
+        self.backoff = backoff or Backoff()
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=config.server,
+            verify=config.ssl_context(),
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": user_agent},
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        token = self.config.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if extra:
+            headers.update(extra)
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Json:
+        """Send one request, retrying transient failures, and return the decoded JSON object."""
+        what = f"{method} {path}"
+        content = None if body is None else json.dumps(body).encode()
+        hdrs = self._headers(headers)
+        if content is not None:
+            hdrs.setdefault("Content-Type", "application/json")
+        attempt = 0
+        while True:
+            try:
+                resp = await self._http.request(
+                    method, path, params=params, content=content, headers=hdrs
+                )
+            except httpx.HTTPError as exc:
+                error = _transport_error(exc, what)
+            else:
+                if resp.status_code < 400:
+                    return _decode(resp.content, what)
+                error = error_from_status(
+                    resp.status_code, resp.content, resp.headers.get("Retry-After")
+                )
+            if attempt >= self.backoff.retries or not is_retryable(error, method):
+                raise error
+            await asyncio.sleep(self.backoff.delay(attempt, error.retry_after))
+            attempt += 1
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        path: str,
+        *,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        read_timeout: float | None = None,
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        """Open a streaming GET (a watch) and yield its lines; errors become `ApiError`.
+
+        Opening is retried like any GET; a stream that breaks later raises `TransportError`.
+        """
+        what = f"GET {path} (stream)"
+        timeout = httpx.Timeout(self.timeout, read=read_timeout)
+        attempt = 0
+        while True:
+            try:
+                req = self._http.build_request(
+                    "GET", path, params=params, headers=self._headers(headers), timeout=timeout
+                )
+                resp = await self._http.send(req, stream=True)
+            except httpx.HTTPError as exc:
+                error = _transport_error(exc, what)
+            else:
+                if resp.status_code < 400:
+                    break
+                try:
+                    body = await resp.aread()
+                except httpx.HTTPError:
+                    body = b""
+                finally:
+                    await resp.aclose()
+                error = error_from_status(resp.status_code, body, resp.headers.get("Retry-After"))
+            if attempt >= self.backoff.retries or not is_retryable(error, "GET"):
+                raise error
+            await asyncio.sleep(self.backoff.delay(attempt, error.retry_after))
+            attempt += 1
+
+        async def lines() -> AsyncIterator[str]:
+            try:
+                async for line in resp.aiter_lines():
+                    if line:
+                        yield line
+            except httpx.HTTPError as exc:
+                raise _transport_error(exc, what) from None
+
+        try:
+            yield lines()
+        finally:
+            await resp.aclose()
+
+    # -- verbs ---------------------------------------------------------------------------
+
+    async def get(
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+    ) -> Json:
+        return await self.request("GET", resource.path(namespace, name, subresource))
+
+    async def list(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+        metadata_only: bool = False,
+    ) -> Json:
+        """List every object, following `continue` tokens; returns one merged List whose
+        ``metadata.resourceVersion`` is the snapshot to watch from."""
+        params = _selectors(label_selector, field_selector)
+        params["limit"] = page_size
+        headers = {"Accept": f"{METADATA_LIST_ACCEPT},application/json"} if metadata_only else None
+        path = resource.path(namespace)
+        result = await self.request("GET", path, params=params, headers=headers)
+        items: JsonList = [*(result.get("items") or [])]
+        token = result.get("metadata", {}).get("continue")
+        while token:
+            page = await self.request(
+                "GET", path, params={**params, "continue": token}, headers=headers
+            )
+            items.extend(page.get("items") or [])
+            token = page.get("metadata", {}).get("continue")
+        result["items"] = items
+        result.setdefault("metadata", {}).pop("continue", None)
+        result["metadata"].pop("remainingItemCount", None)
+        return result
+
+    async def list_metadata(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+    ) -> Json:
+        """A `PartialObjectMetadataList`: names, labels, annotations, no spec or status."""
+        return await self.list(
+            resource,
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            page_size=page_size,
+            metadata_only=True,
+        )
+
+    async def create(
+        self,
+        resource: Resource,
+        body: Json,
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+        name: str | None = None,
+        field_manager: str | None = None,
+    ) -> Json:
+        """POST an object (or to a subresource such as ``pods/NAME/binding`` with ``name``)."""
+        params: Params = {"fieldManager": field_manager} if field_manager else {}
+        path = resource.path(namespace, name, subresource)
+        return await self.request("POST", path, params=params, body=body)
+
+    async def replace(
+        self,
+        resource: Resource,
+        body: Json,
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+    ) -> Json:
+        """PUT the whole object; its ``metadata.resourceVersion`` makes it compare-and-swap."""
+        name = body.get("metadata", {}).get("name")
+        if not name:
+            raise ValueError("replace needs body.metadata.name")
+        return await self.request("PUT", resource.path(namespace, name, subresource), body=body)
+
+    async def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: Json | JsonList,
+        *,
+        namespace: str | None = None,
+        patch_type: PatchType = "merge",
+        subresource: str | None = None,
+        field_manager: str | None = None,
+        force: bool = False,
+    ) -> Json:
+        """PATCH with a merge, strategic-merge, JSON (RFC 6902) or server-side-apply patch."""
+        if patch_type == "json" and not isinstance(patch, list):
+            raise ValueError("a json patch is a list of operations")
+        params: Params = {}
+        if field_manager:
+            params["fieldManager"] = field_manager
+        if force:
+            params["force"] = "true"
+        headers = {"Content-Type": PATCH_CONTENT_TYPES[patch_type]}
+        return await self.request(
+            "PATCH",
+            resource.path(namespace, name, subresource),
+            params=params,
+            body=patch,
+            headers=headers,
+        )
+
+    async def delete(
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        namespace: str | None = None,
+        grace_period_seconds: int | None = None,
+        propagation_policy: Literal["Foreground", "Background", "Orphan"] | None = None,
+        resource_version: str | None = None,
+    ) -> Json:
+        """DELETE one object; ``resource_version`` is a precondition (Conflict if it moved)."""
+        options: Json = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = grace_period_seconds
+        if propagation_policy is not None:
+            options["propagationPolicy"] = propagation_policy
+        if resource_version is not None:
+            options["preconditions"] = {"resourceVersion": resource_version}
+        return await self.request("DELETE", resource.path(namespace, name), body=options)
+
+    async def version(self) -> Json:
+        """The server's /version (gitVersion, major, minor...)."""
+        return await self.request("GET", "/version")

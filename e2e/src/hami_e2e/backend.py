@@ -1,0 +1,41 @@
+"""Which cluster the fixtures start: the local processes, or kind where it can run.
+
+``HAMI_E2E_BACKEND`` selects: ``local`` (the default when kind or Docker is missing), ``kind``
+(fails if unavailable) or ``auto`` (the default: kind when `kind_available()`, else local).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from hami_common.k8s import KubeClient
+
+from hami_e2e.cluster import LocalCluster
+from hami_e2e.kind import KindCluster, kind_available
+
+
+class Cluster(Protocol):
+    """What suites may rely on, whichever backend runs."""
+
+    kind: str
+    workdir: Path
+    logs: Path
+    kubeconfig: Path
+    start_seconds: float | None
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def client(self) -> KubeClient: ...
+    def check(self) -> None: ...
+    def log_tails(self, lines: int = 30) -> str: ...
+
+
+def make_cluster(workdir: Path, scheduler_extra: dict[str, Any] | None = None) -> Cluster:
+    choice = os.environ.get("HAMI_E2E_BACKEND", "auto")
+    if choice not in ("auto", "local", "kind"):
+        raise ValueError(f"HAMI_E2E_BACKEND={choice!r}: expected auto, local or kind")
+    if choice == "kind" or (choice == "auto" and kind_available()):
+        return KindCluster(workdir, scheduler_extra=scheduler_extra)
+    return LocalCluster(workdir, scheduler_extra=scheduler_extra)

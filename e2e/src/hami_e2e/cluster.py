@@ -1,0 +1,204 @@
+"""The local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok.
+
+`LocalCluster` starts the upstream binaries from the build cache as processes on loopback,
+with generated certificates, waits until each is ready, and writes an admin kubeconfig. Every
+component logs into ``<workdir>/logs``; when one fails to start or dies, the error names it
+and shows the tail of its log. `stop()` (also run by `with`) stops all of them, newest first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from hami_common.k8s import KubeClient, NotFound, load_config
+from hami_common.k8s.resources import SERVICE_ACCOUNTS
+
+from hami_e2e import components as comp
+from hami_e2e.build import Layout, layout
+from hami_e2e.pki import ClusterPki, cluster_pki
+from hami_e2e.process import ManagedProcess, ProcessError, tail
+
+READY_TIMEOUT = 90.0
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not start; the message names the component and shows its log."""
+
+
+class LocalCluster:
+    """A control plane in ``workdir``. Use as a context manager, or `start()` / `stop()`."""
+
+    kind = "local"
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        binaries: Layout | None = None,
+        scheduler_extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.binaries = binaries or layout()
+        self.scheduler_extra = scheduler_extra
+        self.ports = comp.Ports.pick()
+        self.processes: list[ManagedProcess] = []
+        self.pki: ClusterPki | None = None
+        self.kubeconfig = workdir / "admin.kubeconfig"
+        self.server = f"https://127.0.0.1:{self.ports.apiserver}"
+        self.start_seconds: float | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if not self.binaries.is_complete():
+            raise ClusterError(
+                f"the control-plane binaries are not built at {self.binaries.bin}: "
+                "run `./just build-cluster`"
+            )
+        began = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - began
+
+    def _start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        pki = self.pki = cluster_pki(self.workdir / "pki", comp.SERVICE_IP)
+        ca, bins, ports = pki.ca.pair.cert, self.binaries, self.ports
+        comp.write_kubeconfig(self.kubeconfig, self.server, ca, pki.admin)
+        kcm_kc = comp.write_kubeconfig(
+            self.workdir / "kcm.kubeconfig", self.server, ca, pki.controller_manager
+        )
+        sched_kc = comp.write_kubeconfig(
+            self.workdir / "scheduler.kubeconfig", self.server, ca, pki.scheduler
+        )
+        kwok_kc = comp.write_kubeconfig(self.workdir / "kwok.kubeconfig", self.server, ca, pki.kwok)
+        sched_cfg = comp.write_yaml(
+            self.workdir / "scheduler-config.yaml",
+            comp.scheduler_config(sched_kc, self.scheduler_extra),
+        )
+
+        etcd = self._spawn(
+            "etcd", comp.etcd_args(bins.binary("etcd"), self.workdir / "etcd", ports)
+        )
+        self._wait(etcd, lambda: _http_ok(f"http://127.0.0.1:{ports.etcd_client}/health"))
+        apiserver = self._spawn(
+            "kube-apiserver", comp.apiserver_args(bins.binary("kube-apiserver"), pki, ports)
+        )
+        self._wait(apiserver, lambda: self._api_ok("/readyz"))
+        kcm = self._spawn(
+            "kube-controller-manager",
+            comp.controller_manager_args(
+                bins.binary("kube-controller-manager"), pki, kcm_kc, ports
+            ),
+        )
+        sched = self._spawn(
+            "kube-scheduler",
+            comp.scheduler_args(bins.binary("kube-scheduler"), sched_cfg, sched_kc, ports),
+        )
+        kwok = self._spawn("kwok", comp.kwok_args(bins.binary("kwok"), kwok_kc, bins.stages, ports))
+        self._wait(kcm, lambda: _https_ok(f"https://127.0.0.1:{ports.controller_manager}/healthz"))
+        self._wait(sched, lambda: _https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"))
+        self._wait(kwok, lambda: _http_ok(f"http://127.0.0.1:{ports.kwok}/healthz"))
+        # The ServiceAccount admission plugin rejects pods until the controller-manager has
+        # created the namespace's `default` ServiceAccount: wait for it.
+        self._wait(kcm, self._default_service_account_exists)
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, self.logs / f"{name}.log")
+        proc.start()
+        self.processes.append(proc)
+        return proc
+
+    def _wait(
+        self, proc: ManagedProcess, ready: Callable[[], bool], timeout: float = READY_TIMEOUT
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                proc.check()
+            except ProcessError as exc:
+                raise ClusterError(str(exc)) from None
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"{proc.name} was not ready after {timeout:.0f}s; "
+                    f"last lines of {proc.log}:\n{tail(proc.log)}"
+                )
+            time.sleep(0.2)
+
+    def _api_ok(self, path: str) -> bool:
+        if self.pki is None:
+            return False
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca.pair.cert))
+        ctx.load_cert_chain(str(self.pki.admin.cert), str(self.pki.admin.key))
+        return _http_ok(self.server + path, verify=ctx)
+
+    def _default_service_account_exists(self) -> bool:
+        async def probe() -> bool:
+            async with self.client() as kube:
+                try:
+                    await kube.get(SERVICE_ACCOUNTS, "default", namespace="default")
+                except NotFound:
+                    return False
+                return True
+
+        return asyncio.run(probe())
+
+    def client(self) -> KubeClient:
+        """A new adapter client as the cluster admin (close it, or use `async with`)."""
+        return KubeClient(load_config(self.kubeconfig))
+
+    def check(self) -> None:
+        """Raise `ClusterError` with the log tail if any component has died."""
+        for proc in self.processes:
+            try:
+                proc.check()
+            except ProcessError as exc:
+                raise ClusterError(str(exc)) from None
+
+    def log_tails(self, lines: int = 30) -> str:
+        """The last lines of every component's log, for a failure report."""
+        return "\n".join(
+            f"----- {p.name} ({p.log}) -----\n{tail(p.log, lines)}" for p in self.processes
+        )
+
+    def process_groups(self) -> dict[str, int]:
+        return {p.name: p.pid for p in self.processes if p.pid is not None}
+
+
+def _http_ok(url: str, verify: ssl.SSLContext | bool = True) -> bool:
+    try:
+        return httpx.get(url, verify=verify, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _https_ok(url: str) -> bool:
+    # The components' health endpoints use a self-signed certificate they generate at start.
+    return _http_ok(url, verify=False)

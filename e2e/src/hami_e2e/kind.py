@@ -1,0 +1,165 @@
+"""The same cluster on kind, where `kind` and a Docker engine exist.
+
+kind runs the real control plane in a container; fake accelerator nodes still come from our
+kwok binary, run here as a process against kind's API server (kwok works out of cluster), so
+node pools, fixtures and suites are unchanged. Our KubeSchedulerConfiguration is mounted into
+the control-plane container and passed to kube-scheduler with a kubeadm patch. This path is
+not exercised on machines without Docker (see e2e/README.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from hami_common.k8s import KubeClient, load_config
+
+from hami_e2e import components as comp
+from hami_e2e.build import Layout, layout
+from hami_e2e.process import ManagedProcess, ProcessError, tail
+
+SCHEDULER_CONFIG_IN_NODE = "/etc/hami/scheduler-config.yaml"
+
+
+def kind_available() -> bool:
+    """`kind` on PATH and a Docker engine that answers."""
+    if shutil.which("kind") is None or shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=20)
+    return probe.returncode == 0
+
+
+class KindCluster:
+    kind = "kind"
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        binaries: Layout | None = None,
+        scheduler_extra: dict[str, Any] | None = None,
+        name: str = "hami-e2e",
+    ) -> None:
+        self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.binaries = binaries or layout()
+        self.scheduler_extra = scheduler_extra
+        self.name = f"{name}-{int(time.time()) % 100000}"
+        self.kubeconfig = workdir / "admin.kubeconfig"
+        self.processes: list[ManagedProcess] = []
+        self.start_seconds: float | None = None
+        self._created = False
+
+    def __enter__(self) -> KindCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _config(self) -> dict[str, Any]:
+        sched = comp.scheduler_config(Path("/etc/kubernetes/scheduler.conf"), self.scheduler_extra)
+        sched_file = comp.write_yaml(self.workdir / "scheduler-config.yaml", sched)
+        patch = (
+            "kind: ClusterConfiguration\n"
+            "scheduler:\n"
+            "  extraArgs:\n"
+            f"    config: {SCHEDULER_CONFIG_IN_NODE}\n"
+            "  extraVolumes:\n"
+            "  - name: hami-scheduler-config\n"
+            f"    hostPath: {SCHEDULER_CONFIG_IN_NODE}\n"
+            f"    mountPath: {SCHEDULER_CONFIG_IN_NODE}\n"
+            "    readOnly: true\n"
+            "    pathType: File\n"
+        )
+        return {
+            "kind": "Cluster",
+            "apiVersion": "kind.x-k8s.io/v1alpha4",
+            "nodes": [
+                {
+                    "role": "control-plane",
+                    "extraMounts": [
+                        {"hostPath": str(sched_file), "containerPath": SCHEDULER_CONFIG_IN_NODE}
+                    ],
+                    "kubeadmConfigPatches": [patch],
+                }
+            ],
+        }
+
+    def start(self) -> None:
+        began = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        config = comp.write_yaml(self.workdir / "kind.yaml", self._config())
+        log = self.logs / "kind-create.log"
+        with log.open("wb") as sink:
+            self._created = True
+            done = subprocess.run(
+                [
+                    "kind",
+                    "create",
+                    "cluster",
+                    "--name",
+                    self.name,
+                    "--config",
+                    str(config),
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    "--wait",
+                    "180s",
+                ],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        if done.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"kind create cluster failed:\n{tail(log)}")
+        kwok = ManagedProcess(
+            "kwok",
+            comp.kwok_args(
+                self.binaries.binary("kwok"),
+                self.kubeconfig,
+                self.binaries.stages,
+                comp.Ports.pick(),
+            ),
+            self.logs / "kwok.log",
+        )
+        kwok.start()
+        self.processes.append(kwok)
+        self.start_seconds = time.monotonic() - began
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+        if self._created:
+            with (self.logs / "kind-delete.log").open("wb") as sink:
+                subprocess.run(
+                    ["kind", "delete", "cluster", "--name", self.name],
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    check=False,
+                )
+            self._created = False
+
+    def client(self) -> KubeClient:
+        return KubeClient(load_config(self.kubeconfig))
+
+    def check(self) -> None:
+        for proc in self.processes:
+            try:
+                proc.check()
+            except ProcessError as exc:
+                raise RuntimeError(str(exc)) from None
+
+    def log_tails(self, lines: int = 30) -> str:
+        return (
+            "\n".join(
+                f"----- {p.name} ({p.log}) -----\n{tail(p.log, lines)}" for p in self.processes
+            )
+            + f"\n(kind logs: kind export logs --name {self.name})"
+        )

@@ -1,0 +1,158 @@
+"""Child processes of the harness: own process group, own log file, guaranteed teardown.
+
+Each component runs in a new session (so a process group of its own that also holds anything
+it forks). `stop()` sends SIGTERM to the whole group, waits, then SIGKILLs it. Every started
+process is recorded in a registry that `atexit` and SIGTERM/SIGHUP handlers drain, so an
+interrupted test run (Ctrl-C, a killed pytest, a timeout) leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+
+_REGISTRY: dict[int, ManagedProcess] = {}
+_REGISTRY_LOCK = threading.Lock()
+_HANDLERS_INSTALLED = False
+
+
+class ProcessError(RuntimeError):
+    """A component exited or never became ready; the message holds its log tail."""
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "".join(text.splitlines(keepends=True)[-lines:])
+
+
+class ManagedProcess:
+    """One long-running component writing stdout and stderr to ``log``."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log = log
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        _install_handlers()
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as sink:
+            sink.write(f"$ {' '.join(self.argv)}\n".encode())
+            sink.flush()
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        with _REGISTRY_LOCK:
+            _REGISTRY[self.proc.pid] = self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check(self) -> None:
+        """Raise `ProcessError` with the log tail if the process has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ProcessError(
+                f"{self.name} exited with code {self.proc.returncode}; "
+                f"last lines of {self.log}:\n{tail(self.log)}"
+            )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the process group, wait up to ``timeout``, then SIGKILL it."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid  # the session leader's pid is the group id
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(pgid, signal.SIGKILL)
+            self.proc.wait(5)
+        # Anything the component forked that outlived it is still in the group.
+        _signal_group(pgid, signal.SIGKILL)
+        with _REGISTRY_LOCK:
+            _REGISTRY.pop(pgid, None)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def detach(proc: ManagedProcess) -> None:
+    """Let ``proc`` outlive this interpreter (`cluster-up`): drop it from the cleanup registry."""
+    if proc.pid is not None:
+        with _REGISTRY_LOCK:
+            _REGISTRY.pop(proc.pid, None)
+
+
+def kill_group(pgid: int, grace: float = 5.0) -> None:
+    """Terminate a process group started elsewhere (`cluster-down`): TERM, wait, KILL."""
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.1)
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def stop_all() -> None:
+    """Stop every process this interpreter started and has not stopped yet (newest first)."""
+    with _REGISTRY_LOCK:
+        procs = list(_REGISTRY.values())
+    for proc in reversed(procs):
+        with contextlib.suppress(Exception):
+            proc.stop(timeout=5.0)
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    stop_all()
+    # Re-raise with the default action so the exit status still says "killed by signal".
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_handlers() -> None:
+    global _HANDLERS_INSTALLED  # noqa: PLW0603 - install once per interpreter
+    if _HANDLERS_INSTALLED:
+        return
+    _HANDLERS_INSTALLED = True
+    atexit.register(stop_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                signal.signal(sig, _on_signal)
