@@ -1,0 +1,58 @@
+"""The webhook's settings (CLI > env ``HAMI_WEBHOOK_*`` > ``--config-file`` > default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, ClassVar
+
+from hami_common.settings import DeviceConfig, ServiceSettings, load_device_config
+from pydantic import Field
+
+
+class WebhookSettings(ServiceSettings):
+    """hami-webhook: the mutating admission webhook for accelerator-sharing pods."""
+
+    env_prefix: ClassVar[str] = "HAMI_WEBHOOK_"
+
+    host: str = Field(default="0.0.0.0", description="address to listen on")  # noqa: S104
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=8443, description="HTTPS port (0 picks a free one)"
+    )
+    cert_file: Path | None = Field(default=None, description="PEM certificate chain (required)")
+    key_file: Path | None = Field(default=None, description="PEM private key (required)")
+    cert_reload_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=10.0, description="how often the certificate files are checked for changes"
+    )
+    scheduler_name: str = Field(
+        default="hami-scheduler",
+        description="schedulerName set on device pods; empty leaves schedulerName alone",
+    )
+    force_overwrite_default_scheduler: bool = Field(
+        default=True, description="also take over pods that name default-scheduler"
+    )
+    device_config_file: Path | None = Field(
+        default=None, description="HAMi device-config.yaml; HAMi's defaults when unset"
+    )
+    quota_check: bool = Field(
+        default=True, description="check namespace ResourceQuota limits.<gpumem|gpucores>"
+    )
+    namespace_check: bool = Field(
+        default=True, description="honour the hami.io/webhook=ignore label on namespaces"
+    )
+    kubeconfig: Path | None = Field(
+        default=None, description="kubeconfig for the API (default: KUBECONFIG, in-cluster)"
+    )
+    max_request_bytes: Annotated[int, Field(ge=1024, le=64 * 2**20)] = Field(
+        default=3 * 2**20, description="largest AdmissionReview body accepted"
+    )
+    log_level: str = Field(default="info", pattern=r"^(critical|error|warning|info|debug)$")
+
+    def device_config(self) -> DeviceConfig:
+        """The device config file's content, or HAMi's defaults when none is set."""
+        if self.device_config_file is None:
+            return DeviceConfig()
+        return load_device_config(self.device_config_file)
+
+    @property
+    def uses_kube_api(self) -> bool:
+        return self.quota_check or self.namespace_check
