@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hami_common.k8s import NAMESPACES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
 from hami_common.k8s.watch import list_then_watch
+
 from hami_e2e.build import BuildError, ensure_built
 from hami_e2e.cluster import LocalCluster
 from hami_e2e.nodes import NodePool, create_nodes
@@ -56,7 +57,8 @@ async def _namespace(kube: KubeClient) -> None:
 
 async def schedule_plain(kube: KubeClient, pods: int, nodes: int, concurrency: int) -> float:
     """Create ``pods`` pods at once and return pods/s from the first create to all Running."""
-    await create_nodes(kube, [NodePool(name="bench", count=nodes, devices_per_node=0)], wait_ready=120)
+    pool = NodePool(name="bench", count=nodes, devices_per_node=0)
+    await create_nodes(kube, [pool], wait_ready=120)
     await _namespace(kube)
     running: set[str] = set()
     all_running = asyncio.Event()

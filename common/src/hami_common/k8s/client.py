@@ -82,6 +82,7 @@ class KubeClient:
         timeout: float = 30.0,
         user_agent: str = "hami-rs",
         max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
         self.backoff = backoff or Backoff()
@@ -92,6 +93,7 @@ class KubeClient:
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": user_agent},
             limits=httpx.Limits(max_connections=max_connections),
+            transport=transport,  # unit tests inject httpx.MockTransport here
         )
 
     async def __aenter__(self) -> KubeClient:
