@@ -1,9 +1,10 @@
 """The webhook's ASGI app: ``POST /webhook``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 
 `create_app(settings)` builds everything from the settings; tests inject the vendor rules, the
-quota and namespace sources, the tracer provider and the Prometheus registry. When a source is
-not injected and its check is enabled, the lifespan opens a Kubernetes client (kubeconfig,
-``KUBECONFIG`` or in-cluster) and closes it on shutdown.
+quota and namespace sources, the tracer provider and the Prometheus registry. A check that the
+settings disable (``--no-quota-check``, ``--no-namespace-check``) is off even when its source is
+injected. When an enabled check has no injected source, the lifespan opens a Kubernetes client
+(``--kubeconfig``, ``KUBECONFIG`` or in-cluster) and closes it on shutdown.
 
 Tracing: each admission is a span named ``admission``. Its parent is the trace context already
 on the pod (``hami.io/trace-context``), else the request's ``traceparent`` header (API server
@@ -99,7 +100,12 @@ def create_app(
     metrics = _Metrics(registry)
     provider = tracer_provider
     policy = AdmissionPolicy(settings.scheduler_name, settings.force_overwrite_default_scheduler)
-    admitter = Admitter(vendor_rules, policy, quota=quota, namespaces=namespaces)
+    admitter = Admitter(
+        vendor_rules,
+        policy,
+        quota=quota if settings.quota_check else None,
+        namespaces=namespaces if settings.namespace_check else None,
+    )
     state: dict[str, Any] = {"ready": False}
 
     @asynccontextmanager

@@ -54,14 +54,13 @@ def bound_port(server: uvicorn.Server) -> int:
     raise RuntimeError("server is not listening")
 
 
-async def wait_started(server: uvicorn.Server, serving: asyncio.Task[None], timeout: float) -> None:
-    """Wait until `server` listens; uvicorn offers no event for it, so poll its flag."""
-    async with asyncio.timeout(timeout):
-        while not server.started:
-            if serving.done():
-                serving.result()  # raise the start-up error
-                raise RuntimeError("the server exited before it started listening")
-            await asyncio.sleep(0.01)
+async def wait_started(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
+    """Wait until `server` listens (wrap in ``asyncio.timeout``); uvicorn has only a flag."""
+    while not server.started:
+        if serving.done():
+            serving.result()  # raise the start-up error
+            raise RuntimeError("the server exited before it started listening")
+        await asyncio.sleep(0.01)
 
 
 async def run(server: uvicorn.Server, certificate: ReloadingCertificate, interval: float) -> None:
