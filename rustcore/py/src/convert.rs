@@ -1,0 +1,116 @@
+//! Error and argument conversion at the Python boundary.
+
+use crate::types::AllocDevice;
+use hami_sched::{Error, PodDevices, VendorSpec, Vendors};
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use std::sync::Arc;
+
+create_exception!(hami_rustcore, CoreError, PyValueError, "An invalid request or input to the scheduling core.");
+create_exception!(hami_rustcore, DecodeError, CoreError, "Malformed annotation or object text; the message names the field and position.");
+
+/// The one place core errors become Python exceptions.
+pub fn core_err(e: Error) -> PyErr {
+    match e {
+        Error::Decode { .. } => DecodeError::new_err(e.to_string()),
+        _ => CoreError::new_err(e.to_string()),
+    }
+}
+
+/// A container list given as annotation text or as lists of `AllocDevice`.
+pub fn containers_arg(obj: &Bound<'_, PyAny>) -> PyResult<PodDevices> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return hami_sched::codec::decode_pod_devices(s.to_str()?).map_err(core_err);
+    }
+    let lists: Vec<Vec<AllocDevice>> = obj.extract()?;
+    Ok(lists.into_iter().map(|v| v.iter().map(AllocDevice::to_core).collect()).collect())
+}
+
+const STRING_KEYS: [&str; 4] = ["resource_count", "resource_memory", "resource_memory_percentage", "resource_cores"];
+const INT_KEYS: [&str; 3] = ["default_memory", "default_cores", "memory_factor"];
+
+/// `{"NVIDIA": {"resource_count": "nvidia.com/gpu", "default_memory": 0, ...}}`: overrides of
+/// the built-in vendors' resource names and defaults. Unknown vendors and keys are errors.
+pub fn parse_vendor_overrides(overrides: Option<&Bound<'_, PyDict>>) -> PyResult<Vendors> {
+    let mut vendors = Vendors::default();
+    let Some(overrides) = overrides else { return Ok(vendors) };
+    for (vendor, cfg) in overrides.iter() {
+        let vendor: String = vendor.extract()?;
+        let base = vendors
+            .get(&vendor)
+            .ok_or_else(|| PyValueError::new_err(format!("vendors: unknown vendor {vendor:?}; known: NVIDIA, MLU")))?;
+        let mut spec: VendorSpec = base.spec().clone();
+        let cfg = cfg.cast::<PyDict>().map_err(|_| PyValueError::new_err(format!("vendors.{vendor}: expected a dict")))?;
+        for (k, v) in cfg.iter() {
+            let k: String = k.extract()?;
+            let bad = |what: &str| PyValueError::new_err(format!("vendors.{vendor}.{k}: expected {what}"));
+            match k.as_str() {
+                "resource_count" => spec.resource_count = v.extract().map_err(|_| bad("a string"))?,
+                "resource_memory" => spec.resource_memory = v.extract().map_err(|_| bad("a string"))?,
+                "resource_memory_percentage" => spec.resource_memory_percentage = v.extract().map_err(|_| bad("a string"))?,
+                "resource_cores" => spec.resource_cores = v.extract().map_err(|_| bad("a string"))?,
+                "default_memory" => spec.default_memory = v.extract().map_err(|_| bad("a non-negative integer (MiB)"))?,
+                "default_cores" => {
+                    let c: u32 = v.extract().map_err(|_| bad("an integer from 0 to 100"))?;
+                    if c > 100 {
+                        return Err(bad("an integer from 0 to 100"));
+                    }
+                    spec.default_cores = c;
+                }
+                "memory_factor" => {
+                    let f: u64 = v.extract().map_err(|_| bad("a positive integer"))?;
+                    if f == 0 {
+                        return Err(bad("a positive integer"));
+                    }
+                    spec.memory_factor = f;
+                }
+                _ => {
+                    return Err(PyValueError::new_err(format!(
+                        "vendors.{vendor}: unknown key {k:?}; known keys: {}, {}",
+                        STRING_KEYS.join(", "),
+                        INT_KEYS.join(", ")
+                    )))
+                }
+            }
+        }
+        let rules: Arc<dyn hami_sched::VendorRules> = match vendor.as_str() {
+            "NVIDIA" => Arc::new(hami_sched::vendor::Nvidia(spec)),
+            _ => Arc::new(hami_sched::vendor::Cambricon(spec)),
+        };
+        vendors.insert(rules);
+    }
+    Ok(vendors)
+}
+
+pub fn vendor_specs<'py>(py: Python<'py>, vendors: &Vendors) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for rules in vendors.iter() {
+        let s = rules.spec();
+        let d = PyDict::new(py);
+        for (k, v) in [
+            ("resource_count", &s.resource_count),
+            ("resource_memory", &s.resource_memory),
+            ("resource_memory_percentage", &s.resource_memory_percentage),
+            ("resource_cores", &s.resource_cores),
+            ("register_annotation", &s.register_annotation),
+            ("to_allocate_annotation", &s.to_allocate_annotation),
+            ("allocated_annotation", &s.allocated_annotation),
+            ("use_type_annotation", &s.use_type_annotation),
+            ("nouse_type_annotation", &s.nouse_type_annotation),
+            ("use_uuid_annotation", &s.use_uuid_annotation),
+            ("nouse_uuid_annotation", &s.nouse_uuid_annotation),
+            ("mode_annotation", &s.mode_annotation),
+            ("numa_bind_annotation", &s.numa_bind_annotation),
+        ] {
+            d.set_item(k, v)?;
+        }
+        d.set_item("default_memory", s.default_memory)?;
+        d.set_item("default_cores", s.default_cores)?;
+        d.set_item("memory_factor", s.memory_factor)?;
+        d.set_item("quota_in_fit", s.quota_in_fit)?;
+        out.set_item(&s.key, d)?;
+    }
+    Ok(out)
+}

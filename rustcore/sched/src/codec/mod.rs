@@ -1,0 +1,24 @@
+//! HAMi's annotation formats, byte-compatible with v2.10 (`hami-control-plane.md` §3).
+//! Decoders take any text and return a typed error naming the field and position; they never
+//! panic (proptest feeds them random bytes).
+
+mod gojson;
+mod node;
+mod pair;
+mod pod;
+
+pub use node::{
+    decode_node_devices, decode_node_devices_legacy, encode_node_devices,
+    encode_node_devices_legacy,
+};
+pub use pair::{decode_pair_scores, encode_pair_scores, PairScores};
+pub use pod::{decode_pod_devices, encode_pod_devices};
+
+/// Go's `strconv.ParseBool`.
+pub(crate) fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}

@@ -1,0 +1,68 @@
+//! The crate's one error type. Every failure a caller can cause is a variant with the field
+//! and position that was wrong; the binding turns it into a Python exception once, at the edge.
+
+use std::fmt;
+
+/// Which wire format a decode error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    NodeRegister,
+    NodeRegisterLegacy,
+    PodDevices,
+    PairScores,
+    ScoringWeights,
+    Policy,
+    PodSpec,
+    Quantity,
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Codec::NodeRegister => "node register annotation",
+            Codec::NodeRegisterLegacy => "node register annotation (legacy colon format)",
+            Codec::PodDevices => "pod device annotation",
+            Codec::PairScores => "pair-score annotation",
+            Codec::ScoringWeights => "hami.io/device-scoring-weights",
+            Codec::Policy => "scheduler policy",
+            Codec::PodSpec => "pod",
+            Codec::Quantity => "resource quantity",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Malformed input: which format, which field, where, and what was wrong.
+    #[error("{codec}: {field} at {position}: {message}")]
+    Decode {
+        codec: Codec,
+        field: String,
+        position: String,
+        message: String,
+    },
+    /// A request that can never be valid (negative count, percentage over 100, ...).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A vendor key that no backend serves.
+    #[error("unknown vendor {0:?}: known vendors are NVIDIA, MLU")]
+    UnknownVendor(String),
+}
+
+impl Error {
+    pub fn decode(
+        codec: Codec,
+        field: impl Into<String>,
+        position: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Decode {
+            codec,
+            field: field.into(),
+            position: position.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

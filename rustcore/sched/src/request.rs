@@ -1,0 +1,319 @@
+//! What a pod asks for: per container and vendor a count, memory (MiB or % of the device) and
+//! cores; per vendor the selectors from the pod's annotations; the policies.
+
+use crate::codec::parse_go_bool;
+use crate::error::{Codec, Error, Result};
+use crate::policy::{
+    GpuPolicy, NodePolicy, Weights, GPU_POLICY_ANNOTATION, NODE_POLICY_ANNOTATION,
+    WEIGHTS_ANNOTATION,
+};
+use crate::quantity::parse_quantity;
+use crate::vendor::{VendorSpec, Vendors};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// One vendor's part of one container's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRequest {
+    pub vendor: String,
+    /// How many devices.
+    pub count: u32,
+    /// MiB per device; 0 when memory is given as a percentage.
+    pub mem_mib: u64,
+    /// Percent of each device's memory (1..=100), when `mem_mib` is 0.
+    pub mem_percent: Option<u32>,
+    /// Percent of each device's cores (100 = exclusive).
+    pub cores: u32,
+}
+
+impl DeviceRequest {
+    /// The memory this request takes on a device with `total` MiB.
+    pub fn mem_on(&self, total: u64) -> u64 {
+        if self.mem_mib > 0 {
+            self.mem_mib
+        } else {
+            total * u64::from(self.mem_percent.unwrap_or(100)) / 100
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerRequest {
+    pub init: bool,
+    pub devices: Vec<DeviceRequest>,
+}
+
+/// Device selectors a pod's annotations set for one vendor.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selectors {
+    /// Lower-cased; the device type must contain one of them.
+    pub use_types: Vec<String>,
+    /// Lower-cased; the device type must contain none of them.
+    pub nouse_types: Vec<String>,
+    pub use_uuids: Vec<String>,
+    pub nouse_uuids: Vec<String>,
+    /// The device mode (`hami-core`, `mig`, `mps`) must be a substring of this.
+    pub mode: Option<String>,
+    pub numa_bind: bool,
+}
+
+fn comma_list(s: &str, lower: bool) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| if lower { x.to_lowercase() } else { x.to_string() })
+        .collect()
+}
+
+impl Selectors {
+    pub fn from_annotations(spec: &VendorSpec, ann: &BTreeMap<String, String>) -> Self {
+        let get = |key: &str| -> Option<&str> {
+            if key.is_empty() {
+                None
+            } else {
+                ann.get(key).map(String::as_str)
+            }
+        };
+        Selectors {
+            use_types: get(&spec.use_type_annotation).map_or_else(Vec::new, |s| comma_list(s, true)),
+            nouse_types: get(&spec.nouse_type_annotation).map_or_else(Vec::new, |s| comma_list(s, true)),
+            use_uuids: get(&spec.use_uuid_annotation).map_or_else(Vec::new, |s| comma_list(s, false)),
+            nouse_uuids: get(&spec.nouse_uuid_annotation).map_or_else(Vec::new, |s| comma_list(s, false)),
+            mode: get(&spec.mode_annotation).map(str::to_string),
+            numa_bind: get(&spec.numa_bind_annotation)
+                .and_then(|s| parse_go_bool(s.trim()))
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// A pod as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodRequest {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    /// Init containers first, then app containers, in spec order; one entry per container.
+    pub containers: Vec<ContainerRequest>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl PodRequest {
+    pub fn has_devices(&self) -> bool {
+        self.containers.iter().any(|c| c.devices.iter().any(|d| d.count > 0))
+    }
+
+    pub fn init_count(&self) -> usize {
+        self.containers.iter().take_while(|c| c.init).count()
+    }
+
+    pub fn node_policy(&self, default: NodePolicy) -> NodePolicy {
+        self.annotations
+            .get(NODE_POLICY_ANNOTATION)
+            .map_or(default, |s| NodePolicy::parse(s))
+    }
+
+    pub fn gpu_policy(&self, default: &GpuPolicy) -> GpuPolicy {
+        self.annotations
+            .get(GPU_POLICY_ANNOTATION)
+            .map_or_else(|| default.clone(), |s| GpuPolicy::parse(s))
+    }
+
+    pub fn weights(&self) -> Result<Weights> {
+        self.annotations
+            .get(WEIGHTS_ANNOTATION)
+            .map_or(Ok(Weights::default()), |s| Weights::parse(s))
+    }
+
+    /// Derives the request from a Kubernetes pod object (JSON), as HAMi's
+    /// `GenerateResourceRequests` does for each known vendor.
+    pub fn from_pod_json(text: &str, vendors: &Vendors) -> Result<PodRequest> {
+        let pod: Value = serde_json::from_str(text).map_err(|e| {
+            Error::decode(
+                Codec::PodSpec,
+                "JSON",
+                format!("line {} column {}", e.line(), e.column()),
+                e.to_string(),
+            )
+        })?;
+        Self::from_pod_value(&pod, vendors)
+    }
+
+    pub fn from_pod_value(pod: &Value, vendors: &Vendors) -> Result<PodRequest> {
+        let meta = pod.get("metadata");
+        let text = |v: Option<&Value>, key: &str| -> String {
+            v.and_then(|m| m.get(key))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut annotations = BTreeMap::new();
+        if let Some(Value::Object(map)) = meta.and_then(|m| m.get("annotations")) {
+            for (k, v) in map {
+                if let Some(s) = v.as_str() {
+                    annotations.insert(k.clone(), s.to_string());
+                }
+            }
+        }
+        let spec = pod.get("spec");
+        let mut containers = Vec::new();
+        for (list, init) in [("initContainers", true), ("containers", false)] {
+            let items = match spec.and_then(|s| s.get(list)) {
+                None | Some(Value::Null) => continue,
+                Some(Value::Array(items)) => items,
+                Some(_) => {
+                    return Err(Error::decode(
+                        Codec::PodSpec,
+                        format!("spec.{list}"),
+                        "pod",
+                        "expected an array",
+                    ))
+                }
+            };
+            for (i, c) in items.iter().enumerate() {
+                let at = format!("spec.{list}[{i}]");
+                containers.push(ContainerRequest {
+                    init,
+                    devices: container_devices(c, &at, vendors)?,
+                });
+            }
+        }
+        Ok(PodRequest {
+            uid: text(meta, "uid"),
+            namespace: text(meta, "namespace"),
+            name: text(meta, "name"),
+            containers,
+            annotations,
+        })
+    }
+}
+
+fn container_devices(c: &Value, at: &str, vendors: &Vendors) -> Result<Vec<DeviceRequest>> {
+    let res = c.get("resources");
+    let limits = res.and_then(|r| r.get("limits"));
+    let requests = res.and_then(|r| r.get("requests"));
+    // Limits first, then requests, as HAMi reads them.
+    let lookup = |name: &str| -> Result<Option<i64>> {
+        if name.is_empty() {
+            return Ok(None);
+        }
+        for src in [limits, requests] {
+            if let Some(v) = src.and_then(|m| m.get(name)) {
+                let field = format!("{at}.resources {name}");
+                let parsed = match v {
+                    Value::String(s) => parse_quantity(&field, s)?,
+                    Value::Number(n) => n.as_i64().ok_or_else(|| {
+                        Error::decode(Codec::Quantity, &field, n.to_string(), "must be a whole number")
+                    })?,
+                    _ => {
+                        return Err(Error::decode(Codec::Quantity, &field, v.to_string(), "expected a quantity"))
+                    }
+                };
+                return Ok(Some(parsed));
+            }
+        }
+        Ok(None)
+    };
+    let mut out = Vec::new();
+    for rules in vendors.iter() {
+        let spec = rules.spec();
+        let count = match lookup(&spec.resource_count)? {
+            None | Some(0) => continue,
+            Some(n) if n < 0 || n > i64::from(i32::MAX) => {
+                return Err(Error::InvalidRequest(format!(
+                    "{at}: {} must be a positive device count, got {n}",
+                    spec.resource_count
+                )))
+            }
+            Some(n) => n as u32,
+        };
+        let mut mem_mib = match lookup(&spec.resource_memory)? {
+            None => 0,
+            Some(m) if m < 0 || m > i64::from(i32::MAX) => {
+                return Err(Error::InvalidRequest(format!(
+                    "{at}: {} must be between 0 and {} (MiB, not bytes), got {m}",
+                    spec.resource_memory,
+                    i32::MAX
+                )))
+            }
+            Some(m) => m as u64 * spec.memory_factor.max(1),
+        };
+        let mut mem_percent = match lookup(&spec.resource_memory_percentage)? {
+            None => None,
+            Some(p) if p <= 0 => None,
+            Some(p) => Some(p.min(100) as u32),
+        };
+        if mem_mib == 0 && mem_percent.is_none() {
+            if spec.default_memory > 0 {
+                mem_mib = spec.default_memory;
+            } else {
+                mem_percent = Some(100);
+            }
+        }
+        if mem_mib > 0 {
+            mem_percent = None;
+        }
+        let cores = match lookup(&spec.resource_cores)? {
+            None => spec.default_cores,
+            Some(c) if c < 0 => {
+                return Err(Error::InvalidRequest(format!(
+                    "{at}: {} must be between 0 and 100, got {c}",
+                    spec.resource_cores
+                )))
+            }
+            Some(c) => c.min(i64::from(u32::MAX)) as u32,
+        };
+        out.push(DeviceRequest {
+            vendor: spec.key.clone(),
+            count,
+            mem_mib,
+            mem_percent,
+            cores,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_hami_example() {
+        let pod = r#"{"metadata":{"uid":"u1","namespace":"default","name":"p","annotations":{"nvidia.com/use-gputype":"A100,V100"}},
+            "spec":{"containers":[{"name":"c","resources":{"limits":{"nvidia.com/gpu":"1","nvidia.com/gpumem":"3000","nvidia.com/gpucores":"30"}}},
+                                  {"name":"side"}]}}"#;
+        let p = PodRequest::from_pod_json(pod, &Vendors::default()).unwrap();
+        assert_eq!(p.containers.len(), 2);
+        assert_eq!(
+            p.containers[0].devices,
+            vec![DeviceRequest { vendor: "NVIDIA".into(), count: 1, mem_mib: 3000, mem_percent: None, cores: 30 }]
+        );
+        assert!(p.containers[1].devices.is_empty());
+        let sel = Selectors::from_annotations(&VendorSpec::nvidia(), &p.annotations);
+        assert_eq!(sel.use_types, vec!["a100", "v100"]);
+    }
+
+    #[test]
+    fn defaults_and_percentages() {
+        let pod = r#"{"spec":{"initContainers":[{"resources":{"limits":{"nvidia.com/gpu":2}}}],
+            "containers":[{"resources":{"limits":{"nvidia.com/gpu":"1","nvidia.com/gpumem-percentage":"150"}}},
+                          {"resources":{"limits":{"cambricon.com/vmlu":"1","cambricon.com/mlu.smlu.vmemory":"4"}}}]}}"#;
+        let p = PodRequest::from_pod_json(pod, &Vendors::default()).unwrap();
+        assert!(p.containers[0].init);
+        assert_eq!(p.containers[0].devices[0].mem_percent, Some(100));
+        assert_eq!(p.containers[1].devices[0].mem_percent, Some(100));
+        let mlu = &p.containers[2].devices[0];
+        assert_eq!((mlu.vendor.as_str(), mlu.mem_mib, mlu.cores), ("MLU", 1024, 100));
+    }
+
+    #[test]
+    fn bad_quantities_name_the_container() {
+        let pod = r#"{"spec":{"containers":[{"resources":{"limits":{"nvidia.com/gpu":"1","nvidia.com/gpumem":"-5"}}}]}}"#;
+        let e = PodRequest::from_pod_json(pod, &Vendors::default()).unwrap_err().to_string();
+        assert!(e.contains("spec.containers[0]") && e.contains("nvidia.com/gpumem"), "{e}");
+        let pod = r#"{"spec":{"containers":[{"resources":{"limits":{"nvidia.com/gpu":"1.5"}}}]}}"#;
+        let e = PodRequest::from_pod_json(pod, &Vendors::default()).unwrap_err().to_string();
+        assert!(e.contains("whole number"), "{e}");
+    }
+}

@@ -1,0 +1,506 @@
+//! The cluster's usage state: node inventories and pod allocations, kept incrementally, and
+//! `filter` over it. One `RwLock`: many readers evaluate in parallel; a filter that reserves
+//! holds the upgradable lock, so two reservations can never pick the same free capacity.
+
+use crate::codec::PairScores;
+use crate::error::Result;
+use crate::fit::{fit_node, NodeFit, PodPlan, QuotaRoom, Scratch};
+use crate::model::{AllocDevice, Device, PodDevices, Usage};
+use crate::node::NodeInventory;
+use crate::policy::{GpuPolicy, NodePolicy};
+use crate::reason::{ReasonCounts, NODE_UNREGISTERED};
+use crate::request::PodRequest;
+use crate::vendor::Vendors;
+use parking_lot::{RwLock, RwLockUpgradableReadGuard};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::BTreeMap;
+
+/// A pod's allocation as the state holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodAlloc {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub node: String,
+    /// Devices per container, init containers first (the allocated annotation, decoded).
+    pub containers: PodDevices,
+    /// How many of `containers` are init containers.
+    pub init_count: usize,
+    /// Every init container finished: only the app containers hold devices.
+    pub init_done: bool,
+    /// Set while the reservation is not yet bound: when it was made (unix seconds).
+    pub reserved_at: Option<f64>,
+}
+
+impl PodAlloc {
+    /// HAMi's `CollapseInitContainerUsage`: per device, the larger of the init peak and the app
+    /// sum, with slots counting the app containers that share the device.
+    pub fn collapsed(&self) -> Vec<(String, Usage)> {
+        let mut per: BTreeMap<&str, (Usage, Usage)> = BTreeMap::new();
+        for (ci, devices) in self.containers.iter().enumerate() {
+            let init = ci < self.init_count;
+            if init && self.init_done {
+                continue;
+            }
+            for d in devices {
+                let e = per.entry(d.uuid.as_str()).or_default();
+                if init {
+                    e.0 = e.0.max(&Usage { used: 1, usedmem: d.usedmem, usedcores: d.usedcores });
+                } else {
+                    e.1.add(&Usage { used: 1, usedmem: d.usedmem, usedcores: d.usedcores });
+                }
+            }
+        }
+        per.into_iter()
+            .map(|(uuid, (init, app))| {
+                let mut u = init.max(&app);
+                u.used = u.used.max(1);
+                (uuid.to_string(), u)
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct NodeEntry {
+    inventory: Option<NodeInventory>,
+    usage: Vec<Usage>,
+    pods: FxHashSet<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct QuotaEntry {
+    mem_limit: Option<u64>,
+    cores_limit: Option<u64>,
+    used_mem: u64,
+    used_cores: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    nodes: FxHashMap<String, NodeEntry>,
+    pods: FxHashMap<String, PodAlloc>,
+    /// (namespace, vendor key) -> quota.
+    quotas: FxHashMap<(String, String), QuotaEntry>,
+}
+
+/// The outcome of `filter`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterResult {
+    /// The chosen node, if any fits.
+    pub node: Option<String>,
+    pub score: f64,
+    /// Devices per container (init first) on the chosen node.
+    pub devices: PodDevices,
+    /// A reason for every candidate that does not fit, HAMi's summary format.
+    pub failed: Vec<(String, String)>,
+    /// Reasons counted over all failed nodes and devices, for metrics and events.
+    pub reason_counts: ReasonCounts,
+    /// Whether the devices were reserved in the state.
+    pub reserved: bool,
+}
+
+/// A device's inventory and usage, for metrics and the UI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceUsageView {
+    pub node: String,
+    pub device: Device,
+    pub usage: Usage,
+    pub cordoned: bool,
+}
+
+pub struct Cluster {
+    state: RwLock<State>,
+    vendors: Vendors,
+    node_policy: NodePolicy,
+    gpu_policy: GpuPolicy,
+    threads: usize,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.state.read();
+        f.debug_struct("Cluster").field("nodes", &s.nodes.len()).field("pods", &s.pods.len()).finish()
+    }
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::new(Vendors::default(), NodePolicy::Binpack, GpuPolicy::default())
+    }
+}
+
+/// Candidates below this are evaluated on the calling thread.
+const PARALLEL_MIN_NODES: usize = 1024;
+
+impl Cluster {
+    pub fn new(vendors: Vendors, node_policy: NodePolicy, gpu_policy: GpuPolicy) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        Cluster { state: RwLock::new(State::default()), vendors, node_policy, gpu_policy, threads }
+    }
+
+    pub fn vendors(&self) -> &Vendors {
+        &self.vendors
+    }
+
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
+
+    /// Replaces a node's inventory (all vendors) and recomputes its usage from its pods.
+    pub fn set_node(&self, name: &str, devices: Vec<Device>, pairs: &PairScores, cordoned: &[String]) {
+        let inv = NodeInventory::new(name, devices, pairs, cordoned);
+        let mut s = self.state.write();
+        let State { nodes, pods, .. } = &mut *s;
+        let entry = nodes.entry(name.to_string()).or_default();
+        entry.inventory = Some(inv);
+        recompute_usage(entry, pods);
+    }
+
+    /// Forgets a node's inventory; its pods keep their allocations (they count again if the
+    /// node comes back).
+    pub fn remove_node(&self, name: &str) -> bool {
+        let mut s = self.state.write();
+        match s.nodes.get_mut(name) {
+            Some(e) if e.inventory.is_some() => {
+                e.inventory = None;
+                e.usage.clear();
+                if e.pods.is_empty() {
+                    s.nodes.remove(name);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        let s = self.state.read();
+        let mut v: Vec<String> = s.nodes.iter().filter(|(_, e)| e.inventory.is_some()).map(|(k, _)| k.clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// Adds or replaces a pod's allocation.
+    pub fn upsert_pod(&self, pod: PodAlloc) {
+        let mut s = self.state.write();
+        upsert_locked(&mut s, pod);
+    }
+
+    /// Adds many pods under one lock.
+    pub fn upsert_pods(&self, pods: Vec<PodAlloc>) {
+        let mut s = self.state.write();
+        s.pods.reserve(pods.len());
+        for p in pods {
+            upsert_locked(&mut s, p);
+        }
+    }
+
+    /// Removes a pod's allocation; returns whether it held one.
+    pub fn remove_pod(&self, uid: &str) -> bool {
+        let mut s = self.state.write();
+        remove_locked(&mut s, uid).is_some()
+    }
+
+    pub fn pod(&self, uid: &str) -> Option<PodAlloc> {
+        self.state.read().pods.get(uid).cloned()
+    }
+
+    pub fn pod_count(&self) -> usize {
+        self.state.read().pods.len()
+    }
+
+    /// Marks a reservation as bound: it no longer expires.
+    pub fn mark_bound(&self, uid: &str) -> bool {
+        let mut s = self.state.write();
+        match s.pods.get_mut(uid) {
+            Some(p) => {
+                p.reserved_at = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Releases every reservation made before `now - ttl` that was never bound; returns their UIDs.
+    pub fn release_expired(&self, now: f64, ttl: f64) -> Vec<String> {
+        let mut s = self.state.write();
+        let expired: Vec<String> = s
+            .pods
+            .values()
+            .filter(|p| p.reserved_at.is_some_and(|t| now - t >= ttl))
+            .map(|p| p.uid.clone())
+            .collect();
+        for uid in &expired {
+            remove_locked(&mut s, uid);
+        }
+        expired
+    }
+
+    /// Sets (or with both `None`, clears) a namespace quota for one vendor, in MiB and cores.
+    pub fn set_quota(&self, namespace: &str, vendor: &str, mem_limit: Option<u64>, cores_limit: Option<u64>) {
+        let mut s = self.state.write();
+        let key = (namespace.to_string(), vendor.to_string());
+        if mem_limit.is_none() && cores_limit.is_none() {
+            if let Some(e) = s.quotas.get_mut(&key) {
+                e.mem_limit = None;
+                e.cores_limit = None;
+            }
+            return;
+        }
+        let e = s.quotas.entry(key).or_default();
+        e.mem_limit = mem_limit;
+        e.cores_limit = cores_limit;
+    }
+
+    /// (used MiB, used cores) of a namespace for a vendor.
+    pub fn quota_usage(&self, namespace: &str, vendor: &str) -> (u64, u64) {
+        let s = self.state.read();
+        s.quotas
+            .get(&(namespace.to_string(), vendor.to_string()))
+            .map_or((0, 0), |e| (e.used_mem, e.used_cores))
+    }
+
+    /// Every device with its usage, by node name then device index.
+    pub fn usage(&self) -> Vec<DeviceUsageView> {
+        let s = self.state.read();
+        let mut names: Vec<&String> = s.nodes.keys().collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            let e = &s.nodes[name];
+            if let Some(inv) = &e.inventory {
+                for (i, d) in inv.devices.iter().enumerate() {
+                    out.push(DeviceUsageView { node: name.clone(), device: d.clone(), usage: e.usage[i], cordoned: inv.cordoned[i] });
+                }
+            }
+        }
+        out
+    }
+
+    /// Finds the best node among `candidates` for `pod` and, with `reserve`, records the
+    /// allocation (replacing any earlier one of the same UID) before any other filter can run.
+    pub fn filter(&self, pod: &PodRequest, candidates: &[&str], reserve: bool, now: f64) -> Result<FilterResult> {
+        let guard = self.state.upgradable_read();
+        // A retried pod starts clean: its earlier reservation is not counted against it.
+        let previous = guard.pods.get(&pod.uid).cloned();
+        let quota = |vendor: &str| -> QuotaRoom {
+            let Some(q) = guard.quotas.get(&(pod.namespace.clone(), vendor.to_string())) else {
+                return QuotaRoom::default();
+            };
+            let (mut used_mem, mut used_cores) = (q.used_mem, q.used_cores);
+            if let Some(p) = previous.as_ref() {
+                let (m, c) = pod_vendor_totals(p, vendor);
+                used_mem = used_mem.saturating_sub(m);
+                used_cores = used_cores.saturating_sub(c);
+            }
+            QuotaRoom {
+                mem: q.mem_limit.map(|l| l.saturating_sub(used_mem)),
+                cores: q.cores_limit.map(|l| l.saturating_sub(used_cores)),
+            }
+        };
+        let plan = PodPlan::new(pod, &self.vendors, self.node_policy, &self.gpu_policy, quota)?;
+        let outcomes = self.evaluate(&guard, &plan, candidates, previous.as_ref());
+        let mut result = FilterResult {
+            node: None,
+            score: 0.0,
+            devices: Vec::new(),
+            failed: Vec::new(),
+            reason_counts: ReasonCounts::default(),
+            reserved: false,
+        };
+        let mut best: Option<(usize, NodeFit)> = None;
+        for (ci, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Outcome::Fit(fit) => {
+                    let better = match &best {
+                        None => true,
+                        Some((bi, b)) => {
+                            let ord = match plan.node_policy {
+                                NodePolicy::Binpack => fit.score.total_cmp(&b.score),
+                                NodePolicy::Spread => b.score.total_cmp(&fit.score),
+                            };
+                            ord.then_with(|| candidates[*bi].cmp(candidates[ci])).is_gt()
+                        }
+                    };
+                    if better {
+                        best = Some((ci, fit));
+                    }
+                }
+                Outcome::Miss(summary, counts) => {
+                    for (r, n) in counts.reasons() {
+                        result.reason_counts.add(r, n);
+                    }
+                    result.failed.push((candidates[ci].to_string(), summary));
+                }
+                Outcome::Unregistered => result.failed.push((candidates[ci].to_string(), NODE_UNREGISTERED.to_string())),
+            }
+        }
+        let Some((ci, fit)) = best else {
+            return Ok(result);
+        };
+        let node_name = candidates[ci];
+        let inv = guard.nodes[node_name].inventory.as_ref().expect("a fitting node has an inventory");
+        result.devices = fit
+            .containers
+            .iter()
+            .map(|picks| {
+                picks
+                    .iter()
+                    .map(|p| AllocDevice {
+                        uuid: inv.devices[p.device].id.clone(),
+                        vendor: plan.vendors[p.vendor].rules.spec().key.clone(),
+                        usedmem: p.mem,
+                        usedcores: p.cores,
+                    })
+                    .collect()
+            })
+            .collect();
+        result.node = Some(node_name.to_string());
+        result.score = fit.score;
+        if reserve {
+            let mut w = RwLockUpgradableReadGuard::upgrade(guard);
+            upsert_locked(
+                &mut w,
+                PodAlloc {
+                    uid: pod.uid.clone(),
+                    namespace: pod.namespace.clone(),
+                    name: pod.name.clone(),
+                    node: node_name.to_string(),
+                    containers: result.devices.clone(),
+                    init_count: pod.init_count(),
+                    init_done: false,
+                    reserved_at: Some(now),
+                },
+            );
+            result.reserved = true;
+        }
+        Ok(result)
+    }
+
+    fn evaluate(&self, s: &State, plan: &PodPlan, candidates: &[&str], previous: Option<&PodAlloc>) -> Vec<Outcome> {
+        let run = |chunk: &[&str]| -> Vec<Outcome> {
+            let mut scratch = Scratch::default();
+            let mut own = Vec::new();
+            chunk
+                .iter()
+                .map(|name| {
+                    let Some(entry) = s.nodes.get(*name) else { return Outcome::Unregistered };
+                    let Some(inv) = entry.inventory.as_ref() else { return Outcome::Unregistered };
+                    let usage: &[Usage] = match previous {
+                        Some(p) if p.node == *name => {
+                            own.clear();
+                            own.extend_from_slice(&entry.usage);
+                            for (uuid, u) in p.collapsed() {
+                                if let Some(&i) = inv.uuid_index.get(&uuid) {
+                                    own[i].sub(&u);
+                                }
+                            }
+                            &own
+                        }
+                        _ => &entry.usage,
+                    };
+                    match fit_node(inv, usage, plan, &mut scratch) {
+                        Ok(fit) => Outcome::Fit(fit),
+                        Err(miss) => Outcome::Miss(miss.summary, miss.counts),
+                    }
+                })
+                .collect()
+        };
+        if candidates.len() < PARALLEL_MIN_NODES || self.threads <= 1 {
+            return run(candidates);
+        }
+        let chunk = candidates.len().div_ceil(self.threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = candidates.chunks(chunk).skip(1).map(|c| scope.spawn(move || run(c))).collect();
+            let mut out = run(&candidates[..chunk.min(candidates.len())]);
+            for h in handles {
+                out.extend(h.join().expect("filter worker panicked"));
+            }
+            out
+        })
+    }
+}
+
+enum Outcome {
+    Fit(NodeFit),
+    Miss(String, ReasonCounts),
+    Unregistered,
+}
+
+fn pod_vendor_totals(p: &PodAlloc, vendor: &str) -> (u64, u64) {
+    p.collapsed()
+        .iter()
+        .filter(|(uuid, _)| {
+            p.containers.iter().flatten().any(|d| d.uuid == *uuid && d.vendor == vendor)
+        })
+        .fold((0, 0), |(m, c), (_, u)| (m + u.usedmem, c + u64::from(u.usedcores)))
+}
+
+fn recompute_usage(entry: &mut NodeEntry, pods: &FxHashMap<String, PodAlloc>) {
+    let Some(inv) = entry.inventory.as_ref() else { return };
+    entry.usage = vec![Usage::default(); inv.devices.len()];
+    for uid in &entry.pods {
+        if let Some(p) = pods.get(uid) {
+            for (uuid, u) in p.collapsed() {
+                if let Some(&i) = inv.uuid_index.get(&uuid) {
+                    entry.usage[i].add(&u);
+                }
+            }
+        }
+    }
+}
+
+fn apply(s: &mut State, pod: &PodAlloc, add: bool) {
+    let collapsed = pod.collapsed();
+    if let Some(entry) = s.nodes.get_mut(&pod.node) {
+        if let Some(inv) = entry.inventory.as_ref() {
+            for (uuid, u) in &collapsed {
+                if let Some(&i) = inv.uuid_index.get(uuid) {
+                    if add {
+                        entry.usage[i].add(u);
+                    } else {
+                        entry.usage[i].sub(u);
+                    }
+                }
+            }
+        }
+    }
+    let mut per_vendor: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for (uuid, u) in &collapsed {
+        if let Some(d) = pod.containers.iter().flatten().find(|d| d.uuid == *uuid) {
+            let e = per_vendor.entry(d.vendor.as_str()).or_default();
+            e.0 += u.usedmem;
+            e.1 += u64::from(u.usedcores);
+        }
+    }
+    for (vendor, (m, c)) in per_vendor {
+        let q = s.quotas.entry((pod.namespace.clone(), vendor.to_string())).or_default();
+        if add {
+            q.used_mem += m;
+            q.used_cores += c;
+        } else {
+            q.used_mem = q.used_mem.saturating_sub(m);
+            q.used_cores = q.used_cores.saturating_sub(c);
+        }
+    }
+}
+
+fn remove_locked(s: &mut State, uid: &str) -> Option<PodAlloc> {
+    let old = s.pods.remove(uid)?;
+    apply(s, &old, false);
+    if let Some(e) = s.nodes.get_mut(&old.node) {
+        e.pods.remove(uid);
+        if e.inventory.is_none() && e.pods.is_empty() {
+            s.nodes.remove(&old.node);
+        }
+    }
+    Some(old)
+}
+
+fn upsert_locked(s: &mut State, pod: PodAlloc) {
+    remove_locked(s, &pod.uid);
+    apply(s, &pod, true);
+    s.nodes.entry(pod.node.clone()).or_default().pods.insert(pod.uid.clone());
+    s.pods.insert(pod.uid.clone(), pod);
+}
