@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-
-@dataclass(frozen=True)
-class TlsPair:
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-    cert_pem: bytes
-    key_pem: bytes
+from hami_webhook.testing import TlsPair
 
 
 def _name(common_name: str) -> x509.Name:

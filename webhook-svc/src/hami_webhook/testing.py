@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 Json = dict[str, Any]
@@ -84,3 +86,14 @@ def decoded_patch(answer: Json) -> list[Json]:
     """The JSON patch of an AdmissionReview answer, decoded ([] when there is none)."""
     patch = answer["response"].get("patch")
     return json.loads(base64.b64decode(patch)) if patch else []
+
+
+@dataclass(frozen=True)
+class TlsPair:
+    """A CA and a serving certificate signed by it, as files (made by the tests' fixtures)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    cert_pem: bytes
+    key_pem: bytes
