@@ -1,0 +1,91 @@
+"""Teardown leaves no process behind: not the component, not what it forked, not on SIGTERM."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from hami_e2e.process import ManagedProcess, ProcessError, kill_group
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is dead for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def wait_file(path: Path, within: float = 10.0) -> str:
+    deadline = time.monotonic() + within
+    while not (path.exists() and path.read_text().strip()):
+        assert time.monotonic() < deadline, f"{path} never written"
+        time.sleep(0.05)
+    return path.read_text().strip()
+
+
+def forking_script(pidfile: Path) -> list[str]:
+    # The component forks a grandchild that ignores SIGTERM: only the group SIGKILL ends it.
+    return ["sh", "-c", f"(trap '' TERM; sleep 300) & echo $! > {pidfile}; wait"]
+
+
+def test_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
+    proc = ManagedProcess("forker", forking_script(tmp_path / "child"), tmp_path / "forker.log")
+    proc.start()
+    child = int(wait_file(tmp_path / "child"))
+    assert proc.pid is not None
+    assert alive(proc.pid)
+    assert alive(child)
+    proc.stop(timeout=1)
+    time.sleep(0.1)
+    assert not alive(proc.pid)
+    assert not alive(child)
+
+
+def test_check_reports_exit_code_and_log_tail(tmp_path: Path) -> None:
+    proc = ManagedProcess("dies", ["sh", "-c", "echo boom-line; exit 3"], tmp_path / "dies.log")
+    proc.start()
+    assert proc.proc is not None
+    proc.proc.wait(5)
+    with pytest.raises(ProcessError, match=r"dies exited with code 3(.|\n)*boom-line"):
+        proc.check()
+
+
+def test_sigterm_to_the_harness_stops_its_components(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from hami_e2e.process import ManagedProcess
+        argv = {forking_script(tmp_path / "child")!r}
+        p = ManagedProcess("c", argv, Path({str(tmp_path)!r}) / "c.log")
+        p.start()
+        Path({str(tmp_path / "leader")!r}).write_text(str(p.pid))
+        time.sleep(300)
+        """
+    )
+    harness = subprocess.Popen([sys.executable, "-c", script])
+    leader = int(wait_file(tmp_path / "leader"))
+    child = int(wait_file(tmp_path / "child"))
+    harness.send_signal(signal.SIGTERM)
+    assert harness.wait(30) == -signal.SIGTERM
+    time.sleep(0.2)
+    assert not alive(leader)
+    assert not alive(child)
+
+
+def test_kill_group_of_a_detached_component(tmp_path: Path) -> None:
+    proc = subprocess.Popen(forking_script(tmp_path / "child"), start_new_session=True)
+    child = int(wait_file(tmp_path / "child"))
+    kill_group(proc.pid, grace=0.5)
+    proc.wait(5)
+    time.sleep(0.1)
+    assert not alive(child)
