@@ -2,14 +2,15 @@
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hami_common.k8s import NODES, PODS, RESOURCE_QUOTAS, Forbidden, KubeClient
 from hami_e2e.backend import Cluster
+from hami_e2e.build import BINARIES, Layout
+from hami_e2e.cluster import ClusterError, LocalCluster
 from hami_e2e.nodes import NodePool
-
-pytestmark = pytest.mark.e2e
 
 
 def pause_pod(name: str, **spec: Any) -> dict[str, Any]:
@@ -34,6 +35,7 @@ async def wait_for(
         await asyncio.sleep(0.2)
 
 
+@pytest.mark.e2e
 def test_plain_pod_is_scheduled_to_a_kwok_node_and_runs(
     kube_cluster: Cluster, kube_namespace: str, fake_nodes: Any
 ) -> None:
@@ -54,6 +56,7 @@ def test_plain_pod_is_scheduled_to_a_kwok_node_and_runs(
     assert conditions["Ready"] == "True"
 
 
+@pytest.mark.e2e
 def test_pod_that_fits_nowhere_stays_pending_with_the_schedulers_reason(
     kube_cluster: Cluster, kube_namespace: str, fake_nodes: Any
 ) -> None:
@@ -80,6 +83,7 @@ def test_pod_that_fits_nowhere_stays_pending_with_the_schedulers_reason(
     assert "Insufficient cpu" in cond["message"]
 
 
+@pytest.mark.e2e
 def test_resource_quota_status_is_maintained_by_the_controller_manager(
     kube_cluster: Cluster, kube_namespace: str
 ) -> None:
@@ -113,6 +117,7 @@ def test_resource_quota_status_is_maintained_by_the_controller_manager(
     assert q["status"]["used"]["requests.cpu"] == "100m"
 
 
+@pytest.mark.e2e
 def test_resource_quota_admission_rejects_pods_over_the_limit(
     kube_cluster: Cluster, kube_namespace: str
 ) -> None:
@@ -135,6 +140,7 @@ def test_resource_quota_admission_rejects_pods_over_the_limit(
     asyncio.run(main())
 
 
+@pytest.mark.e2e
 def test_kwok_nodes_carry_the_pool_spec(kube_cluster: Cluster, fake_nodes: Any) -> None:
     pool = NodePool(
         name="gpu",
@@ -157,3 +163,27 @@ def test_kwok_nodes_carry_the_pool_spec(kube_cluster: Cluster, fake_nodes: Any) 
         assert any(
             c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"]
         )
+
+
+def test_a_component_that_dies_at_start_is_named_with_its_log_and_nothing_is_left(
+    tmp_path: Path,
+) -> None:
+    lay = Layout(tmp_path / "bin-cache")
+    lay.bin.mkdir(parents=True)
+    for name in BINARIES:
+        script = lay.binary(name)
+        script.write_text("#!/bin/sh\necho 'etcdmain: unknown flag --nope' >&2\nexit 2\n")
+        script.chmod(0o755)
+    lay.stages.write_text("")
+    lay.marker.write_text("{}")
+    cluster = LocalCluster(tmp_path / "run", binaries=lay)
+    with pytest.raises(ClusterError, match=r"etcd exited with code 2(.|\n)*unknown flag --nope"):
+        cluster.start()
+    assert cluster.processes == []
+    assert (tmp_path / "run" / "logs" / "etcd.log").exists()
+
+
+def test_missing_binaries_say_how_to_build_them(tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path, binaries=Layout(tmp_path / "nothing"))
+    with pytest.raises(ClusterError, match="just build-cluster"):
+        cluster.start()

@@ -97,8 +97,13 @@ class NodePool:
 
 
 def _ready(node: dict[str, Any]) -> bool:
+    """Ready, and the node lifecycle controller has lifted its not-ready/unreachable taints
+    (until then the scheduler would not place pods there)."""
     conditions = node.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    taints = node.get("spec", {}).get("taints") or []
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+    ) and not any(str(t.get("key", "")).startswith("node.kubernetes.io/") for t in taints)
 
 
 async def create_nodes(
