@@ -196,10 +196,29 @@ def _targets(module: str) -> tuple[list[str], list[str]]:
     return ["helm.sh/helm/v3/cmd/helm"], []
 
 
-def _run_logged(cmd: Sequence[str], cwd: Path, log: Path, what: str) -> None:
-    """Run a go command, write its output to `log`, and print progress while it runs."""
+def _count_packages(cwd: Path, extra: Sequence[str], pkgs: Sequence[str]) -> int | None:
+    """How many packages the build graph has (for progress), or None if go cannot tell."""
+    out = subprocess.run(
+        ["go", "list", "-deps", *extra, *pkgs],
+        cwd=cwd,
+        env=go_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return len(out.stdout.split()) if out.returncode == 0 else None
+
+
+def _run_logged(
+    cmd: Sequence[str], cwd: Path, log: Path, what: str, total: int | None = None
+) -> None:
+    """Run a go command, write its output to `log`, and print progress while it runs.
+
+    With `go build -v` each output line is one package compiled (cached ones are not printed).
+    """
     start = time.monotonic()
     packages = 0
+    of = f" of {total} in the graph" if total else ""
     last = start
     with log.open("a") as sink:
         sink.write(f"$ {' '.join(cmd)}\n")
@@ -212,7 +231,7 @@ def _run_logged(cmd: Sequence[str], cwd: Path, log: Path, what: str) -> None:
             packages += 1
             now = time.monotonic()
             if now - last >= 30:
-                _log(f"  {what}: {packages} lines of go output, {now - start:.0f}s")
+                _log(f"  {what}: {packages} packages compiled{of}, {now - start:.0f}s")
                 last = now
         rc = proc.wait()
     if rc != 0:
@@ -291,9 +310,9 @@ def _build(versions: Versions, lay: Layout) -> float:
             cmd += ["-o", str(work / "bin" / name), *pkgs]
         else:
             cmd += ["-o", str(work / "bin") + "/", *pkgs]
-        _run_logged(
-            cmd, cwd, log, f"{module}: compile {', '.join(p.rsplit('/', 1)[-1] for p in pkgs)}"
-        )
+        names = ", ".join("etcd" if module == "etcd" else p.rsplit("/", 1)[-1] for p in pkgs)
+        total = _count_packages(cwd, extra, pkgs)
+        _run_logged(cmd, cwd, log, f"{module}: compile {names}", total)
     _write_stages(versions, work / "kwok-stages.yaml")
     seconds = time.monotonic() - start
     (work / "complete.json").write_text(

@@ -35,6 +35,7 @@ _STASH_CLUSTER = pytest.StashKey[Cluster]()
 def kube_cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
+    """The control plane for the whole session (local processes, or kind where available)."""
     workdir = Path(os.environ.get("HAMI_E2E_WORKDIR") or tmp_path_factory.mktemp("cluster"))
     cluster = make_cluster(workdir)
     try:
@@ -79,6 +80,7 @@ async def _delete_namespace(cluster: Cluster, name: str) -> None:
 
 @pytest.fixture
 def kube_namespace(kube_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test, with its default ServiceAccount; deleted after."""
     kube_cluster.check()
     name = _namespace_name(request.node.name)
     asyncio.run(_create_namespace(kube_cluster, name))
@@ -90,6 +92,7 @@ def kube_namespace(kube_cluster: Cluster, request: pytest.FixtureRequest) -> Ite
 
 @pytest.fixture
 def fake_nodes(kube_cluster: Cluster) -> Iterator[Callable[[NodePool], list[str]]]:
+    """``fake_nodes(NodePool(...))`` creates Ready kwok nodes and returns their names."""
     pools: list[NodePool] = []
 
     async def _create(pool: NodePool) -> list[str]:
