@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hami_common.k8s import ConfigError
 from hami_common.settings import SettingsError
 from hami_common.telemetry import TRACE_CONTEXT_ANNOTATION, in_memory_tracing, new_registry
 from hami_webhook.app import create_app
@@ -243,3 +244,17 @@ def test_invalid_device_config_fails_at_creation_naming_the_key(tmp_path: Path) 
     settings = WebhookSettings.load(["--device-config-file", str(path)])
     with pytest.raises(SettingsError, match=r"nvidia\.deviceSplitCount"):
         create_app(settings)
+
+
+def test_missing_kubeconfig_fails_start_up_saying_how_to_run_without_the_api(
+    tmp_path: Path,
+) -> None:
+    settings = WebhookSettings.load(["--kubeconfig", str(tmp_path / "none.yaml")])
+    app = create_app(settings, tracer_provider=in_memory_tracing("t")[0])
+
+    async def start() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    with pytest.raises(ConfigError, match="--no-quota-check --no-namespace-check"):
+        asyncio.run(start())

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from hami_common.k8s import KubeClient, load_config
+from hami_common.k8s import ConfigError, KubeClient, load_config
 from hami_common.telemetry import (
     TRACEPARENT_HEADER,
     context_from_pod,
@@ -118,7 +118,14 @@ def create_app(
             needs_quota = settings.quota_check and admitter.quota is None
             needs_namespaces = settings.namespace_check and admitter.namespaces is None
             if needs_quota or needs_namespaces:
-                client = KubeClient(load_config(settings.kubeconfig), user_agent=SERVICE_NAME)
+                try:
+                    config = load_config(settings.kubeconfig)
+                except ConfigError as exc:
+                    raise ConfigError(
+                        f"{exc}; set --kubeconfig, or run without the API with "
+                        "--no-quota-check --no-namespace-check"
+                    ) from None
+                client = KubeClient(config, user_agent=SERVICE_NAME)
                 stack.push_async_callback(client.aclose)
                 if needs_quota:
                     admitter.quota = KubeQuotaSource(client, vendor_rules)
