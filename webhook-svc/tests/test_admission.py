@@ -195,7 +195,12 @@ def test_quota_source_failure_fails_open() -> None:
         async def quota(self, namespace: str, resources: Any) -> dict[str, QuotaState]:
             raise ConnectionFailed("api down")
 
-    assert _decide(pod(container(limits=GPU)), quota=Broken()).allowed
+    decision = _decide(pod(container(limits=GPU)), quota=Broken())
+    assert decision.allowed
+    assert decision.warnings == [
+        "hami-webhook could not read the namespace's device quota; "
+        "the scheduler checks it again before placing the pod"
+    ]
 
 
 def test_percentage_only_memory_counts_zero_for_quota() -> None:

@@ -96,6 +96,7 @@ class Admitter:
                 return Decision(allowed=True, reason="ignored")
 
         mutated = copy.deepcopy(pod)
+        warnings: list[str] = []
         try:
             has_resource = self._mutate(mutated)
         except AdmissionRefused as refused:
@@ -104,7 +105,7 @@ class Admitter:
             refusal = self._check_placement(mutated)
             if refusal is not None:
                 return refusal
-            refusal = await self._check_quota(namespace, mutated)
+            refusal = await self._check_quota(namespace, mutated, warnings)
             if refusal is not None:
                 return refusal
             if traceparent:
@@ -115,6 +116,7 @@ class Admitter:
             reason="mutated" if has_resource else "no-devices",
             patch=json_patch(pod, mutated),
             has_resource=has_resource,
+            warnings=warnings,
         )
 
     def _mutate(self, pod: dict[str, Any]) -> bool:
@@ -148,7 +150,9 @@ class Admitter:
                 )
         return None
 
-    async def _check_quota(self, namespace: str, pod: dict[str, Any]) -> Decision | None:
+    async def _check_quota(
+        self, namespace: str, pod: dict[str, Any], warnings: list[str]
+    ) -> Decision | None:
         if self.quota is None or not namespace:
             return None
         request = pod_quota_request(pod, self.rules)
@@ -159,6 +163,10 @@ class Admitter:
         except ApiError as exc:
             # Fail open: the extender checks quota again at fit time.
             log.warning("namespace %s: quota not checked, the API failed: %s", namespace, exc)
+            warnings.append(
+                "hami-webhook could not read the namespace's device quota; "
+                "the scheduler checks it again before placing the pod"
+            )
             return None
         factors = {}
         for rules in self.rules:
