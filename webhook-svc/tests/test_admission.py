@@ -206,3 +206,25 @@ def test_quota_source_failure_fails_open() -> None:
 def test_percentage_only_memory_counts_zero_for_quota() -> None:
     p = pod(container(limits={"nvidia.com/gpu": "1", "nvidia.com/gpumem-percentage": "50"}))
     assert _decide(p, quota=_quota(0, 0)).allowed
+
+
+def test_slow_api_fails_open_within_the_timeout() -> None:
+    class Slow:
+        async def quota(self, namespace: str, resources: Any) -> dict[str, QuotaState]:
+            await asyncio.sleep(30)
+            return {}
+
+        async def labels(self, namespace: str) -> dict[str, str]:
+            await asyncio.sleep(30)
+            return {}
+
+    admitter = Admitter(
+        [NvidiaRules(NvidiaConfig())],
+        AdmissionPolicy("hami-scheduler"),
+        quota=Slow(),
+        namespaces=Slow(),
+        api_timeout=0.05,
+    )
+    decision = asyncio.run(admitter.decide("default", pod(container(limits=GPU))))
+    assert (decision.allowed, decision.reason) == (True, "mutated")
+    assert len(decision.warnings) == 1

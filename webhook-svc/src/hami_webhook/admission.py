@@ -8,6 +8,7 @@ JSON patch. Every refusal says what to change.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from collections.abc import Sequence
@@ -64,8 +65,13 @@ class Admitter:
         *,
         quota: QuotaSource | None = None,
         namespaces: NamespaceSource | None = None,
+        api_timeout: float = 3.0,
     ) -> None:
+        """`api_timeout` bounds each quota or namespace lookup, so that a slow API server
+        cannot push the whole review past the webhook's own timeout (the API server would then
+        admit the pod unmutated, to the default scheduler); a lookup that times out fails open."""
         self.rules = list(rules)
+        self.api_timeout = api_timeout
         self.policy = policy
         self.quota = quota
         self.namespaces = namespaces
@@ -91,7 +97,12 @@ class Admitter:
         if self._other_scheduler(pod["spec"]):
             return Decision(allowed=True, reason="other-scheduler")
         if self.namespaces is not None and namespace:
-            ns_labels = await self.namespaces.labels(namespace)
+            try:
+                async with asyncio.timeout(self.api_timeout):
+                    ns_labels = await self.namespaces.labels(namespace)
+            except TimeoutError:
+                log.warning("namespace %s: labels not read in time; processing the pod", namespace)
+                ns_labels = {}
             if ns_labels.get(IGNORE_LABEL) == IGNORE_VALUE:
                 return Decision(allowed=True, reason="ignored")
 
@@ -159,8 +170,9 @@ class Admitter:
         if not request:
             return None
         try:
-            states = await self.quota.quota(namespace, quota_resources(self.rules))
-        except ApiError as exc:
+            async with asyncio.timeout(self.api_timeout):
+                states = await self.quota.quota(namespace, quota_resources(self.rules))
+        except (ApiError, TimeoutError) as exc:
             # Fail open: the extender checks quota again at fit time.
             log.warning("namespace %s: quota not checked, the API failed: %s", namespace, exc)
             warnings.append(

@@ -105,6 +105,7 @@ def create_app(
         policy,
         quota=quota if settings.quota_check else None,
         namespaces=namespaces if settings.namespace_check else None,
+        api_timeout=settings.api_timeout_seconds,
     )
     state: dict[str, Any] = {"ready": False}
 

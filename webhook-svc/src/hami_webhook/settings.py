@@ -39,6 +39,11 @@ class WebhookSettings(ServiceSettings):
     namespace_check: bool = Field(
         default=True, description="honour the hami.io/webhook=ignore label on namespaces"
     )
+    api_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = Field(
+        default=3.0,
+        description="bound on each quota or namespace lookup (keep well under the webhook's "
+        "timeoutSeconds); a lookup that takes longer lets the pod through",
+    )
     kubeconfig: Path | None = Field(
         default=None, description="kubeconfig for the API (default: KUBECONFIG, in-cluster)"
     )
