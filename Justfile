@@ -19,7 +19,7 @@ default:
     @just --list --unsorted
 
 # Install every dependency and build every component (idempotent; cached builds)
-setup: build
+setup: build build-hook
     @echo "setup: done. Run './just test' for the tests."
 
 # Build the Python workspace and the Rust extension (hami_rustcore) into .venv
@@ -37,7 +37,7 @@ lint: build
     cargo clippy --manifest-path rustcore/Cargo.toml --workspace --all-targets -- -D warnings
 
 # Every test suite: Rust core, Python packages, hook, end-to-end (what .ci/run runs)
-test: lint test-core test-py test-e2e
+test: lint test-core test-py test-e2e test-hook
 
 # Rust core: unit, golden and proptest suites
 test-core:
@@ -48,7 +48,7 @@ test-py: build
     uv run --no-sync pytest -m "not e2e" rustcore/tests common/tests webhook-svc/tests extender-svc/tests plugin-nvidia/tests plugin-ascend/tests plugin-cambricon/tests e2e/tests
 
 # Every benchmark
-bench: bench-core bench-cluster
+bench: bench-core bench-cluster bench-hook
 
 # Rust core benchmarks: filter at 5,000 nodes x 8 GPUs, 100k pod load, pure-Python baseline
 bench-core: build

@@ -1,0 +1,100 @@
+#define _GNU_SOURCE
+#include "fake_gpu.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+struct fg_conf fg_conf;
+static struct fg_state *state;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static int env_int(const char *k, int d) {
+    const char *v = getenv(k);
+    return v && *v ? atoi(v) : d;
+}
+
+static void init(void) {
+    fg_conf.count = env_int("FAKE_GPU_COUNT", 2);
+    if (fg_conf.count > FG_MAX_DEV) fg_conf.count = FG_MAX_DEV;
+    fg_conf.sms = env_int("FAKE_GPU_SMS", 108);
+    fg_conf.mem_total = (uint64_t)env_int("FAKE_GPU_MEM_MIB", 16384) << 20;
+    char def[128];
+    const char *path = getenv("FAKE_GPU_STATE");
+    if (!path || !*path) {
+        snprintf(def, sizeof def, "/dev/shm/hami-fakegpu-%d", (int)getuid());
+        path = def;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0 && ftruncate(fd, sizeof(struct fg_state)) == 0) {
+        void *p = mmap(NULL, sizeof(struct fg_state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED) state = p;
+    }
+    if (fd >= 0) close(fd);
+    if (!state) {
+        fprintf(stderr, "fake gpu: cannot map %s\n", path);
+        abort();
+    }
+}
+
+struct fg_state *fg_state(void) {
+    pthread_once(&once, init);
+    return state;
+}
+
+uint64_t fg_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void lock(struct fg_dev *d) {
+    uint32_t z = 0;
+    while (!atomic_compare_exchange_weak(&d->lock, &z, 1)) {
+        z = 0;
+        sched_yield();
+    }
+}
+static void unlock(struct fg_dev *d) { atomic_store(&d->lock, 0); }
+
+uint64_t fg_submit(int dev, uint64_t dur) {
+    struct fg_dev *d = &fg_state()->dev[dev];
+    lock(d);
+    uint64_t now = fg_now(), bu = atomic_load(&d->busy_until);
+    uint64_t start = bu > now ? bu : now, end = start + dur;
+    atomic_store(&d->busy_until, end);
+    d->ring[d->head % FG_RING].start = start;
+    d->ring[d->head % FG_RING].end = end;
+    d->head++;
+    unlock(d);
+    return end;
+}
+
+uint64_t fg_busy_between(int dev, uint64_t t0, uint64_t t1) {
+    struct fg_dev *d = &fg_state()->dev[dev];
+    uint64_t sum = 0;
+    lock(d);
+    for (uint64_t n = 0; n < FG_RING && n < d->head; n++) {
+        uint64_t i = (d->head - 1 - n) % FG_RING;
+        uint64_t s = d->ring[i].start, e = d->ring[i].end;
+        if (e <= t0) break;
+        if (s < t0) s = t0;
+        if (e > t1) e = t1;
+        if (e > s) sum += e - s;
+    }
+    unlock(d);
+    return sum;
+}
+
+void fg_sleep_until(uint64_t t) {
+    for (uint64_t now = fg_now(); now < t; now = fg_now()) {
+        uint64_t ns = t - now;
+        struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
+                              .tv_nsec = (long)(ns % 1000000000ull)};
+        nanosleep(&ts, NULL);
+    }
+}

@@ -1,0 +1,54 @@
+/* A fake libnvidia-ml.so.1 built from nvml_hooks.def: memory and utilisation come from the
+ * simulated GPU (fake_gpu.c) that the fake libcuda drives. */
+#define _GNU_SOURCE
+#define NVML_NO_UNVERSIONED_FUNC_DEFS 1
+#include <nvml.h>
+
+#include "fake_gpu.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define NV_HOOK(name, params, args) EXPORT nvmlReturn_t name params;
+#define NV_REAL NV_HOOK
+#include "nvml_hooks.def"
+
+static int inited;
+static int devs[FG_MAX_DEV];
+#define DEV(h) ((int)((int *)(void *)(h) - devs))
+
+nvmlReturn_t nvmlInit_v2(void) { fg_state(); inited = 1; return NVML_SUCCESS; }
+nvmlReturn_t nvmlShutdown(void) { inited = 0; return NVML_SUCCESS; }
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned *n) {
+    if (!inited) return NVML_ERROR_UNINITIALIZED;
+    *n = (unsigned)fg_conf.count;
+    return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned i, nvmlDevice_t *d) {
+    if (!inited) return NVML_ERROR_UNINITIALIZED;
+    if (i >= (unsigned)fg_conf.count || !d) return NVML_ERROR_INVALID_ARGUMENT;
+    *d = (nvmlDevice_t)(void *)&devs[i];
+    return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t d, unsigned *i) { *i = (unsigned)DEV(d); return NVML_SUCCESS; }
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
+    if (!m) return NVML_ERROR_INVALID_ARGUMENT;
+    uint64_t used = atomic_load(&fg_state()->dev[DEV(d)].mem_used);
+    m->total = fg_conf.mem_total;
+    m->used = used;
+    m->free = used > m->total ? 0 : m->total - used;
+    return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m) {
+    if (!m || m->version != nvmlMemory_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    uint64_t used = atomic_load(&fg_state()->dev[DEV(d)].mem_used);
+    m->total = fg_conf.mem_total;
+    m->reserved = 0;
+    m->used = used;
+    m->free = used > m->total ? 0 : m->total - used;
+    return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u) {
+    uint64_t now = fg_now(), win = 1000000000ull;
+    u->gpu = (unsigned)(fg_busy_between(DEV(d), now - win, now) * 100 / win);
+    u->memory = 0;
+    return NVML_SUCCESS;
+}

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Run the hook's test programs against the fake driver, with and without libvgpu.so preloaded.
+
+    run_tests.py BUILD_DIR [--flavour release|asan|ubsan|tsan] [--quick]
+
+Every case gets a fresh simulated GPU and shared region; a hooked run must also leave stderr
+empty (the library is quiet by default). Prints one line per case and 'N passed, N failed'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LIMIT = {"CUDA_DEVICE_MEMORY_LIMIT": "1024m", "EXPECT_LIMIT_MIB": "1024"}
+
+
+@dataclass
+class Case:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    hooked: bool = True
+    timeout: float = 180.0
+    attempts: int = 1  # timing cases may be retried: the machine is shared with other builds
+
+
+def cases(quick: bool) -> list[Case]:
+    out: list[Case] = []
+    kinds = ["alloc", "pitch", "managed", "async", "pool", "vmm", "array", "array3d", "mipmap"]
+    routes = ["direct", "dlopen", "procaddr", "procaddr_ptds"]
+    for kind in kinds:
+        for route in routes:
+            out.append(Case(f"alloc/{kind}/{route}", ["t_alloc", kind, route], dict(LIMIT)))
+        out.append(Case(f"alloc/{kind}/unhooked", ["t_alloc", kind, "direct"], hooked=False))
+    # Limit sources: per-device env form with units, the limits file over the env, bad values.
+    out.append(Case("config/indexed-gi", ["t_alloc", "alloc", "direct"],
+                    {"CUDA_DEVICE_MEMORY_LIMIT_0": "1Gi", "EXPECT_LIMIT_MIB": "1024"}))
+    out.append(Case("config/file-wins", ["t_alloc", "alloc", "direct"],
+                    {"CUDA_DEVICE_MEMORY_LIMIT": "4g", "EXPECT_LIMIT_MIB": "512",
+                     "LIMITS_FILE": "CUDA_DEVICE_MEMORY_LIMIT_0=512m\n"}))
+    out.append(Case("config/disable-control", ["t_alloc", "alloc", "direct"],
+                    {"CUDA_DEVICE_MEMORY_LIMIT": "1g", "CUDA_DISABLE_CONTROL": "true"}))
+    out.append(Case("config/garbage-is-unlimited", ["t_alloc", "alloc", "direct"],
+                    {"CUDA_DEVICE_MEMORY_LIMIT": "lots", "EXPECTED_STDERR": "invalid"}))
+    out.append(Case("routes/hooked", ["t_routes"], {"EXPECT_HOOKED": "1"}))
+    out.append(Case("routes/unhooked", ["t_routes"], hooked=False))
+    out.append(Case("meminfo/limited", ["t_meminfo"],
+                    {"CUDA_DEVICE_MEMORY_LIMIT_0": "1024m", "EXPECT_LIMIT_MIB": "1024"}))
+    out.append(Case("meminfo/unhooked", ["t_meminfo"], hooked=False))
+    rounds = "200" if quick else "1000"
+    out.append(Case("race/4x300MiB", ["t_race"], {**LIMIT, "ROUNDS": rounds}))
+    out.append(Case("race/unhooked", ["t_race"], {"ROUNDS": "50"}, hooked=False))
+    out.append(Case("share/16-processes", ["t_share"], dict(LIMIT)))
+    out.append(Case("share/unhooked", ["t_share"], hooked=False))
+    out.append(Case("kill/sigkill-reclaim", ["t_kill"], {**LIMIT, "KILLS": "20" if quick else "60"}))
+    out.append(Case("side-effects", ["t_side"], dict(LIMIT)))
+    policy = {"GPU_CORE_UTILIZATION_POLICY": "force"}
+    targets = ["50"] if quick else ["10", "30", "50", "70", "90"]
+    for pct in targets:
+        out.append(Case(f"limiter/launch/{pct}", ["t_limiter", "launch", "1.5"],
+                        {**policy, "CUDA_DEVICE_SM_LIMIT": pct, "EXPECT_UTIL": pct}, attempts=3))
+    for path in ["launch_ptsz", "ex", "coop", "graph"]:
+        out.append(Case(f"limiter/{path}/40", ["t_limiter", path, "1.2"],
+                        {**policy, "CUDA_DEVICE_SM_LIMIT": "40", "EXPECT_UTIL": "40"}, attempts=3))
+    out.append(Case("limiter/policy-disable", ["t_limiter", "launch", "1.0"],
+                    {"GPU_CORE_UTILIZATION_POLICY": "disable", "CUDA_DEVICE_SM_LIMIT": "30",
+                     "EXPECT_UTIL": "97", "TOL": "6"}, attempts=3))
+    out.append(Case("limiter/unhooked", ["t_limiter", "launch", "1.0"],
+                    {"EXPECT_UTIL": "97", "TOL": "6"}, hooked=False, attempts=3))
+    return out
+
+
+def sanitizer_runtime(flavour: str) -> list[str]:
+    lib = {"asan": "libasan.so", "tsan": "libtsan.so"}.get(flavour)
+    if not lib:
+        return []
+    path = subprocess.run(["gcc", f"-print-file-name={lib}"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    return [path]
+
+
+def run_case(build: Path, case: Case, flavour: str, tmp: Path) -> tuple[bool, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CUDA_", "GPU_CORE", "LIBCUDA", "HAMI_", "FAKE_GPU"))}
+    env.update(case.env)
+    tag = case.name.replace("/", "_")
+    env["FAKE_GPU_STATE"] = str(tmp / f"{tag}.gpu")
+    env["CUDA_DEVICE_MEMORY_SHARED_CACHE"] = str(tmp / f"{tag}.shm")
+    env["ASAN_OPTIONS"] = "detect_leaks=0"
+    env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
+    env["TSAN_OPTIONS"] = "halt_on_error=1"
+    expected_stderr = env.pop("EXPECTED_STDERR", "")
+    if "LIMITS_FILE" in env:
+        limits = tmp / f"{tag}.limits"
+        limits.write_text(env.pop("LIMITS_FILE"))
+        env["HAMI_VGPU_LIMITS_FILE"] = str(limits)
+    if case.hooked:
+        env["LD_PRELOAD"] = ":".join([*sanitizer_runtime(flavour), str(build / "libvgpu.so")])
+    try:
+        p = subprocess.run([str(build / case.argv[0]), *case.argv[1:]], env=env,
+                           capture_output=True, text=True, timeout=case.timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return False, f"timed out after {case.timeout:.0f} s"
+    finally:
+        for suffix in (".gpu", ".shm", ".limits"):
+            (tmp / f"{tag}{suffix}").unlink(missing_ok=True)
+    out = (p.stdout + p.stderr).strip()
+    if p.returncode != 0:
+        return False, f"exit {p.returncode}: {out}"
+    stderr = p.stderr.strip()
+    if expected_stderr and expected_stderr not in stderr:
+        return False, f"expected '{expected_stderr}' on stderr, got: {stderr!r}"
+    if not expected_stderr and stderr:
+        return False, f"unexpected stderr: {stderr}"
+    return True, p.stdout.strip().splitlines()[0] if p.stdout.strip() else ""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("build", type=Path)
+    ap.add_argument("--flavour", default="release")
+    ap.add_argument("--quick", action="store_true", help="fewer rounds and limiter targets")
+    args = ap.parse_args()
+    build = args.build.resolve()
+    passed = failed = 0
+    with tempfile.TemporaryDirectory(prefix="hook-tests-") as d:
+        for case in cases(args.quick):
+            start = time.monotonic()
+            for attempt in range(1, case.attempts + 1):
+                ok, detail = run_case(build, case, args.flavour, Path(d))
+                if ok:
+                    break
+                print(f"  attempt {attempt} of {case.name}: {detail}", flush=True)
+            took = time.monotonic() - start
+            label = "PASS" if ok else "FAIL"
+            print(f"{label} [{args.flavour}] {case.name} ({took:.1f}s) {detail}", flush=True)
+            passed += ok
+            failed += not ok
+    print(f"{args.flavour}: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
