@@ -40,40 +40,99 @@ def cases(quick: bool) -> list[Case]:
             out.append(Case(f"alloc/{kind}/{route}", ["t_alloc", kind, route], dict(LIMIT)))
         out.append(Case(f"alloc/{kind}/unhooked", ["t_alloc", kind, "direct"], hooked=False))
     # Limit sources: per-device env form with units, the limits file over the env, bad values.
-    out.append(Case("config/indexed-gi", ["t_alloc", "alloc", "direct"],
-                    {"CUDA_DEVICE_MEMORY_LIMIT_0": "1Gi", "EXPECT_LIMIT_MIB": "1024"}))
-    out.append(Case("config/file-wins", ["t_alloc", "alloc", "direct"],
-                    {"CUDA_DEVICE_MEMORY_LIMIT": "4g", "EXPECT_LIMIT_MIB": "512",
-                     "LIMITS_FILE": "CUDA_DEVICE_MEMORY_LIMIT_0=512m\n"}))
-    out.append(Case("config/disable-control", ["t_alloc", "alloc", "direct"],
-                    {"CUDA_DEVICE_MEMORY_LIMIT": "1g", "CUDA_DISABLE_CONTROL": "true"}))
-    out.append(Case("config/garbage-is-unlimited", ["t_alloc", "alloc", "direct"],
-                    {"CUDA_DEVICE_MEMORY_LIMIT": "lots", "EXPECTED_STDERR": "invalid"}))
+    out.append(
+        Case(
+            "config/indexed-gi",
+            ["t_alloc", "alloc", "direct"],
+            {"CUDA_DEVICE_MEMORY_LIMIT_0": "1Gi", "EXPECT_LIMIT_MIB": "1024"},
+        )
+    )
+    out.append(
+        Case(
+            "config/file-wins",
+            ["t_alloc", "alloc", "direct"],
+            {
+                "CUDA_DEVICE_MEMORY_LIMIT": "4g",
+                "EXPECT_LIMIT_MIB": "512",
+                "LIMITS_FILE": "CUDA_DEVICE_MEMORY_LIMIT_0=512m\n",
+            },
+        )
+    )
+    out.append(
+        Case(
+            "config/disable-control",
+            ["t_alloc", "alloc", "direct"],
+            {"CUDA_DEVICE_MEMORY_LIMIT": "1g", "CUDA_DISABLE_CONTROL": "true"},
+        )
+    )
+    out.append(
+        Case(
+            "config/garbage-is-unlimited",
+            ["t_alloc", "alloc", "direct"],
+            {"CUDA_DEVICE_MEMORY_LIMIT": "lots", "EXPECTED_STDERR": "invalid"},
+        )
+    )
     out.append(Case("routes/hooked", ["t_routes"], {"EXPECT_HOOKED": "1"}))
     out.append(Case("routes/unhooked", ["t_routes"], hooked=False))
-    out.append(Case("meminfo/limited", ["t_meminfo"],
-                    {"CUDA_DEVICE_MEMORY_LIMIT_0": "1024m", "EXPECT_LIMIT_MIB": "1024"}))
+    out.append(
+        Case(
+            "meminfo/limited",
+            ["t_meminfo"],
+            {"CUDA_DEVICE_MEMORY_LIMIT_0": "1024m", "EXPECT_LIMIT_MIB": "1024"},
+        )
+    )
     out.append(Case("meminfo/unhooked", ["t_meminfo"], hooked=False))
     rounds = "200" if quick else "1000"
     out.append(Case("race/4x300MiB", ["t_race"], {**LIMIT, "ROUNDS": rounds}))
     out.append(Case("race/unhooked", ["t_race"], {"ROUNDS": "50"}, hooked=False))
     out.append(Case("share/16-processes", ["t_share"], dict(LIMIT)))
     out.append(Case("share/unhooked", ["t_share"], hooked=False))
-    out.append(Case("kill/sigkill-reclaim", ["t_kill"], {**LIMIT, "KILLS": "20" if quick else "60"}))
+    out.append(
+        Case("kill/sigkill-reclaim", ["t_kill"], {**LIMIT, "KILLS": "20" if quick else "60"})
+    )
     out.append(Case("side-effects", ["t_side"], dict(LIMIT)))
     policy = {"GPU_CORE_UTILIZATION_POLICY": "force"}
     targets = ["50"] if quick else ["10", "30", "50", "70", "90"]
     for pct in targets:
-        out.append(Case(f"limiter/launch/{pct}", ["t_limiter", "launch", "1.5"],
-                        {**policy, "CUDA_DEVICE_SM_LIMIT": pct, "EXPECT_UTIL": pct}, attempts=3))
+        out.append(
+            Case(
+                f"limiter/launch/{pct}",
+                ["t_limiter", "launch", "1.5"],
+                {**policy, "CUDA_DEVICE_SM_LIMIT": pct, "EXPECT_UTIL": pct},
+                attempts=3,
+            )
+        )
     for path in ["launch_ptsz", "ex", "coop", "graph"]:
-        out.append(Case(f"limiter/{path}/40", ["t_limiter", path, "1.2"],
-                        {**policy, "CUDA_DEVICE_SM_LIMIT": "40", "EXPECT_UTIL": "40"}, attempts=3))
-    out.append(Case("limiter/policy-disable", ["t_limiter", "launch", "1.0"],
-                    {"GPU_CORE_UTILIZATION_POLICY": "disable", "CUDA_DEVICE_SM_LIMIT": "30",
-                     "EXPECT_UTIL": "97", "TOL": "6"}, attempts=3))
-    out.append(Case("limiter/unhooked", ["t_limiter", "launch", "1.0"],
-                    {"EXPECT_UTIL": "97", "TOL": "6"}, hooked=False, attempts=3))
+        out.append(
+            Case(
+                f"limiter/{path}/40",
+                ["t_limiter", path, "1.2"],
+                {**policy, "CUDA_DEVICE_SM_LIMIT": "40", "EXPECT_UTIL": "40"},
+                attempts=3,
+            )
+        )
+    out.append(
+        Case(
+            "limiter/policy-disable",
+            ["t_limiter", "launch", "1.0"],
+            {
+                "GPU_CORE_UTILIZATION_POLICY": "disable",
+                "CUDA_DEVICE_SM_LIMIT": "30",
+                "EXPECT_UTIL": "97",
+                "TOL": "6",
+            },
+            attempts=3,
+        )
+    )
+    out.append(
+        Case(
+            "limiter/unhooked",
+            ["t_limiter", "launch", "1.0"],
+            {"EXPECT_UTIL": "97", "TOL": "6"},
+            hooked=False,
+            attempts=3,
+        )
+    )
     return out
 
 
@@ -81,14 +140,18 @@ def sanitizer_runtime(flavour: str) -> list[str]:
     lib = {"asan": "libasan.so", "tsan": "libtsan.so"}.get(flavour)
     if not lib:
         return []
-    path = subprocess.run(["gcc", f"-print-file-name={lib}"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    path = subprocess.run(
+        ["gcc", f"-print-file-name={lib}"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     return [path]
 
 
 def run_case(build: Path, case: Case, flavour: str, tmp: Path) -> tuple[bool, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CUDA_", "GPU_CORE", "LIBCUDA", "HAMI_", "FAKE_GPU"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CUDA_", "GPU_CORE", "LIBCUDA", "HAMI_", "FAKE_GPU"))
+    }
     env.update(case.env)
     tag = case.name.replace("/", "_")
     env["FAKE_GPU_STATE"] = str(tmp / f"{tag}.gpu")
@@ -104,8 +167,14 @@ def run_case(build: Path, case: Case, flavour: str, tmp: Path) -> tuple[bool, st
     if case.hooked:
         env["LD_PRELOAD"] = ":".join([*sanitizer_runtime(flavour), str(build / "libvgpu.so")])
     try:
-        p = subprocess.run([str(build / case.argv[0]), *case.argv[1:]], env=env,
-                           capture_output=True, text=True, timeout=case.timeout, check=False)
+        p = subprocess.run(
+            [str(build / case.argv[0]), *case.argv[1:]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=case.timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return False, f"timed out after {case.timeout:.0f} s"
     finally:

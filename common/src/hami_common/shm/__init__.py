@@ -1,0 +1,25 @@
+"""Readers of the per-container shared region written by the in-container hook (hook/)."""
+
+from hami_common.shm.region import (
+    DeviceUsage,
+    ProcessSlot,
+    RegionError,
+    RegionSnapshot,
+    parse_region,
+    read_region,
+    set_memory_limit,
+    set_recent_kernel,
+    set_utilization_switch,
+)
+
+__all__ = [
+    "DeviceUsage",
+    "ProcessSlot",
+    "RegionError",
+    "RegionSnapshot",
+    "parse_region",
+    "read_region",
+    "set_memory_limit",
+    "set_recent_kernel",
+    "set_utilization_switch",
+]

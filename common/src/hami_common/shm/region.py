@@ -1,0 +1,209 @@
+"""The hook's shared region, layout version 1 (hook/src/region.h, documented in hook/README.md).
+
+The node monitor reads it to export per-container usage and writes three control fields
+(utilisation switch, priority block, memory limit). Every field the hook updates concurrently
+is a naturally aligned integer, so a snapshot reads each one whole; the snapshot as a whole is
+not atomic (counters may move between fields), which is fine for metrics.
+
+    python -m hami_common.shm.region PATH      # print a snapshot as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+MAGIC = 0x315253494D414855  # b"UHAMISR1" read as a little-endian u64
+VERSION = 1
+HEADER_SIZE = 256
+DEVICES = 32
+SLOTS = 1024
+DEVICE_SIZE = 64
+SLOT_SIZE = 384
+DEVICES_OFFSET = 256
+SLOTS_OFFSET = DEVICES_OFFSET + DEVICES * DEVICE_SIZE
+REGION_SIZE = SLOTS_OFFSET + SLOTS * SLOT_SIZE
+FUTEX_OWNER_DIED = 0x40000000
+SLOT_ACTIVE = 1
+
+# Header: magic, version, header_size, region_size, device_count, slot_count, device_size,
+# slot_size, devices_offset, slots_offset, priority, util_switch, recent_kernel, slot_hw,
+# last_kernel_s, generation, reclaimed.
+_HEADER = struct.Struct("<QIIQIIIIIIiiiIQQQ")
+_DEVICE = struct.Struct("<QQIIQQQ")  # limit, used, sm_limit, reserved, vt, busy, peak
+_SLOT_HEAD = struct.Struct("<iI")  # pid, state at offset 64
+_SLOT_USED = struct.Struct(f"<{DEVICES}Q")  # at offset 128
+OFF_UTIL_SWITCH = 52
+OFF_RECENT_KERNEL = 56
+
+
+class RegionError(ValueError):
+    """The bytes are not a version-1 region (wrong magic, version, geometry or size)."""
+
+
+@dataclass(frozen=True)
+class DeviceUsage:
+    index: int
+    limit_bytes: int  # 0 = unlimited
+    used_bytes: int
+    sm_limit_pct: int  # 0 = unlimited
+    busy_ns: int  # GPU time charged by the SM limiter
+    peak_bytes: int
+
+
+@dataclass(frozen=True)
+class ProcessSlot:
+    index: int
+    pid: int
+    alive: bool  # False: died, usage not yet reclaimed by the next allocation or query
+    used_bytes: tuple[int, ...]  # per device
+
+
+@dataclass(frozen=True)
+class RegionSnapshot:
+    version: int
+    priority: int
+    utilization_switch: int
+    recent_kernel: int
+    last_kernel_s: int
+    generation: int
+    reclaimed: int
+    devices: tuple[DeviceUsage, ...]
+    processes: tuple[ProcessSlot, ...]  # registered slots only
+
+    def active_devices(self) -> tuple[DeviceUsage, ...]:
+        """Devices with a limit or any usage."""
+        return tuple(d for d in self.devices if d.limit_bytes or d.used_bytes or d.sm_limit_pct)
+
+
+def parse_region(data: bytes) -> RegionSnapshot:
+    """Decode a region image; raises RegionError for anything that is not layout version 1."""
+    if len(data) < HEADER_SIZE:
+        raise RegionError(f"region is {len(data)} bytes, shorter than its header")
+    h = _HEADER.unpack_from(data, 0)
+    (
+        magic,
+        version,
+        header_size,
+        region_size,
+        device_count,
+        slot_count,
+        device_size,
+        slot_size,
+        devices_offset,
+        slots_offset,
+        priority,
+        util_switch,
+        recent_kernel,
+        slot_hw,
+        last_kernel_s,
+        generation,
+        reclaimed,
+    ) = h
+    if magic != MAGIC:
+        raise RegionError(f"bad magic {magic:#x}: not a hami-rs region (HAMi-core's layout?)")
+    if version != VERSION:
+        raise RegionError(f"region layout version {version}, this reader knows {VERSION}")
+    geometry = (
+        header_size,
+        region_size,
+        device_count,
+        slot_count,
+        device_size,
+        slot_size,
+        devices_offset,
+        slots_offset,
+    )
+    expected = (
+        HEADER_SIZE,
+        REGION_SIZE,
+        DEVICES,
+        SLOTS,
+        DEVICE_SIZE,
+        SLOT_SIZE,
+        DEVICES_OFFSET,
+        SLOTS_OFFSET,
+    )
+    if geometry != expected:
+        raise RegionError(f"region geometry {geometry} differs from version 1 {expected}")
+    if len(data) < REGION_SIZE:
+        raise RegionError(f"region is {len(data)} bytes, expected {REGION_SIZE}")
+    devices = []
+    for i in range(DEVICES):
+        limit, used, sm, _r, _vt, busy, peak = _DEVICE.unpack_from(data, DEVICES_OFFSET + i * 64)
+        devices.append(DeviceUsage(i, limit, used, sm, busy, peak))
+    processes = []
+    for i in range(min(slot_hw, SLOTS)):
+        base = SLOTS_OFFSET + i * SLOT_SIZE
+        pid, state = _SLOT_HEAD.unpack_from(data, base + 64)
+        if state != SLOT_ACTIVE:
+            continue
+        (futex,) = struct.unpack_from("<I", data, base)
+        alive = futex != 0 and not futex & FUTEX_OWNER_DIED
+        used = _SLOT_USED.unpack_from(data, base + 128)
+        processes.append(ProcessSlot(i, pid, alive, tuple(used)))
+    return RegionSnapshot(
+        version,
+        priority,
+        util_switch,
+        recent_kernel,
+        last_kernel_s,
+        generation,
+        reclaimed,
+        tuple(devices),
+        tuple(processes),
+    )
+
+
+def read_region(path: str | os.PathLike[str]) -> RegionSnapshot:
+    """Snapshot the region file at path (read-only mapping, copied once)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise RegionError(f"{path} is empty")
+        with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as m:
+            return parse_region(bytes(m))
+
+
+def _write_at(path: str | os.PathLike[str], offset: int, fmt: str, value: int) -> None:
+    with open(path, "r+b") as f:
+        read_region(path)  # refuse to scribble on a file that is not ours
+        with mmap.mmap(f.fileno(), REGION_SIZE) as m:
+            struct.pack_into(fmt, m, offset, value)  # one aligned store
+
+
+def set_utilization_switch(path: str | os.PathLike[str], on: bool) -> None:
+    """Under policy "default", 1 enforces the SM limit, 0 lets the container run unthrottled."""
+    _write_at(path, OFF_UTIL_SWITCH, "<i", 1 if on else 0)
+
+
+def set_recent_kernel(path: str | os.PathLike[str], value: int) -> None:
+    """A negative value blocks the container's limited launches (priority scheduling)."""
+    _write_at(path, OFF_RECENT_KERNEL, "<i", value)
+
+
+def set_memory_limit(path: str | os.PathLike[str], device: int, limit_bytes: int) -> None:
+    """Change a device's limit at run time; the hook checks it on the next allocation."""
+    if not 0 <= device < DEVICES:
+        raise ValueError(f"device {device} outside 0..{DEVICES - 1}")
+    if not 0 <= limit_bytes < 2**64:
+        raise ValueError(f"limit {limit_bytes} is not a u64")
+    _write_at(path, DEVICES_OFFSET + device * DEVICE_SIZE, "<Q", limit_bytes)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m hami_common.shm.region PATH", file=sys.stderr)
+        return 2
+    snap = read_region(Path(argv[1]))
+    print(json.dumps(asdict(snap)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
