@@ -262,7 +262,7 @@ CUresult cuEventElapsedTime(float *ms, CUevent a, CUevent b) {
 
 /* Test helpers (not part of the CUDA API). */
 EXPORT uint64_t fake_gpu_now(void) { return fg_now(); }
-EXPORT uint64_t fake_gpu_busy_ns(int dev, uint64_t t0, uint64_t t1) { return fg_busy_between(dev, t0, t1); }
+EXPORT uint64_t fake_gpu_busy_ns(int dev, uint64_t t0, uint64_t t1, int pid) { return fg_busy_between(dev, t0, t1, pid); }
 
 /* ---- cuGetProcAddress, generated from the list ---- */
 static const struct { const char *name, *base; int ver, ptsz; void *fn; } table[] = {

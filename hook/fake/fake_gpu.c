@@ -69,12 +69,13 @@ uint64_t fg_submit(int dev, uint64_t dur) {
     atomic_store(&d->busy_until, end);
     d->ring[d->head % FG_RING].start = start;
     d->ring[d->head % FG_RING].end = end;
+    d->ring[d->head % FG_RING].pid = getpid();
     d->head++;
     unlock(d);
     return end;
 }
 
-uint64_t fg_busy_between(int dev, uint64_t t0, uint64_t t1) {
+uint64_t fg_busy_between(int dev, uint64_t t0, uint64_t t1, int pid) {
     struct fg_dev *d = &fg_state()->dev[dev];
     uint64_t sum = 0;
     lock(d);
@@ -82,6 +83,7 @@ uint64_t fg_busy_between(int dev, uint64_t t0, uint64_t t1) {
         uint64_t i = (d->head - 1 - n) % FG_RING;
         uint64_t s = d->ring[i].start, e = d->ring[i].end;
         if (e <= t0) break;
+        if (pid && d->ring[i].pid != pid) continue;
         if (s < t0) s = t0;
         if (e > t1) e = t1;
         if (e > s) sum += e - s;

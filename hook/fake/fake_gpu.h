@@ -19,6 +19,7 @@ struct fg_dev {
     uint64_t head;
     struct {
         uint64_t start, end;
+        int64_t pid;
     } ring[FG_RING];
 };
 
@@ -37,6 +38,7 @@ struct fg_state *fg_state(void);
 uint64_t fg_now(void);
 /* Queue dur_ns of work on dev; returns the time it completes. */
 uint64_t fg_submit(int dev, uint64_t dur_ns);
-uint64_t fg_busy_between(int dev, uint64_t t0, uint64_t t1);
+/* Busy time in [t0, t1]; pid 0 = every process. */
+uint64_t fg_busy_between(int dev, uint64_t t0, uint64_t t1, int pid);
 void fg_sleep_until(uint64_t t);
 #endif

@@ -48,7 +48,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m) {
 }
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u) {
     uint64_t now = fg_now(), win = 1000000000ull;
-    u->gpu = (unsigned)(fg_busy_between(DEV(d), now - win, now) * 100 / win);
+    u->gpu = (unsigned)(fg_busy_between(DEV(d), now - win, now, 0) * 100 / win);
     u->memory = 0;
     return NVML_SUCCESS;
 }

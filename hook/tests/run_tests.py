@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class Case:
     hooked: bool = True
     timeout: float = 180.0
     attempts: int = 1  # timing cases may be retried: the machine is shared with other builds
+    post: Callable[[Path], str] | None = None  # check on the region after exit: "" = fine
 
 
 def cases(quick: bool) -> list[Case]:
@@ -111,6 +113,7 @@ def cases(quick: bool) -> list[Case]:
                 attempts=3,
             )
         )
+    out.append(Case("limiter/two-containers-30-70", ["t_pair"], dict(policy), attempts=3))
     out.append(
         Case(
             "limiter/policy-disable",
@@ -133,7 +136,32 @@ def cases(quick: bool) -> list[Case]:
             attempts=3,
         )
     )
+    reader = (
+        "import sys; from hami_common.shm.region import read_region as r; s = r(sys.argv[1]); "
+        "d = s.devices[0]; p = s.processes; "
+        "assert (d.limit_bytes, d.used_bytes) == (1 << 30, 300 << 20), d; "
+        "assert len(p) == 1 and p[0].alive and p[0].used_bytes[0] == 300 << 20, p"
+    )
+    out.append(
+        Case(
+            "reader/python-sees-live-then-dead",
+            ["t_hold", "300", sys.executable, "-c", reader, "@SHM"],
+            dict(LIMIT),
+            post=reader_after_exit,
+        )
+    )
     return out
+
+
+def reader_after_exit(shm: Path) -> str:
+    """The monitor's view once the process died: its usage is still listed, marked dead."""
+    from hami_common.shm.region import read_region  # noqa: PLC0415 - only with the workspace
+
+    snap = read_region(shm)
+    procs = snap.processes
+    if len(procs) != 1 or procs[0].alive or snap.devices[0].used_bytes != 300 << 20:
+        return f"after exit: {procs} used={snap.devices[0].used_bytes}"
+    return ""
 
 
 def sanitizer_runtime(flavour: str) -> list[str]:
@@ -166,23 +194,26 @@ def run_case(build: Path, case: Case, flavour: str, tmp: Path) -> tuple[bool, st
         env["HAMI_VGPU_LIMITS_FILE"] = str(limits)
     if case.hooked:
         env["LD_PRELOAD"] = ":".join([*sanitizer_runtime(flavour), str(build / "libvgpu.so")])
+    argv = [a.replace("@SHM", env["CUDA_DEVICE_MEMORY_SHARED_CACHE"]) for a in case.argv[1:]]
     try:
         p = subprocess.run(
-            [str(build / case.argv[0]), *case.argv[1:]],
+            [str(build / case.argv[0]), *argv],
             env=env,
             capture_output=True,
             text=True,
             timeout=case.timeout,
             check=False,
         )
+        if p.returncode != 0:
+            return False, f"exit {p.returncode}: {(p.stdout + p.stderr).strip()}"
+        problem = case.post(tmp / f"{tag}.shm") if case.post else ""
+        if problem:
+            return False, problem
     except subprocess.TimeoutExpired:
         return False, f"timed out after {case.timeout:.0f} s"
     finally:
         for suffix in (".gpu", ".shm", ".limits"):
             (tmp / f"{tag}{suffix}").unlink(missing_ok=True)
-    out = (p.stdout + p.stderr).strip()
-    if p.returncode != 0:
-        return False, f"exit {p.returncode}: {out}"
     stderr = p.stderr.strip()
     if expected_stderr and expected_stderr not in stderr:
         return False, f"expected '{expected_stderr}' on stderr, got: {stderr!r}"

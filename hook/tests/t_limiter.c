@@ -1,10 +1,12 @@
 /* SM limiter accuracy on the simulated GPU: t_limiter PATH SECONDS
  * PATH: launch | launch_ptsz | ex | coop | graph. Launches 2 ms kernels (KERNEL_US) back to back,
  * at most 8 in flight, and prints the GPU's busy share over the steady-state window, measured in
- * simulated GPU time. With EXPECT_UTIL=P it must be within TOL (default 3) points of P. */
+ * simulated GPU time (OWN_ONLY=1: this process's kernels only). With EXPECT_UTIL=P it must be
+ * within TOL (default 3) points of P. */
 #include "t_common.h"
 
 #include <math.h>
+#include <unistd.h>
 
 typedef __typeof__(&cuGetProcAddress_v2) gpa_t;
 
@@ -42,7 +44,8 @@ int main(int argc, char **argv) {
         CU_OK(cuEventRecord(ev[n % 8], NULL));
     }
     uint64_t end = fake_gpu_now();
-    double util = 100.0 * (double)fake_gpu_busy_ns(0, warm, end) / (double)(end - warm);
+    int pid = getenv("OWN_ONLY") ? (int)getpid() : 0; /* this process's share of the GPU */
+    double util = 100.0 * (double)fake_gpu_busy_ns(0, warm, end, pid) / (double)(end - warm);
     printf("util_pct=%.2f\n", util);
     CU_OK(cuCtxSynchronize());
     const char *want = getenv("EXPECT_UTIL");
