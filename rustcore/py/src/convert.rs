@@ -8,8 +8,18 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::sync::Arc;
 
-create_exception!(hami_rustcore, CoreError, PyValueError, "An invalid request or input to the scheduling core.");
-create_exception!(hami_rustcore, DecodeError, CoreError, "Malformed annotation or object text; the message names the field and position.");
+create_exception!(
+    hami_rustcore,
+    CoreError,
+    PyValueError,
+    "An invalid request or input to the scheduling core."
+);
+create_exception!(
+    hami_rustcore,
+    DecodeError,
+    CoreError,
+    "Malformed annotation or object text; the message names the field and position."
+);
 
 /// The one place core errors become Python exceptions.
 pub fn core_err(e: Error) -> PyErr {
@@ -25,10 +35,18 @@ pub fn containers_arg(obj: &Bound<'_, PyAny>) -> PyResult<PodDevices> {
         return hami_sched::codec::decode_pod_devices(s.to_str()?).map_err(core_err);
     }
     let lists: Vec<Vec<AllocDevice>> = obj.extract()?;
-    Ok(lists.into_iter().map(|v| v.iter().map(AllocDevice::to_core).collect()).collect())
+    Ok(lists
+        .into_iter()
+        .map(|v| v.iter().map(AllocDevice::to_core).collect())
+        .collect())
 }
 
-const STRING_KEYS: [&str; 4] = ["resource_count", "resource_memory", "resource_memory_percentage", "resource_cores"];
+const STRING_KEYS: [&str; 4] = [
+    "resource_count",
+    "resource_memory",
+    "resource_memory_percentage",
+    "resource_cores",
+];
 const INT_KEYS: [&str; 3] = ["default_memory", "default_cores", "memory_factor"];
 
 /// `{"NVIDIA": {"resource_count": "nvidia.com/gpu", "default_memory": 0, ...}}`: overrides of
@@ -42,16 +60,22 @@ pub fn parse_vendor_overrides(overrides: Option<&Bound<'_, PyDict>>) -> PyResult
             .get(&vendor)
             .ok_or_else(|| PyValueError::new_err(format!("vendors: unknown vendor {vendor:?}; known: NVIDIA, MLU")))?;
         let mut spec: VendorSpec = base.spec().clone();
-        let cfg = cfg.cast::<PyDict>().map_err(|_| PyValueError::new_err(format!("vendors.{vendor}: expected a dict")))?;
+        let cfg = cfg
+            .cast::<PyDict>()
+            .map_err(|_| PyValueError::new_err(format!("vendors.{vendor}: expected a dict")))?;
         for (k, v) in cfg.iter() {
             let k: String = k.extract()?;
             let bad = |what: &str| PyValueError::new_err(format!("vendors.{vendor}.{k}: expected {what}"));
             match k.as_str() {
                 "resource_count" => spec.resource_count = v.extract().map_err(|_| bad("a string"))?,
                 "resource_memory" => spec.resource_memory = v.extract().map_err(|_| bad("a string"))?,
-                "resource_memory_percentage" => spec.resource_memory_percentage = v.extract().map_err(|_| bad("a string"))?,
+                "resource_memory_percentage" => {
+                    spec.resource_memory_percentage = v.extract().map_err(|_| bad("a string"))?
+                }
                 "resource_cores" => spec.resource_cores = v.extract().map_err(|_| bad("a string"))?,
-                "default_memory" => spec.default_memory = v.extract().map_err(|_| bad("a non-negative integer (MiB)"))?,
+                "default_memory" => {
+                    spec.default_memory = v.extract().map_err(|_| bad("a non-negative integer (MiB)"))?
+                }
                 "default_cores" => {
                     let c: u32 = v.extract().map_err(|_| bad("an integer from 0 to 100"))?;
                     if c > 100 {

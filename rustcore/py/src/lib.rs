@@ -12,12 +12,13 @@ use pyo3::types::{PyBytes, PyDict};
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use types::{
-    AllocDevice, ContainerRequest, Device, DeviceRequest, DeviceUsage, FilterResult, PodAllocation,
-    PodRequest,
+    AllocDevice, ContainerRequest, Device, DeviceRequest, DeviceUsage, FilterResult, PodAllocation, PodRequest,
 };
 
 fn now_unix() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The cluster's usage state and the fit/score engine. Thread-safe; long calls release the GIL.
@@ -49,7 +50,11 @@ impl Cluster {
         if let Some(t) = threads {
             inner.set_threads(t);
         }
-        Ok(Cluster { inner, node_policy: np.as_str(), gpu_policy: gpu_policy.to_string() })
+        Ok(Cluster {
+            inner,
+            node_policy: np.as_str(),
+            gpu_policy: gpu_policy.to_string(),
+        })
     }
 
     #[getter]
@@ -76,7 +81,9 @@ impl Cluster {
             pod_json.extract::<String>()?
         };
         let vendors = self.inner.vendors();
-        let req = py.detach(|| hami_sched::PodRequest::from_pod_json(&text, vendors)).map_err(core_err)?;
+        let req = py
+            .detach(|| hami_sched::PodRequest::from_pod_json(&text, vendors))
+            .map_err(core_err)?;
         Ok(PodRequest::from_core(req))
     }
 
@@ -89,7 +96,12 @@ impl Cluster {
         cordoned: Option<Vec<String>>,
     ) {
         let devices = devices.iter().map(|d| d.inner.clone()).collect();
-        self.inner.set_node(name, devices, &pair_scores.unwrap_or_default(), &cordoned.unwrap_or_default());
+        self.inner.set_node(
+            name,
+            devices,
+            &pair_scores.unwrap_or_default(),
+            &cordoned.unwrap_or_default(),
+        );
     }
 
     fn remove_node(&self, name: &str) -> bool {
@@ -116,7 +128,16 @@ impl Cluster {
         reserved_at: Option<f64>,
     ) -> PyResult<()> {
         let containers = convert::containers_arg(devices)?;
-        self.inner.upsert_pod(PodAlloc { uid, namespace, name, node, containers, init_count, init_done, reserved_at });
+        self.inner.upsert_pod(PodAlloc {
+            uid,
+            namespace,
+            name,
+            node,
+            containers,
+            init_count,
+            init_done,
+            reserved_at,
+        });
         Ok(())
     }
 
@@ -209,7 +230,11 @@ impl Cluster {
 #[pyfunction]
 #[pyo3(signature = (text, vendor="NVIDIA"))]
 fn decode_node_devices(text: &str, vendor: &str) -> PyResult<Vec<Device>> {
-    Ok(codec::decode_node_devices(text, vendor).map_err(core_err)?.into_iter().map(Device::from_core).collect())
+    Ok(codec::decode_node_devices(text, vendor)
+        .map_err(core_err)?
+        .into_iter()
+        .map(Device::from_core)
+        .collect())
 }
 
 #[pyfunction]
@@ -221,7 +246,11 @@ fn encode_node_devices(devices: Vec<PyRef<'_, Device>>) -> String {
 #[pyfunction]
 #[pyo3(signature = (text, vendor))]
 fn decode_node_devices_legacy(text: &str, vendor: &str) -> PyResult<Vec<Device>> {
-    Ok(codec::decode_node_devices_legacy(text, vendor).map_err(core_err)?.into_iter().map(Device::from_core).collect())
+    Ok(codec::decode_node_devices_legacy(text, vendor)
+        .map_err(core_err)?
+        .into_iter()
+        .map(Device::from_core)
+        .collect())
 }
 
 #[pyfunction]
@@ -233,7 +262,9 @@ fn encode_node_devices_legacy(devices: Vec<PyRef<'_, Device>>) -> String {
 #[pyfunction]
 fn decode_pod_devices(text: &str) -> PyResult<Vec<Vec<AllocDevice>>> {
     let c = codec::decode_pod_devices(text).map_err(core_err)?;
-    Ok(c.into_iter().map(|v| v.into_iter().map(AllocDevice::from_core).collect()).collect())
+    Ok(c.into_iter()
+        .map(|v| v.into_iter().map(AllocDevice::from_core).collect())
+        .collect())
 }
 
 #[pyfunction]
@@ -257,7 +288,13 @@ fn hami_rustcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", hami_sched::VERSION)?;
     m.add("CoreError", py.get_type::<CoreError>())?;
     m.add("DecodeError", py.get_type::<DecodeError>())?;
-    m.add("FAILURE_REASONS", hami_sched::reason::ALL_REASONS.iter().map(|r| r.as_str()).collect::<Vec<_>>())?;
+    m.add(
+        "FAILURE_REASONS",
+        hami_sched::reason::ALL_REASONS
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>(),
+    )?;
     m.add("NODE_UNREGISTERED", hami_sched::reason::NODE_UNREGISTERED)?;
     m.add_class::<Cluster>()?;
     m.add_class::<Device>()?;

@@ -124,10 +124,20 @@ pub struct AllocDevice {
 
 impl AllocDevice {
     pub fn from_core(d: core::AllocDevice) -> Self {
-        AllocDevice { uuid: d.uuid, vendor: d.vendor, usedmem: d.usedmem, usedcores: d.usedcores }
+        AllocDevice {
+            uuid: d.uuid,
+            vendor: d.vendor,
+            usedmem: d.usedmem,
+            usedcores: d.usedcores,
+        }
     }
     pub fn to_core(&self) -> core::AllocDevice {
-        core::AllocDevice { uuid: self.uuid.clone(), vendor: self.vendor.clone(), usedmem: self.usedmem, usedcores: self.usedcores }
+        core::AllocDevice {
+            uuid: self.uuid.clone(),
+            vendor: self.vendor.clone(),
+            usedmem: self.usedmem,
+            usedcores: self.usedcores,
+        }
     }
 }
 
@@ -135,16 +145,26 @@ impl AllocDevice {
 impl AllocDevice {
     #[new]
     fn new(uuid: String, vendor: String, usedmem: u64, usedcores: u32) -> Self {
-        AllocDevice { uuid, vendor, usedmem, usedcores }
+        AllocDevice {
+            uuid,
+            vendor,
+            usedmem,
+            usedcores,
+        }
     }
 
     fn __repr__(&self) -> String {
-        format!("AllocDevice(uuid={:?}, vendor={:?}, usedmem={}, usedcores={})", self.uuid, self.vendor, self.usedmem, self.usedcores)
+        format!(
+            "AllocDevice(uuid={:?}, vendor={:?}, usedmem={}, usedcores={})",
+            self.uuid, self.vendor, self.usedmem, self.usedcores
+        )
     }
 }
 
 fn containers_to_py(c: core::PodDevices) -> Vec<Vec<AllocDevice>> {
-    c.into_iter().map(|v| v.into_iter().map(AllocDevice::from_core).collect()).collect()
+    c.into_iter()
+        .map(|v| v.into_iter().map(AllocDevice::from_core).collect())
+        .collect()
 }
 
 /// One vendor's part of one container's request.
@@ -164,9 +184,17 @@ impl DeviceRequest {
     #[pyo3(signature = (vendor, count, mem_mib=0, mem_percent=None, cores=0))]
     fn new(vendor: String, count: u32, mem_mib: u64, mem_percent: Option<u32>, cores: u32) -> PyResult<Self> {
         if mem_percent.is_some_and(|p| p == 0 || p > 100) {
-            return Err(pyo3::exceptions::PyValueError::new_err("mem_percent must be between 1 and 100"));
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "mem_percent must be between 1 and 100",
+            ));
         }
-        Ok(DeviceRequest { vendor, count, mem_mib, mem_percent, cores })
+        Ok(DeviceRequest {
+            vendor,
+            count,
+            mem_mib,
+            mem_percent,
+            cores,
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -198,7 +226,11 @@ impl ContainerRequest {
     }
 
     fn __repr__(&self) -> String {
-        format!("ContainerRequest(devices=[{} device request(s)], init={})", self.devices.len(), if self.init { "True" } else { "False" })
+        format!(
+            "ContainerRequest(devices=[{} device request(s)], init={})",
+            self.devices.len(),
+            if self.init { "True" } else { "False" }
+        )
     }
 }
 
@@ -227,7 +259,13 @@ impl PodRequest {
                     devices: c
                         .devices
                         .into_iter()
-                        .map(|d| DeviceRequest { vendor: d.vendor, count: d.count, mem_mib: d.mem_mib, mem_percent: d.mem_percent, cores: d.cores })
+                        .map(|d| DeviceRequest {
+                            vendor: d.vendor,
+                            count: d.count,
+                            mem_mib: d.mem_mib,
+                            mem_percent: d.mem_percent,
+                            cores: d.cores,
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -257,7 +295,13 @@ impl PodRequest {
                     devices: c
                         .devices
                         .iter()
-                        .map(|d| core::DeviceRequest { vendor: d.vendor.clone(), count: d.count, mem_mib: d.mem_mib, mem_percent: d.mem_percent, cores: d.cores })
+                        .map(|d| core::DeviceRequest {
+                            vendor: d.vendor.clone(),
+                            count: d.count,
+                            mem_mib: d.mem_mib,
+                            mem_percent: d.mem_percent,
+                            cores: d.cores,
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -270,8 +314,20 @@ impl PodRequest {
 impl PodRequest {
     #[new]
     #[pyo3(signature = (uid, namespace, name, containers, annotations=None))]
-    fn new(uid: String, namespace: String, name: String, containers: Vec<ContainerRequest>, annotations: Option<BTreeMap<String, String>>) -> Self {
-        PodRequest { uid, namespace, name, containers, annotations: annotations.unwrap_or_default() }
+    fn new(
+        uid: String,
+        namespace: String,
+        name: String,
+        containers: Vec<ContainerRequest>,
+        annotations: Option<BTreeMap<String, String>>,
+    ) -> Self {
+        PodRequest {
+            uid,
+            namespace,
+            name,
+            containers,
+            annotations: annotations.unwrap_or_default(),
+        }
     }
 
     /// Whether any container asks for a managed device.
@@ -280,7 +336,13 @@ impl PodRequest {
     }
 
     fn __repr__(&self) -> String {
-        format!("PodRequest(uid={:?}, namespace={:?}, name={:?}, containers={})", self.uid, self.namespace, self.name, self.containers.len())
+        format!(
+            "PodRequest(uid={:?}, namespace={:?}, name={:?}, containers={})",
+            self.uid,
+            self.namespace,
+            self.name,
+            self.containers.len()
+        )
     }
 }
 
@@ -302,7 +364,12 @@ impl FilterResult {
             score: r.score,
             devices: containers_to_py(r.devices),
             failed: r.failed.into_iter().collect(),
-            reasons: r.reason_counts.reasons().into_iter().map(|(k, v)| (k.as_str().to_string(), v)).collect(),
+            reasons: r
+                .reason_counts
+                .reasons()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_string(), v))
+                .collect(),
             reserved: r.reserved,
         }
     }
@@ -311,7 +378,13 @@ impl FilterResult {
 #[pymethods]
 impl FilterResult {
     fn __repr__(&self) -> String {
-        format!("FilterResult(node={:?}, score={:.3}, failed={} node(s), reserved={})", self.node, self.score, self.failed.len(), self.reserved)
+        format!(
+            "FilterResult(node={:?}, score={:.3}, failed={} node(s), reserved={})",
+            self.node,
+            self.score,
+            self.failed.len(),
+            self.reserved
+        )
     }
 }
 
@@ -346,7 +419,10 @@ impl PodAllocation {
 #[pymethods]
 impl PodAllocation {
     fn __repr__(&self) -> String {
-        format!("PodAllocation(uid={:?}, {}/{} on {:?})", self.uid, self.namespace, self.name, self.node)
+        format!(
+            "PodAllocation(uid={:?}, {}/{} on {:?})",
+            self.uid, self.namespace, self.name, self.node
+        )
     }
 }
 
@@ -377,6 +453,9 @@ impl DeviceUsage {
 #[pymethods]
 impl DeviceUsage {
     fn __repr__(&self) -> String {
-        format!("DeviceUsage(node={:?}, device={:?}, used={}, usedmem={}, usedcores={})", self.node, self.device.inner.id, self.used, self.usedmem, self.usedcores)
+        format!(
+            "DeviceUsage(node={:?}, device={:?}, used={}, usedmem={}, usedcores={})",
+            self.node, self.device.inner.id, self.used, self.usedmem, self.usedcores
+        )
     }
 }

@@ -3,13 +3,13 @@
 //! containers cumulatively; each device is checked in HAMi's order and the first failing
 //! check is its reason.
 
+use crate::error::{Error, Result};
 use crate::model::Usage;
-use crate::node::NodeInventory;
+use crate::node::{usage_score, DevHot, NodeInventory};
 use crate::policy::{GpuPolicy, NodePolicy, SortKey, Weights};
 use crate::reason::{Reason, ReasonCounts};
 use crate::request::{DeviceRequest, PodRequest, Selectors};
 use crate::vendor::{VendorRules, Vendors};
-use crate::error::{Error, Result};
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -24,8 +24,11 @@ pub struct QuotaRoom {
 #[derive(Debug, Clone)]
 pub struct VendorPlan {
     pub rules: Arc<dyn VendorRules>,
+    pub id: u16,
     pub selectors: Selectors,
     pub quota: QuotaRoom,
+    /// Selectors by type or UUID, or a vendor check: the fit needs the node's cold inventory.
+    pub needs_inventory: bool,
 }
 
 /// Everything about a pod that does not depend on the node, resolved once per filter.
@@ -60,8 +63,24 @@ impl PodPlan {
                             .ok_or_else(|| Error::UnknownVendor(d.vendor.clone()))?
                             .clone();
                         let selectors = Selectors::from_annotations(rules.spec(), &pod.annotations);
-                        let room = if rules.spec().quota_in_fit { quota(&d.vendor) } else { QuotaRoom::default() };
-                        plans.push(VendorPlan { rules, selectors, quota: room });
+                        let room = if rules.spec().quota_in_fit {
+                            quota(&d.vendor)
+                        } else {
+                            QuotaRoom::default()
+                        };
+                        let id = vendors.id_of(&d.vendor).unwrap_or(u16::MAX);
+                        let needs_inventory = !selectors.use_types.is_empty()
+                            || !selectors.nouse_types.is_empty()
+                            || !selectors.use_uuids.is_empty()
+                            || !selectors.nouse_uuids.is_empty()
+                            || rules.has_device_check();
+                        plans.push(VendorPlan {
+                            rules,
+                            id,
+                            selectors,
+                            quota: room,
+                            needs_inventory,
+                        });
                         plans.len() - 1
                     }
                 };
@@ -111,6 +130,10 @@ pub struct Scratch {
     peak: Vec<Usage>,
     order: Vec<(usize, f64)>,
     collected: Vec<usize>,
+    chosen: Vec<(usize, u64, u32)>,
+    totals: Vec<PodTotals>,
+    this_init: Vec<(u64, u64)>,
+    keys: Vec<SortKey>,
 }
 
 /// Running totals of this pod's reservation per vendor, for the quota check.
@@ -122,81 +145,257 @@ struct PodTotals {
     init_cores: u64,
 }
 
-pub fn fit_node(node: &NodeInventory, usage: &[Usage], plan: &PodPlan, s: &mut Scratch) -> std::result::Result<NodeFit, NodeMiss> {
-    let n = node.devices.len();
+impl PodPlan {
+    pub fn needs_inventory(&self) -> bool {
+        self.vendors.iter().any(|v| v.needs_inventory)
+    }
+
+    /// The common shape: one app container asking one vendor for one device, no topology or
+    /// NUMA binding. The scan over candidates then takes `score_single`.
+    pub fn single(&self) -> Option<(usize, &DeviceRequest)> {
+        match self.containers.as_slice() {
+            [(false, reqs)] => match reqs.as_slice() {
+                [(vi, req)]
+                    if req.count == 1 && !self.gpu_policy.topology && !self.vendors[*vi].selectors.numa_bind =>
+                {
+                    Some((*vi, req))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// The node score for a `PodPlan::single` pod in one pass over the node's devices, with no
+/// copy of the usage: the same checks, device order and score as `fit_node`, which the tests
+/// hold it to.
+pub fn score_single(
+    node: Option<&NodeInventory>,
+    hot: &[DevHot],
+    usage: &[Usage],
+    plan: &PodPlan,
+    vi: usize,
+    req: &DeviceRequest,
+) -> std::result::Result<(f64, usize), NodeMiss> {
+    let vp = &plan.vendors[vi];
+    let policy = &plan.gpu_policy;
+    let sel = &vp.selectors;
+    let cores = req.cores.min(100);
+    let mut counts = ReasonCounts::default();
+    let mut best: Option<(usize, f64, u64)> = None;
+    let simple_rank = match policy.keys.as_slice() {
+        [SortKey::Spread] => Some(1.0),
+        [SortKey::Binpack] => Some(-1.0),
+        _ => None,
+    };
+    let mut total = 0usize;
+    let (mut used, mut count, mut ucores, mut tcores, mut umem, mut tmem) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for (i, (d, u)) in hot.iter().zip(usage).enumerate() {
+        used += u64::from(u.used);
+        count += u64::from(d.count);
+        ucores += u64::from(u.usedcores);
+        tcores += u64::from(d.devcore);
+        umem += u.usedmem;
+        tmem += d.devmem;
+        if d.vendor != vp.id {
+            continue;
+        }
+        total += 1;
+        let mem = req.mem_on(d.devmem);
+        let reason = check_device(node, hot, i, u, sel, policy, mem, cores, (0, 0), (0, 0), vp);
+        if let Some(r) = reason {
+            counts.add(r, 1);
+            continue;
+        }
+        let score = device_score(d, u, req, &plan.weights);
+        let better = match (best, simple_rank) {
+            (None, _) => true,
+            // One sort key: compare (used if mutex, ±score, NUMA, index) without the chain loop.
+            (Some((b, bs, _)), Some(sign)) => {
+                let (db, ub) = (&hot[b], &usage[b]);
+                let mutex_o = if policy.mutex {
+                    u.used.cmp(&ub.used)
+                } else {
+                    Ordering::Equal
+                };
+                mutex_o
+                    .then((sign * score).total_cmp(&(sign * bs)))
+                    .then(d.numa.cmp(&db.numa))
+                    .then(d.index.cmp(&db.index))
+                    .then(i.cmp(&b))
+                    .is_lt()
+            }
+            (Some((b, bs, _)), None) => {
+                try_order(hot, usage, &policy.keys, policy.mutex, &(i, score), &(b, bs)).is_lt()
+            }
+        };
+        if better {
+            best = Some((i, score, mem));
+        }
+    }
+    if total == 0 {
+        counts.add(Reason::NodeInsufficientDevice, 1);
+        return Err(NodeMiss {
+            summary: "1/0 NodeInsufficientDevice".to_string(),
+            counts,
+        });
+    }
+    let Some((device, _, mem)) = best else {
+        return Err(NodeMiss {
+            summary: counts.summary(total),
+            counts,
+        });
+    };
+    if count == 0 || tcores == 0 || tmem == 0 {
+        return Ok((0.0, device));
+    }
+    let score = 10.0
+        * ((used + 1) as f64 / count as f64
+            + (ucores + u64::from(cores)) as f64 / tcores as f64
+            + (umem + mem) as f64 / tmem as f64);
+    Ok((score, device))
+}
+
+/// Fits the pod on the node. With `want_picks` false only the score is computed (the hot
+/// path over every candidate); the winner is fitted again with its picks.
+pub fn fit_node(
+    node: &NodeInventory,
+    hot: &[DevHot],
+    usage: &[Usage],
+    plan: &PodPlan,
+    s: &mut Scratch,
+    want_picks: bool,
+) -> std::result::Result<NodeFit, NodeMiss> {
+    let n = hot.len();
     s.app.clear();
     s.app.extend_from_slice(usage);
-    s.peak.clear();
-    s.peak.extend_from_slice(usage);
-    let mut totals = vec![PodTotals::default(); plan.vendors.len()];
-    let mut containers = Vec::with_capacity(plan.containers.len());
+    let has_init = plan.containers.first().is_some_and(|c| c.0);
+    if has_init {
+        s.peak.clear();
+        s.peak.extend_from_slice(usage);
+    }
+    s.totals.clear();
+    s.totals.resize(plan.vendors.len(), PodTotals::default());
+    let mut containers = Vec::with_capacity(if want_picks { plan.containers.len() } else { 0 });
     for (init, reqs) in &plan.containers {
         let mut picks = Vec::new();
         if *init {
             s.work.clear();
             s.work.extend_from_slice(usage);
+            s.this_init.clear();
+            s.this_init.resize(plan.vendors.len(), (0, 0));
         }
-        let mut this_init = vec![(0u64, 0u64); if *init { plan.vendors.len() } else { 0 }];
         for (vi, req) in reqs {
             let vp = &plan.vendors[*vi];
-            let t = totals[*vi];
+            let t = s.totals[*vi];
             // What the pod holds of this vendor before this container's devices.
             let held = if *init {
-                let (m, c) = this_init[*vi];
+                let (m, c) = s.this_init[*vi];
                 (t.init_mem.max(t.app_mem).max(m), t.init_cores.max(t.app_cores).max(c))
             } else {
                 (t.init_mem.max(t.app_mem), t.init_cores.max(t.app_cores))
             };
             let usage_now: &mut Vec<Usage> = if *init { &mut s.work } else { &mut s.app };
-            let chosen = fit_vendor(node, usage_now, req, vp, &plan.gpu_policy, &plan.weights, held, &mut s.order, &mut s.collected)?;
-            for &(device, mem, cores) in &chosen {
+            let ctx = VendorFit {
+                node,
+                hot,
+                req,
+                vp,
+                policy: &plan.gpu_policy,
+                weights: &plan.weights,
+                held,
+                want_picks,
+            };
+            fit_vendor(
+                &ctx,
+                usage_now,
+                &mut s.order,
+                &mut s.collected,
+                &mut s.keys,
+                &mut s.chosen,
+            )?;
+            for &(device, mem, cores) in &s.chosen {
                 let u = &mut usage_now[device];
                 u.used += 1;
                 u.usedmem += mem;
                 u.usedcores += cores;
-                picks.push(Pick { device, mem, cores, vendor: *vi });
+                if want_picks {
+                    picks.push(Pick {
+                        device,
+                        mem,
+                        cores,
+                        vendor: *vi,
+                    });
+                }
                 if *init {
-                    this_init[*vi].0 += mem;
-                    this_init[*vi].1 += u64::from(cores);
+                    s.this_init[*vi].0 += mem;
+                    s.this_init[*vi].1 += u64::from(cores);
                 } else {
-                    totals[*vi].app_mem += mem;
-                    totals[*vi].app_cores += u64::from(cores);
+                    s.totals[*vi].app_mem += mem;
+                    s.totals[*vi].app_cores += u64::from(cores);
                 }
             }
         }
         if *init {
-            for (vi, (m, c)) in this_init.iter().enumerate() {
-                totals[vi].init_mem = totals[vi].init_mem.max(*m);
-                totals[vi].init_cores = totals[vi].init_cores.max(*c);
+            for (vi, (m, c)) in s.this_init.iter().enumerate() {
+                s.totals[vi].init_mem = s.totals[vi].init_mem.max(*m);
+                s.totals[vi].init_cores = s.totals[vi].init_cores.max(*c);
             }
             for i in 0..n {
                 s.peak[i] = s.peak[i].max(&s.work[i]);
             }
         }
-        containers.push(picks);
+        if want_picks {
+            containers.push(picks);
+        }
+    }
+    if !has_init {
+        return Ok(NodeFit {
+            containers,
+            score: usage_score(hot, &s.app),
+        });
     }
     for i in 0..n {
         s.app[i] = s.app[i].max(&s.peak[i]);
     }
-    Ok(NodeFit { containers, score: node.usage_score(&s.app) })
+    Ok(NodeFit {
+        containers,
+        score: usage_score(hot, &s.app),
+    })
 }
 
 /// The score of one device for one request, HAMi's `ComputeScore` with the request's own term
 /// (HAMi drops it for NVIDIA because it compares the model name with the vendor key, §12.3).
-fn device_score(d: &crate::model::Device, u: &Usage, req: &DeviceRequest, w: &Weights) -> f64 {
-    if d.count == 0 || d.devcore == 0 || d.devmem == 0 {
-        return 0.0;
-    }
-    let mem = req.mem_on(d.devmem);
-    10.0 * (f64::from(w.slot) * f64::from(1 + u.used) / f64::from(d.count)
-        + f64::from(w.core) * f64::from(req.cores.min(100) + u.usedcores) / f64::from(d.devcore)
-        + f64::from(w.memory) * (mem + u.usedmem) as f64 / d.devmem as f64)
+#[inline(always)]
+fn device_score(d: &DevHot, u: &Usage, req: &DeviceRequest, w: &Weights) -> f64 {
+    let [slot, core, mem] = d.score_scale;
+    let m = req.mem_on(d.devmem);
+    f64::from(w.slot) * f64::from(1 + u.used) * slot
+        + f64::from(w.core) * f64::from(req.cores.min(100) + u.usedcores) * core
+        + f64::from(w.memory) * (m + u.usedmem) as f64 * mem
 }
 
-fn order_devices(node: &NodeInventory, usage: &[Usage], keys: &[SortKey], mutex: bool, order: &mut [(usize, f64)]) {
-    order.sort_unstable_by(|a, b| {
-        let (da, db) = (&node.devices[a.0], &node.devices[b.0]);
-        let mut o = if mutex { usage[a.0].used.cmp(&usage[b.0].used) } else { Ordering::Equal };
+fn order_devices(hot: &[DevHot], usage: &[Usage], keys: &[SortKey], mutex: bool, order: &mut [(usize, f64)]) {
+    order.sort_unstable_by(|a, b| try_order(hot, usage, keys, mutex, a, b));
+}
+
+/// The order in which devices are tried: `Less` is tried first.
+fn try_order(
+    hot: &[DevHot],
+    usage: &[Usage],
+    keys: &[SortKey],
+    mutex: bool,
+    a: &(usize, f64),
+    b: &(usize, f64),
+) -> Ordering {
+    {
+        let (da, db) = (&hot[a.0], &hot[b.0]);
+        let mut o = if mutex {
+            usage[a.0].used.cmp(&usage[b.0].used)
+        } else {
+            Ordering::Equal
+        };
         for k in keys {
             if o != Ordering::Equal {
                 break;
@@ -208,25 +407,46 @@ fn order_devices(node: &NodeInventory, usage: &[Usage], keys: &[SortKey], mutex:
             };
         }
         o.then(da.index.cmp(&db.index)).then(a.0.cmp(&b.0))
-    });
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn fit_vendor(
-    node: &NodeInventory,
-    usage: &[Usage],
-    req: &DeviceRequest,
-    vp: &VendorPlan,
-    policy: &GpuPolicy,
-    weights: &Weights,
+/// What one vendor's part of one container is fitted with.
+struct VendorFit<'a> {
+    node: &'a NodeInventory,
+    hot: &'a [DevHot],
+    req: &'a DeviceRequest,
+    vp: &'a VendorPlan,
+    policy: &'a GpuPolicy,
+    weights: &'a Weights,
+    /// What the pod already holds of this vendor (MiB, cores), for the quota check.
     held: (u64, u64),
+    /// The caller needs the exact devices (not only the node score).
+    want_picks: bool,
+}
+
+/// Chooses the devices for one vendor request into `chosen` as (device, MiB, cores).
+fn fit_vendor(
+    ctx: &VendorFit<'_>,
+    usage: &[Usage],
     order: &mut Vec<(usize, f64)>,
     collected: &mut Vec<usize>,
-) -> std::result::Result<Vec<(usize, u64, u32)>, NodeMiss> {
-    let key = &vp.rules.spec().key;
+    keys: &mut Vec<SortKey>,
+    chosen: &mut Vec<(usize, u64, u32)>,
+) -> std::result::Result<(), NodeMiss> {
+    let VendorFit {
+        node,
+        hot,
+        req,
+        vp,
+        policy,
+        weights,
+        held,
+        want_picks,
+    } = *ctx;
     order.clear();
-    for (i, d) in node.devices.iter().enumerate() {
-        if d.vendor == *key {
+    chosen.clear();
+    for (i, d) in hot.iter().enumerate() {
+        if d.vendor == vp.id {
             order.push((i, device_score(d, &usage[i], req, weights)));
         }
     }
@@ -235,24 +455,67 @@ fn fit_vendor(
     let mut counts = ReasonCounts::default();
     if want > total {
         counts.add(Reason::NodeInsufficientDevice, 1);
-        return Err(NodeMiss { summary: format!("{want}/{total} NodeInsufficientDevice"), counts });
+        return Err(NodeMiss {
+            summary: format!("{want}/{total} NodeInsufficientDevice"),
+            counts,
+        });
     }
     let sel = &vp.selectors;
-    let keys = if sel.numa_bind { policy.with_numa_first() } else { policy.keys.clone() };
-    order_devices(node, usage, &keys, policy.mutex, order);
+    keys.clear();
+    if sel.numa_bind {
+        keys.extend(policy.with_numa_first());
+    } else {
+        keys.extend_from_slice(&policy.keys);
+    }
     let cores = req.cores.min(100);
+    if want == 1 && !policy.topology && !sel.numa_bind {
+        // One device: the first that passes in try order is the best-ranked passing device,
+        // found in one pass without sorting.
+        let mut best: Option<(usize, f64)> = None;
+        for &(i, score) in order.iter() {
+            let u = &usage[i];
+            let mem = req.mem_on(hot[i].devmem);
+            let reason = check_device(Some(node), hot, i, u, sel, policy, mem, cores, held, (0, 0), vp);
+            match reason {
+                Some(r) => counts.add(r, 1),
+                None => {
+                    if best.is_none_or(|b| try_order(hot, usage, keys, policy.mutex, &(i, score), &b).is_lt()) {
+                        best = Some((i, score));
+                    }
+                }
+            }
+        }
+        if let Some((i, _)) = best {
+            chosen.push((i, req.mem_on(hot[i].devmem), cores));
+            return Ok(());
+        }
+        return Err(NodeMiss {
+            summary: counts.summary(total),
+            counts,
+        });
+    }
+    order_devices(hot, usage, keys, policy.mutex, order);
     collected.clear();
-    let finish = |collected: &[usize]| -> Vec<(usize, u64, u32)> {
-        let chosen = if collected.len() > want { select_topology(node, collected, want) } else { collected.to_vec() };
-        chosen.into_iter().map(|i| (i, req.mem_on(node.devices[i].devmem), cores)).collect()
+    let mut finish = |collected: &[usize]| {
+        let mem_of = |i: usize| (i, req.mem_on(hot[i].devmem), cores);
+        // The node score depends on which devices are chosen only through their memory, and
+        // only when memory is a percentage: a score-only scan skips the combinatorial choice.
+        if collected.len() > want && (want_picks || req.mem_mib == 0) {
+            chosen.extend(select_topology(node, collected, want).into_iter().map(mem_of));
+        } else if collected.len() > want {
+            chosen.extend(collected[..want].iter().map(|&i| mem_of(i)));
+        } else {
+            chosen.extend(collected.iter().map(|&i| mem_of(i)));
+        }
     };
     let mut group_numa = None;
     let mut pending = (0u64, 0u64);
     for &(i, _) in order.iter() {
-        let d = &node.devices[i];
+        let d = &hot[i];
         if sel.numa_bind && group_numa != Some(d.numa) {
             if policy.topology && collected.len() >= want {
-                return Ok(finish(collected));
+                finish(collected);
+                return Ok(());
             }
             // A new NUMA node: what the previous one collected cannot be combined with it.
             counts.add(Reason::NumaNotFit, collected.len() as u32);
@@ -262,8 +525,7 @@ fn fit_vendor(
         }
         let u = &usage[i];
         let mem = req.mem_on(d.devmem);
-        let reason = check_device(node, i, u, sel, policy, mem, cores, held, pending, vp)
-            .or_else(|| vp.rules.check_device(d, u, sel));
+        let reason = check_device(Some(node), hot, i, u, sel, policy, mem, cores, held, pending, vp);
         if let Some(r) = reason {
             counts.add(r, 1);
             continue;
@@ -272,19 +534,29 @@ fn fit_vendor(
         pending.0 += mem;
         pending.1 += u64::from(cores);
         if !policy.topology && collected.len() == want {
-            return Ok(finish(collected));
+            finish(collected);
+            return Ok(());
         }
     }
     if collected.len() >= want {
-        return Ok(finish(collected));
+        finish(collected);
+        return Ok(());
     }
     counts.add(Reason::AllocatedCardsInsufficientRequest, collected.len() as u32);
-    Err(NodeMiss { summary: counts.summary(total), counts })
+    Err(NodeMiss {
+        summary: counts.summary(total),
+        counts,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
+/// HAMi's per-device checks in HAMi's order (§4.3), then the vendor's own; the first failing
+/// one is the device's reason. `node` (the cold inventory) is read only when
+/// `vp.needs_inventory`, and must then be given.
 fn check_device(
-    node: &NodeInventory,
+    node: Option<&NodeInventory>,
+    hot: &[DevHot],
     i: usize,
     u: &Usage,
     sel: &Selectors,
@@ -295,22 +567,30 @@ fn check_device(
     pending: (u64, u64),
     vp: &VendorPlan,
 ) -> Option<Reason> {
-    let d = &node.devices[i];
+    let d = &hot[i];
     if !d.health {
         return Some(Reason::CardNotHealth);
     }
-    if node.cordoned[i] {
+    if d.cordoned {
         return Some(Reason::CardCordoned);
     }
-    let ty = &node.types_lower[i];
-    if (!sel.use_types.is_empty() && !sel.use_types.iter().any(|t| ty.contains(t.as_str())))
-        || sel.nouse_types.iter().any(|t| ty.contains(t.as_str()))
-        || sel.mode.as_ref().is_some_and(|m| !m.contains(d.mode.as_str()))
-    {
+    let cold = || node.expect("the caller passes the inventory when the plan needs it");
+    if !sel.use_types.is_empty() || !sel.nouse_types.is_empty() {
+        let ty = &cold().types_lower[i];
+        if (!sel.use_types.is_empty() && !sel.use_types.iter().any(|t| ty.contains(t.as_str())))
+            || sel.nouse_types.iter().any(|t| ty.contains(t.as_str()))
+        {
+            return Some(Reason::CardTypeMismatch);
+        }
+    }
+    if sel.mode.as_ref().is_some_and(|m| !m.contains(d.mode.as_str())) {
         return Some(Reason::CardTypeMismatch);
     }
-    if (!sel.use_uuids.is_empty() && !sel.use_uuids.contains(&d.id)) || sel.nouse_uuids.contains(&d.id) {
-        return Some(Reason::CardUuidMismatch);
+    if !sel.use_uuids.is_empty() || !sel.nouse_uuids.is_empty() {
+        let id = &cold().devices[i].id;
+        if (!sel.use_uuids.is_empty() && !sel.use_uuids.contains(id)) || sel.nouse_uuids.contains(id) {
+            return Some(Reason::CardUuidMismatch);
+        }
     }
     if d.count <= u.used {
         return Some(Reason::CardTimeSlicingExhausted);
@@ -336,6 +616,9 @@ fn check_device(
     if cores == 0 && d.devcore != 0 && u.usedcores == d.devcore {
         return Some(Reason::CardComputeUnitsExhausted);
     }
+    if vp.needs_inventory {
+        return vp.rules.check_device(&cold().devices[i], u, sel);
+    }
     None
 }
 
@@ -345,7 +628,13 @@ fn check_device(
 /// so the result is deterministic.
 fn select_topology(node: &NodeInventory, cands: &[usize], want: usize) -> Vec<usize> {
     if want == 1 {
-        let sum = |i: usize| cands.iter().filter(|&&j| j != i).map(|&j| node.pair_score(i, j)).sum::<i64>();
+        let sum = |i: usize| {
+            cands
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| node.pair_score(i, j))
+                .sum::<i64>()
+        };
         let best = cands.iter().copied().min_by_key(|&i| sum(i)).unwrap_or(cands[0]);
         return vec![best];
     }
@@ -378,22 +667,19 @@ fn select_topology(node: &NodeInventory, cands: &[usize], want: usize) -> Vec<us
             idx[q] = idx[q - 1] + 1;
         }
     }
-    best.map(|(_, ix)| ix.into_iter().map(|i| cands[i]).collect()).unwrap_or_default()
+    best.map(|(_, ix)| ix.into_iter().map(|i| cands[i]).collect())
+        .unwrap_or_default()
 }
 
 fn greedy_topology(node: &NodeInventory, cands: &[usize], want: usize) -> Vec<usize> {
     let mut chosen = vec![cands[0]];
     while chosen.len() < want {
-        let next = cands
-            .iter()
-            .copied()
-            .filter(|c| !chosen.contains(c))
-            .max_by(|&a, &b| {
-                let sa: i64 = chosen.iter().map(|&c| node.pair_score(a, c)).sum();
-                let sb: i64 = chosen.iter().map(|&c| node.pair_score(b, c)).sum();
-                // max_by keeps the last maximum; reverse the tie so the earlier one wins.
-                sa.cmp(&sb).then(Ordering::Greater)
-            });
+        let next = cands.iter().copied().filter(|c| !chosen.contains(c)).max_by(|&a, &b| {
+            let sa: i64 = chosen.iter().map(|&c| node.pair_score(a, c)).sum();
+            let sb: i64 = chosen.iter().map(|&c| node.pair_score(b, c)).sum();
+            // max_by keeps the last maximum; reverse the tie so the earlier one wins.
+            sa.cmp(&sb).then(Ordering::Greater)
+        });
         match next {
             Some(n) => chosen.push(n),
             None => break,

@@ -12,6 +12,7 @@ pub mod quantity;
 pub mod reason;
 pub mod request;
 pub mod state;
+pub mod table;
 pub mod vendor;
 
 pub use error::{Error, Result};

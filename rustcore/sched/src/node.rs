@@ -2,8 +2,28 @@
 //! for selector matching, the NVLink pair scores as a dense matrix, and cordoned devices.
 
 use crate::codec::PairScores;
-use crate::model::{Device, Usage};
+use crate::model::{Device, DeviceMode, Usage};
+use crate::vendor::Vendors;
 use rustc_hash::FxHashMap;
+
+/// The fields the fit reads for every device of every candidate, packed so that a node's
+/// devices share a few cache lines (the scan over 5,000 nodes is memory-bound).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DevHot {
+    pub devmem: u64,
+    pub count: u32,
+    pub devcore: u32,
+    pub numa: i32,
+    pub index: u32,
+    /// Position of the device's vendor in [`Vendors`]; `u16::MAX` for a vendor none serves.
+    pub vendor: u16,
+    pub mode: DeviceMode,
+    pub health: bool,
+    pub cordoned: bool,
+    /// `10/count`, `10/devcore`, `10/devmem` (0 when any is 0): the device score multiplies
+    /// instead of dividing, three divisions per device per candidate saved.
+    pub score_scale: [f64; 3],
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct NodeInventory {
@@ -13,18 +33,20 @@ pub struct NodeInventory {
     pub types_lower: Vec<String>,
     /// `pair[i * n + j]`: the topology score between devices i and j (0 when unknown).
     pub pair: Vec<i64>,
-    pub cordoned: Vec<bool>,
     pub uuid_index: FxHashMap<String, usize>,
 }
 
 impl NodeInventory {
-    pub fn new(name: &str, devices: Vec<Device>, pairs: &PairScores, cordoned: &[String]) -> Self {
+    /// The inventory and the hot fields of its devices (which the node table stores apart).
+    pub fn new(
+        name: &str,
+        devices: Vec<Device>,
+        pairs: &PairScores,
+        cordoned: &[String],
+        vendors: &Vendors,
+    ) -> (Self, Vec<DevHot>) {
         let n = devices.len();
-        let uuid_index: FxHashMap<String, usize> = devices
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.id.clone(), i))
-            .collect();
+        let uuid_index: FxHashMap<String, usize> = devices.iter().enumerate().map(|(i, d)| (d.id.clone(), i)).collect();
         let mut pair = vec![0i64; n * n];
         for (uuid, scores) in pairs {
             if let Some(&i) = uuid_index.get(uuid) {
@@ -35,35 +57,58 @@ impl NodeInventory {
                 }
             }
         }
-        NodeInventory {
+        let hot = devices
+            .iter()
+            .map(|d| DevHot {
+                devmem: d.devmem,
+                count: d.count,
+                devcore: d.devcore,
+                numa: d.numa,
+                index: d.index,
+                vendor: vendors.id_of(&d.vendor).unwrap_or(u16::MAX),
+                mode: d.mode,
+                health: d.health,
+                cordoned: cordoned.contains(&d.id),
+                score_scale: if d.count == 0 || d.devcore == 0 || d.devmem == 0 {
+                    [0.0; 3]
+                } else {
+                    [
+                        10.0 / f64::from(d.count),
+                        10.0 / f64::from(d.devcore),
+                        10.0 / d.devmem as f64,
+                    ]
+                },
+            })
+            .collect();
+        let inv = NodeInventory {
             name: name.to_string(),
             types_lower: devices.iter().map(|d| d.type_.to_lowercase()).collect(),
-            cordoned: devices.iter().map(|d| cordoned.contains(&d.id)).collect(),
             devices,
             pair,
             uuid_index,
-        }
+        };
+        (inv, hot)
     }
 
     pub fn pair_score(&self, i: usize, j: usize) -> i64 {
         self.pair[i * self.devices.len() + j]
     }
+}
 
-    /// HAMi's node usage ratio: `10 × (ΣUsed/ΣCount + ΣUsedcores/ΣTotalcore + ΣUsedmem/ΣTotalmem)`
-    /// over every device of the node; 0 when a denominator is 0.
-    pub fn usage_score(&self, usage: &[Usage]) -> f64 {
-        let (mut used, mut count, mut cores, mut tcores, mut mem, mut tmem) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-        for (d, u) in self.devices.iter().zip(usage) {
-            used += u64::from(u.used);
-            count += u64::from(d.count);
-            cores += u64::from(u.usedcores);
-            tcores += u64::from(d.devcore);
-            mem += u.usedmem;
-            tmem += d.devmem;
-        }
-        if count == 0 || tcores == 0 || tmem == 0 {
-            return 0.0;
-        }
-        10.0 * (used as f64 / count as f64 + cores as f64 / tcores as f64 + mem as f64 / tmem as f64)
+/// HAMi's node usage ratio: `10 × (ΣUsed/ΣCount + ΣUsedcores/ΣTotalcore + ΣUsedmem/ΣTotalmem)`
+/// over every device of the node; 0 when a denominator is 0.
+pub fn usage_score(hot: &[DevHot], usage: &[Usage]) -> f64 {
+    let (mut used, mut count, mut cores, mut tcores, mut mem, mut tmem) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for (d, u) in hot.iter().zip(usage) {
+        used += u64::from(u.used);
+        count += u64::from(d.count);
+        cores += u64::from(u.usedcores);
+        tcores += u64::from(d.devcore);
+        mem += u.usedmem;
+        tmem += d.devmem;
     }
+    if count == 0 || tcores == 0 || tmem == 0 {
+        return 0.0;
+    }
+    10.0 * (used as f64 / count as f64 + cores as f64 / tcores as f64 + mem as f64 / tmem as f64)
 }

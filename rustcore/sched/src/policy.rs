@@ -122,16 +122,14 @@ impl Weights {
     /// `slot=1,core=1,memory=3`: exactly these three keys, each once, non-negative integers,
     /// at least one above zero.
     pub fn parse(s: &str) -> Result<Self> {
-        let err = |field: &str, msg: String| {
-            Error::decode(Codec::ScoringWeights, field, format!("{s:?}"), msg)
-        };
+        let err = |field: &str, msg: String| Error::decode(Codec::ScoringWeights, field, format!("{s:?}"), msg);
         let mut slot = None;
         let mut core = None;
         let mut memory = None;
         for part in s.split(',') {
-            let (k, v) = part.split_once('=').ok_or_else(|| {
-                err(part.trim(), "expected key=value, e.g. slot=1,core=1,memory=3".into())
-            })?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| err(part.trim(), "expected key=value, e.g. slot=1,core=1,memory=3".into()))?;
             let k = k.trim();
             let v: u32 = v
                 .trim()
@@ -148,11 +146,7 @@ impl Weights {
             }
         }
         match (slot, core, memory) {
-            (Some(slot), Some(core), Some(memory)) if slot + core + memory > 0 => Ok(Weights {
-                slot,
-                core,
-                memory,
-            }),
+            (Some(slot), Some(core), Some(memory)) if slot + core + memory > 0 => Ok(Weights { slot, core, memory }),
             (Some(_), Some(_), Some(_)) => Err(err("(all)", "at least one weight must be above 0".into())),
             _ => Err(err("(keys)", "slot, core and memory must all be given".into())),
         }
@@ -178,9 +172,19 @@ mod tests {
     fn weights_are_strict() {
         assert_eq!(
             Weights::parse("slot=1,core=1,memory=3").unwrap(),
-            Weights { slot: 1, core: 1, memory: 3 }
+            Weights {
+                slot: 1,
+                core: 1,
+                memory: 3
+            }
         );
-        for bad in ["slot=1,core=1", "slot=1,core=1,memory=1,slot=2", "slot=0,core=0,memory=0", "slot=-1,core=1,memory=1", "gpu=1,core=1,memory=1"] {
+        for bad in [
+            "slot=1,core=1",
+            "slot=1,core=1,memory=1,slot=2",
+            "slot=0,core=0,memory=0",
+            "slot=-1,core=1,memory=1",
+            "gpu=1,core=1,memory=1",
+        ] {
             let e = Weights::parse(bad).unwrap_err().to_string();
             assert!(e.contains("device-scoring-weights"), "{bad}: {e}");
         }

@@ -11,9 +11,7 @@ pub fn parse_quantity(field: &str, s: &str) -> Result<i64> {
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    let num_end = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let num_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (number, suffix) = t.split_at(num_end);
     if number.is_empty() || number == "." || number.matches('.').count() > 1 {
         return Err(err("expected a number such as 3000, 3k or 1Gi"));
@@ -59,9 +57,7 @@ pub fn parse_quantity(field: &str, s: &str) -> Result<i64> {
             .checked_mul(10i128.checked_pow(scale as u32).ok_or_else(|| err("too large"))?)
             .ok_or_else(|| err("too large"))?;
     } else {
-        let div = 10i128
-            .checked_pow((-scale) as u32)
-            .ok_or_else(|| err("too precise"))?;
+        let div = 10i128.checked_pow((-scale) as u32).ok_or_else(|| err("too precise"))?;
         if value % div != 0 {
             return Err(err("must be a whole number"));
         }
@@ -77,7 +73,15 @@ mod tests {
 
     #[test]
     fn quantities() {
-        for (s, v) in [("3000", 3000), ("3k", 3000), ("1Ki", 1024), ("1.5k", 1500), ("2e3", 2000), ("-2", -2), ("0.5Ki", 512)] {
+        for (s, v) in [
+            ("3000", 3000),
+            ("3k", 3000),
+            ("1Ki", 1024),
+            ("1.5k", 1500),
+            ("2e3", 2000),
+            ("-2", -2),
+            ("0.5Ki", 512),
+        ] {
             assert_eq!(parse_quantity("x", s).unwrap(), v, "{s}");
         }
         for s in ["", "abc", "1.5", "3x", "1..2", "500m"] {

@@ -113,10 +113,7 @@ mod tests {
         let mut c = ReasonCounts::default();
         c.add(Reason::CardTimeSlicingExhausted, 3);
         c.add(Reason::CardInsufficientMemory, 1);
-        assert_eq!(
-            c.summary(4),
-            "1/4 CardInsufficientMemory, 3/4 CardTimeSlicingExhausted"
-        );
+        assert_eq!(c.summary(4), "1/4 CardInsufficientMemory, 3/4 CardTimeSlicingExhausted");
     }
 
     #[test]

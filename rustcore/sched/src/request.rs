@@ -4,8 +4,7 @@
 use crate::codec::parse_go_bool;
 use crate::error::{Codec, Error, Result};
 use crate::policy::{
-    GpuPolicy, NodePolicy, Weights, GPU_POLICY_ANNOTATION, NODE_POLICY_ANNOTATION,
-    WEIGHTS_ANNOTATION,
+    GpuPolicy, NodePolicy, Weights, GPU_POLICY_ANNOTATION, NODE_POLICY_ANNOTATION, WEIGHTS_ANNOTATION,
 };
 use crate::quantity::parse_quantity;
 use crate::vendor::{VendorSpec, Vendors};
@@ -206,7 +205,12 @@ fn container_devices(c: &Value, at: &str, vendors: &Vendors) -> Result<Vec<Devic
                         Error::decode(Codec::Quantity, &field, n.to_string(), "must be a whole number")
                     })?,
                     _ => {
-                        return Err(Error::decode(Codec::Quantity, &field, v.to_string(), "expected a quantity"))
+                        return Err(Error::decode(
+                            Codec::Quantity,
+                            &field,
+                            v.to_string(),
+                            "expected a quantity",
+                        ))
                     }
                 };
                 return Ok(Some(parsed));
@@ -287,7 +291,13 @@ mod tests {
         assert_eq!(p.containers.len(), 2);
         assert_eq!(
             p.containers[0].devices,
-            vec![DeviceRequest { vendor: "NVIDIA".into(), count: 1, mem_mib: 3000, mem_percent: None, cores: 30 }]
+            vec![DeviceRequest {
+                vendor: "NVIDIA".into(),
+                count: 1,
+                mem_mib: 3000,
+                mem_percent: None,
+                cores: 30
+            }]
         );
         assert!(p.containers[1].devices.is_empty());
         let sel = Selectors::from_annotations(&VendorSpec::nvidia(), &p.annotations);
@@ -309,11 +319,19 @@ mod tests {
 
     #[test]
     fn bad_quantities_name_the_container() {
-        let pod = r#"{"spec":{"containers":[{"resources":{"limits":{"nvidia.com/gpu":"1","nvidia.com/gpumem":"-5"}}}]}}"#;
-        let e = PodRequest::from_pod_json(pod, &Vendors::default()).unwrap_err().to_string();
-        assert!(e.contains("spec.containers[0]") && e.contains("nvidia.com/gpumem"), "{e}");
+        let pod =
+            r#"{"spec":{"containers":[{"resources":{"limits":{"nvidia.com/gpu":"1","nvidia.com/gpumem":"-5"}}}]}}"#;
+        let e = PodRequest::from_pod_json(pod, &Vendors::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spec.containers[0]") && e.contains("nvidia.com/gpumem"),
+            "{e}"
+        );
         let pod = r#"{"spec":{"containers":[{"resources":{"limits":{"nvidia.com/gpu":"1.5"}}}]}}"#;
-        let e = PodRequest::from_pod_json(pod, &Vendors::default()).unwrap_err().to_string();
+        let e = PodRequest::from_pod_json(pod, &Vendors::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("whole number"), "{e}");
     }
 }

@@ -4,15 +4,16 @@
 
 use crate::codec::PairScores;
 use crate::error::Result;
-use crate::fit::{fit_node, NodeFit, PodPlan, QuotaRoom, Scratch};
+use crate::fit::{fit_node, score_single, PodPlan, QuotaRoom, Scratch};
 use crate::model::{AllocDevice, Device, PodDevices, Usage};
 use crate::node::NodeInventory;
 use crate::policy::{GpuPolicy, NodePolicy};
 use crate::reason::{ReasonCounts, NODE_UNREGISTERED};
 use crate::request::PodRequest;
+use crate::table::{NodeEntry, NodeTable};
 use crate::vendor::Vendors;
 use parking_lot::{RwLock, RwLockUpgradableReadGuard};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 /// A pod's allocation as the state holds it.
@@ -45,9 +46,17 @@ impl PodAlloc {
             for d in devices {
                 let e = per.entry(d.uuid.as_str()).or_default();
                 if init {
-                    e.0 = e.0.max(&Usage { used: 1, usedmem: d.usedmem, usedcores: d.usedcores });
+                    e.0 = e.0.max(&Usage {
+                        used: 1,
+                        usedmem: d.usedmem,
+                        usedcores: d.usedcores,
+                    });
                 } else {
-                    e.1.add(&Usage { used: 1, usedmem: d.usedmem, usedcores: d.usedcores });
+                    e.1.add(&Usage {
+                        used: 1,
+                        usedmem: d.usedmem,
+                        usedcores: d.usedcores,
+                    });
                 }
             }
         }
@@ -61,13 +70,6 @@ impl PodAlloc {
     }
 }
 
-#[derive(Debug, Clone, Default)]
-struct NodeEntry {
-    inventory: Option<NodeInventory>,
-    usage: Vec<Usage>,
-    pods: FxHashSet<String>,
-}
-
 #[derive(Debug, Clone, Copy, Default)]
 struct QuotaEntry {
     mem_limit: Option<u64>,
@@ -78,7 +80,7 @@ struct QuotaEntry {
 
 #[derive(Debug, Default)]
 struct State {
-    nodes: FxHashMap<String, NodeEntry>,
+    nodes: NodeTable,
     pods: FxHashMap<String, PodAlloc>,
     /// (namespace, vendor key) -> quota.
     quotas: FxHashMap<(String, String), QuotaEntry>,
@@ -120,7 +122,10 @@ pub struct Cluster {
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = self.state.read();
-        f.debug_struct("Cluster").field("nodes", &s.nodes.len()).field("pods", &s.pods.len()).finish()
+        f.debug_struct("Cluster")
+            .field("nodes", &s.nodes.ids().count())
+            .field("pods", &s.pods.len())
+            .finish()
     }
 }
 
@@ -136,7 +141,13 @@ const PARALLEL_MIN_NODES: usize = 1024;
 impl Cluster {
     pub fn new(vendors: Vendors, node_policy: NodePolicy, gpu_policy: GpuPolicy) -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        Cluster { state: RwLock::new(State::default()), vendors, node_policy, gpu_policy, threads }
+        Cluster {
+            state: RwLock::new(State::default()),
+            vendors,
+            node_policy,
+            gpu_policy,
+            threads,
+        }
     }
 
     pub fn vendors(&self) -> &Vendors {
@@ -149,25 +160,22 @@ impl Cluster {
 
     /// Replaces a node's inventory (all vendors) and recomputes its usage from its pods.
     pub fn set_node(&self, name: &str, devices: Vec<Device>, pairs: &PairScores, cordoned: &[String]) {
-        let inv = NodeInventory::new(name, devices, pairs, cordoned);
+        let (inv, hot) = NodeInventory::new(name, devices, pairs, cordoned, &self.vendors);
         let mut s = self.state.write();
         let State { nodes, pods, .. } = &mut *s;
-        let entry = nodes.entry(name.to_string()).or_default();
-        entry.inventory = Some(inv);
-        recompute_usage(entry, pods);
+        let id = nodes.id_or_insert(name);
+        nodes.set_inventory(id, inv, hot);
+        recompute_usage(nodes, id, pods);
     }
 
     /// Forgets a node's inventory; its pods keep their allocations (they count again if the
     /// node comes back).
     pub fn remove_node(&self, name: &str) -> bool {
         let mut s = self.state.write();
-        match s.nodes.get_mut(name) {
-            Some(e) if e.inventory.is_some() => {
-                e.inventory = None;
-                e.usage.clear();
-                if e.pods.is_empty() {
-                    s.nodes.remove(name);
-                }
+        match s.nodes.id(name) {
+            Some(id) if s.nodes.entry(id).inventory.is_some() => {
+                s.nodes.clear_inventory(id);
+                s.nodes.remove_if_unused(id);
                 true
             }
             _ => false,
@@ -176,7 +184,13 @@ impl Cluster {
 
     pub fn node_names(&self) -> Vec<String> {
         let s = self.state.read();
-        let mut v: Vec<String> = s.nodes.iter().filter(|(_, e)| e.inventory.is_some()).map(|(k, _)| k.clone()).collect();
+        let mut v: Vec<String> = s
+            .nodes
+            .ids()
+            .map(|id| s.nodes.entry(id))
+            .filter(|e| e.inventory.is_some())
+            .map(|e| e.name.clone())
+            .collect();
         v.sort();
         v
     }
@@ -264,14 +278,20 @@ impl Cluster {
     /// Every device with its usage, by node name then device index.
     pub fn usage(&self) -> Vec<DeviceUsageView> {
         let s = self.state.read();
-        let mut names: Vec<&String> = s.nodes.keys().collect();
-        names.sort();
+        let mut ids: Vec<u32> = s.nodes.ids().collect();
+        ids.sort_by(|a, b| s.nodes.entry(*a).name.cmp(&s.nodes.entry(*b).name));
         let mut out = Vec::new();
-        for name in names {
-            let e = &s.nodes[name];
+        for id in ids {
+            let e = s.nodes.entry(id);
             if let Some(inv) = &e.inventory {
+                let (hot, usage) = s.nodes.devices(id);
                 for (i, d) in inv.devices.iter().enumerate() {
-                    out.push(DeviceUsageView { node: name.clone(), device: d.clone(), usage: e.usage[i], cordoned: inv.cordoned[i] });
+                    out.push(DeviceUsageView {
+                        node: e.name.clone(),
+                        device: d.clone(),
+                        usage: usage[i],
+                        cordoned: hot[i].cordoned,
+                    });
                 }
             }
         }
@@ -309,22 +329,22 @@ impl Cluster {
             reason_counts: ReasonCounts::default(),
             reserved: false,
         };
-        let mut best: Option<(usize, NodeFit)> = None;
+        let mut best: Option<(usize, f64)> = None;
         for (ci, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
-                Outcome::Fit(fit) => {
+                Outcome::Fit(score) => {
                     let better = match &best {
                         None => true,
                         Some((bi, b)) => {
                             let ord = match plan.node_policy {
-                                NodePolicy::Binpack => fit.score.total_cmp(&b.score),
-                                NodePolicy::Spread => b.score.total_cmp(&fit.score),
+                                NodePolicy::Binpack => score.total_cmp(b),
+                                NodePolicy::Spread => b.total_cmp(&score),
                             };
                             ord.then_with(|| candidates[*bi].cmp(candidates[ci])).is_gt()
                         }
                     };
                     if better {
-                        best = Some((ci, fit));
+                        best = Some((ci, score));
                     }
                 }
                 Outcome::Miss(summary, counts) => {
@@ -333,14 +353,28 @@ impl Cluster {
                     }
                     result.failed.push((candidates[ci].to_string(), summary));
                 }
-                Outcome::Unregistered => result.failed.push((candidates[ci].to_string(), NODE_UNREGISTERED.to_string())),
+                Outcome::Unregistered => result
+                    .failed
+                    .push((candidates[ci].to_string(), NODE_UNREGISTERED.to_string())),
             }
         }
-        let Some((ci, fit)) = best else {
+        let Some((ci, score)) = best else {
             return Ok(result);
         };
         let node_name = candidates[ci];
-        let inv = guard.nodes[node_name].inventory.as_ref().expect("a fitting node has an inventory");
+        let id = guard.nodes.id(node_name).expect("a fitting node is registered");
+        let inv = guard
+            .nodes
+            .entry(id)
+            .inventory
+            .as_ref()
+            .expect("a fitting node has an inventory");
+        let (hot, usage) = guard.nodes.devices(id);
+        // The scan kept scores only; fit the winner again to get its devices.
+        let mut own = Vec::new();
+        let usage = usage_without(usage, inv, previous.as_ref(), node_name, &mut own);
+        let fit = fit_node(inv, hot, usage, &plan, &mut Scratch::default(), true)
+            .expect("the chosen node fits again under the same lock");
         result.devices = fit
             .containers
             .iter()
@@ -357,7 +391,7 @@ impl Cluster {
             })
             .collect();
         result.node = Some(node_name.to_string());
-        result.score = fit.score;
+        result.score = score;
         if reserve {
             let mut w = RwLockUpgradableReadGuard::upgrade(guard);
             upsert_locked(
@@ -379,29 +413,41 @@ impl Cluster {
     }
 
     fn evaluate(&self, s: &State, plan: &PodPlan, candidates: &[&str], previous: Option<&PodAlloc>) -> Vec<Outcome> {
+        let single = plan.single();
+        let needs_inventory = plan.needs_inventory();
         let run = |chunk: &[&str]| -> Vec<Outcome> {
             let mut scratch = Scratch::default();
             let mut own = Vec::new();
             chunk
                 .iter()
                 .map(|name| {
-                    let Some(entry) = s.nodes.get(*name) else { return Outcome::Unregistered };
-                    let Some(inv) = entry.inventory.as_ref() else { return Outcome::Unregistered };
-                    let usage: &[Usage] = match previous {
-                        Some(p) if p.node == *name => {
-                            own.clear();
-                            own.extend_from_slice(&entry.usage);
-                            for (uuid, u) in p.collapsed() {
-                                if let Some(&i) = inv.uuid_index.get(&uuid) {
-                                    own[i].sub(&u);
-                                }
-                            }
-                            &own
-                        }
-                        _ => &entry.usage,
+                    let Some(id) = s.nodes.id(name) else {
+                        return Outcome::Unregistered;
                     };
-                    match fit_node(inv, usage, plan, &mut scratch) {
-                        Ok(fit) => Outcome::Fit(fit),
+                    if !s.nodes.registered(id) {
+                        return Outcome::Unregistered;
+                    }
+                    // The cold inventory is a separate allocation: touch it only when needed.
+                    let inv = || {
+                        s.nodes
+                            .entry(id)
+                            .inventory
+                            .as_ref()
+                            .expect("a registered node has an inventory")
+                    };
+                    let (hot, usage) = s.nodes.devices(id);
+                    let usage = match previous {
+                        Some(p) if p.node == *name => usage_without(usage, inv(), previous, name, &mut own),
+                        _ => usage,
+                    };
+                    let scored = match single {
+                        Some((vi, req)) => {
+                            score_single(needs_inventory.then(inv), hot, usage, plan, vi, req).map(|(score, _)| score)
+                        }
+                        None => fit_node(inv(), hot, usage, plan, &mut scratch, false).map(|f| f.score),
+                    };
+                    match scored {
+                        Ok(score) => Outcome::Fit(score),
                         Err(miss) => Outcome::Miss(miss.summary, miss.counts),
                     }
                 })
@@ -412,7 +458,11 @@ impl Cluster {
         }
         let chunk = candidates.len().div_ceil(self.threads);
         std::thread::scope(|scope| {
-            let handles: Vec<_> = candidates.chunks(chunk).skip(1).map(|c| scope.spawn(move || run(c))).collect();
+            let handles: Vec<_> = candidates
+                .chunks(chunk)
+                .skip(1)
+                .map(|c| scope.spawn(move || run(c)))
+                .collect();
             let mut out = run(&candidates[..chunk.min(candidates.len())]);
             for h in handles {
                 out.extend(h.join().expect("filter worker panicked"));
@@ -423,7 +473,8 @@ impl Cluster {
 }
 
 enum Outcome {
-    Fit(NodeFit),
+    /// The node fits, with this score.
+    Fit(f64),
     Miss(String, ReasonCounts),
     Unregistered,
 }
@@ -432,36 +483,72 @@ fn pod_vendor_totals(p: &PodAlloc, vendor: &str) -> (u64, u64) {
     p.collapsed()
         .iter()
         .filter(|(uuid, _)| {
-            p.containers.iter().flatten().any(|d| d.uuid == *uuid && d.vendor == vendor)
+            p.containers
+                .iter()
+                .flatten()
+                .any(|d| d.uuid == *uuid && d.vendor == vendor)
         })
         .fold((0, 0), |(m, c), (_, u)| (m + u.usedmem, c + u64::from(u.usedcores)))
 }
 
-fn recompute_usage(entry: &mut NodeEntry, pods: &FxHashMap<String, PodAlloc>) {
-    let Some(inv) = entry.inventory.as_ref() else { return };
-    entry.usage = vec![Usage::default(); inv.devices.len()];
-    for uid in &entry.pods {
+/// A node's usage, less `previous` when it is a reservation of the same pod on this node.
+fn usage_without<'a>(
+    usage: &'a [Usage],
+    inv: &NodeInventory,
+    previous: Option<&PodAlloc>,
+    name: &str,
+    own: &'a mut Vec<Usage>,
+) -> &'a [Usage] {
+    match previous {
+        Some(p) if p.node == name => {
+            own.clear();
+            own.extend_from_slice(usage);
+            for (uuid, u) in p.collapsed() {
+                if let Some(&i) = inv.uuid_index.get(&uuid) {
+                    own[i].sub(&u);
+                }
+            }
+            own
+        }
+        _ => usage,
+    }
+}
+
+fn recompute_usage(nodes: &mut NodeTable, id: u32, pods: &FxHashMap<String, PodAlloc>) {
+    let NodeEntry {
+        inventory, pods: uids, ..
+    } = nodes.entry(id);
+    let Some(inv) = inventory.as_ref() else { return };
+    let mut usage = vec![Usage::default(); inv.devices.len()];
+    for uid in uids {
         if let Some(p) = pods.get(uid) {
             for (uuid, u) in p.collapsed() {
                 if let Some(&i) = inv.uuid_index.get(&uuid) {
-                    entry.usage[i].add(&u);
+                    usage[i].add(&u);
                 }
             }
         }
     }
+    nodes.usage_mut(id).copy_from_slice(&usage);
 }
 
 fn apply(s: &mut State, pod: &PodAlloc, add: bool) {
     let collapsed = pod.collapsed();
-    if let Some(entry) = s.nodes.get_mut(&pod.node) {
-        if let Some(inv) = entry.inventory.as_ref() {
-            for (uuid, u) in &collapsed {
-                if let Some(&i) = inv.uuid_index.get(uuid) {
-                    if add {
-                        entry.usage[i].add(u);
-                    } else {
-                        entry.usage[i].sub(u);
-                    }
+    if let Some(id) = s.nodes.id(&pod.node) {
+        let indices: Vec<Option<usize>> = match s.nodes.entry(id).inventory.as_ref() {
+            Some(inv) => collapsed
+                .iter()
+                .map(|(uuid, _)| inv.uuid_index.get(uuid).copied())
+                .collect(),
+            None => Vec::new(),
+        };
+        let usage = s.nodes.usage_mut(id);
+        for (i, (_, u)) in indices.iter().zip(&collapsed) {
+            if let Some(i) = i {
+                if add {
+                    usage[*i].add(u);
+                } else {
+                    usage[*i].sub(u);
                 }
             }
         }
@@ -489,11 +576,9 @@ fn apply(s: &mut State, pod: &PodAlloc, add: bool) {
 fn remove_locked(s: &mut State, uid: &str) -> Option<PodAlloc> {
     let old = s.pods.remove(uid)?;
     apply(s, &old, false);
-    if let Some(e) = s.nodes.get_mut(&old.node) {
-        e.pods.remove(uid);
-        if e.inventory.is_none() && e.pods.is_empty() {
-            s.nodes.remove(&old.node);
-        }
+    if let Some(id) = s.nodes.id(&old.node) {
+        s.nodes.entry_mut(id).pods.remove(uid);
+        s.nodes.remove_if_unused(id);
     }
     Some(old)
 }
@@ -501,6 +586,7 @@ fn remove_locked(s: &mut State, uid: &str) -> Option<PodAlloc> {
 fn upsert_locked(s: &mut State, pod: PodAlloc) {
     remove_locked(s, &pod.uid);
     apply(s, &pod, true);
-    s.nodes.entry(pod.node.clone()).or_default().pods.insert(pod.uid.clone());
+    let id = s.nodes.id_or_insert(&pod.node);
+    s.nodes.entry_mut(id).pods.insert(pod.uid.clone());
     s.pods.insert(pod.uid.clone(), pod);
 }

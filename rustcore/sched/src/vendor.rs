@@ -98,6 +98,12 @@ pub trait VendorRules: Send + Sync + std::fmt::Debug {
     fn check_device(&self, _device: &Device, _usage: &Usage, _selectors: &Selectors) -> Option<Reason> {
         None
     }
+
+    /// Whether `check_device` can refuse anything; when not, the scan skips the call and the
+    /// device's cold record.
+    fn has_device_check(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -138,6 +144,11 @@ impl Default for Vendors {
 impl Vendors {
     pub fn insert(&mut self, rules: Arc<dyn VendorRules>) {
         self.by_key.insert(rules.spec().key.clone(), rules);
+    }
+
+    /// A small number for the vendor, stable while the set is unchanged.
+    pub fn id_of(&self, key: &str) -> Option<u16> {
+        self.by_key.keys().position(|k| k == key).map(|i| i as u16)
     }
 
     pub fn get(&self, key: &str) -> Option<&Arc<dyn VendorRules>> {

@@ -7,10 +7,7 @@ mod node;
 mod pair;
 mod pod;
 
-pub use node::{
-    decode_node_devices, decode_node_devices_legacy, encode_node_devices,
-    encode_node_devices_legacy,
-};
+pub use node::{decode_node_devices, decode_node_devices_legacy, encode_node_devices, encode_node_devices_legacy};
 pub use pair::{decode_pair_scores, encode_pair_scores, PairScores};
 pub use pod::{decode_pod_devices, encode_pod_devices};
 

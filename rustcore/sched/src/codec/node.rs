@@ -58,9 +58,7 @@ fn decode_device(i: usize, item: &Value, vendor: &str) -> Result<Device> {
             format!("expected an object, got {}", kind(item)),
         )
     })?;
-    let field_err = |field: &str, msg: String| {
-        Error::decode(Codec::NodeRegister, field, format!("device [{i}]"), msg)
-    };
+    let field_err = |field: &str, msg: String| Error::decode(Codec::NodeRegister, field, format!("device [{i}]"), msg);
     let string = |field: &str| -> Result<String> {
         match obj.get(field) {
             None | Some(Value::Null) => Ok(String::new()),
@@ -78,10 +76,7 @@ fn decode_device(i: usize, item: &Value, vendor: &str) -> Result<Device> {
                     format!("expected an integer from 0 to {max}, got {n}"),
                 )),
             },
-            Some(other) => Err(field_err(
-                field,
-                format!("expected an integer, got {}", kind(other)),
-            )),
+            Some(other) => Err(field_err(field, format!("expected an integer, got {}", kind(other)))),
         }
     };
     let numa = match obj.get("numa") {
@@ -90,22 +85,12 @@ fn decode_device(i: usize, item: &Value, vendor: &str) -> Result<Device> {
             .as_i64()
             .and_then(|v| i32::try_from(v).ok())
             .ok_or_else(|| field_err("numa", format!("expected an integer, got {n}")))?,
-        Some(other) => {
-            return Err(field_err(
-                "numa",
-                format!("expected an integer, got {}", kind(other)),
-            ))
-        }
+        Some(other) => return Err(field_err("numa", format!("expected an integer, got {}", kind(other)))),
     };
     let health = match obj.get("health") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(field_err(
-                "health",
-                format!("expected a boolean, got {}", kind(other)),
-            ))
-        }
+        Some(other) => return Err(field_err("health", format!("expected a boolean, got {}", kind(other)))),
     };
     let mode_text = string("mode")?;
     let mode = DeviceMode::parse(&mode_text).ok_or_else(|| {
@@ -251,11 +236,14 @@ pub fn decode_node_devices_legacy(text: &str, vendor: &str) -> Result<Vec<Device
         let numa = f[5]
             .parse::<i32>()
             .map_err(|_| at("numa", format!("expected an integer, got {:?}", f[5])))?;
-        let health = parse_go_bool(f[6])
-            .ok_or_else(|| at("health", format!("expected true or false, got {:?}", f[6])))?;
+        let health =
+            parse_go_bool(f[6]).ok_or_else(|| at("health", format!("expected true or false, got {:?}", f[6])))?;
         let (index, mode) = if f.len() == 9 {
             let mode = DeviceMode::parse(f[8]).ok_or_else(|| {
-                at("mode", format!("unknown mode {:?}: expected hami-core, mig or mps", f[8]))
+                at(
+                    "mode",
+                    format!("unknown mode {:?}: expected hami-core, mig or mps", f[8]),
+                )
             })?;
             (num(7, "index")? as u32, mode)
         } else {

@@ -33,9 +33,7 @@ pub fn decode_pair_scores(text: &str) -> Result<PairScores> {
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let at = |field: &str, msg: &str| {
-            Error::decode(Codec::PairScores, field, format!("entry [{i}]"), msg)
-        };
+        let at = |field: &str, msg: &str| Error::decode(Codec::PairScores, field, format!("entry [{i}]"), msg);
         let uuid = item
             .get("uuid")
             .and_then(Value::as_str)

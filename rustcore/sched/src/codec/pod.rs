@@ -20,11 +20,7 @@ pub fn encode_pod_devices(containers: &PodDevices) -> Result<String> {
                     ));
                 }
             }
-            let _ = write!(
-                out,
-                "{},{},{},{}:",
-                dev.uuid, dev.vendor, dev.usedmem, dev.usedcores
-            );
+            let _ = write!(out, "{},{},{},{}:", dev.uuid, dev.vendor, dev.usedmem, dev.usedcores);
         }
         out.push(';');
     }

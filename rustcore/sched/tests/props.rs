@@ -1,0 +1,259 @@
+//! Property tests: the fit never over-commits, selectors hold, results are deterministic, the
+//! one-device fast path agrees with the general fit, and the codecs round-trip and never panic.
+
+mod common;
+use common::*;
+use hami_sched::fit::{fit_node, score_single, PodPlan, QuotaRoom, Scratch};
+use hami_sched::node::NodeInventory;
+use hami_sched::*;
+use proptest::prelude::*;
+
+fn arb_device(node: usize, i: usize) -> impl Strategy<Value = Device> {
+    (
+        1u32..6,
+        1024u64..32768,
+        prop_oneof![Just(100u32), Just(200u32)],
+        0i32..2,
+        any::<bool>(),
+        0u8..10,
+    )
+        .prop_map(move |(count, mem, core, numa, model_a, health)| {
+            let mut d = gpu(&format!("n{node}-g{i}"), i as u32, count, mem, numa);
+            d.devcore = core;
+            d.type_ = if model_a {
+                "NVIDIA-A100".into()
+            } else {
+                "NVIDIA-V100".into()
+            };
+            d.health = health > 0;
+            d
+        })
+}
+
+fn arb_nodes() -> impl Strategy<Value = Vec<Vec<Device>>> {
+    (1usize..5).prop_flat_map(|n| {
+        (0..n)
+            .map(|node| (1usize..5).prop_flat_map(move |k| (0..k).map(|i| arb_device(node, i)).collect::<Vec<_>>()))
+            .collect::<Vec<_>>()
+    })
+}
+
+fn arb_request() -> impl Strategy<Value = DeviceRequest> {
+    (
+        1u32..4,
+        prop_oneof![Just(0u64), 256u64..20000],
+        prop::option::of(1u32..=100),
+        prop_oneof![Just(0u32), 1u32..=100, Just(100u32)],
+    )
+        .prop_map(|(count, mem, pctv, cores)| DeviceRequest {
+            vendor: "NVIDIA".into(),
+            count,
+            mem_mib: mem,
+            mem_percent: if mem == 0 { Some(pctv.unwrap_or(100)) } else { None },
+            cores,
+        })
+}
+
+fn arb_annotations() -> impl Strategy<Value = Vec<(String, String)>> {
+    let policy = prop_oneof![
+        Just("spread"),
+        Just("binpack"),
+        Just("binpack,numa"),
+        Just("topology-aware"),
+        Just("mutex")
+    ];
+    (
+        policy,
+        any::<bool>(),
+        prop_oneof![Just(""), Just("a100"), Just("v100")],
+        prop_oneof![Just(""), Just("n0-g0"), Just("n1-g1")],
+    )
+        .prop_map(|(p, numa, ty, nouse)| {
+            let mut a = vec![("hami.io/gpu-scheduler-policy".to_string(), p.to_string())];
+            if numa {
+                a.push(("nvidia.com/numa-bind".into(), "true".into()));
+            }
+            if !ty.is_empty() {
+                a.push(("nvidia.com/use-gputype".into(), ty.into()));
+            }
+            if !nouse.is_empty() {
+                a.push(("nvidia.com/nouse-gpuuuid".into(), nouse.into()));
+            }
+            a
+        })
+}
+
+fn arb_pod(uid: String) -> impl Strategy<Value = PodRequest> {
+    (
+        prop::collection::vec((any::<bool>(), arb_request()), 1..4),
+        arb_annotations(),
+    )
+        .prop_map(move |(cs, ann)| {
+            // Init containers first, as in a pod spec.
+            let mut cs = cs;
+            cs.sort_by_key(|(init, _)| !*init);
+            let refs: Vec<(&str, &str)> = ann.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            pod(&uid, cs.into_iter().map(|(init, r)| (init, vec![r])).collect(), &refs)
+        })
+}
+
+fn build(nodes: &[Vec<Device>]) -> (Cluster, Vec<String>) {
+    let c = cluster("binpack", "spread");
+    let names: Vec<String> = (0..nodes.len()).map(|i| format!("n{i}")).collect();
+    for (i, devs) in nodes.iter().enumerate() {
+        c.set_node(&names[i], devs.clone(), &vec![], &[]);
+    }
+    (c, names)
+}
+
+fn assert_no_overcommit(c: &Cluster) {
+    for u in c.usage() {
+        assert!(
+            u.usage.used <= u.device.count,
+            "slots over-committed on {}: {:?}",
+            u.device.id,
+            u.usage
+        );
+        assert!(
+            u.usage.usedmem <= u.device.devmem,
+            "memory over-committed on {}: {:?}",
+            u.device.id,
+            u.usage
+        );
+        assert!(
+            u.usage.usedcores <= u.device.devcore,
+            "cores over-committed on {}: {:?}",
+            u.device.id,
+            u.usage
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reservations_never_over_commit(nodes in arb_nodes(), pods in prop::collection::vec(arb_pod(String::new()), 1..25)) {
+        let (c, names) = build(&nodes);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        for (i, p) in pods.into_iter().enumerate() {
+            let mut p = p;
+            p.uid = format!("pod-{i}");
+            let _ = c.filter(&p, &refs, true, 0.0).unwrap();
+            assert_no_overcommit(&c);
+        }
+    }
+
+    #[test]
+    fn chosen_devices_respect_every_selector(nodes in arb_nodes(), p in arb_pod("p".into())) {
+        let (c, names) = build(&nodes);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let r = c.filter(&p, &refs, false, 0.0).unwrap();
+        let Some(node) = r.node.clone() else { return Ok(()) };
+        let idx: usize = node[1..].parse().unwrap();
+        let devs = &nodes[idx];
+        let sel = Selectors::from_annotations(&VendorSpec::nvidia(), &p.annotations);
+        for (ci, chosen) in r.devices.iter().enumerate() {
+            let want: u32 = p.containers[ci].devices.iter().map(|d| d.count).sum();
+            prop_assert_eq!(chosen.len() as u32, want);
+            let mut numas = std::collections::BTreeSet::new();
+            let mut seen = std::collections::BTreeSet::new();
+            for a in chosen {
+                let d = devs.iter().find(|d| d.id == a.uuid).unwrap();
+                prop_assert!(d.health);
+                prop_assert!(seen.insert(&a.uuid), "a container got the same device twice");
+                prop_assert!(sel.use_types.is_empty() || sel.use_types.iter().any(|t| d.type_.to_lowercase().contains(t.as_str())));
+                prop_assert!(!sel.nouse_uuids.contains(&d.id));
+                numas.insert(d.numa);
+            }
+            if sel.numa_bind {
+                prop_assert!(numas.len() <= 1, "numa-bind spread over {:?}", numas);
+            }
+        }
+    }
+
+    #[test]
+    fn results_are_deterministic_and_ignore_candidate_order(nodes in arb_nodes(), p in arb_pod("p".into()), seed in any::<u64>()) {
+        let (c, names) = build(&nodes);
+        let mut refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let a = c.filter(&p, &refs, false, 0.0).unwrap();
+        let k = (seed as usize) % refs.len();
+        refs.rotate_left(k);
+        refs.reverse();
+        let b = c.filter(&p, &refs, false, 0.0).unwrap();
+        prop_assert_eq!(a.node, b.node);
+        prop_assert_eq!(a.devices, b.devices);
+        let mut fa = a.failed.clone();
+        let mut fb = b.failed.clone();
+        fa.sort();
+        fb.sort();
+        prop_assert_eq!(fa, fb);
+    }
+
+    #[test]
+    fn single_device_fast_path_agrees_with_the_general_fit(devs in (1usize..6).prop_flat_map(|k| (0..k).map(|i| arb_device(0, i)).collect::<Vec<_>>()),
+                                                            r in arb_request(), used in prop::collection::vec((0u32..3, 0u64..20000, 0u32..100), 6),
+                                                            policy in prop_oneof![Just("spread"), Just("binpack"), Just("mutex"), Just("binpack,numa")]) {
+        let mut r = r;
+        r.count = 1;
+        let p = pod("p", vec![(false, vec![r])], &[("hami.io/gpu-scheduler-policy", policy)]);
+        let vendors = Vendors::default();
+        let plan = PodPlan::new(&p, &vendors, NodePolicy::Binpack, &GpuPolicy::default(), |_| QuotaRoom::default()).unwrap();
+        let (inv, hot) = NodeInventory::new("n", devs.clone(), &vec![], &[], &vendors);
+        let usage: Vec<Usage> = devs.iter().zip(&used).map(|(d, (u, m, c))| Usage { used: (*u).min(d.count), usedmem: (*m).min(d.devmem), usedcores: (*c).min(d.devcore) }).collect();
+        let general = fit_node(&inv, &hot, &usage, &plan, &mut Scratch::default(), true);
+        let (vi, req) = plan.single().expect("a one-device plan");
+        let fast = score_single(Some(&inv), &hot, &usage, &plan, vi, req);
+        match (general, fast) {
+            (Ok(g), Ok((score, device))) => {
+                prop_assert!((g.score - score).abs() < 1e-9, "{} != {}", g.score, score);
+                prop_assert_eq!(g.containers[0][0].device, device);
+            }
+            (Err(g), Err(f)) => prop_assert_eq!(g.summary, f.summary),
+            (g, f) => prop_assert!(false, "general {:?} but fast {:?}", g.map(|x| x.score), f.map(|x| x.0)),
+        }
+    }
+
+    #[test]
+    fn node_register_round_trips(devs in prop::collection::vec(arb_device(0, 0), 0..6), custom in any::<bool>()) {
+        let devs: Vec<Device> = devs.into_iter().enumerate().map(|(i, mut d)| {
+            d.id = format!("GPU-{i}<&>\"x");
+            d.index = i as u32;
+            if custom { d.custominfo = Some(serde_json::json!({"NetworkID": i})); }
+            d
+        }).collect();
+        let text = codec::encode_node_devices(&devs);
+        prop_assert_eq!(codec::decode_node_devices(&text, "NVIDIA").unwrap(), devs.clone());
+        let plain: Vec<Device> = devs.into_iter().map(|mut d| { d.id = d.id.replace([',', ':'], ""); d.custominfo = None; d }).collect();
+        let legacy = codec::encode_node_devices_legacy(&plain);
+        prop_assert_eq!(codec::decode_node_devices_legacy(&legacy, "NVIDIA").unwrap(), plain);
+    }
+
+    #[test]
+    fn pod_devices_round_trip(cs in prop::collection::vec(prop::collection::vec(("[A-Za-z0-9-]{1,12}", 0u64..100000, 0u32..200), 0..4), 0..5)) {
+        let pd: PodDevices = cs.into_iter().map(|c| c.into_iter().map(|(u, m, k)| AllocDevice { uuid: u, vendor: "NVIDIA".into(), usedmem: m, usedcores: k }).collect()).collect();
+        let text = codec::encode_pod_devices(&pd).unwrap();
+        prop_assert_eq!(codec::decode_pod_devices(&text).unwrap(), pd);
+    }
+
+    #[test]
+    fn pair_scores_round_trip(entries in prop::collection::btree_map("[a-z]{1,6}", prop::collection::btree_map("[a-z]{1,6}", -5i64..1000, 0..4), 0..4)) {
+        let scores: codec::PairScores = entries.into_iter().collect();
+        let text = codec::encode_pair_scores(&scores);
+        prop_assert_eq!(codec::decode_pair_scores(&text).unwrap(), scores);
+    }
+
+    #[test]
+    fn decoders_never_panic_on_random_input(bytes in prop::collection::vec(any::<u8>(), 0..200), s in "[\\[\\]{}\":,;0-9a-z-]{0,80}") {
+        let text = String::from_utf8_lossy(&bytes);
+        for t in [text.as_ref(), s.as_str()] {
+            let _ = codec::decode_node_devices(t, "NVIDIA");
+            let _ = codec::decode_node_devices_legacy(t, "DCU");
+            let _ = codec::decode_pod_devices(t);
+            let _ = codec::decode_pair_scores(t);
+            let _ = Weights::parse(t);
+            let _ = PodRequest::from_pod_json(t, &Vendors::default());
+            let _ = quantity::parse_quantity("x", t);
+        }
+    }
+}
