@@ -4,6 +4,8 @@ from collections.abc import Sequence
 from typing import TypeAlias, final
 
 __all__ = [
+    "FAILURE_REASONS",
+    "NODE_UNREGISTERED",
     "AllocDevice",
     "Cluster",
     "ContainerRequest",
@@ -12,9 +14,7 @@ __all__ = [
     "Device",
     "DeviceRequest",
     "DeviceUsage",
-    "FAILURE_REASONS",
     "FilterResult",
-    "NODE_UNREGISTERED",
     "PodAllocation",
     "PodRequest",
     "__version__",

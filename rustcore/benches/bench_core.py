@@ -13,7 +13,7 @@ from pathlib import Path
 import hami_rustcore as hc
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pyref import RefDevice, RefNode, RefRequest, filter_nodes  # noqa: E402
+from pyref import RefDevice, RefNode, RefRequest, filter_nodes
 
 NODES = 5000
 GPUS = 8
@@ -38,7 +38,9 @@ def nvlink_pairs(n: int) -> list[tuple[str, dict[str, int]]]:
     return out
 
 
-def build(rng: random.Random) -> tuple[hc.Cluster, dict[str, RefNode], list[tuple[str, str, str, str, str, int]]]:
+def build(
+    rng: random.Random,
+) -> tuple[hc.Cluster, dict[str, RefNode], list[tuple[str, str, str, str, str, int]]]:
     cluster = hc.Cluster(node_policy="binpack", gpu_policy="spread")
     ref: dict[str, RefNode] = {}
     for n in range(NODES):
@@ -49,14 +51,24 @@ def build(rng: random.Random) -> tuple[hc.Cluster, dict[str, RefNode], list[tupl
         cluster.set_node(node_name(n), devices, pair_scores=nvlink_pairs(n))
         ref[node_name(n)] = RefNode(
             node_name(n),
-            [RefDevice(uuid(n, g), g, 10, MIB, 100, "nvidia-h100-80gb", g // 4) for g in range(GPUS)],
+            [
+                RefDevice(uuid(n, g), g, 10, MIB, 100, "nvidia-h100-80gb", g // 4)
+                for g in range(GPUS)
+            ],
         )
     pods = []
     for p in range(PLACED):
         n, g = p % NODES, rng.randrange(GPUS)
         mem, cores = rng.randrange(1000, 20000), rng.randrange(5, 40)
         pods.append(
-            (f"uid-{p}", "bench", f"pod-{p}", node_name(n), f"{uuid(n, g)},NVIDIA,{mem},{cores}:;", 0)
+            (
+                f"uid-{p}",
+                "bench",
+                f"pod-{p}",
+                node_name(n),
+                f"{uuid(n, g)},NVIDIA,{mem},{cores}:;",
+                0,
+            )
         )
         d = ref[node_name(n)].devices[g]
         d.used += 1
@@ -65,6 +77,10 @@ def build(rng: random.Random) -> tuple[hc.Cluster, dict[str, RefNode], list[tupl
     errors = cluster.upsert_pods(pods)
     assert not errors, errors[:3]
     return cluster, ref, pods
+
+
+def alloc_text(device: str, rng: random.Random) -> str:
+    return f"{device},NVIDIA,{rng.randrange(1000, 8000)},{rng.randrange(1, 10)}:;"
 
 
 def median_us(fn: object, repeat: int) -> float:
@@ -81,11 +97,15 @@ def main() -> None:
     cluster, ref, pods = build(rng)
     names = [node_name(n) for n in range(NODES)]
     one = hc.PodRequest(
-        "bench-pod", "bench", "bench-pod",
+        "bench-pod",
+        "bench",
+        "bench-pod",
         [hc.ContainerRequest([hc.DeviceRequest("NVIDIA", 1, mem_mib=3000, cores=30)])],
     )
     four = hc.PodRequest(
-        "bench-topo", "bench", "bench-topo",
+        "bench-topo",
+        "bench",
+        "bench-topo",
         [hc.ContainerRequest([hc.DeviceRequest("NVIDIA", 4, mem_mib=3000, cores=30)])],
         {"hami.io/gpu-scheduler-policy": "spread,topology-aware"},
     )
@@ -109,17 +129,27 @@ def main() -> None:
     for n in range(NODES):
         fresh.set_node(
             node_name(n),
-            [hc.Device(uuid(n, g), 40, MIB * 4, 400, "NVIDIA-H100-80GB", index=g) for g in range(GPUS)],
+            [
+                hc.Device(uuid(n, g), 40, MIB * 4, 400, "NVIDIA-H100-80GB", index=g)
+                for g in range(GPUS)
+            ],
         )
     many = [
-        (f"uid-{p}", "bench", f"pod-{p}", node_name(p % NODES),
-         f"{uuid(p % NODES, rng.randrange(GPUS))},NVIDIA,{rng.randrange(1000, 8000)},{rng.randrange(1, 10)}:;", 0)
+        (
+            f"uid-{p}",
+            "bench",
+            f"pod-{p}",
+            node_name(p % NODES),
+            alloc_text(uuid(p % NODES, rng.randrange(GPUS)), rng),
+            0,
+        )
         for p in range(100_000)
     ]
     t0 = time.perf_counter()
     errors = fresh.upsert_pods(many)
     load_ms = (time.perf_counter() - t0) * 1000
-    assert not errors and fresh.pod_count() == 100_000
+    assert not errors
+    assert fresh.pod_count() == 100_000
     print(f"core_load_100k_pods_ms={load_ms:.0f} ms")
     del pods
 

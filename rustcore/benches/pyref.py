@@ -41,7 +41,9 @@ def device_score(d: RefDevice, r: RefRequest) -> float:
     if d.count == 0 or d.devcore == 0 or d.devmem == 0:
         return 0.0
     return 10 * (
-        (1 + d.used) / d.count + (r.cores + d.usedcores) / d.devcore + (r.mem + d.usedmem) / d.devmem
+        (1 + d.used) / d.count
+        + (r.cores + d.usedcores) / d.devcore
+        + (r.mem + d.usedmem) / d.devmem
     )
 
 
