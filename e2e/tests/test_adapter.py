@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from hami_common.k8s import (
     CONFIG_MAPS,
+    EVENTS,
     NAMESPACES,
     PODS,
     AlreadyExists,
@@ -158,10 +159,24 @@ def test_metadata_only_list_and_watch(kube_cluster: Cluster, kube_namespace: str
 
 
 def test_an_expired_resource_version_is_gone(kube_cluster: Cluster, kube_namespace: str) -> None:
+    # Events bypass the API server's watch cache (a default cluster's setting), so a watch from
+    # a compacted resourceVersion reaches etcd and expires there, as any watch does eventually.
+    ns = kube_namespace
+    event = {
+        "metadata": {"name": "e"},
+        "involvedObject": {"kind": "Pod", "name": "x", "namespace": ns},
+        "reason": "Test",
+        "message": "m",
+        "type": "Normal",
+    }
+
     async def main() -> None:
         async with kube_cluster.client() as kube:
-            await kube.create(CONFIG_MAPS, cm("g"), namespace=kube_namespace)
-            async for _ in watch(kube, CONFIG_MAPS, namespace=kube_namespace, resource_version="1"):
+            old = (await kube.create(EVENTS, event, namespace=ns))["metadata"]["resourceVersion"]
+            for i in range(2):
+                await kube.patch(EVENTS, "e", {"message": f"m{i}"}, namespace=ns)
+            kube_cluster.compact_storage()
+            async for _ in watch(kube, EVENTS, namespace=ns, resource_version=old):
                 pass
 
     with pytest.raises(Gone):

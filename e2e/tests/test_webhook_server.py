@@ -81,7 +81,7 @@ def test_mutating_webhook_is_called_on_pod_create_and_its_patch_applied(
                     await kube.delete(PODS, "probe", namespace=kube_namespace)
                     assert time.monotonic() < deadline, "the webhook was never called"
                     await asyncio.sleep(0.5)
-                with pytest.raises(Forbidden, match="denied the request"):
+                with pytest.raises(Forbidden, match="refused by the e2e webhook"):
                     await kube.create(PODS, pod("no", refuse="yes"), namespace=kube_namespace)
                 return created
             finally:

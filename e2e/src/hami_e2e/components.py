@@ -126,6 +126,13 @@ def apiserver_args(binary: Path, pki: ClusterPki, ports: Ports) -> list[str]:
         f"--enable-admission-plugins={','.join(ADMISSION_PLUGINS)}",
         # No kubelets behind the fake nodes: logs/exec would fail anyway.
         "--kubelet-preferred-address-types=InternalIP",
+        f"--requestheader-client-ca-file={pki.front_proxy_ca.pair.cert}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-username-headers=X-Remote-User",
+        f"--proxy-client-cert-file={pki.front_proxy_client.cert}",
+        f"--proxy-client-key-file={pki.front_proxy_client.key}",
         "--profiling=false",
         "--v=1",
     ]

@@ -9,6 +9,7 @@ not exercised on machines without Docker (see e2e/README.md).
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -148,6 +149,34 @@ class KindCluster:
 
     def client(self) -> KubeClient:
         return KubeClient(load_config(self.kubeconfig))
+
+    def compact_storage(self) -> int:
+        """Compact kind's etcd to its current revision with etcdctl in the etcd pod."""
+        pod = f"etcd-{self.name}-control-plane"
+        etcdctl = [
+            str(self.binaries.binary("kubectl")),
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "-n",
+            "kube-system",
+            "exec",
+            pod,
+            "--",
+            "etcdctl",
+            "--endpoints=https://127.0.0.1:2379",
+            "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+            "--cert=/etc/kubernetes/pki/etcd/server.crt",
+            "--key=/etc/kubernetes/pki/etcd/server.key",
+        ]
+        status = subprocess.run(
+            [*etcdctl, "endpoint", "status", "-w", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        revision = int(json.loads(status.stdout)[0]["Status"]["header"]["revision"])
+        subprocess.run([*etcdctl, "compact", str(revision), "--physical"], check=True)
+        return revision
 
     def check(self) -> None:
         for proc in self.processes:

@@ -148,11 +148,16 @@ class ClusterPki:
     scheduler: CertPair
     kwok: CertPair
     service_account: CertPair
+    front_proxy_ca: CertificateAuthority
+    front_proxy_client: CertPair
 
 
 def cluster_pki(folder: Path, service_ip: str = "10.96.0.1") -> ClusterPki:
     """Every certificate the control plane needs, in ``folder``."""
     ca = CertificateAuthority(folder)
+    # The aggregation layer's own CA, as kubeadm sets it up; without it every component logs
+    # "missing content for CA bundle ... requestheader-client-ca-file" forever.
+    front_proxy = CertificateAuthority(folder, name="front-proxy-ca")
     return ClusterPki(
         ca=ca,
         apiserver=ca.issue(
@@ -180,4 +185,8 @@ def cluster_pki(folder: Path, service_ip: str = "10.96.0.1") -> ClusterPki:
             "kwok", common_name="kwok-controller", organizations=("system:masters",), client=True
         ),
         service_account=service_account_keys(folder),
+        front_proxy_ca=front_proxy,
+        front_proxy_client=front_proxy.issue(
+            "front-proxy-client", common_name="front-proxy-client", client=True
+        ),
     )

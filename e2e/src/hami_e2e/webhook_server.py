@@ -39,6 +39,8 @@ class AdmissionWebhookServer:
                 server.reviews.append(review)
                 allowed, patch = server.mutate(request)
                 response: dict[str, Any] = {"uid": request["uid"], "allowed": allowed}
+                if not allowed:
+                    response["status"] = {"code": 403, "message": "refused by the e2e webhook"}
                 if patch is not None:
                     response["patchType"] = "JSONPatch"
                     response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
