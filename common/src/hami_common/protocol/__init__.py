@@ -1,0 +1,2 @@
+"""HAMi's wire protocol between the scheduler extender and the device plugins: annotation keys
+and the node allocation lock."""
