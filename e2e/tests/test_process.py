@@ -89,3 +89,26 @@ def test_kill_group_of_a_detached_component(tmp_path: Path) -> None:
     proc.wait(5)
     time.sleep(0.1)
     assert not alive(child)
+
+
+def test_sigkill_of_the_harness_still_takes_its_components_down(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from hami_e2e.process import ManagedProcess
+        p = ManagedProcess("c", ["sleep", "300"], Path({str(tmp_path)!r}) / "c.log")
+        p.start()
+        Path({str(tmp_path / "leader")!r}).write_text(str(p.pid))
+        time.sleep(300)
+        """
+    )
+    harness = subprocess.Popen([sys.executable, "-c", script])
+    leader = int(wait_file(tmp_path / "leader"))
+    assert alive(leader)
+    harness.kill()  # no handler runs: only the kernel's parent-death signal can help
+    harness.wait(10)
+    deadline = time.monotonic() + 5
+    while alive(leader) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(leader)

@@ -29,7 +29,7 @@ def up(workdir: Path) -> int:
         print(f"a cluster is already recorded in {_state(workdir)}; run `just cluster-down` first")
         return 1
     shutil.rmtree(workdir, ignore_errors=True)
-    cluster = LocalCluster(workdir)
+    cluster = LocalCluster(workdir, detachable=True)
     try:
         cluster.start()
     except (ClusterError, ProcessError) as exc:

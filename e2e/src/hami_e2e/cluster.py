@@ -42,8 +42,13 @@ class LocalCluster:
         *,
         binaries: Layout | None = None,
         scheduler_extra: dict[str, Any] | None = None,
+        detachable: bool = False,
     ) -> None:
+        """``detachable`` components survive this process (for `cluster-up`); otherwise the
+        kernel kills them if it dies without cleaning up (they must be started from a thread
+        that lives as long as the cluster, e.g. the main thread)."""
         self.workdir = workdir
+        self.detachable = detachable
         self.logs = workdir / "logs"
         self.binaries = binaries or layout()
         self.scheduler_extra = scheduler_extra
@@ -129,7 +134,9 @@ class LocalCluster:
     # -- helpers -----------------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
-        proc = ManagedProcess(name, argv, self.logs / f"{name}.log")
+        proc = ManagedProcess(
+            name, argv, self.logs / f"{name}.log", die_with_parent=not self.detachable
+        )
         proc.start()
         self.processes.append(proc)
         return proc

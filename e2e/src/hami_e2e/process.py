@@ -3,13 +3,16 @@
 Each component runs in a new session (so a process group of its own that also holds anything
 it forks). `stop()` sends SIGTERM to the whole group, waits, then SIGKILLs it. Every started
 process is recorded in a registry that `atexit` and SIGTERM/SIGHUP handlers drain, so an
-interrupted test run (Ctrl-C, a killed pytest, a timeout) leaves nothing behind.
+interrupted test run (Ctrl-C, a killed pytest, a timeout) leaves nothing behind. Against
+SIGKILL, which runs no handler, each component also asks the kernel to kill it when its parent
+dies (Linux ``PR_SET_PDEATHSIG``); `cluster-up` turns that off for the processes it leaves running.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -22,6 +25,13 @@ from types import FrameType
 _REGISTRY: dict[int, ManagedProcess] = {}
 _REGISTRY_LOCK = threading.Lock()
 _HANDLERS_INSTALLED = False
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: SIGKILL me when my parent thread exits."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 class ProcessError(RuntimeError):
@@ -47,8 +57,10 @@ class ManagedProcess:
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        die_with_parent: bool = True,
     ) -> None:
         self.name = name
+        self.die_with_parent = die_with_parent
         self.argv = list(argv)
         self.log = log
         self.env = dict(env) if env is not None else None
@@ -73,6 +85,7 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
             )
         with _REGISTRY_LOCK:
             _REGISTRY[self.proc.pid] = self
