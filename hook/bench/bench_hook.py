@@ -74,6 +74,16 @@ def main() -> int:
             print(f"{name}={hook - base:.1f} ns")
             print(f"{name.replace('overhead', 'with_hook')}={hook:.1f} ns")
             print(f"{name.replace('overhead', 'without_hook')}={base:.1f} ns")
+        race = parse(
+            run(
+                build,
+                ["t_race"],
+                {"CUDA_DEVICE_MEMORY_LIMIT": "1g", "EXPECT_LIMIT_MIB": "1024"},
+                True,
+                tmp,
+            )
+        )
+        print(f"hook_race_overgrant_rounds={race['overgrant_rounds']:.0f} of {race['rounds']:.0f}")
         errors = []
         for pct in (10, 30, 50, 70, 90):
             env = {"CUDA_DEVICE_SM_LIMIT": str(pct), "GPU_CORE_UTILIZATION_POLICY": "force"}

@@ -39,9 +39,12 @@ static void common_init_locked(void) {
         if (hk_acct_on) {
             hr_open(hk_cfg.shm_path);
             /* The region is authoritative (all processes agree; the monitor may change it). */
+            hk_cfg.any_mem_limit = hk_cfg.any_sm_limit = false;
             for (int i = 0; i < HK_MAX_DEVICES; i++) {
                 hk_cfg.mem_limit[i] = hk_region.dev[i].limit_bytes;
                 hk_cfg.sm_limit[i] = hk_region.dev[i].sm_limit_pct;
+                hk_cfg.any_mem_limit |= hk_cfg.mem_limit[i] != 0;
+                hk_cfg.any_sm_limit |= hk_cfg.sm_limit[i] != 0;
             }
             hk_limiter_setup();
         }

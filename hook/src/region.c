@@ -36,8 +36,20 @@ static void layout(void *base) {
     hk_region.slot = (struct hr_slot *)((char *)base + HR_SLOTS_OFFSET);
 }
 
+/* Robust mutexes only recover from deaths the kernel saw: a region that survived a reboot holds
+ * owners that never died in this boot, so it is reformatted (no process of it can be alive). */
+static void read_boot_id(char out[40]) {
+    memset(out, 0, 40);
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, out, 39);
+    close(fd);
+    if (n > 0 && out[n - 1] == '\n') out[n - 1] = 0;
+}
+
 static void format_region(void) {
     struct hr_header *h = hk_region.hdr;
+    read_boot_id(h->boot_id);
     h->version = HR_VERSION;
     h->header_size = sizeof(struct hr_header);
     h->region_size = HR_REGION_SIZE;
@@ -105,6 +117,14 @@ int hr_open(const char *path) {
     }
     layout(p);
     uint64_t magic = __atomic_load_n(&hk_region.hdr->magic, __ATOMIC_ACQUIRE);
+    char boot[40];
+    read_boot_id(boot);
+    if (magic == HR_MAGIC && hk_region.hdr->version == HR_VERSION && boot[0] &&
+        memcmp(boot, hk_region.hdr->boot_id, sizeof boot) != 0) {
+        HK_INFO("shared region %s is from a previous boot: reformatting", path);
+        memset(p, 0, HR_REGION_SIZE);
+        magic = 0;
+    }
     if (magic == 0) {
         format_region();
     } else if (magic != HR_MAGIC || hk_region.hdr->version != HR_VERSION ||

@@ -39,7 +39,7 @@ struct hr_header {                  /* 256 bytes at offset 0 */
     _Atomic uint64_t last_kernel_s; /* 64  CLOCK_REALTIME seconds of the last limited launch */
     _Atomic uint64_t generation;    /* 72  bumped on every process registration */
     _Atomic uint64_t reclaimed;     /* 80  number of dead processes reclaimed */
-    uint8_t reserved0[40];          /* 88 */
+    char boot_id[40];               /* 88  /proc/sys/kernel/random/boot_id of the formatter */
     hr_mutex lock;                  /* 128 robust, process-shared: guards reservations */
     uint8_t reserved1[64];          /* 192 */
 };

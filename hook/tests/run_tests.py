@@ -34,7 +34,7 @@ class Case:
 
 
 def cases(quick: bool) -> list[Case]:
-    out: list[Case] = []
+    out: list[Case] = [Case("exports/only-intended-symbols", ["@exports"])]
     kinds = ["alloc", "pitch", "managed", "async", "pool", "vmm", "array", "array3d", "mipmap"]
     routes = ["direct", "dlopen", "procaddr", "procaddr_ptds"]
     for kind in kinds:
@@ -84,7 +84,7 @@ def cases(quick: bool) -> list[Case]:
         )
     )
     out.append(Case("meminfo/unhooked", ["t_meminfo"], hooked=False))
-    rounds = "200" if quick else "1000"
+    rounds = "100" if quick else "1000"
     out.append(Case("race/4x300MiB", ["t_race"], {**LIMIT, "ROUNDS": rounds}))
     out.append(Case("race/unhooked", ["t_race"], {"ROUNDS": "50"}, hooked=False))
     out.append(Case("share/16-processes", ["t_share"], dict(LIMIT)))
@@ -93,6 +93,7 @@ def cases(quick: bool) -> list[Case]:
         Case("kill/sigkill-reclaim", ["t_kill"], {**LIMIT, "KILLS": "20" if quick else "60"})
     )
     out.append(Case("side-effects", ["t_side"], dict(LIMIT)))
+    out.append(Case("region/previous-boot-reformatted", ["t_reboot"], dict(LIMIT), timeout=30))
     policy = {"GPU_CORE_UTILIZATION_POLICY": "force"}
     targets = ["50"] if quick else ["10", "30", "50", "70", "90"]
     for pct in targets:
@@ -174,7 +175,25 @@ def sanitizer_runtime(flavour: str) -> list[str]:
     return [path]
 
 
+def check_exports(build: Path) -> tuple[bool, str]:
+    """libvgpu.so exports exactly dlsym and the hooked names of the two lists."""
+    nm = subprocess.run(
+        ["nm", "-D", "--defined-only", str(build / "libvgpu.so")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    exported = {line.split()[-1] for line in nm.splitlines() if line.strip()}
+    script = (build / "exports.map").read_text()
+    wanted = {w.strip().rstrip(";") for w in script.split("global:")[1].split("local:")[0].split()}
+    if exported != wanted:
+        return False, f"unexpected exports {sorted(exported ^ wanted)}"
+    return True, f"{len(exported)} symbols"
+
+
 def run_case(build: Path, case: Case, flavour: str, tmp: Path) -> tuple[bool, str]:
+    if case.argv == ["@exports"]:
+        return check_exports(build)
     env = {
         k: v
         for k, v in os.environ.items()

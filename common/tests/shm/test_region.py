@@ -28,6 +28,7 @@ def image(
         r.DEVICES, r.SLOTS, r.DEVICE_SIZE, r.SLOT_SIZE, r.DEVICES_OFFSET, r.SLOTS_OFFSET,
         priority, 1, 2, hw, 1_700_000_000, 7, 3,
     )  # fmt: skip
+    buf[88:124] = b"6f1c2d9e-0000-4000-8000-000000000001"
     for i, (limit, used, sm) in (devices or {}).items():
         struct.pack_into("<QQI", buf, r.DEVICES_OFFSET + i * r.DEVICE_SIZE, limit, used, sm)
     for i, (futex, pid, state, used_by_dev) in (slots or {}).items():
@@ -58,6 +59,7 @@ def test_parses_devices_and_live_and_dead_processes() -> None:
     snap = r.parse_region(bytes(img))
     assert (snap.version, snap.priority, snap.utilization_switch) == (1, 1, 1)
     assert (snap.recent_kernel, snap.generation, snap.reclaimed) == (2, 7, 3)
+    assert snap.boot_id == "6f1c2d9e-0000-4000-8000-000000000001"
     assert snap.devices[0] == r.DeviceUsage(0, 1024 * mib, 600 * mib, 30, 0, 0)
     assert [d.index for d in snap.active_devices()] == [0, 3]
     assert [(p.pid, p.alive) for p in snap.processes] == [(10, True), (11, False)]

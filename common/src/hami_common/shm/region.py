@@ -73,6 +73,7 @@ class RegionSnapshot:
     last_kernel_s: int
     generation: int
     reclaimed: int
+    boot_id: str  # the boot that formatted it; a region from another boot is stale
     devices: tuple[DeviceUsage, ...]
     processes: tuple[ProcessSlot, ...]  # registered slots only
 
@@ -147,6 +148,7 @@ def parse_region(data: bytes) -> RegionSnapshot:
         alive = futex != 0 and not futex & FUTEX_OWNER_DIED
         used = _SLOT_USED.unpack_from(data, base + 128)
         processes.append(ProcessSlot(i, pid, alive, tuple(used)))
+    boot_id = data[88:128].split(b"\0", 1)[0].decode("ascii", "replace")
     return RegionSnapshot(
         version,
         priority,
@@ -155,6 +157,7 @@ def parse_region(data: bytes) -> RegionSnapshot:
         last_kernel_s,
         generation,
         reclaimed,
+        boot_id,
         tuple(devices),
         tuple(processes),
     )
