@@ -1,0 +1,201 @@
+"""The extender's ASGI app.
+
+Routes: ``POST /filter``, ``POST /bind`` (kube-scheduler's extender verbs), ``GET /healthz``,
+``GET /readyz`` (200 only when the state is synced and this replica leads), ``GET /metrics``,
+``GET /api/v1/explain/{namespace}/{pod}`` (the last decisions about a pod, as JSON).
+
+`create_app(settings)` builds everything from the settings; tests inject the Kubernetes client,
+the tracer provider and the Prometheus registry. The lifespan starts the node and pod watches,
+the Lease campaign (``--leader-elect``), the Event writers and the reservation sweeper, and stops
+them (releasing the Lease) on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import hami_rustcore as core
+import orjson
+from hami_common.k8s import ConfigError, KubeClient, load_config
+from hami_common.telemetry import metrics_route, new_registry, setup_tracing
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from hami_extender.events import EventSink
+from hami_extender.explain import Explanations
+from hami_extender.extender import Extender
+from hami_extender.leader import LeaderElector
+from hami_extender.metrics import ExtenderMetrics
+from hami_extender.settings import ExtenderSettings
+from hami_extender.sync import StateSync
+from hami_extender.wire import bind_result, filter_result
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = "hami-extender"
+JSON = "application/json"
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def default_identity() -> str:
+    return f"{socket.gethostname()}_{os.getpid()}"
+
+
+class _Runtime:
+    """What the lifespan creates; the routes read it."""
+
+    extender: Extender | None = None
+    sync: StateSync | None = None
+    elector: LeaderElector | None = None
+
+
+def create_app(
+    settings: ExtenderSettings,
+    *,
+    client: KubeClient | None = None,
+    tracer_provider: TracerProvider | None = None,
+    registry: CollectorRegistry | None = None,
+) -> Starlette:
+    """Build the app. Raises `SettingsError` when the device config file is invalid."""
+    vendors = settings.vendors()
+    cluster = core.Cluster(
+        settings.node_scheduler_policy, settings.gpu_scheduler_policy, vendors=vendors,
+        threads=settings.threads or None,
+    )  # fmt: skip
+    registry = registry if registry is not None else new_registry()
+    metrics = ExtenderMetrics(registry, cluster)
+    explanations = Explanations(settings.explain_capacity)
+    rt = _Runtime()
+
+    def is_leader() -> bool:
+        return rt.elector is None or rt.elector.is_leader
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            provider = tracer_provider
+            if provider is None:
+                provider = setup_tracing(SERVICE_NAME)
+                stack.callback(provider.shutdown)
+            kube = client
+            if kube is None:
+                try:
+                    config = load_config(settings.kubeconfig)
+                except ConfigError as exc:
+                    raise ConfigError(f"{exc}; set --kubeconfig or KUBECONFIG") from None
+                kube = KubeClient(config, user_agent=SERVICE_NAME)
+                stack.push_async_callback(kube.aclose)
+            sync = StateSync(kube, cluster, settings.node_label_selector)
+            events = EventSink(kube, settings.scheduler_name)
+            if settings.leader_elect:
+                rt.elector = LeaderElector(
+                    kube, settings.lease_name, settings.lease_namespace,
+                    settings.identity or default_identity(), settings.lease_duration_seconds,
+                )  # fmt: skip
+            extender = Extender(
+                settings, cluster=cluster, sync=sync, client=kube, events=events,
+                explanations=explanations, metrics=metrics,
+                tracer=provider.get_tracer("hami_extender"), is_leader=is_leader,
+            )  # fmt: skip
+            tasks = [
+                asyncio.create_task(sync.run(), name="watches"),
+                asyncio.create_task(events.run(), name="events"),
+                asyncio.create_task(_sweep(extender, settings.reservation_ttl_seconds, is_leader)),
+            ]
+            if rt.elector is not None:
+                tasks.append(asyncio.create_task(rt.elector.run(), name="lease"))
+            rt.extender, rt.sync = extender, sync
+            try:
+                yield
+            finally:
+                rt.extender = None
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                if rt.elector is not None:
+                    await rt.elector.release()
+
+    def verb(
+        handler: Callable[[Extender, bytes], Awaitable[bytes]], error: Callable[[str], bytes]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def route(request: Request) -> Response:
+            try:
+                body = await _read_body(request, settings.max_request_bytes)
+            except ClientDisconnect:
+                return Response(status_code=400)
+            if body is None:
+                message = (f"request body exceeds {settings.max_request_bytes} bytes; "
+                           "raise --max-request-bytes")  # fmt: skip
+                return Response(error(message), media_type=JSON)
+            if not body:
+                return PlainTextResponse("Please send a request body", status_code=400)
+            if rt.extender is None:
+                return Response(error("hami-extender is starting or stopping"), media_type=JSON)
+            return Response(await handler(rt.extender, body), media_type=JSON)
+
+        return route
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        if rt.sync is None or not rt.sync.synced:
+            return PlainTextResponse("state not synced", status_code=503)
+        if not is_leader():
+            return PlainTextResponse("standby: not the leader", status_code=503)
+        return PlainTextResponse("ok")
+
+    async def explain(request: Request) -> Response:
+        ns, pod = request.path_params["namespace"], request.path_params["pod"]
+        found = explanations.get(ns, pod)
+        if found is None:
+            body: dict[str, Any] = {
+                "error": f"no decision recorded for pod {ns}/{pod} by this replica: it was not "
+                "filtered yet, asks for no devices, or was forgotten (oldest first)",
+            }
+            return Response(orjson.dumps(body), status_code=404, media_type=JSON)
+        return Response(orjson.dumps(found), media_type=JSON)
+
+    return Starlette(
+        routes=[
+            Route(
+                "/filter", verb(Extender.filter, lambda e: filter_result(error=e)), methods=["POST"]
+            ),
+            Route("/bind", verb(Extender.bind, bind_result), methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/api/v1/explain/{namespace}/{pod}", explain, methods=["GET"]),
+            metrics_route(registry),
+        ],
+        lifespan=lifespan,
+    )
+
+
+async def _sweep(extender: Extender, ttl: float, is_leader: Callable[[], bool]) -> None:
+    """Release reservations not bound within the TTL (checked a few times per TTL)."""
+    while True:
+        await asyncio.sleep(min(max(ttl / 4, 0.05), 5.0))
+        if is_leader():
+            extender.release_expired()

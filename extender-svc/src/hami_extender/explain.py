@@ -1,0 +1,62 @@
+"""The last decisions per pod, kept in memory for ``GET /api/v1/explain/{namespace}/{pod}``:
+"why is this pod pending, or why did it land there". Bounded: the oldest pods are forgotten,
+and each pod keeps its last few steps, each with at most `MAX_NODE_REASONS` per-node reasons
+(the per-reason counts are always complete)."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+MAX_STEPS = 8
+MAX_NODE_REASONS = 100
+
+
+class Explanations:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._pods: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def record(self, namespace: str, name: str, uid: str, step: dict[str, Any]) -> None:
+        key = f"{namespace}/{name}"
+        entry = self._pods.pop(key, None)
+        if entry is None or entry["uid"] != uid:
+            entry = {"namespace": namespace, "pod": name, "uid": uid, "steps": []}
+        step["time"] = time.time()
+        failed = step.get("failed")
+        if isinstance(failed, dict) and len(failed) > MAX_NODE_REASONS:
+            step["failed"] = dict(sorted(failed.items())[:MAX_NODE_REASONS])
+            step["failed_truncated"] = len(failed) - MAX_NODE_REASONS
+        entry["steps"] = [*entry["steps"][-(MAX_STEPS - 1) :], step]
+        self._pods[key] = entry
+        while len(self._pods) > self.capacity:
+            self._pods.popitem(last=False)
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        entry = self._pods.get(f"{namespace}/{name}")
+        if entry is None:
+            return None
+        return {**entry, "summary": summarize(entry["steps"])}
+
+
+def summarize(steps: list[dict[str, Any]]) -> str:
+    """One sentence a user can act on."""
+    if not steps:
+        return "no decision recorded"
+    last = steps[-1]
+    verb, outcome = last.get("step"), last.get("outcome")
+    if verb == "filter" and outcome == "placed":
+        return (
+            f"placed on node {last['node']} (devices {last.get('devices')}); "
+            "waiting for kube-scheduler's bind"
+        )
+    if verb == "filter" and outcome == "unschedulable":
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted((last.get("reasons") or {}).items()))
+        return (
+            f"pending: no node fits ({last.get('nodes_failed', 0)} nodes rejected"
+            f"{': ' + reasons if reasons else ''})"
+        )
+    if verb == "bind" and outcome == "bound":
+        return f"bound to node {last['node']}"
+    return f"{verb} {outcome}: {last.get('error', '')}".strip()

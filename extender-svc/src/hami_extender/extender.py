@@ -1,0 +1,344 @@
+"""The extender's two verbs over the core's in-memory state.
+
+`filter` runs fit and score in the core (one best node, as HAMi does), reserves the devices in
+memory, and either writes HAMi's pod annotations at once (``persist_reservation=filter``, as
+HAMi does) or leaves the write to bind (``bind``, the default: the scheduling cycle, which is
+serial, never waits on the API). Either way a reservation that is not bound within the TTL is
+released, and a bind finds its reservation in memory or refuses (kube-scheduler then filters the
+pod again), so a restart or a handover between filter and bind can never double-book.
+
+`bind` takes the node lock (`hami_common.protocol.nodelock`: CAS, exact owner, no expiry while
+the holder lives), writes the allocation (when not yet written), ``bind-phase=allocating`` and
+``bind-time`` with the pod's UID as a precondition, then creates the Binding; on any failure it
+releases the lock and answers the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import hami_rustcore as core
+import orjson
+from hami_common.k8s import PODS, ApiError, Conflict, KubeClient
+from hami_common.protocol import nodelock
+from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, PHASE_ALLOCATING, VGPU_NODE
+from hami_common.telemetry import context_from_pod
+from opentelemetry.trace import Span, StatusCode, Tracer
+
+from hami_extender.annotations import allocation_annotations
+from hami_extender.events import EventSink
+from hami_extender.explain import Explanations
+from hami_extender.inventory import ObjectError, node_inventory
+from hami_extender.metrics import ExtenderMetrics
+from hami_extender.settings import ExtenderSettings
+from hami_extender.sync import Pending, StateSync
+from hami_extender.wire import (
+    BindArgs,
+    FilterArgs,
+    WireError,
+    bind_result,
+    filter_result,
+    parse_bind_args,
+    parse_filter_args,
+)
+
+log = logging.getLogger(__name__)
+Json = dict[str, Any]
+
+
+def _devices_text(devices: list[list[core.AllocDevice]]) -> str:
+    return core.encode_pod_devices(devices)
+
+
+def _top_reason(reasons: dict[str, int], failed: dict[str, str]) -> str:
+    if reasons:
+        return max(reasons.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    return core.NODE_UNREGISTERED if failed else "no-candidates"
+
+
+class Extender:
+    def __init__(
+        self,
+        settings: ExtenderSettings,
+        *,
+        cluster: core.Cluster,
+        sync: StateSync,
+        client: KubeClient,
+        events: EventSink,
+        explanations: Explanations,
+        metrics: ExtenderMetrics,
+        tracer: Tracer,
+        is_leader: Callable[[], bool],
+    ) -> None:
+        self.settings = settings
+        self.cluster = cluster
+        self.sync = sync
+        self.client = client
+        self.events = events
+        self.explain = explanations
+        self.metrics = metrics
+        self.tracer = tracer
+        self.is_leader = is_leader
+        self.specs = cluster.vendor_specs()
+
+    # -- filter ------------------------------------------------------------------------------
+
+    async def filter(self, body: bytes) -> bytes:
+        started = time.perf_counter()
+        try:
+            args = parse_filter_args(body)
+        except WireError as exc:
+            self.metrics.decisions.labels("filter", "error", "bad-request").inc()
+            return filter_result(error=str(exc))
+        not_ready = await self._not_ready()
+        if not_ready:
+            self.metrics.decisions.labels("filter", "error", "not-ready").inc()
+            return filter_result(error=not_ready)
+        with self.tracer.start_as_current_span(
+            "filter",
+            context=context_from_pod(args.pod),
+            attributes={"k8s.namespace.name": args.namespace, "k8s.pod.name": args.name,
+                        "k8s.pod.uid": args.uid},
+        ) as span:  # fmt: skip
+            try:
+                answer = await self._filter(args, span)
+            except Exception as exc:  # a bug: answer, never drop the scheduler's request
+                log.exception("filter of %s failed", args.key)
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR, type(exc).__name__)
+                self.metrics.decisions.labels("filter", "error", "internal").inc()
+                answer = filter_result(error=f"hami-extender failed on this pod ({exc!r})")
+        self.metrics.filter_latency.observe(time.perf_counter() - started)
+        return answer
+
+    async def _not_ready(self) -> str:
+        if not self.sync.synced and not await self.sync.wait_synced(
+            self.settings.sync_wait_seconds
+        ):
+            return "hami-extender is still loading nodes and pods from the API; retry shortly"
+        if not self.is_leader():
+            return "this hami-extender replica is a standby (not the leader); retry shortly"
+        return ""
+
+    async def _filter(self, args: FilterArgs, span: Span) -> bytes:
+        try:
+            request = self.cluster.pod_request(orjson.dumps(args.pod))
+        except core.CoreError as exc:
+            self.metrics.decisions.labels("filter", "error", "bad-pod").inc()
+            span.set_status(StatusCode.ERROR, "bad pod")
+            return filter_result(error=f"pod {args.key}: {exc}")
+        if not request.has_devices():
+            self.metrics.decisions.labels("filter", "passthrough", "no-devices").inc()
+            return filter_result(node_names=args.node_names, nodes=args.nodes)
+        if args.nodes is not None:
+            return self._simulate(args, request, span)
+        now = time.time()
+        result = self.cluster.filter(request, args.node_names or [], reserve=True, now=now)
+        failed = result.failed
+        span.set_attribute("hami.filter.candidates", len(args.node_names or []))
+        span.set_attribute("hami.filter.failed_nodes", orjson.dumps(failed).decode()[:4096])
+        span.set_attribute("hami.filter.reasons", orjson.dumps(result.reasons).decode())
+        if result.node is None:
+            return self._unschedulable(args, result.reasons, failed, span)
+        node, devices = result.node, result.devices
+        annotations, allocated = allocation_annotations(node, devices, self.specs, now)
+        text = _devices_text(devices)
+        span.set_attribute("hami.filter.node", node)
+        span.set_attribute("hami.filter.devices", text)
+        span.set_attribute("hami.filter.score", result.score)
+        pending = Pending(node, annotations, allocated, context_from_pod(args.pod), now)
+        if self.settings.persist_reservation == "filter":
+            error = await self._persist(args, annotations)
+            if error:
+                self.cluster.remove_pod(args.uid)
+                self.sync.pending.pop(args.uid, None)
+                self.metrics.decisions.labels("filter", "error", "patch-failed").inc()
+                self.events.emit(args.namespace, args.name, args.uid, "FilteringFailed",
+                                 error, warning=True)  # fmt: skip
+                span.set_status(StatusCode.ERROR, "patch failed")
+                return filter_result(error=error)
+            pending.annotations = {}  # written
+        self.sync.pending[args.uid] = pending
+        self.metrics.decisions.labels("filter", "placed", "fit").inc()
+        self.explain.record(args.namespace, args.name, args.uid, {
+            "step": "filter", "outcome": "placed", "node": node, "devices": text,
+            "score": result.score, "failed": failed, "reasons": result.reasons,
+            "nodes_failed": len(failed), "trace_id": f"{span.get_span_context().trace_id:032x}",
+        })  # fmt: skip
+        return filter_result(node_names=[node], failed=failed)
+
+    def _unschedulable(
+        self, args: FilterArgs, reasons: dict[str, int], failed: dict[str, str], span: Span
+    ) -> bytes:
+        top = _top_reason(reasons, failed)
+        self.metrics.decisions.labels("filter", "unschedulable", top).inc()
+        span.set_attribute("hami.filter.node", "")
+        detail = ", ".join(f"{n} devices {r}" for r, n in sorted(reasons.items()))
+        unregistered = sum(1 for v in failed.values() if v == core.NODE_UNREGISTERED)
+        if unregistered:
+            detail = f"{detail}, " if detail else ""
+            detail += f"{unregistered} nodes unregistered (no device plugin annotation)"
+        message = f"no available node, {len(failed)} nodes do not meet: {detail or 'no nodes'}"
+        self.events.emit(args.namespace, args.name, args.uid, "FilteringFailed", message,
+                         warning=True)  # fmt: skip
+        self.explain.record(args.namespace, args.name, args.uid, {
+            "step": "filter", "outcome": "unschedulable", "failed": failed, "reasons": reasons,
+            "nodes_failed": len(failed), "message": message,
+            "trace_id": f"{span.get_span_context().trace_id:032x}",
+        })  # fmt: skip
+        return filter_result(node_names=[], failed=failed)
+
+    def _simulate(self, args: FilterArgs, request: core.PodRequest, span: Span) -> bytes:
+        """``Nodes`` given (nodeCacheCapable: false): fit on those nodes' own annotations with
+        no usage, no reservation and no side effects (HAMi's dry-run path)."""
+        scratch = core.Cluster(
+            self.cluster.node_policy, self.cluster.gpu_policy, vendors=self.settings.vendors()
+        )
+        by_name: dict[str, Json] = {}
+        for node in args.nodes or []:
+            try:
+                inv = node_inventory(node, self.specs)
+            except ObjectError:
+                continue
+            by_name[inv.name] = node
+            if inv.devices:
+                scratch.set_node(inv.name, inv.devices, inv.pair_scores, inv.cordoned)
+        names = [str((n.get("metadata") or {}).get("name", "")) for n in args.nodes or []]
+        result = scratch.filter(request, names, reserve=False)
+        span.set_attribute("hami.filter.simulation", True)
+        outcome = "simulated" if result.node else "unschedulable"
+        self.metrics.decisions.labels("filter", outcome, "simulation").inc()
+        chosen = [by_name[result.node]] if result.node in by_name else []
+        return filter_result(failed=result.failed, nodes=chosen)
+
+    async def _persist(self, args: FilterArgs, annotations: dict[str, str]) -> str:
+        """Merge-patch the allocation with the pod's resourceVersion (optimistic concurrency);
+        on a conflict, re-read once and retry if the pod is still the same, unbound one."""
+        meta = args.pod.get("metadata") or {}
+        rv = meta.get("resourceVersion")
+        node = annotations[VGPU_NODE]
+        for _ in range(2):
+            patch: Json = {"metadata": {"uid": args.uid, "labels": {VGPU_NODE: node},
+                                        "annotations": annotations}}  # fmt: skip
+            if rv:
+                patch["metadata"]["resourceVersion"] = rv
+            try:
+                await self.client.patch(PODS, args.name, patch, namespace=args.namespace)
+                return ""
+            except Conflict:
+                try:
+                    fresh = await self.client.get(PODS, args.name, namespace=args.namespace)
+                except ApiError as exc:
+                    return f"pod {args.key} changed and could not be re-read: {exc}"
+                if (fresh.get("metadata") or {}).get("uid") != args.uid or (
+                    fresh.get("spec") or {}
+                ).get("nodeName"):
+                    return f"pod {args.key} was replaced or bound meanwhile; not reserving"
+                rv = fresh["metadata"].get("resourceVersion")
+            except ApiError as exc:
+                return f"could not write the allocation to pod {args.key}: {exc}"
+        return f"pod {args.key} kept changing while its allocation was written; retry"
+
+    # -- bind --------------------------------------------------------------------------------
+
+    async def bind(self, body: bytes) -> bytes:
+        started = time.perf_counter()
+        try:
+            args = parse_bind_args(body)
+        except WireError as exc:
+            self.metrics.decisions.labels("bind", "error", "bad-request").inc()
+            return bind_result(str(exc))
+        if not self.is_leader():
+            self.metrics.decisions.labels("bind", "error", "not-leader").inc()
+            return bind_result("this hami-extender replica is a standby; the pod will be retried")
+        pending = self.sync.pending.get(args.uid)
+        with self.tracer.start_as_current_span(
+            "bind",
+            context=pending.parent if pending else None,
+            attributes={"k8s.namespace.name": args.namespace, "k8s.pod.name": args.name,
+                        "k8s.pod.uid": args.uid, "k8s.node.name": args.node},
+        ) as span:  # fmt: skip
+            try:
+                error, reason = await self._bind(args, pending, span)
+            except Exception as exc:
+                log.exception("bind of %s failed", args.key)
+                span.record_exception(exc)
+                error, reason = f"hami-extender failed to bind ({exc!r})", "internal"
+            if error:
+                span.set_status(StatusCode.ERROR, reason)
+                self.metrics.decisions.labels("bind", "error", reason).inc()
+                self.events.emit(args.namespace, args.name, args.uid, "BindingFailed", error,
+                                 warning=True)  # fmt: skip
+            else:
+                self.metrics.decisions.labels("bind", "bound", "ok").inc()
+                self.events.emit(args.namespace, args.name, args.uid, "BindingSucceed",
+                                 f"Successfully binding node [{args.node}] to {args.key}",
+                                 warning=False)  # fmt: skip
+            self.explain.record(args.namespace, args.name, args.uid, {
+                "step": "bind", "outcome": "failed" if error else "bound", "node": args.node,
+                "error": error, "trace_id": f"{span.get_span_context().trace_id:032x}",
+            })  # fmt: skip
+        self.metrics.bind_latency.observe(time.perf_counter() - started)
+        return bind_result(error)
+
+    async def _bind(self, args: BindArgs, pending: Pending | None, span: Span) -> tuple[str, str]:
+        held = self.cluster.pod(args.uid)
+        if held is None or held.node != args.node:
+            where = f"on node {held.node}" if held else "(none, or it expired)"
+            return (
+                f"pod {args.key} has no device reservation on node {args.node} {where}; "
+                "it will be filtered again", "no-reservation",
+            )  # fmt: skip
+        span.set_attribute("hami.bind.devices", _devices_text(held.devices))
+        try:
+            await nodelock.acquire(self.client, args.node, args.namespace, args.name)
+        except nodelock.NodeLockContention as exc:
+            return str(exc), "lock-contention"
+        except ApiError as exc:
+            return f"could not take the lock of node {args.node}: {exc}", "lock-error"
+        annotations = dict(pending.annotations) if pending else {}
+        annotations[BIND_PHASE] = PHASE_ALLOCATING
+        annotations[BIND_TIME] = str(int(time.time()))
+        patch = {"metadata": {"uid": args.uid, "labels": {VGPU_NODE: args.node},
+                              "annotations": annotations}}  # fmt: skip
+        binding = {
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": args.name, "namespace": args.namespace, "uid": args.uid},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": args.node},
+        }  # fmt: skip
+        try:
+            await self.client.patch(PODS, args.name, patch, namespace=args.namespace)
+            await self.client.create(PODS, binding, namespace=args.namespace, name=args.name,
+                                     subresource="binding")  # fmt: skip
+        except ApiError as exc:
+            released = await self._release_lock(args)
+            return (
+                f"binding {args.key} to {args.node} failed: {exc}"
+                f"{'' if released else ' (the node lock could not be released)'}",
+                "api-error",
+            )
+        self.cluster.mark_bound(args.uid)
+        self.sync.pending.pop(args.uid, None)
+        return "", ""
+
+    async def _release_lock(self, args: BindArgs) -> bool:
+        try:
+            await nodelock.release(self.client, args.node, args.namespace, args.name)
+        except ApiError as exc:
+            log.warning("could not release the lock of %s: %s", args.node, exc)
+            return False
+        return True
+
+    # -- background --------------------------------------------------------------------------
+
+    def release_expired(self, now: float | None = None) -> list[str]:
+        released = self.cluster.release_expired(self.settings.reservation_ttl_seconds, now)
+        for uid in released:
+            self.sync.pending.pop(uid, None)
+        if released:
+            self.metrics.released.inc(len(released))
+            log.info("released %d reservations not bound in time", len(released))
+        return released

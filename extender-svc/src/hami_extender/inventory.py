@@ -1,0 +1,159 @@
+"""Node and pod objects turned into the core's inventory and allocations (pure functions).
+
+Every input here was written by someone else (device plugins, users, an older extender), so
+each parser returns a value or raises `ObjectError` with what was wrong; callers log it and keep
+the previous state, so one bad annotation never loses what is already allocated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import hami_rustcore as core
+from hami_common.protocol.annotations import DEVICE_CORDON, NODE_HANDSHAKE, VGPU_NODE
+
+Json = dict[str, Any]
+VendorSpecs = Mapping[str, Mapping[str, Any]]
+
+
+class ObjectError(ValueError):
+    """An annotation or object could not be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class NodeInventory:
+    """What a node registers: healthy devices of every vendor, pair scores, cordoned ids."""
+
+    name: str
+    devices: list[core.Device]
+    pair_scores: list[tuple[str, dict[str, int]]]
+    cordoned: list[str]
+    fingerprint: tuple[str, ...]
+
+
+def _annotations(obj: Json) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    ann = meta.get("annotations") if isinstance(meta, dict) else None
+    return ann if isinstance(ann, dict) else {}
+
+
+def node_fingerprint(node: Json, specs: VendorSpecs) -> tuple[str, ...]:
+    """The annotation values the inventory depends on: unchanged means nothing to redo."""
+    ann = _annotations(node)
+    keys = [s["register_annotation"] for s in specs.values() if s.get("register_annotation")]
+    keys += [DEVICE_CORDON, NODE_HANDSHAKE, "hami.io/node-nvidia-score"]
+    return tuple(str(ann.get(k, "")) for k in keys)
+
+
+def node_inventory(node: Json, specs: VendorSpecs) -> NodeInventory:
+    """A node's registered, healthy devices. Unhealthy devices leave the state; a vendor whose
+    plugin said goodbye (``hami.io/node-handshake: Deleted_...``) registers nothing."""
+    meta = node.get("metadata") or {}
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise ObjectError("node without metadata.name")
+    ann = _annotations(node)
+    devices: list[core.Device] = []
+    handshake = str(ann.get(NODE_HANDSHAKE, ""))
+    for vendor, spec in specs.items():
+        key = spec.get("register_annotation")
+        text = ann.get(key) if key else None
+        if not text or handshake.startswith("Deleted"):
+            continue
+        try:
+            found = core.decode_node_devices(str(text), vendor)
+        except core.CoreError as exc:
+            raise ObjectError(f"node {name}: annotation {key}: {exc}") from None
+        devices.extend(d for d in found if d.health)
+    pair_text = ann.get("hami.io/node-nvidia-score")
+    pairs: list[tuple[str, dict[str, int]]] = []
+    if pair_text:
+        try:
+            pairs = core.decode_pair_scores(str(pair_text))
+        except core.CoreError:
+            pairs = []  # scores only refine topology-aware placement; never block on them
+    cordon = str(ann.get(DEVICE_CORDON, ""))
+    cordoned = [part.strip() for part in cordon.split(",") if part.strip()]
+    return NodeInventory(name, devices, pairs, cordoned, node_fingerprint(node, specs))
+
+
+@dataclass(frozen=True)
+class PodPlacement:
+    """A placed pod as the core holds it."""
+
+    uid: str
+    namespace: str
+    name: str
+    node: str
+    devices: list[list[core.AllocDevice]]
+    init_count: int
+    init_done: bool
+    bound: bool
+    allocated: dict[str, str]  # each vendor's allocated annotation, as written
+
+
+def is_finished(pod: Json) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _init_done(pod: Json, init_count: int) -> bool:
+    if init_count == 0:
+        return False
+    statuses = (pod.get("status") or {}).get("initContainerStatuses") or []
+    if len(statuses) < init_count:
+        return False
+    for status in statuses:
+        terminated = ((status or {}).get("state") or {}).get("terminated")
+        if not isinstance(terminated, dict) or terminated.get("exitCode") != 0:
+            return False
+    return True
+
+
+def pod_placement(pod: Json, specs: VendorSpecs) -> PodPlacement | None:
+    """The allocation a pod carries (``hami.io/vgpu-node`` plus each vendor's allocated key),
+    or None when it carries none. Vendors are merged per container, in container order."""
+    meta = pod.get("metadata") or {}
+    ann = _annotations(pod)
+    node = ann.get(VGPU_NODE)
+    uid, ns, name = meta.get("uid"), meta.get("namespace"), meta.get("name")
+    if not node or not isinstance(uid, str) or not isinstance(name, str):
+        return None
+    merged: list[list[core.AllocDevice]] = []
+    raw: dict[str, str] = {}
+    for spec in specs.values():
+        text = ann.get(spec["allocated_annotation"])
+        if not text:
+            continue
+        try:
+            containers = core.decode_pod_devices(str(text))
+        except core.CoreError as exc:
+            raise ObjectError(
+                f"pod {ns}/{name}: annotation {spec['allocated_annotation']}: {exc}"
+            ) from None
+        raw[spec["allocated_annotation"]] = str(text)
+        for i, devices in enumerate(containers):
+            while len(merged) <= i:
+                merged.append([])
+            merged[i].extend(devices)
+    if not raw:
+        return None
+    spec_obj = pod.get("spec") or {}
+    init_count = len(spec_obj.get("initContainers") or [])
+    bound = bool(spec_obj.get("nodeName"))
+    return PodPlacement(
+        uid, str(ns or "default"), name, str(node), merged, init_count,
+        _init_done(pod, init_count), bound, raw,
+    )  # fmt: skip
+
+
+def upsert(cluster: core.Cluster, placement: PodPlacement, now: float | None = None) -> None:
+    """Put a placement into the core: bound pods hold their devices for good, unbound ones as a
+    reservation that the TTL can release."""
+    cluster.upsert_pod(
+        placement.uid, placement.namespace, placement.name, placement.node,
+        placement.devices, placement.init_count, placement.init_done,
+        None if placement.bound else (now if now is not None else time.time()),
+    )  # fmt: skip

@@ -1,0 +1,27 @@
+"""Serve the app with uvicorn (plain HTTP: kube-scheduler calls it on loopback, as in HAMi's
+chart when the webhook is served elsewhere)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from hami_extender.app import create_app
+from hami_extender.settings import ExtenderSettings
+
+
+def build_server(settings: ExtenderSettings) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+    return uvicorn.Server(config)
+
+
+async def serve(settings: ExtenderSettings) -> None:
+    await build_server(settings).serve()

@@ -1,0 +1,92 @@
+"""The extender's settings (CLI > env ``HAMI_EXTENDER_*`` > ``--config-file`` > default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+from hami_common.settings import DeviceConfig, ServiceSettings, load_device_config
+from pydantic import Field
+
+
+class ExtenderSettings(ServiceSettings):
+    """hami-extender: the kube-scheduler extender (filter, bind, explanation API)."""
+
+    env_prefix: ClassVar[str] = "HAMI_EXTENDER_"
+
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=8080, description="HTTP port of /filter, /bind, health, metrics (0: a free one)"
+    )
+    kubeconfig: Path | None = Field(
+        default=None, description="kubeconfig for the API (default: KUBECONFIG, in-cluster)"
+    )
+    scheduler_name: str = Field(
+        default="hami-scheduler", description="source component of the Events on pods"
+    )
+    node_scheduler_policy: Literal["binpack", "spread"] = Field(
+        default="binpack", description="default node policy (pods may override by annotation)"
+    )
+    gpu_scheduler_policy: Literal["binpack", "spread", "topology-aware"] = Field(
+        default="spread", description="default device policy (pods may override by annotation)"
+    )
+    device_config_file: Path | None = Field(
+        default=None, description="HAMi device-config.yaml; HAMi's defaults when unset"
+    )
+    node_label_selector: str = Field(
+        default="", description="only nodes matching this label selector are registered"
+    )
+    persist_reservation: Literal["filter", "bind"] = Field(
+        default="bind",
+        description="when the allocation annotations are written: at bind (filter stays in "
+        "memory, off the scheduler's critical path) or at filter (as HAMi does)",
+    )
+    reservation_ttl_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=120.0, description="a reservation not bound within this time is released"
+    )
+    sync_wait_seconds: Annotated[float, Field(ge=0, le=30)] = Field(
+        default=5.0, description="how long /filter waits for the state to sync before an error"
+    )
+    leader_elect: bool = Field(default=False, description="campaign for a coordination Lease")
+    lease_name: str = Field(default="hami-extender", description="the Lease's name")
+    lease_namespace: str = Field(default="kube-system", description="the Lease's namespace")
+    lease_duration_seconds: Annotated[float, Field(ge=1, le=300)] = Field(
+        default=8.0, description="a leader that stops renewing loses the Lease after this"
+    )
+    identity: str = Field(
+        default="", description="this replica's Lease identity (default: hostname_pid)"
+    )
+    max_request_bytes: Annotated[int, Field(ge=1024, le=64 * 2**20)] = Field(
+        default=8 * 2**20, description="largest /filter or /bind body accepted"
+    )
+    explain_capacity: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=10_000, description="how many pods' last decisions the explanation API keeps"
+    )
+    kube_qps_concurrency: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=50, description="most concurrent API requests of background writers (events)"
+    )
+    threads: Annotated[int, Field(ge=0, le=256)] = Field(
+        default=0, description="filter worker threads in the core (0: one per CPU)"
+    )
+    log_level: str = Field(default="info", pattern=r"^(critical|error|warning|info|debug)$")
+
+    def device_config(self) -> DeviceConfig:
+        """The device config file's content, or HAMi's defaults when none is set."""
+        if self.device_config_file is None:
+            return DeviceConfig()
+        return load_device_config(self.device_config_file)
+
+    def vendors(self) -> dict[str, dict[str, str | int]]:
+        """The core's vendor table from HAMi's device config keys (NVIDIA)."""
+        nv = self.device_config().nvidia
+        return {
+            "NVIDIA": {
+                "resource_count": nv.resource_count_name,
+                "resource_memory": nv.resource_memory_name,
+                "resource_memory_percentage": nv.resource_memory_percentage_name,
+                "resource_cores": nv.resource_core_name,
+                "default_memory": nv.default_memory,
+                "default_cores": nv.default_cores,
+                "memory_factor": nv.memory_factor,
+            }
+        }

@@ -1,0 +1,206 @@
+"""Keeps the core's state equal to the API: nodes' registrations and pods' allocations.
+
+Two list-then-watch loops (restart on 410, resume from the last resourceVersion):
+
+- nodes, metadata only (the register annotations are all we read): a node's healthy devices
+  replace its inventory; a node whose devices vanish, or that is deleted, leaves the state;
+- pods labelled ``hami.io/vgpu-node`` (only pods placed by an extender), full JSON since the phase
+  and the init containers' status matter: finished and deleted pods release their devices.
+
+A ``SYNC`` replaces the state: objects absent from the list are removed. Reservations made in
+memory and not yet written (`Reservations`) are never overwritten by an older copy from a
+watch, so a delayed event cannot free devices that a newer filter just took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import hami_rustcore as core
+from hami_common.k8s import NODES, PODS, KubeClient, WatchEvent, list_then_watch
+from hami_common.protocol.annotations import VGPU_NODE
+
+from hami_extender.inventory import (
+    ObjectError,
+    PodPlacement,
+    is_finished,
+    node_inventory,
+    pod_placement,
+    upsert,
+)
+
+log = logging.getLogger(__name__)
+Json = dict[str, Any]
+
+
+@dataclass
+class Pending:
+    """A reservation held in memory only (``persist_reservation=bind``) until bind writes it."""
+
+    node: str
+    annotations: dict[str, str]
+    allocated: dict[str, str]  # vendor allocated key -> encoded value we reserved
+    parent: Any = None  # the pod's trace context, for the bind span
+    at: float = field(default_factory=time.time)
+
+
+class StateSync:
+    """The two watch loops, and the bookkeeping that lets filter and watch agree."""
+
+    def __init__(self, client: KubeClient, cluster: core.Cluster, node_selector: str = "") -> None:
+        self.client = client
+        self.cluster = cluster
+        self.node_selector = node_selector or None
+        self.specs = cluster.vendor_specs()
+        self.pending: dict[str, Pending] = {}
+        self.node_prints: dict[str, tuple[str, ...]] = {}
+        self.pods: dict[str, str] = {}  # uid -> ns/name of pods in the state from the API
+        self.nodes_synced = asyncio.Event()
+        self.pods_synced = asyncio.Event()
+        self.decode_errors = 0
+        self.on_change: Callable[[], None] | None = None
+
+    @property
+    def synced(self) -> bool:
+        return self.nodes_synced.is_set() and self.pods_synced.is_set()
+
+    async def wait_synced(self, within: float) -> bool:
+        if self.synced:
+            return True
+        try:
+            async with asyncio.timeout(within):
+                await self.nodes_synced.wait()
+                await self.pods_synced.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def apply_node(self, node: Json) -> None:
+        name = (node.get("metadata") or {}).get("name")
+        if not isinstance(name, str):
+            return
+        try:
+            inv = node_inventory(node, self.specs)
+        except ObjectError as exc:
+            self.decode_errors += 1
+            log.warning("%s; keeping the node's previous inventory", exc)
+            return
+        if self.node_prints.get(name) == inv.fingerprint:
+            return
+        self.node_prints[name] = inv.fingerprint
+        if inv.devices:
+            self.cluster.set_node(name, inv.devices, inv.pair_scores, inv.cordoned)
+        else:
+            self.cluster.remove_node(name)
+
+    def remove_node(self, name: str) -> None:
+        self.node_prints.pop(name, None)
+        self.cluster.remove_node(name)
+
+    def handle_node_event(self, event: WatchEvent) -> None:
+        if event.type == "SYNC":
+            items = event.object.get("items") or []
+            names = {(n.get("metadata") or {}).get("name") for n in items}
+            for gone in set(self.node_prints) - names:
+                self.remove_node(gone)
+            for node in items:
+                self.apply_node(node)
+            self.nodes_synced.set()
+        elif event.type == "DELETED":
+            self.remove_node(str((event.object.get("metadata") or {}).get("name")))
+        else:
+            self.apply_node(event.object)
+
+    # -- pods --------------------------------------------------------------------------------
+
+    def _forget(self, uid: str) -> None:
+        self.pods.pop(uid, None)
+        self.pending.pop(uid, None)
+        self.cluster.remove_pod(uid)
+
+    def _newer_in_memory(self, placement: PodPlacement) -> bool:
+        """A reservation we made and have not written yet wins over what the API says, unless
+        the API already shows exactly it (then the write landed)."""
+        mine = self.pending.get(placement.uid)
+        if mine is None:
+            return False
+        return mine.node != placement.node or mine.allocated != placement.allocated
+
+    def apply_pod(self, pod: Json, now: float | None = None) -> None:
+        meta = pod.get("metadata") or {}
+        uid = meta.get("uid")
+        if not isinstance(uid, str):
+            return
+        if is_finished(pod):
+            self._forget(uid)
+            return
+        try:
+            placement = pod_placement(pod, self.specs)
+        except ObjectError as exc:
+            self.decode_errors += 1
+            log.warning("%s; the pod's devices are not counted until it is fixed", exc)
+            return
+        if placement is None:
+            if uid in self.pods and uid not in self.pending:
+                self._forget(uid)
+            return
+        if self._newer_in_memory(placement):
+            return
+        self.pods[uid] = f"{placement.namespace}/{placement.name}"
+        upsert(self.cluster, placement, now)
+
+    def handle_pod_event(self, event: WatchEvent) -> None:
+        if event.type == "SYNC":
+            items = event.object.get("items") or []
+            listed = {(p.get("metadata") or {}).get("uid") for p in items}
+            for gone in set(self.pods) - listed:
+                if gone not in self.pending:
+                    self._forget(gone)
+            now = time.time()
+            for pod in items:
+                self.apply_pod(pod, now)
+            self.pods_synced.set()
+        elif event.type == "DELETED":
+            uid = (event.object.get("metadata") or {}).get("uid")
+            if isinstance(uid, str):
+                self._forget(uid)
+        else:
+            self.apply_pod(event.object)
+        if self.on_change is not None:
+            self.on_change()
+
+    # -- loops -------------------------------------------------------------------------------
+
+    async def run_nodes(self) -> None:
+        async for event in list_then_watch(
+            self.client, NODES, label_selector=self.node_selector, metadata_only=True
+        ):
+            self.handle_node_event(event)
+
+    async def run_pods(self) -> None:
+        async for event in list_then_watch(self.client, PODS, label_selector=VGPU_NODE):
+            self.handle_pod_event(event)
+
+    async def run(self) -> None:
+        """Both loops; a loop that fails (API unreachable past its retries) starts over."""
+
+        async def forever(name: str, loop: Callable[[], Any]) -> None:
+            while True:
+                try:
+                    await loop()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s watch failed; listing again in 1s", name)
+                    await asyncio.sleep(1.0)
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(forever("node", self.run_nodes))
+            group.create_task(forever("pod", self.run_pods))

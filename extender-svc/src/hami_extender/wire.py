@@ -1,0 +1,153 @@
+"""The wire format of ``k8s.io/kube-scheduler/extender/v1``.
+
+The upstream Go types carry no JSON tags, so Go writes the field names verbatim (``Pod``,
+``NodeNames``, ``FailedNodes``...) and reads keys case-insensitively; so do we. Answers always
+carry every field of the Go struct, nil ones as ``null``, and errors travel in ``Error`` with
+HTTP 200 (kube-scheduler reads only the body). Parsing is defensive: anything malformed becomes
+a `WireError` whose message says what was wrong, never an exception escaping the handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+Json = dict[str, Any]
+
+
+class WireError(ValueError):
+    """The request body is not a valid extender argument; the message says what to fix."""
+
+
+def _fold(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys lower-cased (Go's case-insensitive match); the first spelling of a key wins."""
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        out.setdefault(key.lower(), value)
+    return out
+
+
+def _load(body: bytes, what: str) -> dict[str, Any]:
+    if not body:
+        raise WireError(f"{what}: empty body; send a JSON object")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise WireError(f"{what}: the body is not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise WireError(f"{what}: the body must be a JSON object, not {type(doc).__name__}")
+    return _fold(doc)
+
+
+def _string(value: Any, field: str, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise WireError(f"{what}: {field} must be a string, not {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class FilterArgs:
+    """``ExtenderArgs``: the pod, and the candidates as names (``nodeCacheCapable``) or as
+    Node objects (``Nodes``, the side-effect-free simulation path)."""
+
+    pod: Json
+    uid: str
+    namespace: str
+    name: str
+    node_names: list[str] | None
+    nodes: list[Json] | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def parse_filter_args(body: bytes) -> FilterArgs:
+    args = _load(body, "ExtenderArgs")
+    pod = args.get("pod")
+    if pod is None:
+        raise WireError("ExtenderArgs: extender args missing pod")
+    if not isinstance(pod, dict):
+        raise WireError(f"ExtenderArgs: Pod must be an object, not {type(pod).__name__}")
+    meta = pod.get("metadata")
+    if not isinstance(meta, dict):
+        raise WireError("ExtenderArgs: Pod.metadata must be an object")
+    uid = _string(meta.get("uid"), "Pod.metadata.uid", "ExtenderArgs")
+    namespace = _string(meta.get("namespace"), "Pod.metadata.namespace", "ExtenderArgs")
+    name = _string(meta.get("name"), "Pod.metadata.name", "ExtenderArgs")
+    if not uid or not name:
+        raise WireError("ExtenderArgs: Pod.metadata needs a uid and a name")
+    names = args.get("nodenames")
+    if names is not None and (
+        not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+    ):
+        raise WireError("ExtenderArgs: NodeNames must be a list of strings or null")
+    nodes_list = args.get("nodes")
+    nodes: list[Json] | None = None
+    if nodes_list is not None:
+        items = nodes_list.get("items") if isinstance(nodes_list, dict) else None
+        if items is None and isinstance(nodes_list, dict):
+            items = []
+        if not isinstance(items, list) or not all(isinstance(n, dict) for n in items):
+            raise WireError("ExtenderArgs: Nodes must be a NodeList whose items are objects")
+        nodes = items
+    if names is None and nodes is None:
+        raise WireError(
+            "ExtenderArgs: neither NodeNames nor Nodes is set; configure the extender with "
+            "nodeCacheCapable: true"
+        )
+    return FilterArgs(pod, uid, namespace or "default", name, names, nodes)
+
+
+@dataclass(frozen=True)
+class BindArgs:
+    """``ExtenderBindingArgs``."""
+
+    name: str
+    namespace: str
+    uid: str
+    node: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def parse_bind_args(body: bytes) -> BindArgs:
+    args = _load(body, "ExtenderBindingArgs")
+    values = {
+        field: _string(args.get(field.lower()), field, "ExtenderBindingArgs")
+        for field in ("PodName", "PodNamespace", "PodUID", "Node")
+    }
+    missing = [field for field, value in values.items() if not value]
+    if missing:
+        raise WireError(f"ExtenderBindingArgs: missing {', '.join(missing)}")
+    return BindArgs(values["PodName"], values["PodNamespace"], values["PodUID"], values["Node"])
+
+
+def filter_result(
+    node_names: list[str] | None = None,
+    failed: Mapping[str, str] | None = None,
+    error: str = "",
+    nodes: list[Json] | None = None,
+) -> bytes:
+    """``ExtenderFilterResult`` as Go would write it."""
+    return orjson.dumps(
+        {
+            "Nodes": None if nodes is None else {"metadata": {}, "items": nodes},
+            "NodeNames": node_names,
+            "FailedNodes": dict(failed) if failed else {},
+            "FailedAndUnresolvableNodes": None,
+            "Error": error,
+        }
+    )
+
+
+def bind_result(error: str = "") -> bytes:
+    """``ExtenderBindingResult``."""
+    return orjson.dumps({"Error": error})
