@@ -137,8 +137,8 @@ def test_metadata_only_list_and_watch(kube_cluster: Cluster, kube_namespace: str
             rv = listed["metadata"]["resourceVersion"]
 
             async def first_event() -> dict[str, Any]:
-                async for event in watch(
-                    kube, CONFIG_MAPS, namespace=ns, resource_version=rv, metadata_only=True
+                async for event in kube.watch(
+                    CONFIG_MAPS, namespace=ns, resource_version=rv, metadata_only=True
                 ):
                     if event.type == "ADDED":
                         return event.object

@@ -197,3 +197,24 @@ def test_delete_sends_preconditions() -> None:
 
     run(handler, lambda k: k.delete(PODS, "p", namespace="ns", resource_version="7"))
     assert json.loads(seen[0].content)["preconditions"] == {"resourceVersion": "7"}
+
+
+def test_an_expired_continue_token_restarts_the_list_from_the_first_page() -> None:
+    seen: list[str | None] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        token = req.url.params.get("continue")
+        seen.append(token)
+        if token is None:
+            meta = {"resourceVersion": str(len(seen)), "continue": f"t{len(seen)}"}
+            return httpx.Response(200, json={"metadata": meta, "items": [{"page": 1}]})
+        if token == "t1":
+            return status(410, "Expired")
+        return httpx.Response(
+            200, json={"metadata": {"resourceVersion": "3"}, "items": [{"page": 2}]}
+        )
+
+    listed = run(handler, lambda k: k.list(PODS))
+    assert seen == [None, "t1", None, "t3"]
+    assert listed["items"] == [{"page": 1}, {"page": 2}]
+    assert listed["metadata"]["resourceVersion"] == "3"

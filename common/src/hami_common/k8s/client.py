@@ -15,7 +15,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -24,11 +24,15 @@ from hami_common.k8s.config import ClusterConfig
 from hami_common.k8s.errors import (
     ApiError,
     ConnectionFailed,
+    Gone,
     ServerError,
     TransportError,
     error_from_status,
 )
 from hami_common.k8s.resources import Resource
+
+if TYPE_CHECKING:
+    from hami_common.k8s.watch import WatchEvent
 
 PatchType = Literal["merge", "strategic", "json", "apply"]
 PATCH_CONTENT_TYPES: dict[str, str] = {
@@ -223,20 +227,29 @@ class KubeClient:
         metadata_only: bool = False,
     ) -> Json:
         """List every object, following `continue` tokens; returns one merged List whose
-        ``metadata.resourceVersion`` is the snapshot to watch from."""
+        ``metadata.resourceVersion`` is the snapshot to watch from.
+
+        A continue token that expires mid-way (410) restarts the list from the first page, so
+        the result is always one consistent snapshot.
+        """
         params = _selectors(label_selector, field_selector)
         params["limit"] = page_size
         headers = {"Accept": f"{METADATA_LIST_ACCEPT},application/json"} if metadata_only else None
         path = resource.path(namespace)
-        result = await self.request("GET", path, params=params, headers=headers)
-        items: JsonList = [*(result.get("items") or [])]
-        token = result.get("metadata", {}).get("continue")
-        while token:
-            page = await self.request(
-                "GET", path, params={**params, "continue": token}, headers=headers
-            )
-            items.extend(page.get("items") or [])
-            token = page.get("metadata", {}).get("continue")
+        while True:
+            result = await self.request("GET", path, params=params, headers=headers)
+            items: JsonList = [*(result.get("items") or [])]
+            token = result.get("metadata", {}).get("continue")
+            try:
+                while token:
+                    page = await self.request(
+                        "GET", path, params={**params, "continue": token}, headers=headers
+                    )
+                    items.extend(page.get("items") or [])
+                    token = page.get("metadata", {}).get("continue")
+            except Gone:
+                continue  # the continue token expired: list again from the first page
+            break
         result["items"] = items
         result.setdefault("metadata", {}).pop("continue", None)
         result["metadata"].pop("remainingItemCount", None)
@@ -338,6 +351,18 @@ class KubeClient:
         if resource_version is not None:
             options["preconditions"] = {"resourceVersion": resource_version}
         return await self.request("DELETE", resource.path(namespace, name), body=options)
+
+    def watch(self, resource: Resource, **kwargs: Any) -> AsyncIterator[WatchEvent]:
+        """`hami_common.k8s.watch.watch` bound to this client (same keyword arguments)."""
+        from hami_common.k8s.watch import watch  # noqa: PLC0415 - watch imports this module
+
+        return watch(self, resource, **kwargs)
+
+    def list_then_watch(self, resource: Resource, **kwargs: Any) -> AsyncIterator[WatchEvent]:
+        """`hami_common.k8s.watch.list_then_watch` bound to this client."""
+        from hami_common.k8s.watch import list_then_watch  # noqa: PLC0415
+
+        return list_then_watch(self, resource, **kwargs)
 
     async def version(self) -> Json:
         """The server's /version (gitVersion, major, minor...)."""
