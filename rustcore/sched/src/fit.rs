@@ -156,7 +156,10 @@ impl PodPlan {
         match self.containers.as_slice() {
             [(false, reqs)] => match reqs.as_slice() {
                 [(vi, req)]
-                    if req.count == 1 && !self.gpu_policy.topology && !self.vendors[*vi].selectors.numa_bind =>
+                    if req.count == 1
+                        && !self.gpu_policy.topology
+                        && !self.vendors[*vi].selectors.numa_bind
+                        && !self.vendors[*vi].rules.collects_all() =>
                 {
                     Some((*vi, req))
                 }
@@ -468,7 +471,9 @@ fn fit_vendor(
         keys.extend_from_slice(&policy.keys);
     }
     let cores = req.cores.min(100);
-    if want == 1 && !policy.topology && !sel.numa_bind {
+    // Collect every fitting device and choose among them (topology, or the vendor's grouping).
+    let collect_all = policy.topology || vp.rules.collects_all();
+    if want == 1 && !collect_all && !sel.numa_bind {
         // One device: the first that passes in try order is the best-ranked passing device,
         // found in one pass without sorting.
         let mut best: Option<(usize, f64)> = None;
@@ -496,25 +501,32 @@ fn fit_vendor(
     }
     order_devices(hot, usage, keys, policy.mutex, order);
     collected.clear();
-    let mut finish = |collected: &[usize]| {
+    // Chooses `want` of the collected devices; false when the vendor's choice cannot make up
+    // a whole set (the node then fails with what it collected).
+    let mut finish = |collected: &[usize]| -> bool {
         let mem_of = |i: usize| (i, req.mem_on(hot[i].devmem), cores);
         // The node score depends on which devices are chosen only through their memory, and
         // only when memory is a percentage: a score-only scan skips the combinatorial choice.
-        if collected.len() > want && (want_picks || req.mem_mib == 0) {
+        if let Some(pick) = vp.rules.choose(node, hot, collected, want) {
+            if pick.len() != want {
+                return false;
+            }
+            chosen.extend(pick.into_iter().map(mem_of));
+        } else if collected.len() > want && (want_picks || req.mem_mib == 0) {
             chosen.extend(select_topology(node, collected, want).into_iter().map(mem_of));
         } else if collected.len() > want {
             chosen.extend(collected[..want].iter().map(|&i| mem_of(i)));
         } else {
             chosen.extend(collected.iter().map(|&i| mem_of(i)));
         }
+        true
     };
     let mut group_numa = None;
     let mut pending = (0u64, 0u64);
     for &(i, _) in order.iter() {
         let d = &hot[i];
         if sel.numa_bind && group_numa != Some(d.numa) {
-            if policy.topology && collected.len() >= want {
-                finish(collected);
+            if collect_all && collected.len() >= want && finish(collected) {
                 return Ok(());
             }
             // A new NUMA node: what the previous one collected cannot be combined with it.
@@ -533,13 +545,11 @@ fn fit_vendor(
         collected.push(i);
         pending.0 += mem;
         pending.1 += u64::from(cores);
-        if !policy.topology && collected.len() == want {
-            finish(collected);
+        if !collect_all && collected.len() == want && finish(collected) {
             return Ok(());
         }
     }
-    if collected.len() >= want {
-        finish(collected);
+    if collected.len() >= want && finish(collected) {
         return Ok(());
     }
     counts.add(Reason::AllocatedCardsInsufficientRequest, collected.len() as u32);

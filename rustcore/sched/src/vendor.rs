@@ -3,6 +3,7 @@
 //! [`VendorRules`] without touching the fit skeleton.
 
 use crate::model::{Device, Usage};
+use crate::node::{DevHot, NodeInventory};
 use crate::reason::Reason;
 use crate::request::Selectors;
 use std::collections::BTreeMap;
@@ -103,6 +104,26 @@ pub trait VendorRules: Send + Sync + std::fmt::Debug {
     /// device's cold record.
     fn has_device_check(&self) -> bool {
         false
+    }
+
+    /// Whether the fit collects every fitting device and lets `choose` pick (Ascend's
+    /// NetworkID groups and 910C modules); otherwise the first fitting devices in policy order
+    /// are taken.
+    fn collects_all(&self) -> bool {
+        false
+    }
+
+    /// Picks `want` of the fitting `candidates` (node-local indices, in policy order), or `None`
+    /// for the shared choice (topology pair scores, else the first `want`). Returning fewer
+    /// than `want` devices is a bug in the vendor rules.
+    fn choose(
+        &self,
+        _node: &NodeInventory,
+        _hot: &[DevHot],
+        _candidates: &[usize],
+        _want: usize,
+    ) -> Option<Vec<usize>> {
+        None
     }
 }
 

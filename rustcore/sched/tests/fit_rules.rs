@@ -520,3 +520,66 @@ fn cambricon_uses_the_same_skeleton() {
     let res = c.filter(&simple("q", req(1, 100, 0)), &["n1"], false, 0.0).unwrap();
     assert_eq!(reason(&res, "n1"), "1/0 NodeInsufficientDevice");
 }
+
+/// A vendor that allocates whole two-device modules (as Ascend 910C does), plugged in through
+/// `VendorRules` alone: the fit skeleton is unchanged.
+#[derive(Debug)]
+struct Modules(VendorSpec);
+
+impl VendorRules for Modules {
+    fn spec(&self) -> &VendorSpec {
+        &self.0
+    }
+    fn collects_all(&self) -> bool {
+        true
+    }
+    fn choose(
+        &self,
+        _node: &node::NodeInventory,
+        hot: &[node::DevHot],
+        cands: &[usize],
+        want: usize,
+    ) -> Option<Vec<usize>> {
+        let mut out = Vec::new();
+        for &c in cands {
+            let partner = cands.iter().find(|&&o| o != c && hot[o].index / 2 == hot[c].index / 2);
+            if let Some(&p) = partner {
+                if !out.contains(&c) && out.len() + 2 <= want {
+                    out.extend([c, p]);
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+#[test]
+fn a_vendor_can_bring_its_own_device_grouping() {
+    let mut spec = VendorSpec::nvidia();
+    spec.key = "NPU".into();
+    let mut vendors = Vendors::default();
+    vendors.insert(std::sync::Arc::new(Modules(spec)));
+    let c = Cluster::new(vendors, NodePolicy::Binpack, GpuPolicy::parse("spread"));
+    let npus = (0..4)
+        .map(|i| {
+            let mut d = Device::new(&format!("npu-{i}"), "NPU", "Ascend910C", 1, 65536, 100);
+            d.index = i;
+            d
+        })
+        .collect();
+    c.set_node("n1", npus, &vec![], &[]);
+    let mut taken = alloc("x", "n1", vec![vec![("npu-1", 1000, 10)]]);
+    taken.containers[0][0].vendor = "NPU".into();
+    c.upsert_pod(taken);
+    let r = DeviceRequest {
+        vendor: "NPU".into(),
+        count: 2,
+        mem_mib: 1000,
+        mem_percent: None,
+        cores: 10,
+    };
+    let res = c.filter(&simple("p", r), &["n1"], false, 0.0).unwrap();
+    let mut got = uuids(&res)[0].clone();
+    got.sort();
+    assert_eq!(got, vec!["npu-2", "npu-3"]);
+}
