@@ -1,0 +1,293 @@
+"""The device plugin's side of HAMi's allocation protocol (reference §3.5, node-side §1.8).
+
+kubelet's Allocate carries only a device count. The devices come from the pod being bound on
+this node: the pod that holds the node lock (``hami.io/mutex.lock``) or, as HAMi does, a
+Pending pod bound to this node with ``bind-phase`` allocating. For each container request the
+next non-empty entry of the vendor's to-allocate annotation is taken (its device count must
+match), the rest is written back, and once no vendor has devices left ``bind-phase`` becomes
+``success`` and the lock is released.
+
+Failures after the pod is found (a malformed annotation, a count mismatch, a device the vendor
+refuses) set ``bind-phase=failed``, record a Warning Event on the pod, release the lock and fail
+the gRPC call; no other pod is read or written. Unlike HAMi, the lock holder is used only when it
+is this node's pod and still has devices of this vendor to allocate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import hami_rustcore
+from hami_common.deviceplugin.api import api_pb2 as pb
+from hami_common.deviceplugin.vendor import (
+    ContainerContext,
+    VendorPolicy,
+    containers_in_annotation_order,
+)
+from hami_common.k8s import EVENTS, NODES, PODS, ApiError, Conflict, KubeClient, NotFound
+from hami_common.protocol import nodelock
+from hami_common.protocol.annotations import (
+    BIND_PHASE,
+    BIND_TIME,
+    NODE_LOCK,
+    PHASE_ALLOCATING,
+    PHASE_FAILED,
+    PHASE_SUCCESS,
+    VGPU_NODE,
+)
+from hami_common.telemetry import context_from_pod
+from opentelemetry import trace
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("hami.deviceplugin")
+
+Json = dict[str, Any]
+EVENT_REASON = "HAMiAllocationFailed"
+_ATTEMPTS = 5
+
+
+class NoPendingPod(Exception):  # noqa: N818 (HAMi's message)
+    """No pod is being bound on this node: Allocate fails and nothing is changed."""
+
+
+class AllocationFailed(Exception):  # noqa: N818
+    """The pod's allocation cannot be honoured; the pod is marked failed."""
+
+
+def _annotations(pod: Json) -> Mapping[str, str]:
+    return (pod.get("metadata") or {}).get("annotations") or {}
+
+
+def _pod_ref(pod: Json) -> tuple[str, str]:
+    meta = pod.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+def has_pending_devices(value: str | None) -> bool:
+    """Whether a to-allocate value still lists a device (any vendor keyword, like HAMi)."""
+    return bool(value) and "," in (value or "")
+
+
+class Allocator:
+    """Allocate calls of one vendor's plugin on one node, serialised."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        node: str,
+        policy: VendorPolicy,
+        *,
+        to_allocate_keys: Mapping[str, str],
+        component: str = "hami-device-plugin",
+    ) -> None:
+        self.client = client
+        self.node = node
+        self.policy = policy
+        self.key = to_allocate_keys[policy.vendor]
+        self.all_keys = sorted(set(to_allocate_keys.values()))
+        self.component = component
+        self._lock = asyncio.Lock()
+
+    # -- finding the pod ----------------------------------------------------------------------
+
+    def _candidate(self, pod: Json) -> bool:
+        """Bound or reserved on this node, not finished, with devices of ours left."""
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return False
+        ann = _annotations(pod)
+        on_node = ((pod.get("spec") or {}).get("nodeName") or ann.get(VGPU_NODE)) == self.node
+        return on_node and has_pending_devices(ann.get(self.key))
+
+    async def find_pod(self) -> Json:
+        node = await self.client.get(NODES, self.node)
+        value = ((node.get("metadata") or {}).get("annotations") or {}).get(NODE_LOCK)
+        lock = nodelock.parse_lock(value) if value else None
+        if lock is not None and lock.name:
+            try:
+                pod = await self.client.get(PODS, lock.name, namespace=lock.namespace)
+                if self._candidate(pod):
+                    return pod
+            except NotFound:
+                pass
+        listed = await self.client.list(PODS, field_selector=f"spec.nodeName={self.node}")
+        pending = [
+            p
+            for p in listed.get("items") or []
+            if (p.get("status") or {}).get("phase") == "Pending"
+            and BIND_TIME in _annotations(p)
+            and _annotations(p).get(BIND_PHASE) in (PHASE_ALLOCATING, PHASE_SUCCESS)
+            and _annotations(p).get(VGPU_NODE) == self.node
+            and self._candidate(p)
+        ]
+        if not pending:
+            raise NoPendingPod(f"no binding pod found on node {self.node}")
+        return min(pending, key=lambda p: _annotations(p).get(BIND_TIME, ""))
+
+    # -- Allocate -----------------------------------------------------------------------------
+
+    async def allocate(self, request: pb.AllocateRequest) -> pb.AllocateResponse:
+        async with self._lock:
+            pod = await self.find_pod()
+            with tracer.start_as_current_span("Allocate", context=context_from_pod(pod)) as span:
+                ns, name = _pod_ref(pod)
+                span.set_attribute("k8s.pod.name", name)
+                span.set_attribute("k8s.namespace.name", ns)
+                span.set_attribute("k8s.node.name", self.node)
+                try:
+                    return await self._allocate(pod, request)
+                except AllocationFailed as exc:
+                    span.set_status(trace.StatusCode.ERROR, str(exc))
+                    await self.fail(pod, str(exc))
+                    raise
+
+    async def _allocate(self, pod: Json, request: pb.AllocateRequest) -> pb.AllocateResponse:
+        for attempt in range(_ATTEMPTS):
+            response, patch = self._answer(pod, request)
+            ns, name = _pod_ref(pod)
+            try:
+                await self.client.patch(PODS, name, patch, namespace=ns)
+            except Conflict:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                pod = await self.client.get(PODS, name, namespace=ns)
+                continue
+            if patch["metadata"]["annotations"].get(BIND_PHASE) == PHASE_SUCCESS:
+                await nodelock.release(self.client, self.node, ns, name)
+            return response
+        raise AssertionError("unreachable")
+
+    def _answer(self, pod: Json, request: pb.AllocateRequest) -> tuple[pb.AllocateResponse, Json]:
+        ann = _annotations(pod)
+        try:
+            entries = hami_rustcore.decode_pod_devices(ann.get(self.key, ""))
+        except hami_rustcore.DecodeError as exc:
+            raise AllocationFailed(f"annotation {self.key}: {exc}") from None
+        containers = containers_in_annotation_order(pod)
+        response = pb.AllocateResponse()
+        for creq in request.container_requests:
+            idx = next((i for i, entry in enumerate(entries) if entry), None)
+            if idx is None:
+                raise AllocationFailed(
+                    f"kubelet asked for {len(creq.devices_ids)} device(s) but annotation "
+                    f"{self.key} has no container entry left"
+                )
+            entry, entries[idx] = entries[idx], []
+            if idx >= len(containers):
+                raise AllocationFailed(
+                    f"annotation {self.key} has an entry for container #{idx} but the pod "
+                    f"has {len(containers)} container(s)"
+                )
+            if len(entry) != len(creq.devices_ids):
+                raise AllocationFailed(
+                    f"device number not matched: kubelet asked for {len(creq.devices_ids)} "
+                    f"device(s), annotation {self.key} gives container "
+                    f"{containers[idx].get('name', idx)!r} {len(entry)}"
+                )
+            wrong = [d.vendor for d in entry if d.vendor != self.policy.vendor]
+            if wrong:
+                raise AllocationFailed(
+                    f"annotation {self.key} lists a device of type {wrong[0]!r}, "
+                    f"expected {self.policy.vendor!r}"
+                )
+            ctx = ContainerContext(pod, idx, containers[idx], entry, list(creq.devices_ids))
+            try:
+                response.container_responses.append(self.policy.container_response(ctx))
+            except ValueError as exc:
+                raise AllocationFailed(str(exc)) from None
+        remaining = hami_rustcore.encode_pod_devices(entries)
+        updates: dict[str, str] = {self.key: remaining}
+        others = [ann.get(k) for k in self.all_keys if k != self.key]
+        if not has_pending_devices(remaining) and not any(map(has_pending_devices, others)):
+            updates[BIND_PHASE] = PHASE_SUCCESS
+        rv = str((pod.get("metadata") or {}).get("resourceVersion", ""))
+        patch: Json = {"metadata": {"resourceVersion": rv, "annotations": updates}}
+        return response, patch
+
+    # -- failure --------------------------------------------------------------------------------
+
+    async def fail(self, pod: Json, message: str) -> None:
+        """bind-phase=failed, a Warning Event on the pod, and the lock released; each step is
+        attempted even when an earlier one fails."""
+        ns, name = _pod_ref(pod)
+        log.warning("allocation of pod %s/%s failed: %s", ns, name, message)
+        try:
+            await self.client.patch(
+                PODS, name, {"metadata": {"annotations": {BIND_PHASE: PHASE_FAILED}}}, namespace=ns
+            )
+        except ApiError as exc:
+            log.error("pod %s/%s: could not mark bind-phase failed: %s", ns, name, exc)
+        try:
+            await self.client.create(EVENTS, self._event(pod, message), namespace=ns)
+        except ApiError as exc:
+            log.error("pod %s/%s: could not record the failure event: %s", ns, name, exc)
+        try:
+            await nodelock.release(self.client, self.node, ns, name)
+        except ApiError as exc:
+            log.error("node %s: could not release the lock of %s/%s: %s", self.node, ns, name, exc)
+
+    def _event(self, pod: Json, message: str) -> Json:
+        meta = pod.get("metadata") or {}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "metadata": {
+                "generateName": f"{meta.get('name', 'pod')}.",
+                "namespace": meta.get("namespace"),
+            },
+            "involvedObject": {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "namespace": meta.get("namespace"),
+                "name": meta.get("name"),
+                "uid": meta.get("uid"),
+            },
+            "reason": EVENT_REASON,
+            "message": f"{self.policy.resource_name} on node {self.node}: {message}",
+            "type": "Warning",
+            "source": {"component": self.component, "host": self.node},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": self.component,
+            "reportingInstance": f"{self.component}-{self.node}",
+        }
+
+    # -- GetPreferredAllocation ---------------------------------------------------------------
+
+    async def preferred(
+        self, request: pb.PreferredAllocationRequest, physical: Mapping[str, str]
+    ) -> pb.PreferredAllocationResponse:
+        """HAMi's preference: the replicas of the devices annotated for the pod being bound;
+        without such a pod, the first available IDs. ``physical`` maps virtual to physical IDs."""
+        try:
+            pod = await self.find_pod()
+            entries = [
+                e
+                for e in hami_rustcore.decode_pod_devices(_annotations(pod).get(self.key, ""))
+                if e
+            ]
+        except (NoPendingPod, hami_rustcore.DecodeError, ApiError):
+            entries = []
+        response = pb.PreferredAllocationResponse()
+        for i, creq in enumerate(request.container_requests):
+            chosen: list[str] = list(creq.must_include_deviceIDs)
+            available = [d for d in creq.available_deviceIDs if d not in chosen]
+            wanted: Sequence[str] = [d.uuid for d in entries[i]] if i < len(entries) else []
+            for uuid in wanted:
+                pick = next((d for d in available if physical.get(d) == uuid), None)
+                if pick is not None and len(chosen) < creq.allocation_size:
+                    chosen.append(pick)
+                    available.remove(pick)
+            while len(chosen) < creq.allocation_size and available:
+                chosen.append(available.pop(0))
+            response.container_responses.add(deviceIDs=chosen)
+        return response
+
+
+def now_unix() -> str:
+    return str(int(time.time()))

@@ -1,0 +1,78 @@
+"""The vendor-neutral view of hardware that every device plugin is built on.
+
+A vendor's hardware sits behind a `DeviceBackend` (NVML for NVIDIA, the fake of
+`hami_common.deviceplugin.testing` in tests and e2e); only the backend's adapter imports the
+vendor library. What the plugin does with the devices (annotation, Allocate answers) is the
+vendor's `VendorPolicy` (`hami_common.deviceplugin.vendor`).
+
+A backend degrades, never fails, per device: a device whose query fails is returned with
+``healthy=False`` and a ``reason``; only a backend that cannot start at all raises
+`BackendInitError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class BackendInitError(RuntimeError):
+    """The vendor library could not be initialised (no driver, no permission...)."""
+
+
+@dataclass(frozen=True)
+class PhysicalDevice:
+    """One physical device as discovered."""
+
+    uuid: str
+    index: int
+    model: str
+    """The vendor library's product name, e.g. ``Tesla V100-PCIE-32GB``."""
+    memory_mib: int
+    numa: int = 0
+    """NUMA node of the device's PCI bus; 0 when unknown (HAMi's convention)."""
+    mode: str = "hami-core"
+    healthy: bool = True
+    reason: str = ""
+    """Why the device is unhealthy (empty when healthy)."""
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    uuid: str
+    healthy: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Link:
+    """How two devices are connected: a PCIe P2P level name (``SameBoard``, ``SingleSwitch``,
+    ``MultiSwitch``, ``HostBridge``, ``SameCPU``, ``CrossCPU``; empty when unknown) and the
+    number of NVLink-class links between them."""
+
+    p2p: str = ""
+    nvlinks: int = 0
+
+
+Links = Mapping[tuple[str, str], Link]
+"""Directed: ``links[(a, b)]`` is what device ``a`` reports about ``b``."""
+
+
+class DeviceBackend(Protocol):
+    """Discovery, health and topology of one vendor's devices on this node."""
+
+    def discover(self) -> list[PhysicalDevice]:
+        """Every device, in index order. Raises `BackendInitError` only when the vendor
+        library is unusable; a failing device is returned unhealthy with a reason."""
+        ...
+
+    def links(self, devices: list[PhysicalDevice]) -> Links:
+        """Pairwise topology between healthy devices (empty when the backend has none)."""
+        ...
+
+    def health_events(self, devices: list[PhysicalDevice]) -> AsyncIterator[HealthChange]:
+        """Health changes, per device, until cancelled."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,124 @@
+"""One vendor plugin on one node: discovery, health, node registration and the gRPC server,
+run together until stopped.
+
+A health watcher that fails is logged and restarted; a device that fails is marked unhealthy
+(ListAndWatch and the register annotation both say so); neither stops the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import hami_rustcore
+from hami_common.deviceplugin.allocator import Allocator
+from hami_common.deviceplugin.backend import DeviceBackend
+from hami_common.deviceplugin.devices import DeviceTable
+from hami_common.deviceplugin.registrar import NodeRegistrar
+from hami_common.deviceplugin.server import DevicePluginService, PluginServer
+from hami_common.deviceplugin.vendor import VendorPolicy
+from hami_common.k8s import KubeClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    node: str
+    plugin_dir: Path = Path("/var/lib/kubelet/device-plugins")
+    register_with_kubelet: bool = True
+    register_interval: float = 30.0
+    register_retry: float = 5.0
+    socket_poll_interval: float = 1.0
+    health_restart_delay: float = 5.0
+
+
+def to_allocate_keys() -> dict[str, str]:
+    """Each vendor's to-allocate annotation key, from the Rust core's vendor table."""
+    return {
+        vendor: str(spec["to_allocate_annotation"])
+        for vendor, spec in hami_rustcore.Cluster().vendor_specs().items()
+        if spec.get("to_allocate_annotation")
+    }
+
+
+class PluginRuntime:
+    def __init__(
+        self,
+        policy: VendorPolicy,
+        backend: DeviceBackend,
+        client: KubeClient | None,
+        options: RuntimeOptions,
+    ) -> None:
+        self.policy = policy
+        self.backend = backend
+        self.client = client
+        self.options = options
+        devices = backend.discover()
+        for dev in devices:
+            if not dev.healthy:
+                log.warning(
+                    "device %s (index %d) is unhealthy: %s", dev.uuid, dev.index, dev.reason
+                )
+        self.table = DeviceTable(devices, policy.split_count, policy.numa_topology)
+        self.allocator = (
+            Allocator(client, options.node, policy, to_allocate_keys=to_allocate_keys())
+            if client is not None
+            else None
+        )
+        self.service = DevicePluginService(self.table, policy, self.allocator)
+        self.server = PluginServer(
+            self.service,
+            options.plugin_dir,
+            register=options.register_with_kubelet,
+            poll_interval=options.socket_poll_interval,
+        )
+        self.registrar = (
+            NodeRegistrar(
+                client,
+                options.node,
+                self.table,
+                self.node_annotations,
+                interval=options.register_interval,
+                retry=options.register_retry,
+            )
+            if client is not None
+            else None
+        )
+
+    def node_annotations(self) -> dict[str, str]:
+        devices = self.table.devices
+        healthy = [d for d in devices if d.healthy]
+        return self.policy.node_annotations(devices, self.backend.links(healthy))
+
+    async def watch_health(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async for change in self.backend.health_events(self.table.devices):
+                    if await self.table.apply(change):
+                        state = "healthy" if change.healthy else f"unhealthy: {change.reason}"
+                        log.warning("device %s is %s", change.uuid, state)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("health watcher failed; restarting it")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.options.health_restart_delay)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks = [asyncio.create_task(self.watch_health(stop), name="health")]
+        if self.registrar is not None:
+            tasks.append(asyncio.create_task(self.registrar.run(stop), name="registrar"))
+        try:
+            await self.server.run(stop)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.backend.close()

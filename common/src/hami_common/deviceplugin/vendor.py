@@ -1,0 +1,93 @@
+"""What a vendor plugs into the framework: names, the register annotation, Allocate answers.
+
+`VendorPolicy` is pure policy (no hardware, no API server); the framework does the gRPC
+lifecycle, node registration and the allocation protocol around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import hami_rustcore
+from hami_common.deviceplugin.api import api_pb2 as pb
+from hami_common.deviceplugin.backend import Links, PhysicalDevice
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ContainerContext:
+    """One container's share of an Allocate call."""
+
+    pod: Json
+    index: int
+    """Position in the pod's device annotation: init containers first, then app containers."""
+    container: Json
+    """The container's spec (name, env, resources...)."""
+    devices: Sequence[hami_rustcore.AllocDevice]
+    """This container's entry of the to-allocate annotation."""
+    device_ids: Sequence[str]
+    """The virtual IDs kubelet chose (only their count matters)."""
+
+    @property
+    def pod_uid(self) -> str:
+        return str(self.pod.get("metadata", {}).get("uid", ""))
+
+    @property
+    def container_name(self) -> str:
+        return str(self.container.get("name", ""))
+
+    def env(self) -> Mapping[str, str]:
+        """The container's literal env values (valueFrom entries are skipped)."""
+        return {
+            str(e["name"]): str(e["value"])
+            for e in self.container.get("env") or []
+            if isinstance(e, dict) and "name" in e and isinstance(e.get("value"), str)
+        }
+
+    def limits(self) -> Mapping[str, str]:
+        return {
+            str(k): str(v)
+            for k, v in ((self.container.get("resources") or {}).get("limits") or {}).items()
+        }
+
+
+class VendorPolicy(Protocol):
+    vendor: str
+    """The vendor key of HAMi's annotations, e.g. ``NVIDIA``."""
+    resource_name: str
+    """The extended resource advertised to kubelet, e.g. ``nvidia.com/gpu``."""
+    split_count: int
+    numa_topology: bool
+    """Report each device's NUMA node to kubelet."""
+    preferred_allocation: bool
+    """Announce GetPreferredAllocation at registration."""
+
+    @property
+    def socket_name(self) -> str:
+        """The plugin's socket file name in the device-plugin folder."""
+        ...
+
+    @property
+    def register_annotation(self) -> str: ...
+
+    def node_devices(self, devices: Sequence[PhysicalDevice]) -> list[hami_rustcore.Device]:
+        """The devices as the register annotation lists them."""
+        ...
+
+    def node_annotations(self, devices: Sequence[PhysicalDevice], links: Links) -> dict[str, str]:
+        """Every node annotation the plugin owns (register, and pair scores when enabled)."""
+        ...
+
+    def container_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
+        """The env, mounts and devices of one container. Raises `ValueError` with a message
+        for the pod when the allocation cannot be honoured."""
+        ...
+
+
+def containers_in_annotation_order(pod: Json) -> list[Json]:
+    """Init containers first, then app containers: the order of HAMi's device annotation."""
+    spec = pod.get("spec") or {}
+    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
