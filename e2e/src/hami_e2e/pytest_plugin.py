@@ -1,7 +1,8 @@
 """pytest fixtures for suites that need Kubernetes (loaded for every package of the workspace
 through the ``pytest11`` entry point; nothing starts until a test asks for a fixture).
 
-- ``kube_cluster`` (session): the running control plane (`backend.Cluster`).
+- ``kube_cluster`` (session): the running control plane (`backend.Cluster`);
+- ``kube_scheduler_extra`` (session): override it to configure kube-scheduler (extenders).
 - ``kube_namespace`` (function): a fresh namespace whose ``default`` ServiceAccount exists;
   deleted after the test.
 - ``fake_nodes`` (function): a factory ``fake_nodes(NodePool(...)) -> [names]`` for sync tests;
@@ -21,6 +22,7 @@ import secrets
 import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hami_common.k8s import NAMESPACES, SERVICE_ACCOUNTS, NotFound
@@ -32,12 +34,21 @@ _STASH_CLUSTER = pytest.StashKey[Cluster]()
 
 
 @pytest.fixture(scope="session")
+def kube_scheduler_extra() -> dict[str, Any] | None:
+    """Sections merged into the KubeSchedulerConfiguration (``extenders``, ``profiles``...).
+    Override this fixture in a package's conftest.py to run kube-scheduler with our extender."""
+    return None
+
+
+@pytest.fixture(scope="session")
 def kube_cluster(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    kube_scheduler_extra: dict[str, Any] | None,
 ) -> Iterator[Cluster]:
     """The control plane for the whole session (local processes, or kind where available)."""
     workdir = Path(os.environ.get("HAMI_E2E_WORKDIR") or tmp_path_factory.mktemp("cluster"))
-    cluster = make_cluster(workdir)
+    cluster = make_cluster(workdir, kube_scheduler_extra)
     try:
         cluster.start()
     except BaseException:
