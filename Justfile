@@ -13,6 +13,7 @@ export CARGO_TARGET_DIR := cache / "cargo-target"
 
 import 'hook/hook.just'
 import 'e2e/e2e.just'
+import 'plugin-nvidia/plugin.just'
 
 # List the recipes
 default:
@@ -25,6 +26,7 @@ setup: build build-hook
 # Build the Python workspace and the Rust extension (hami_rustcore) into .venv
 build:
     uv sync --all-packages {{ if env("CI", "") == "true" { "--locked" } else { "" } }}
+    uv run --no-sync python -m hami_common.deviceplugin.api.generate
     uv run --no-sync python -c "import hami_rustcore; print('hami_rustcore', hami_rustcore.__version__)"
 
 # Lint: ruff, mypy strict, stubtest of the native module, cargo fmt and clippy
@@ -48,7 +50,7 @@ test-py: build
     uv run --no-sync pytest -m "not e2e" rustcore/tests common/tests webhook-svc/tests extender-svc/tests plugin-nvidia/tests plugin-ascend/tests plugin-cambricon/tests e2e/tests
 
 # Every benchmark
-bench: bench-core bench-cluster bench-hook
+bench: bench-core bench-cluster bench-hook bench-plugin
 
 # Rust core benchmarks: filter at 5,000 nodes x 8 GPUs, 100k pod load, pure-Python baseline
 bench-core: build

@@ -1,0 +1,169 @@
+"""The NVML adapter: the only module that imports the vendor library (nvidia-ml-py).
+
+Every query is per device and guarded: a device whose query fails is reported unhealthy with
+the NVML error, never a crash (HAMi panics on any failed query, #2233/#2230). Only a failed
+``nvmlInit`` is fatal (`BackendInitError`, with the usual causes in the message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pynvml  # type: ignore[import-untyped]
+from hami_common.deviceplugin.backend import (
+    BackendInitError,
+    HealthChange,
+    Link,
+    Links,
+    PhysicalDevice,
+)
+
+log = logging.getLogger(__name__)
+
+# Application errors, not device faults (upstream's list).
+IGNORED_XIDS = frozenset({13, 31, 43, 45, 68, 109})
+_P2P = {
+    0: "SameBoard",  # NVML_TOPOLOGY_INTERNAL
+    10: "SingleSwitch",
+    20: "MultiSwitch",
+    30: "HostBridge",
+    40: "SameCPU",  # NVML_TOPOLOGY_NODE
+    50: "CrossCPU",  # NVML_TOPOLOGY_SYSTEM
+}
+_WAIT_MS = 5000
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def numa_of(bus_id: str, sysfs: Path = Path("/sys/bus/pci/devices")) -> int:
+    """The NUMA node of a PCI bus ID from sysfs; 0 when unknown or negative."""
+    bus = bus_id.lower()
+    if bus.startswith("0000") and len(bus) > 12:
+        bus = bus[4:]
+    for name in (bus, f"0000{bus}" if len(bus) == 12 else bus):
+        try:
+            return max(0, int((sysfs / name / "numa_node").read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    return 0
+
+
+class NvmlBackend:
+    def __init__(self, disabled_xids: frozenset[int] = frozenset()) -> None:
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as exc:
+            raise BackendInitError(
+                f"NVML could not be initialised ({exc}); is the NVIDIA driver installed, is "
+                "libnvidia-ml.so.1 on the library path, and does the plugin run with the "
+                "nvidia runtime or privileged?"
+            ) from None
+        self.ignored_xids = IGNORED_XIDS | disabled_xids
+        self._bus: dict[str, str] = {}
+
+    def discover(self) -> list[PhysicalDevice]:
+        try:
+            count = pynvml.nvmlDeviceGetCount()
+        except pynvml.NVMLError as exc:
+            raise BackendInitError(f"NVML could not count devices: {exc}") from None
+        return [self._device(i) for i in range(count)]
+
+    def _device(self, index: int) -> PhysicalDevice:
+        uuid = f"GPU-unknown-{index}"
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            uuid = _text(pynvml.nvmlDeviceGetUUID(handle))
+            name = _text(pynvml.nvmlDeviceGetName(handle))
+            bus = _text(pynvml.nvmlDeviceGetPciInfo(handle).busId)
+            self._bus[uuid] = bus
+            try:
+                memory = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total) // (1024 * 1024)
+            except pynvml.NVMLError_NotSupported:
+                memory = 0  # unified memory: preConfiguredDeviceMemory applies
+            mode = "hami-core"
+            try:
+                current, _ = pynvml.nvmlDeviceGetMigMode(handle)
+                if current == pynvml.NVML_DEVICE_MIG_ENABLE:
+                    mode = "mig"
+            except pynvml.NVMLError:
+                pass
+            return PhysicalDevice(uuid, index, name, memory, numa_of(bus), mode)
+        except pynvml.NVMLError as exc:
+            log.error("GPU %d: NVML query failed (%s); reported unhealthy", index, exc)
+            return PhysicalDevice(uuid, index, "", 0, healthy=False, reason=f"NVML: {exc}")
+
+    def links(self, devices: Sequence[PhysicalDevice]) -> Links:
+        out: dict[tuple[str, str], Link] = {}
+        for a in devices:
+            for b in devices:
+                if a.uuid == b.uuid:
+                    continue
+                try:
+                    ha = pynvml.nvmlDeviceGetHandleByUUID(a.uuid)
+                    hb = pynvml.nvmlDeviceGetHandleByUUID(b.uuid)
+                    level = pynvml.nvmlDeviceGetTopologyCommonAncestor(ha, hb)
+                    out[(a.uuid, b.uuid)] = Link(_P2P.get(int(level), ""), self._nvlinks(ha, b))
+                except pynvml.NVMLError as exc:
+                    log.warning("topology of %s -> %s unknown: %s", a.uuid, b.uuid, exc)
+        return out
+
+    def _nvlinks(self, handle: object, other: PhysicalDevice) -> int:
+        target = self._bus.get(other.uuid, "").lower()
+        count = 0
+        for link in range(pynvml.NVML_NVLINK_MAX_LINKS):
+            try:
+                if pynvml.nvmlDeviceGetNvLinkState(handle, link) != pynvml.NVML_FEATURE_ENABLED:
+                    continue
+                remote = _text(pynvml.nvmlDeviceGetNvLinkRemotePciInfo(handle, link).busId)
+            except pynvml.NVMLError:
+                continue
+            count += int(remote.lower() == target)
+        return count
+
+    async def health_events(self, devices: Sequence[PhysicalDevice]) -> AsyncIterator[HealthChange]:
+        events = pynvml.nvmlEventSetCreate()
+        handles: dict[str, object] = {}
+        try:
+            for dev in devices:
+                if not dev.healthy:
+                    continue
+                try:
+                    handle = pynvml.nvmlDeviceGetHandleByUUID(dev.uuid)
+                    pynvml.nvmlDeviceRegisterEvents(
+                        handle, pynvml.nvmlEventTypeXidCriticalError, events
+                    )
+                    handles[dev.uuid] = handle
+                except pynvml.NVMLError_NotSupported:
+                    log.info("device %s: XID events not supported; health not watched", dev.uuid)
+                except pynvml.NVMLError as exc:
+                    yield HealthChange(dev.uuid, False, f"cannot watch XID events: {exc}")
+            while True:
+                try:
+                    data = await asyncio.to_thread(pynvml.nvmlEventSetWait_v2, events, _WAIT_MS)
+                except pynvml.NVMLError_Timeout:
+                    continue
+                xid = int(data.eventData)
+                if (
+                    data.eventType != pynvml.nvmlEventTypeXidCriticalError
+                    or xid in self.ignored_xids
+                ):
+                    continue
+                try:
+                    uuid = _text(pynvml.nvmlDeviceGetUUID(data.device))
+                except pynvml.NVMLError as exc:
+                    log.error("XID %d on a device NVML cannot name (%s)", xid, exc)
+                    continue
+                yield HealthChange(uuid, False, f"XID {xid}")
+        finally:
+            pynvml.nvmlEventSetFree(events)
+
+    def close(self) -> None:
+        try:
+            pynvml.nvmlShutdown()
+        except pynvml.NVMLError as exc:
+            log.debug("nvmlShutdown: %s", exc)

@@ -1,0 +1,222 @@
+"""NVIDIA's `VendorPolicy`: the register annotation and the Allocate answer, HAMi's way.
+
+The answer (node-side reference §1.9) carries HAMi's env and mounts so HAMi-core and our hook
+both work, and beyond HAMi a read-only per-container limits file
+(``/etc/hami/vgpu-limits.conf``) that our hook prefers over env, so a process cannot raise its
+own limit by editing its environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import hami_rustcore
+from hami_common.deviceplugin.api import api_pb2 as pb
+from hami_common.deviceplugin.backend import Links, PhysicalDevice
+from hami_common.deviceplugin.vendor import ContainerContext
+from hami_common.protocol.annotations import NVIDIA_PAIR_SCORE
+
+from hami_plugin_nvidia.config import NvidiaOptions
+from hami_plugin_nvidia.scores import pair_scores
+
+log = logging.getLogger(__name__)
+
+REGISTER_ANNOTATION = "hami.io/node-nvidia-register"
+LIMITS_FILE = "/etc/hami/vgpu-limits.conf"
+CORE_POLICIES = ("default", "force", "disable")
+_INT32_MAX = 2**31 - 1
+
+
+def hami_type(name: str) -> str:
+    """HAMi's model name: NVML's name, prefixed ``NVIDIA-`` unless it starts with NVIDIA."""
+    return name if name.startswith("NVIDIA") else f"NVIDIA-{name}"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "t", "true", "y", "yes", "on")
+
+
+class NvidiaPolicy:
+    vendor = "NVIDIA"
+    register_annotation = REGISTER_ANNOTATION
+
+    def __init__(
+        self,
+        options: NvidiaOptions,
+        *,
+        hook_path: Path = Path("/usr/local"),
+        lock_dir: Path = Path("/tmp/vgpulock"),  # noqa: S108
+        version: str = "0.1.0",
+        cache_id: Callable[[ContainerContext], str] | None = None,
+        on_asymmetric: Callable[[list[tuple[str, str]]], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.resource_name = options.resource_name
+        self.split_count = options.split_count
+        self.numa_topology = options.numa_topology
+        self.preferred_allocation = options.preferred_allocation
+        self.hook_path = hook_path
+        self.lock_dir = lock_dir
+        self.version = version
+        self.cache_id = cache_id or (lambda _ctx: str(uuid.uuid4()))
+        self.on_asymmetric = on_asymmetric
+
+    @property
+    def socket_name(self) -> str:
+        return f"nvidia-{self.resource_name.rsplit('/', 1)[-1]}.sock"
+
+    @property
+    def vgpu_dir(self) -> Path:
+        return self.hook_path / "vgpu"
+
+    # -- registration -------------------------------------------------------------------------
+
+    def node_devices(self, devices: Sequence[PhysicalDevice]) -> list[hami_rustcore.Device]:
+        opts = self.options
+        out = []
+        for dev in devices:
+            memory = dev.memory_mib or opts.preconfigured_memory_mib
+            if memory <= 0:
+                log.warning("device %s: no memory size known; not registered", dev.uuid)
+                continue
+            out.append(
+                hami_rustcore.Device(
+                    id=dev.uuid,
+                    count=opts.split_count,
+                    devmem=min(int(memory * opts.memory_scaling), _INT32_MAX),
+                    devcore=int(opts.core_scaling * 100),
+                    type=hami_type(dev.model),
+                    vendor=self.vendor,
+                    index=dev.index,
+                    numa=dev.numa,
+                    mode=dev.mode,
+                    health=dev.healthy,
+                )
+            )
+        return out
+
+    def node_annotations(self, devices: Sequence[PhysicalDevice], links: Links) -> dict[str, str]:
+        out = {REGISTER_ANNOTATION: hami_rustcore.encode_node_devices(self.node_devices(devices))}
+        if self.options.topology_score:
+            scores, asymmetric = pair_scores(devices, links)
+            if asymmetric and self.on_asymmetric is not None:
+                self.on_asymmetric(asymmetric)
+            out[NVIDIA_PAIR_SCORE] = hami_rustcore.encode_pair_scores(scores)
+        return out
+
+    # -- Allocate -----------------------------------------------------------------------------
+
+    def _hamicore_values(self, ctx: ContainerContext) -> dict[str, str]:
+        """The limits, as env names: what goes into both the env and the limits file."""
+        env = ctx.env()
+        values: dict[str, str] = {}
+        for i, dev in enumerate(ctx.devices):
+            values[f"CUDA_DEVICE_MEMORY_LIMIT_{i}"] = f"{dev.usedmem}m"
+        values["CUDA_DEVICE_SM_LIMIT"] = str(ctx.devices[0].usedcores)
+        cache = f"{self.vgpu_dir}/{self.cache_id(ctx)}.cache"
+        values["CUDA_DEVICE_MEMORY_SHARED_CACHE"] = cache
+        priority = env.get("CUDA_TASK_PRIORITY") or ctx.limits().get(self.options.priority_resource)
+        if priority is not None:
+            if not priority.strip().lstrip("-").isdigit():
+                raise ValueError(
+                    f"container {ctx.container_name!r}: CUDA_TASK_PRIORITY={priority!r} "
+                    "is not an integer"
+                )
+            values["CUDA_TASK_PRIORITY"] = priority.strip()
+        policy = env.get("GPU_CORE_UTILIZATION_POLICY")
+        if self.options.disable_core_limit:
+            policy = "disable"
+        elif policy is None and self.options.gpu_core_policy != "default":
+            policy = self.options.gpu_core_policy
+        if policy is not None:
+            if policy.lower() not in CORE_POLICIES:
+                raise ValueError(
+                    f"container {ctx.container_name!r}: GPU_CORE_UTILIZATION_POLICY={policy!r} "
+                    f"is not one of {', '.join(CORE_POLICIES)}"
+                )
+            values["GPU_CORE_UTILIZATION_POLICY"] = policy.lower()
+        return values
+
+    def container_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
+        if not ctx.devices:
+            raise ValueError(f"container {ctx.container_name!r}: no device to allocate")
+        resp = pb.ContainerAllocateResponse()
+        uuids = list(dict.fromkeys(d.uuid for d in ctx.devices))
+        resp.envs["NVIDIA_VISIBLE_DEVICES"] = ",".join(uuids)
+        values = self._hamicore_values(ctx)
+        resp.envs.update(values)
+        if self.options.memory_scaling > 1:
+            resp.envs["CUDA_OVERSUBSCRIBE"] = "true"
+        resp.envs["LIBCUDA_LOG_LEVEL"] = str(self.options.lib_cuda_log_level)
+
+        disable_control = _truthy(ctx.env().get("CUDA_DISABLE_CONTROL"))
+        container_dir = self.vgpu_dir / "containers" / f"{ctx.pod_uid}_{ctx.container_name}"
+        limits_file = self.vgpu_dir / "limits" / f"{ctx.pod_uid}_{ctx.container_name}.conf"
+        self._prepare(container_dir, limits_file, values, disable_control, ctx)
+
+        lib = self.vgpu_dir / "libvgpu.so"
+        versioned = self.vgpu_dir / f"libvgpu.so.{self.version}"
+        vgpu = str(self.vgpu_dir)
+        resp.mounts.add(
+            container_path=str(lib),
+            host_path=str(versioned if versioned.exists() else lib),
+            read_only=True,
+        )
+        resp.mounts.add(container_path=vgpu, host_path=str(container_dir), read_only=False)
+        resp.mounts.add(
+            container_path="/tmp/vgpulock",  # noqa: S108
+            host_path=str(self.lock_dir),
+            read_only=False,
+        )
+        if not disable_control:
+            resp.mounts.add(
+                container_path="/etc/ld.so.preload",
+                host_path=f"{vgpu}/ld.so.preload",
+                read_only=True,
+            )
+        resp.mounts.add(container_path=LIMITS_FILE, host_path=str(limits_file), read_only=True)
+        if (self.vgpu_dir / "license").exists():
+            resp.mounts.add(
+                container_path="/tmp/license",  # noqa: S108
+                host_path=f"{vgpu}/license",
+                read_only=True,
+            )
+            resp.mounts.add(
+                container_path="/usr/bin/vgpuvalidator",
+                host_path=f"{vgpu}/vgpuvalidator",
+                read_only=True,
+            )
+        return resp
+
+    def _prepare(
+        self,
+        container_dir: Path,
+        limits_file: Path,
+        values: dict[str, str],
+        disable_control: bool,
+        ctx: ContainerContext,
+    ) -> None:
+        """The per-container folder (fresh, 0777 as HAMi), the lock folder, the limits file
+        (written to a temporary name and renamed, 0444)."""
+        shutil.rmtree(container_dir, ignore_errors=True)
+        container_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(container_dir, 0o777)  # noqa: S103 (the container's processes share it)
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.lock_dir, 0o777)  # noqa: S103
+        limits_file.parent.mkdir(parents=True, exist_ok=True)
+        meta = ctx.pod.get("metadata") or {}
+        lines = [
+            f"# written by hami-plugin-nvidia for pod {meta.get('namespace')}/"
+            f"{meta.get('name')}, container {ctx.container_name}",
+            *(f"{k}={v}" for k, v in values.items()),
+            f"CUDA_DISABLE_CONTROL={'true' if disable_control else 'false'}",
+        ]
+        staged = limits_file.with_name(f".{limits_file.name}.{os.getpid()}")
+        staged.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.chmod(staged, 0o444)
+        staged.replace(limits_file)
