@@ -5,7 +5,7 @@ use hami_sched::{Error, PodDevices, VendorSpec, Vendors};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 use std::sync::Arc;
 
 create_exception!(
@@ -27,6 +27,38 @@ pub fn core_err(e: Error) -> PyErr {
         Error::Decode { .. } => DecodeError::new_err(e.to_string()),
         _ => CoreError::new_err(e.to_string()),
     }
+}
+
+/// Node names from any sequence of `str`, copied into one buffer with their spans.
+pub fn names_arg(obj: &Bound<'_, PyAny>) -> PyResult<(String, Vec<(usize, usize)>)> {
+    fn push(arena: &mut String, spans: &mut Vec<(usize, usize)>, item: &Bound<'_, PyAny>) -> PyResult<()> {
+        let s = item
+            .cast::<PyString>()
+            .map_err(|_| pyo3::exceptions::PyTypeError::new_err("candidates: every node name must be a str"))?;
+        let start = arena.len();
+        arena.push_str(s.to_str()?);
+        spans.push((start, arena.len()));
+        Ok(())
+    }
+    let mut arena = String::new();
+    let mut spans = Vec::new();
+    if let Ok(list) = obj.cast::<PyList>() {
+        arena.reserve(list.len() * 16);
+        spans.reserve(list.len());
+        for item in list.iter() {
+            push(&mut arena, &mut spans, &item)?;
+        }
+    } else {
+        if obj.is_instance_of::<PyString>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "candidates: expected a sequence of node names, got a str",
+            ));
+        }
+        for item in obj.try_iter()? {
+            push(&mut arena, &mut spans, &item?)?;
+        }
+    }
+    Ok((arena, spans))
 }
 
 /// A container list given as annotation text or as lists of `AllocDevice`.

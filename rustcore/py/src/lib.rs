@@ -213,14 +213,16 @@ impl Cluster {
         &self,
         py: Python<'_>,
         pod: PyRef<'_, PodRequest>,
-        candidates: Vec<PyBackedStr>,
+        candidates: &Bound<'_, PyAny>,
         reserve: bool,
         now: Option<f64>,
     ) -> PyResult<FilterResult> {
         let req = pod.to_core(py)?;
         let now = now.unwrap_or_else(now_unix);
+        // Copy the names into one buffer under the GIL (no per-name allocation), then let go of it.
+        let (arena, spans) = convert::names_arg(candidates)?;
         let result = py.detach(|| {
-            let names: Vec<&str> = candidates.iter().map(|s| &**s).collect();
+            let names: Vec<&str> = spans.iter().map(|&(a, b)| &arena[a..b]).collect();
             self.inner.filter(&req, &names, reserve, now)
         });
         Ok(FilterResult::from_core(result.map_err(core_err)?))
