@@ -15,6 +15,7 @@ releases the lock and answers the error.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -293,12 +294,9 @@ class Extender:
                 "it will be filtered again", "no-reservation",
             )  # fmt: skip
         span.set_attribute("hami.bind.devices", _devices_text(held.devices))
-        try:
-            await nodelock.acquire(self.client, args.node, args.namespace, args.name)
-        except nodelock.NodeLockContention as exc:
-            return str(exc), "lock-contention"
-        except ApiError as exc:
-            return f"could not take the lock of node {args.node}: {exc}", "lock-error"
+        error = await self._lock(args)
+        if error:
+            return error, "lock-contention"
         annotations = dict(pending.annotations) if pending else {}
         annotations[BIND_PHASE] = PHASE_ALLOCATING
         annotations[BIND_TIME] = str(int(time.time()))
@@ -323,6 +321,19 @@ class Extender:
         self.cluster.mark_bound(args.uid)
         self.sync.pending.pop(args.uid, None)
         return "", ""
+
+    async def _lock(self, args: BindArgs) -> str:
+        deadline = time.monotonic() + self.settings.lock_wait_seconds
+        while True:
+            try:
+                await nodelock.acquire(self.client, args.node, args.namespace, args.name)
+                return ""
+            except nodelock.NodeLockContention as exc:
+                if time.monotonic() >= deadline:
+                    return str(exc)
+            except ApiError as exc:
+                return f"could not take the lock of node {args.node}: {exc}"
+            await asyncio.sleep(0.1)
 
     async def _release_lock(self, args: BindArgs) -> bool:
         try:

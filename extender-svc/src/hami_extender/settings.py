@@ -47,6 +47,12 @@ class ExtenderSettings(ServiceSettings):
     sync_wait_seconds: Annotated[float, Field(ge=0, le=30)] = Field(
         default=5.0, description="how long /filter waits for the state to sync before an error"
     )
+    lock_wait_seconds: Annotated[float, Field(ge=0, le=25)] = Field(
+        default=5.0,
+        description="how long bind waits for a node lock held by a live pod before it answers "
+        "an error (kube-scheduler's bind runs beside the scheduling cycle, so this does not "
+        "slow other pods)",
+    )
     leader_elect: bool = Field(default=False, description="campaign for a coordination Lease")
     lease_name: str = Field(default="hami-extender", description="the Lease's name")
     lease_namespace: str = Field(default="kube-system", description="the Lease's namespace")
