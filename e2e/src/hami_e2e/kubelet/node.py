@@ -1,0 +1,165 @@
+"""A fake GPU node end to end: the NVIDIA plugin as its own process (fake backend, the node's
+device spec) and the device-manager stand-in in the test's event loop, talking over real unix
+sockets, against the real API server.
+
+    async with GpuNode(kube_cluster, "kwok-gpu-0", workdir) as node:
+        await node.wait_registered()
+        ...  # bind a pod to the node
+        answer = await node.kubelet.wait_allocation(ns, pod, "main")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import hami_rustcore
+from hami_common.k8s import NODES, KubeClient
+
+from hami_e2e.kubelet.manager import DeviceManager
+from hami_e2e.nodes import DEVICES_ANNOTATION
+from hami_e2e.process import ManagedProcess
+
+REGISTER = "hami.io/node-nvidia-register"
+RESOURCE = "nvidia.com/gpu"
+
+
+class _Cluster(Protocol):
+    kubeconfig: Path
+    logs: Path
+
+    def client(self) -> KubeClient: ...
+
+
+def spec_from_node(node: dict[str, Any]) -> dict[str, Any]:
+    """The fake backend's spec from the node pool's inventory annotation."""
+    devices = json.loads(node["metadata"]["annotations"][DEVICES_ANNOTATION])
+    return {"devices": devices}
+
+
+class GpuNode:
+    def __init__(
+        self,
+        cluster: _Cluster,
+        node: str,
+        *,
+        split_count: int = 10,
+        extra_args: tuple[str, ...] = (),
+        device_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.node = node
+        self.split_count = split_count
+        self.extra_args = extra_args
+        self.device_config = device_config
+        # unix socket paths are limited to 107 bytes: a short folder under /tmp
+        self.root = Path(tempfile.mkdtemp(prefix=f"gpu-{node[:20]}-", dir="/tmp"))
+        self.plugin_dir = self.root / "dp"
+        self.spec_path = self.root / "spec.json"
+        self.hook_path = self.root / "hook"
+        self.client: KubeClient | None = None
+        self.kubelet: DeviceManager
+        self.plugin: ManagedProcess | None = None
+
+    async def __aenter__(self) -> GpuNode:
+        self.client = self.cluster.client()
+        node = await self.client.get(NODES, self.node)
+        self.spec = spec_from_node(node)
+        self.write_spec()
+        self.kubelet = DeviceManager(self.node, self.plugin_dir, self.client)
+        await self.kubelet.start()
+        self.start_plugin()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop_plugin()
+        await self.kubelet.stop()
+        if self.client is not None:
+            await self.client.aclose()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def write_spec(self) -> None:
+        staged = self.spec_path.with_suffix(".tmp")
+        staged.write_text(json.dumps(self.spec), encoding="utf-8")
+        staged.replace(self.spec_path)
+
+    def set_health(self, index: int, healthy: bool) -> None:
+        self.spec["devices"][index]["healthy"] = healthy
+        self.write_spec()
+
+    def start_plugin(self) -> None:
+        config = self.root / "device-config.json"
+        config.write_text(
+            json.dumps(self.device_config or {"nvidia": {"deviceSplitCount": self.split_count}}),
+            encoding="utf-8",
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "hami_plugin_nvidia",
+            "--node-name", self.node,
+            "--backend", "fake",
+            "--fake-spec", str(self.spec_path),
+            "--device-config-file", str(config),
+            "--plugin-dir", str(self.plugin_dir),
+            "--hook-path", str(self.hook_path),
+            "--lock-dir", str(self.root / "vgpulock"),
+            "--kubeconfig", str(self.cluster.kubeconfig),
+            "--register-interval", "0.5",
+            "--socket-poll-interval", "0.1",
+            *self.extra_args,
+        ]  # fmt: skip
+        self.plugin = ManagedProcess(
+            f"plugin-{self.node}", argv, self.cluster.logs / f"plugin-{self.node}.log"
+        )
+        self.plugin.start()
+
+    def stop_plugin(self) -> None:
+        if self.plugin is not None:
+            self.plugin.stop()
+            self.plugin = None
+
+    async def register_annotation(self) -> list[hami_rustcore.Device] | None:
+        assert self.client is not None  # noqa: S101
+        node = await self.client.get(NODES, self.node)
+        value = (node["metadata"].get("annotations") or {}).get(REGISTER)
+        return hami_rustcore.decode_node_devices(value) if value else None
+
+    async def allocatable(self) -> tuple[int, int]:
+        assert self.client is not None  # noqa: S101
+        status = (await self.client.get(NODES, self.node)).get("status") or {}
+        return (
+            int((status.get("capacity") or {}).get(RESOURCE, 0)),
+            int((status.get("allocatable") or {}).get(RESOURCE, 0)),
+        )
+
+    async def eventually(self, probe: Any, within: float = 30.0) -> Any:
+        """Polls the async ``probe()`` until it returns a truthy value."""
+        deadline = time.monotonic() + within
+        while True:
+            if self.plugin is not None:
+                self.plugin.check()
+            value = await probe()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node {self.node}: condition not met in {within}s")
+            await asyncio.sleep(0.1)
+
+    async def wait_registered(self, within: float = 30.0) -> list[hami_rustcore.Device]:
+        devices: list[hami_rustcore.Device] = await self.eventually(
+            self.register_annotation, within
+        )
+        total = len(self.spec["devices"]) * self.split_count
+        await self.eventually(lambda: _eq(self.allocatable(), (total, total)), within)
+        return devices
+
+
+async def _eq(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)
