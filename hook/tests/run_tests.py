@@ -94,6 +94,7 @@ def cases(quick: bool) -> list[Case]:
     )
     out.append(Case("side-effects", ["t_side"], dict(LIMIT)))
     out.append(Case("region/previous-boot-reformatted", ["t_reboot"], dict(LIMIT), timeout=30))
+    out.append(Case("fork/child-gets-own-slot", ["t_fork"], dict(LIMIT)))
     policy = {"GPU_CORE_UTILIZATION_POLICY": "force"}
     targets = ["50"] if quick else ["10", "30", "50", "70", "90"]
     for pct in targets:
@@ -115,6 +116,9 @@ def cases(quick: bool) -> list[Case]:
             )
         )
     out.append(Case("limiter/two-containers-30-70", ["t_pair"], dict(policy), attempts=3))
+    default30 = {"CUDA_DEVICE_SM_LIMIT": "30"}  # policy "default": the monitor's switch decides
+    out.append(Case("limiter/monitor-switch", ["t_policy", "switch"], default30, attempts=3))
+    out.append(Case("limiter/priority-block", ["t_policy", "block"], default30))
     out.append(
         Case(
             "limiter/policy-disable",

@@ -47,6 +47,13 @@ int main(int argc, char **argv) {
     int pid = getenv("OWN_ONLY") ? (int)getpid() : 0; /* this process's share of the GPU */
     double util = 100.0 * (double)fake_gpu_busy_ns(0, warm, end, pid) / (double)(end - warm);
     printf("util_pct=%.2f\n", util);
+    /* NVML's utilisation (last second, from the simulated activity) agrees with it. */
+    nvmlDevice_t nd;
+    nvmlUtilization_t nu;
+    CHECK(nvmlInit_v2() == NVML_SUCCESS && nvmlDeviceGetHandleByIndex_v2(0, &nd) == NVML_SUCCESS,
+          "nvml");
+    CHECK(nvmlDeviceGetUtilizationRates(nd, &nu) == NVML_SUCCESS, "nvml utilisation");
+    if (!pid) CHECK(fabs((double)nu.gpu - util) <= 6, "NVML says %u%%, measured %.1f%%", nu.gpu, util);
     CU_OK(cuCtxSynchronize());
     const char *want = getenv("EXPECT_UTIL");
     if (want) {
