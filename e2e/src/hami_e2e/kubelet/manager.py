@@ -79,6 +79,7 @@ class DeviceManager:
         self.allocations: dict[tuple[str, str, str], Allocation] = {}
         self.registrations: list[pb.RegisterRequest] = []
         self._assigned: dict[str, set[str]] = {}
+        self._by_pod: dict[str, list[tuple[str, list[str]]]] = {}
         self._handled: set[str] = set()
         self._server: grpc.aio.Server | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -202,7 +203,9 @@ class DeviceManager:
             self.client, PODS, field_selector=f"spec.nodeName={self.node}"
         ):
             pods = event.object.get("items", []) if event.type == "SYNC" else [event.object]
-            if event.type in ("SYNC", "ADDED", "MODIFIED"):
+            if event.type == "DELETED":
+                self.release(event.object.get("metadata", {}).get("uid", ""))
+            elif event.type in ("SYNC", "ADDED", "MODIFIED"):
                 for pod in pods:
                     uid = pod.get("metadata", {}).get("uid", "")
                     if uid and uid not in self._handled:
@@ -257,6 +260,8 @@ class DeviceManager:
                 )
                 response = answer.container_responses[0]
                 taken.update(ids)
+                uid = str(meta.get("uid", ""))
+                self._by_pod.setdefault(uid, []).append((plugin.resource, ids))
             except grpc.aio.AioRpcError as exc:
                 error = f"{exc.code().name}: {exc.details()}"
         record = Allocation(
@@ -270,6 +275,11 @@ class DeviceManager:
         )
         self.allocations[(record.namespace, record.pod, record.container)] = record
         return record
+
+    def release(self, uid: str) -> None:
+        """A deleted pod's devices are free again (kubelet's checkpoint forgets them)."""
+        for resource, ids in self._by_pod.pop(uid, []):
+            self._assigned.get(resource, set()).difference_update(ids)
 
     async def wait_allocation(
         self, namespace: str, pod: str, container: str, within: float = 30.0
