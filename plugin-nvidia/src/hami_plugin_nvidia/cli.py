@@ -73,6 +73,7 @@ async def serve(settings: PluginSettings, options: NvidiaOptions, backend: Devic
     policy = NvidiaPolicy(
         options, hook_path=settings.hook_path, lock_dir=settings.lock_dir, version=settings.version
     )
+    devices = backend.discover()  # first: a backend that cannot start is the clearer error
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
     async with KubeClient(config, user_agent="hami-plugin-nvidia") as client:
         runtime = PluginRuntime(
@@ -86,6 +87,7 @@ async def serve(settings: PluginSettings, options: NvidiaOptions, backend: Devic
                 register_interval=settings.register_interval,
                 socket_poll_interval=settings.socket_poll_interval,
             ),
+            devices,
         )
         log.info(
             "node %s: %d device(s), split %d, resource %s",

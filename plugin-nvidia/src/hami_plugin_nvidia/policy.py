@@ -81,7 +81,7 @@ class NvidiaPolicy:
         out = []
         for dev in devices:
             memory = dev.memory_mib or opts.preconfigured_memory_mib
-            if memory <= 0:
+            if memory <= 0 and dev.healthy:
                 log.warning("device %s: no memory size known; not registered", dev.uuid)
                 continue
             out.append(

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import hami_rustcore
+from opentelemetry import trace
+
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.vendor import (
     ContainerContext,
@@ -41,7 +43,6 @@ from hami_common.protocol.annotations import (
     VGPU_NODE,
 )
 from hami_common.telemetry import context_from_pod
-from opentelemetry import trace
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("hami.deviceplugin")

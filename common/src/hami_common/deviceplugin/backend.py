@@ -12,7 +12,7 @@ A backend degrades, never fails, per device: a device whose query fails is retur
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,11 +67,11 @@ class DeviceBackend(Protocol):
         library is unusable; a failing device is returned unhealthy with a reason."""
         ...
 
-    def links(self, devices: list[PhysicalDevice]) -> Links:
+    def links(self, devices: Sequence[PhysicalDevice]) -> Links:
         """Pairwise topology between healthy devices (empty when the backend has none)."""
         ...
 
-    def health_events(self, devices: list[PhysicalDevice]) -> AsyncIterator[HealthChange]:
+    def health_events(self, devices: Sequence[PhysicalDevice]) -> AsyncIterator[HealthChange]:
         """Health changes, per device, until cancelled."""
         ...
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hami_rustcore
+
 from hami_common.deviceplugin.allocator import Allocator
-from hami_common.deviceplugin.backend import DeviceBackend
+from hami_common.deviceplugin.backend import DeviceBackend, PhysicalDevice
 from hami_common.deviceplugin.devices import DeviceTable
 from hami_common.deviceplugin.registrar import NodeRegistrar
 from hami_common.deviceplugin.server import DevicePluginService, PluginServer
@@ -52,12 +53,14 @@ class PluginRuntime:
         backend: DeviceBackend,
         client: KubeClient | None,
         options: RuntimeOptions,
+        devices: list[PhysicalDevice] | None = None,
     ) -> None:
+        """``devices``: what ``backend.discover()`` returned, when the caller already asked."""
         self.policy = policy
         self.backend = backend
         self.client = client
         self.options = options
-        devices = backend.discover()
+        devices = backend.discover() if devices is None else devices
         for dev in devices:
             if not dev.healthy:
                 log.warning(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import grpc.aio
+
 from hami_common.deviceplugin.allocator import AllocationFailed, Allocator, NoPendingPod
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.api.services import (

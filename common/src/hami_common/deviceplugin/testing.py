@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from hami_common.deviceplugin.backend import (
     BackendInitError,
     HealthChange,

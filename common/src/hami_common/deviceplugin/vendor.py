@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import hami_rustcore
+
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.backend import Links, PhysicalDevice
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import grpc
 import grpc.aio
+
 from hami_common.deviceplugin.api import api_pb2 as pb
 
 API_VERSION = "v1beta1"
