@@ -14,6 +14,7 @@ from hami_common.deviceplugin.runtime import to_allocate_keys
 from hami_common.deviceplugin.vendor import ContainerContext
 from hami_common.k8s import NODES, PODS, KubeClient
 from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, NODE_LOCK, VGPU_NODE
+from hami_common.telemetry import TRACE_CONTEXT_ANNOTATION, in_memory_tracing
 
 from .fake_kube import FakeKube
 
@@ -221,3 +222,28 @@ def test_concurrent_calls_are_serialised() -> None:
     assert got == ["GPU-a/1", "GPU-b/2"]
     assert ann(kube, "p")[BIND_PHASE] == "success"
     assert hami_rustcore.decode_pod_devices(ann(kube, "p")[KEY]) == [[], []]
+
+
+def test_allocate_is_a_span_in_the_pods_trace() -> None:
+    provider, exporter = in_memory_tracing("test")
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    kube, _, policy = setup(
+        pod("p", "GPU-a,NVIDIA,1,1:;", annotations={TRACE_CONTEXT_ANNOTATION: parent}),
+        lock=LOCK.format("p"),
+    )
+    alloc = Allocator(
+        cast(KubeClient, kube),
+        NODE,
+        policy,  # type: ignore[arg-type]
+        to_allocate_keys=to_allocate_keys(),
+        tracer=provider.get_tracer("test"),
+    )
+    asyncio.run(alloc.allocate(request(1)))
+    [span] = exporter.get_finished_spans()
+    assert span.name == "Allocate"
+    assert format(span.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert span.attributes is not None
+    assert span.attributes["k8s.pod.name"] == "p"
+    provider.shutdown()

@@ -45,7 +45,7 @@ from hami_common.protocol.annotations import (
 from hami_common.telemetry import context_from_pod
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("hami.deviceplugin")
+_TRACER = trace.get_tracer("hami.deviceplugin")
 
 Json = dict[str, Any]
 EVENT_REASON = "HAMiAllocationFailed"
@@ -85,6 +85,7 @@ class Allocator:
         *,
         to_allocate_keys: Mapping[str, str],
         component: str = "hami-device-plugin",
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.client = client
         self.node = node
@@ -92,6 +93,7 @@ class Allocator:
         self.key = to_allocate_keys[policy.vendor]
         self.all_keys = sorted(set(to_allocate_keys.values()))
         self.component = component
+        self.tracer = tracer or _TRACER
         self._lock = asyncio.Lock()
 
     # -- finding the pod ----------------------------------------------------------------------
@@ -135,7 +137,9 @@ class Allocator:
     async def allocate(self, request: pb.AllocateRequest) -> pb.AllocateResponse:
         async with self._lock:
             pod = await self.find_pod()
-            with tracer.start_as_current_span("Allocate", context=context_from_pod(pod)) as span:
+            with self.tracer.start_as_current_span(
+                "Allocate", context=context_from_pod(pod)
+            ) as span:
                 ns, name = _pod_ref(pod)
                 span.set_attribute("k8s.pod.name", name)
                 span.set_attribute("k8s.namespace.name", ns)
