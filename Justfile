@@ -13,6 +13,7 @@ export CARGO_TARGET_DIR := cache / "cargo-target"
 
 import 'hook/hook.just'
 import 'e2e/e2e.just'
+import 'extender-svc/extender.just'
 import 'plugin-nvidia/plugin.just'
 
 # List the recipes
@@ -50,7 +51,7 @@ test-py: build
     uv run --no-sync pytest -m "not e2e" rustcore/tests common/tests webhook-svc/tests extender-svc/tests plugin-nvidia/tests plugin-ascend/tests plugin-cambricon/tests e2e/tests
 
 # Every benchmark
-bench: bench-core bench-cluster bench-hook bench-plugin
+bench: bench-core bench-cluster bench-hook bench-extender bench-plugin
 
 # Rust core benchmarks: filter at 5,000 nodes x 8 GPUs, 100k pod load, pure-Python baseline
 bench-core: build

@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s %(message)s",
         )
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
         asyncio.run(serve(settings))
     except (SettingsError, ConfigError) as exc:
         print(f"hami-extender: {exc}", file=sys.stderr)

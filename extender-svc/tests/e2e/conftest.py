@@ -180,8 +180,9 @@ def hami_ns(hami_stack: HamiStack, request: pytest.FixtureRequest) -> Iterator[s
 
     async def create() -> None:
         async with hami_stack.client() as kube:
-            await kube.create(NAMESPACES, {"metadata": {"name": name,
-                                                        "labels": {"hami-e2e": "true"}}})
+            await kube.create(
+                NAMESPACES, {"metadata": {"name": name, "labels": {"hami-e2e": "true"}}}
+            )
             for _ in range(300):
                 with contextlib.suppress(NotFound):
                     await kube.get(SERVICE_ACCOUNTS, "default", namespace=name)

@@ -118,9 +118,15 @@ def test_numa_bind_keeps_both_gpus_on_one_numa_node(hami_stack, hami_ns, gpu_nod
                                                    "nvidia.com/gpucores": "100"}),
                           namespace=hami_ns)  # fmt: skip
         await wait_bound(kube, hami_ns, "filler")
-        await kube.create(PODS, gpu_pod("numa", {"nvidia.com/gpu": "2",
-                                                 "nvidia.com/gpumem": "1000"},
-                                        {"nvidia.com/numa-bind": "true"}), namespace=hami_ns)
+        await kube.create(
+            PODS,
+            gpu_pod(
+                "numa",
+                {"nvidia.com/gpu": "2", "nvidia.com/gpumem": "1000"},
+                {"nvidia.com/numa-bind": "true"},
+            ),
+            namespace=hami_ns,
+        )
         return await wait_bound(kube, hami_ns, "numa")
 
     pod = run(hami_stack, hami_ns, go)

@@ -1,0 +1,87 @@
+"""The extender wire format: golden answers (UPDATE_GOLDEN=1 rewrites them), case-insensitive
+keys, and garbage that always becomes a clear error, never an exception."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+from hami_extender.wire import (
+    WireError,
+    bind_result,
+    filter_result,
+    parse_bind_args,
+    parse_filter_args,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+GOLDEN = Path(__file__).parent / "golden"
+
+CASES = {
+    "filter-placed": filter_result(["n2"], {"n1": "2/2 CardInsufficientMemory"}),
+    "filter-unschedulable": filter_result([], {"n1": "node unregistered"}),
+    "filter-error": filter_result(error="ExtenderArgs: extender args missing pod"),
+    "bind-ok": bind_result(),
+    "bind-error": bind_result("node n1 is locked by pod ns/p"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_answers(name: str) -> None:
+    path = GOLDEN / f"{name}.json"
+    got = orjson.dumps(orjson.loads(CASES[name]), option=orjson.OPT_INDENT_2) + b"\n"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_bytes(got)
+    assert got == path.read_bytes(), f"{name} changed; review and rerun with UPDATE_GOLDEN=1"
+
+
+def test_keys_match_case_insensitively_like_go() -> None:
+    body = orjson.dumps({"pod": {"metadata": {"uid": "u", "name": "p", "namespace": "n"}},
+                         "nodenames": ["a"]})  # fmt: skip
+    args = parse_filter_args(body)
+    assert (args.uid, args.key, args.node_names) == ("u", "n/p", ["a"])
+    bind = parse_bind_args(b'{"podname":"p","PODNAMESPACE":"n","PodUid":"u","node":"x"}')
+    assert (bind.key, bind.uid, bind.node) == ("n/p", "u", "x")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "empty body"),
+        (b"[]", "must be a JSON object"),
+        (b"{", "not JSON"),
+        (b'{"NodeNames":["a"]}', "missing pod"),
+        (b'{"Pod":{"metadata":{"uid":"u","name":"p"}}}', "nodeCacheCapable"),
+        (b'{"Pod":{"metadata":{"uid":"u","name":"p"}},"NodeNames":[1]}', "list of strings"),
+    ],
+)
+def test_bad_filter_args_say_what_is_wrong(body: bytes, message: str) -> None:
+    with pytest.raises(WireError, match=message):
+        parse_filter_args(body)
+
+
+def test_bind_args_name_the_missing_fields() -> None:
+    with pytest.raises(WireError, match="missing PodUID, Node"):
+        parse_bind_args(b'{"PodName":"p","PodNamespace":"n"}')
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),  # fmt: skip
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | json_values.map(orjson.dumps))
+def test_garbage_is_an_error_never_a_crash(body: bytes) -> None:
+    for parse in (parse_filter_args, parse_bind_args):
+        try:
+            parse(body)
+        except WireError as exc:
+            assert str(exc)
