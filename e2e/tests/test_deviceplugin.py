@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import hami_rustcore
 import pytest
 from hami_common.k8s import EVENTS, NODES, PODS
 from hami_common.protocol import nodelock
-from hami_common.protocol.annotations import BIND_PHASE
+from hami_common.protocol.annotations import BIND_PHASE, NVIDIA_PAIR_SCORE
 from hami_e2e.backend import Cluster
 from hami_e2e.kubelet.node import REGISTER, GpuNode
 from hami_e2e.kubelet.scheduling import ALLOCATED, TO_ALLOCATE, gpu_pod, place
@@ -167,5 +169,44 @@ def test_failures_release_the_lock_and_leave_other_pods_intact(
             assert after.error is None
             assert after.response is not None
             assert after.response.envs["NVIDIA_VISIBLE_DEVICES"] == b
+
+    asyncio.run(main())
+
+
+def test_pair_scores_and_the_asymmetric_link_event(
+    kube_cluster: Cluster, fake_nodes: Nodes
+) -> None:
+    [name] = fake_nodes(NodePool(name="dp-topo", count=1, devices_per_node=3))
+
+    def links(spec: dict[str, Any]) -> None:
+        a, b, c = spec["devices"]
+        a["links"] = {
+            b["uuid"]: {"p2p": "SameBoard", "nvlinks": 2},
+            c["uuid"]: {"p2p": "HostBridge"},
+        }
+        b["links"] = {a["uuid"]: {"p2p": "SameBoard", "nvlinks": 2}}
+        c["links"] = {a["uuid"]: {"p2p": "SameCPU"}}
+
+    async def main() -> None:
+        async with GpuNode(
+            kube_cluster, name, extra_args=("--enable-topology-score",), edit_spec=links
+        ) as node:
+            await node.wait_registered()
+            assert node.client is not None
+            a, b, c = (d["uuid"] for d in node.spec["devices"])
+            annotations = (await node.client.get(NODES, name))["metadata"]["annotations"]
+            scores = dict(hami_rustcore.decode_pair_scores(annotations[NVIDIA_PAIR_SCORE]))
+            assert scores[a] == {b: 260, c: 0}
+            assert scores[c] == {a: 0, b: 0}
+
+            async def event() -> list[dict[str, Any]]:
+                assert node.client is not None
+                listed = await node.client.list(
+                    EVENTS, namespace="default", field_selector=f"involvedObject.name={name}"
+                )
+                return [e for e in listed["items"] if e["reason"] == "AsymmetricGPUP2PLink"]
+
+            [warning] = await node.eventually(event, 15)
+            assert f"{a}<->{c}" in warning["message"]
 
     asyncio.run(main())

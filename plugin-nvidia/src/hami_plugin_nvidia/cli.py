@@ -25,6 +25,7 @@ from hami_common.settings import SettingsError
 from hami_common.telemetry import setup_tracing
 
 from hami_plugin_nvidia.config import NvidiaOptions, PluginSettings, load_options
+from hami_plugin_nvidia.events import AsymmetricLinkReporter
 from hami_plugin_nvidia.policy import NvidiaPolicy
 
 log = logging.getLogger("hami_plugin_nvidia")
@@ -76,6 +77,7 @@ async def serve(settings: PluginSettings, options: NvidiaOptions, backend: Devic
     devices = backend.discover()  # first: a backend that cannot start is the clearer error
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
     async with KubeClient(config, user_agent="hami-plugin-nvidia") as client:
+        policy.on_asymmetric = AsymmetricLinkReporter(client, settings.node_name)
         runtime = PluginRuntime(
             policy,
             backend,

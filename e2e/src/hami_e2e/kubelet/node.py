@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,12 +53,14 @@ class GpuNode:
         split_count: int = 10,
         extra_args: tuple[str, ...] = (),
         device_config: dict[str, Any] | None = None,
+        edit_spec: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.cluster = cluster
         self.node = node
         self.split_count = split_count
         self.extra_args = extra_args
         self.device_config = device_config
+        self.edit_spec = edit_spec
         # unix socket paths are limited to 107 bytes: a short folder under /tmp
         self.root = Path(tempfile.mkdtemp(prefix=f"gpu-{node[:20]}-", dir="/tmp"))
         self.plugin_dir = self.root / "dp"
@@ -71,6 +74,8 @@ class GpuNode:
         self.client = self.cluster.client()
         node = await self.client.get(NODES, self.node)
         self.spec = spec_from_node(node)
+        if self.edit_spec is not None:
+            self.edit_spec(self.spec)  # links, injected failures...
         self.write_spec()
         self.kubelet = DeviceManager(self.node, self.plugin_dir, self.client)
         await self.kubelet.start()
