@@ -9,6 +9,7 @@ use crate::node::{usage_score, DevHot, NodeInventory};
 use crate::policy::{GpuPolicy, NodePolicy, SortKey, Weights};
 use crate::reason::{Reason, ReasonCounts};
 use crate::request::{DeviceRequest, PodRequest, Selectors};
+use crate::table::NodeTotals;
 use crate::vendor::{VendorRules, Vendors};
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -173,10 +174,17 @@ impl PodPlan {
 /// The node score for a `PodPlan::single` pod in one pass over the node's devices, with no
 /// copy of the usage: the same checks, device order and score as `fit_node`, which the tests
 /// hold it to.
+///
+/// The node score depends on the chosen device only through its memory. With memory in MiB and
+/// the node's `totals` at hand, any fitting device gives the same score, so the walk stops at the
+/// first (the returned device is then that one, not the policy's choice; the winner is fitted
+/// again in full). A node that does not fit is always walked to the end, for its reasons.
+#[allow(clippy::too_many_arguments)]
 pub fn score_single(
     node: Option<&NodeInventory>,
     hot: &[DevHot],
     usage: &[Usage],
+    totals: Option<NodeTotals>,
     plan: &PodPlan,
     vi: usize,
     req: &DeviceRequest,
@@ -193,14 +201,8 @@ pub fn score_single(
         _ => None,
     };
     let mut total = 0usize;
-    let (mut used, mut count, mut ucores, mut tcores, mut umem, mut tmem) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let first_fit = totals.is_some() && req.mem_mib > 0;
     for (i, (d, u)) in hot.iter().zip(usage).enumerate() {
-        used += u64::from(u.used);
-        count += u64::from(d.count);
-        ucores += u64::from(u.usedcores);
-        tcores += u64::from(d.devcore);
-        umem += u.usedmem;
-        tmem += d.devmem;
         if d.vendor != vp.id {
             continue;
         }
@@ -210,6 +212,10 @@ pub fn score_single(
         if let Some(r) = reason {
             counts.add(r, 1);
             continue;
+        }
+        if first_fit {
+            best = Some((i, 0.0, mem));
+            break;
         }
         let score = device_score(d, u, req, &plan.weights);
         let better = match (best, simple_rank) {
@@ -244,6 +250,8 @@ pub fn score_single(
             counts,
         });
     }
+    let t = totals.unwrap_or_else(|| NodeTotals::of(hot, usage));
+    let (used, count, ucores, tcores, umem, tmem) = (t.used, t.count, t.usedcores, t.devcore, t.usedmem, t.devmem);
     let Some((device, _, mem)) = best else {
         return Err(NodeMiss {
             summary: counts.summary(total),

@@ -275,6 +275,35 @@ impl Cluster {
             .map_or((0, 0), |e| (e.used_mem, e.used_cores))
     }
 
+    /// Checks the invariants the fast paths rely on: every node's kept totals equal the sums of
+    /// its devices' usage, and that usage equals what its pods' allocations add up to. For tests.
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        let s = self.state.read();
+        for id in s.nodes.ids() {
+            let e = s.nodes.entry(id);
+            let Some(inv) = e.inventory.as_ref() else { continue };
+            let (hot, usage) = s.nodes.devices(id);
+            if s.nodes.totals(id) != crate::table::NodeTotals::of(hot, usage) {
+                return Err(format!("node {}: kept totals differ from its devices' usage", e.name));
+            }
+            let mut want = vec![Usage::default(); usage.len()];
+            for uid in &e.pods {
+                for (uuid, u) in s.pods[uid].collapsed() {
+                    if let Some(&i) = inv.uuid_index.get(&uuid) {
+                        want[i].add(&u);
+                    }
+                }
+            }
+            if want != usage {
+                return Err(format!(
+                    "node {}: usage {usage:?} but its pods add up to {want:?}",
+                    e.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Every device with its usage, by node name then device index.
     pub fn usage(&self) -> Vec<DeviceUsageView> {
         let s = self.state.read();
@@ -436,14 +465,13 @@ impl Cluster {
                             .expect("a registered node has an inventory")
                     };
                     let (hot, usage) = s.nodes.devices(id);
-                    let usage = match previous {
-                        Some(p) if p.node == *name => usage_without(usage, inv(), previous, name, &mut own),
-                        _ => usage,
+                    let (usage, totals) = match previous {
+                        Some(p) if p.node == *name => (usage_without(usage, inv(), previous, name, &mut own), None),
+                        _ => (usage, Some(s.nodes.totals(id))),
                     };
                     let scored = match single {
-                        Some((vi, req)) => {
-                            score_single(needs_inventory.then(inv), hot, usage, plan, vi, req).map(|(score, _)| score)
-                        }
+                        Some((vi, req)) => score_single(needs_inventory.then(inv), hot, usage, totals, plan, vi, req)
+                            .map(|(score, _)| score),
                         None => fit_node(inv(), hot, usage, plan, &mut scratch, false).map(|f| f.score),
                     };
                     match scored {
@@ -529,7 +557,7 @@ fn recompute_usage(nodes: &mut NodeTable, id: u32, pods: &FxHashMap<String, PodA
             }
         }
     }
-    nodes.usage_mut(id).copy_from_slice(&usage);
+    nodes.set_usage(id, &usage);
 }
 
 fn apply(s: &mut State, pod: &PodAlloc, add: bool) {
@@ -542,14 +570,9 @@ fn apply(s: &mut State, pod: &PodAlloc, add: bool) {
                 .collect(),
             None => Vec::new(),
         };
-        let usage = s.nodes.usage_mut(id);
         for (i, (_, u)) in indices.iter().zip(&collapsed) {
             if let Some(i) = i {
-                if add {
-                    usage[*i].add(u);
-                } else {
-                    usage[*i].sub(u);
-                }
+                s.nodes.change_usage(id, *i, u, add);
             }
         }
     }

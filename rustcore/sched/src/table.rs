@@ -7,6 +7,33 @@ use crate::node::{DevHot, NodeInventory};
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use std::hash::BuildHasher;
 
+/// A node's sums over every device: capacity (fixed by the inventory) and usage (kept in step
+/// with every usage change), so the node score needs no walk over the devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeTotals {
+    pub count: u64,
+    pub devcore: u64,
+    pub devmem: u64,
+    pub used: u64,
+    pub usedcores: u64,
+    pub usedmem: u64,
+}
+
+impl NodeTotals {
+    pub fn of(hot: &[DevHot], usage: &[Usage]) -> Self {
+        let mut t = NodeTotals::default();
+        for (d, u) in hot.iter().zip(usage) {
+            t.count += u64::from(d.count);
+            t.devcore += u64::from(d.devcore);
+            t.devmem += d.devmem;
+            t.used += u64::from(u.used);
+            t.usedcores += u64::from(u.usedcores);
+            t.usedmem += u.usedmem;
+        }
+        t
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct NodeEntry {
     pub name: String,
@@ -29,6 +56,7 @@ pub struct NodeTable {
     /// Per id: `(start, len)` into `hot` and `usage`.
     ranges: Vec<(u32, u32)>,
     registered: Vec<bool>,
+    totals: Vec<NodeTotals>,
     hot: Vec<DevHot>,
     usage: Vec<Usage>,
     free_ids: Vec<u32>,
@@ -70,6 +98,7 @@ impl NodeTable {
                 self.entries[id as usize] = entry;
                 self.ranges[id as usize] = (0, 0);
                 self.registered[id as usize] = false;
+                self.totals[id as usize] = NodeTotals::default();
                 self.names[id as usize] = span;
                 id
             }
@@ -77,6 +106,7 @@ impl NodeTable {
                 self.entries.push(entry);
                 self.ranges.push((0, 0));
                 self.registered.push(false);
+                self.totals.push(NodeTotals::default());
                 self.names.push(span);
                 (self.entries.len() - 1) as u32
             }
@@ -112,9 +142,33 @@ impl NodeTable {
         (&self.hot[r.clone()], &self.usage[r])
     }
 
-    pub fn usage_mut(&mut self, id: u32) -> &mut [Usage] {
+    pub fn totals(&self, id: u32) -> NodeTotals {
+        self.totals[id as usize]
+    }
+
+    /// Replaces the node's usage (in device order) and its totals.
+    pub fn set_usage(&mut self, id: u32, usage: &[Usage]) {
         let (start, len) = self.ranges[id as usize];
-        &mut self.usage[start as usize..(start + len) as usize]
+        let r = start as usize..(start + len) as usize;
+        self.usage[r.clone()].copy_from_slice(usage);
+        self.totals[id as usize] = NodeTotals::of(&self.hot[r.clone()], &self.usage[r]);
+    }
+
+    /// Adds (or takes away) one device's usage, keeping the node's totals in step.
+    pub fn change_usage(&mut self, id: u32, device: usize, delta: &Usage, add: bool) {
+        let (start, _) = self.ranges[id as usize];
+        let slot = &mut self.usage[start as usize + device];
+        let before = *slot;
+        if add {
+            slot.add(delta);
+        } else {
+            slot.sub(delta);
+        }
+        let after = *slot;
+        let t = &mut self.totals[id as usize];
+        t.used = t.used + u64::from(after.used) - u64::from(before.used);
+        t.usedcores = t.usedcores + u64::from(after.usedcores) - u64::from(before.usedcores);
+        t.usedmem = t.usedmem + after.usedmem - before.usedmem;
     }
 
     /// Installs a node's inventory with zero usage (the caller recomputes it).
@@ -133,6 +187,9 @@ impl NodeTable {
         }
         self.entries[id as usize].inventory = Some(inv);
         self.registered[id as usize] = true;
+        let (start, len) = self.ranges[id as usize];
+        let r = start as usize..(start + len) as usize;
+        self.totals[id as usize] = NodeTotals::of(&self.hot[r.clone()], &self.usage[r]);
         self.compact_if_wasteful();
     }
 
@@ -142,6 +199,7 @@ impl NodeTable {
         self.ranges[id as usize] = (0, 0);
         self.entries[id as usize].inventory = None;
         self.registered[id as usize] = false;
+        self.totals[id as usize] = NodeTotals::default();
         self.compact_if_wasteful();
     }
 

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use hami_sched::fit::{fit_node, score_single, PodPlan, QuotaRoom, Scratch};
 use hami_sched::node::NodeInventory;
+use hami_sched::table::NodeTotals;
 use hami_sched::*;
 use proptest::prelude::*;
 
@@ -133,14 +134,20 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
     #[test]
-    fn reservations_never_over_commit(nodes in arb_nodes(), pods in prop::collection::vec(arb_pod(String::new()), 1..25)) {
+    fn reservations_never_over_commit(nodes in arb_nodes(), pods in prop::collection::vec((arb_pod(String::new()), 0u8..10), 1..25)) {
         let (c, names) = build(&nodes);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        for (i, p) in pods.into_iter().enumerate() {
+        for (i, (p, action)) in pods.into_iter().enumerate() {
             let mut p = p;
-            p.uid = format!("pod-{i}");
-            let _ = c.filter(&p, &refs, true, 0.0).unwrap();
+            p.uid = format!("pod-{}", i % 7);
+            match action {
+                // Some pods go away, some nodes are re-registered: usage must follow.
+                0 => { c.remove_pod(&p.uid); }
+                1 => c.set_node(&names[i % names.len()], nodes[i % names.len()].clone(), &vec![], &[]),
+                _ => { let _ = c.filter(&p, &refs, true, 0.0).unwrap(); }
+            }
             assert_no_overcommit(&c);
+            prop_assert_eq!(c.check_invariants(), Ok(()));
         }
     }
 
@@ -203,14 +210,22 @@ proptest! {
         let usage: Vec<Usage> = devs.iter().zip(&used).map(|(d, (u, m, c))| Usage { used: (*u).min(d.count), usedmem: (*m).min(d.devmem), usedcores: (*c).min(d.devcore) }).collect();
         let general = fit_node(&inv, &hot, &usage, &plan, &mut Scratch::default(), true);
         let (vi, req) = plan.single().expect("a one-device plan");
-        let fast = score_single(Some(&inv), &hot, &usage, &plan, vi, req);
-        match (general, fast) {
-            (Ok(g), Ok((score, device))) => {
+        // Walking every device: the same device as the general fit. With the node's totals: the
+        // same score (the walk may stop at the first fitting device).
+        let walked = score_single(Some(&inv), &hot, &usage, None, &plan, vi, req);
+        let totals = NodeTotals::of(&hot, &usage);
+        let first_fit = score_single(Some(&inv), &hot, &usage, Some(totals), &plan, vi, req);
+        match (general, walked, first_fit) {
+            (Ok(g), Ok((score, device)), Ok((score2, _))) => {
                 prop_assert!((g.score - score).abs() < 1e-9, "{} != {}", g.score, score);
+                prop_assert!((g.score - score2).abs() < 1e-9, "{} != {}", g.score, score2);
                 prop_assert_eq!(g.containers[0][0].device, device);
             }
-            (Err(g), Err(f)) => prop_assert_eq!(g.summary, f.summary),
-            (g, f) => prop_assert!(false, "general {:?} but fast {:?}", g.map(|x| x.score), f.map(|x| x.0)),
+            (Err(g), Err(f), Err(f2)) => {
+                prop_assert_eq!(&g.summary, &f.summary);
+                prop_assert_eq!(&g.summary, &f2.summary);
+            }
+            (g, f, f2) => prop_assert!(false, "general {:?}, walked {:?}, first-fit {:?}", g.map(|x| x.score), f.map(|x| x.0), f2.map(|x| x.0)),
         }
     }
 
