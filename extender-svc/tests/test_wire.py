@@ -72,7 +72,7 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),  # fmt: skip
+    ),
     max_leaves=20,
 )
 
@@ -84,4 +84,7 @@ def test_garbage_is_an_error_never_a_crash(body: bytes) -> None:
         try:
             parse(body)
         except WireError as exc:
-            assert str(exc)
+            message = str(exc)
+        else:
+            continue
+        assert message, "a refusal must say what was wrong"

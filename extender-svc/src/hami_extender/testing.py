@@ -8,6 +8,7 @@ plugin writes at start from a device spec.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -92,8 +93,6 @@ class FakePlugin:
 
     @contextlib.asynccontextmanager
     async def running(self) -> Any:
-        import asyncio
-
         task = asyncio.create_task(self.run())
         try:
             yield self

@@ -76,7 +76,8 @@ def test_two_gpus_percentage_and_exclusive(hami_stack, hami_ns, gpu_nodes) -> No
 
     two, pct, excl = run(hami_stack, hami_ns, go)
     [devs] = devices_of(two)
-    assert len(devs) == 2 and len({d.uuid for d in devs}) == 2
+    assert len(devs) == 2
+    assert len({d.uuid for d in devs}) == 2
     [[p]] = devices_of(pct)
     assert p.usedmem == 32768 // 2
     [[e]] = devices_of(excl)
@@ -174,7 +175,8 @@ def test_too_big_stays_pending_with_the_reason(hami_stack, hami_ns, gpu_nodes) -
     pod, events, explain = run(hami_stack, hami_ns, go)
     assert not pod["spec"].get("nodeName")
     assert pod["status"]["phase"] == "Pending"
-    assert events and "CardInsufficientMemory" in events[0]["message"]
+    assert events
+    assert "CardInsufficientMemory" in events[0]["message"]
     last = explain["steps"][-1]
     assert last["outcome"] == "unschedulable"
     assert last["reasons"].get("CardInsufficientMemory", 0) >= 4

@@ -16,6 +16,7 @@ import pytest
 from hami_common.k8s import NODES, PODS, KubeClient, ServerError
 from hami_common.protocol import nodelock
 from hami_common.protocol.annotations import NODE_LOCK
+from hami_e2e.components import free_port
 from hami_e2e.nodes import NodePool
 from hami_extender.testing import ALLOCATED, FakePlugin, gpu_pod
 
@@ -193,8 +194,6 @@ def test_200_pods_with_the_extender_killed_midway(hami_stack, hami_ns, gpu_nodes
 def test_standby_takes_over_within_seconds_and_keeps_allocations(hami_stack, hami_ns, gpu_nodes):
     [node] = gpu_nodes(NodePool(name="ha", count=1, devices_per_node=1,
                                 device_memory_mib=16000))  # fmt: skip
-    from hami_e2e.components import free_port
-
     port = free_port()
     standby = hami_stack.extender(port, name="standby")
     standby.wait_ready(60, status=503)  # synced, but not the leader
