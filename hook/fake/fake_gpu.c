@@ -11,6 +11,8 @@
 
 struct fg_conf fg_conf;
 static struct fg_state *state;
+static int my_pid; /* cached: getpid is a system call, and launches are hot */
+static void forget_pid(void) { my_pid = 0; }
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static int env_int(const char *k, int d) {
@@ -35,6 +37,7 @@ static void init(void) {
         if (p != MAP_FAILED) state = p;
     }
     if (fd >= 0) close(fd);
+    pthread_atfork(NULL, NULL, forget_pid);
     if (!state) {
         fprintf(stderr, "fake gpu: cannot map %s\n", path);
         abort();
@@ -69,7 +72,8 @@ uint64_t fg_submit(int dev, uint64_t dur) {
     atomic_store(&d->busy_until, end);
     d->ring[d->head % FG_RING].start = start;
     d->ring[d->head % FG_RING].end = end;
-    d->ring[d->head % FG_RING].pid = getpid();
+    if (!my_pid) my_pid = getpid();
+    d->ring[d->head % FG_RING].pid = my_pid;
     d->head++;
     unlock(d);
     return end;
