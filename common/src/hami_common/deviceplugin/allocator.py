@@ -95,6 +95,7 @@ class Allocator:
         self.component = component
         self.tracer = tracer or _TRACER
         self._lock = asyncio.Lock()
+        self._node_read: Json | None = None
 
     # -- finding the pod ----------------------------------------------------------------------
 
@@ -109,6 +110,7 @@ class Allocator:
 
     async def find_pod(self) -> Json:
         node = await self.client.get(NODES, self.node)
+        self._node_read = node
         value = ((node.get("metadata") or {}).get("annotations") or {}).get(NODE_LOCK)
         lock = nodelock.parse_lock(value) if value else None
         if lock is not None and lock.name:
@@ -163,7 +165,8 @@ class Allocator:
                 pod = await self.client.get(PODS, name, namespace=ns)
                 continue
             if patch["metadata"]["annotations"].get(BIND_PHASE) == PHASE_SUCCESS:
-                await nodelock.release(self.client, self.node, ns, name)
+                # the node read of the pod lookup saves a GET unless the node moved since
+                await nodelock.release(self.client, self.node, ns, name, known=self._node_read)
             return response
         raise AssertionError("unreachable")
 

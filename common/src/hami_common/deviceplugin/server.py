@@ -63,6 +63,7 @@ class DevicePluginService:
         seen = self.table.version
         yield self.table.list_response()
         stopping = asyncio.ensure_future(self._stopping.wait())
+        change: asyncio.Future[int] | None = None
         try:
             while not self._stopping.is_set():
                 change = asyncio.ensure_future(self.table.wait_change(seen))
@@ -70,12 +71,14 @@ class DevicePluginService:
                     {change, stopping}, return_when=asyncio.FIRST_COMPLETED
                 )
                 if change not in done:
-                    change.cancel()
                     return
                 seen = change.result()
                 yield self.table.list_response()
         finally:
+            # the stream ends on stop or when kubelet goes away: leave no waiter behind
             stopping.cancel()
+            if change is not None:
+                change.cancel()
 
     async def GetPreferredAllocation(  # noqa: N802
         self, request: pb.PreferredAllocationRequest, context: Context

@@ -175,17 +175,25 @@ async def acquire(
     raise NodeLockContention(node, "(the node changed on every attempt)")
 
 
-async def release(client: KubeClient, node: str, namespace: str, name: str) -> bool:
+async def release(
+    client: KubeClient, node: str, namespace: str, name: str, *, known: Json | None = None
+) -> bool:
     """Releases the lock if pod ``namespace/name`` (exactly) holds it. Returns whether it did;
-    a lock held by anyone else is left alone."""
-    for _ in range(_CAS_ATTEMPTS):
-        try:
-            node_obj = await client.get(NODES, node)
-        except NotFound:
-            return False
+    a lock held by anyone else is left alone. ``known``: a recent read of the node, used for the
+    first compare-and-swap instead of a GET (a stale one only costs a Conflict and a re-read)."""
+    for attempt in range(_CAS_ATTEMPTS):
+        if attempt == 0 and known is not None:
+            node_obj = known
+        else:
+            try:
+                node_obj = await client.get(NODES, node)
+            except NotFound:
+                return False
         value, rv = current_lock(node_obj)
         lock = parse_lock(value) if value is not None else None
         if lock is None or not lock.owned_by(namespace, name):
+            if node_obj is known:
+                continue  # decide on a fresh read, never on the caller's copy
             return False
         try:
             await _cas(client, node, rv, None)
