@@ -8,9 +8,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cc="${CC:-gcc}"
 inc="$hdr/cuda12"
 warn=(-Wall -Wextra -Werror -Wno-missing-field-initializers -std=gnu11)
+compat=(-include "$here/src/glibc_compat.h")
 case "$flavour" in
-  release) san=() ; opt=(-O2) ;;
-  cuda13)  san=() ; opt=(-O2) ; inc="$hdr/cuda13" ;;
+  release) san=() ; opt=(-O2 "${compat[@]}") ;;
+  cuda13)  san=() ; opt=(-O2 "${compat[@]}") ; inc="$hdr/cuda13" ;;
   asan)    san=(-fsanitize=address -fno-omit-frame-pointer) ; opt=(-O1 -g) ;;
   ubsan)   san=(-fsanitize=undefined -fno-sanitize-recover=all) ; opt=(-O1 -g) ;;
   tsan)    san=(-fsanitize=thread) ; opt=(-O1 -g) ;;
@@ -25,7 +26,7 @@ for s in "${srcs[@]}"; do
   objs+=("$out/obj/$s.o")
 done
 # The dlsym override must tail-call glibc: always optimised, never instrumented.
-"$cc" "${cflags[@]}" -O2 -foptimize-sibling-calls -c "$here/src/dlsym.c" -o "$out/obj/dlsym.o"
+"$cc" "${cflags[@]}" -O2 "${compat[@]}" -foptimize-sibling-calls -c "$here/src/dlsym.c" -o "$out/obj/dlsym.o"
 objs+=("$out/obj/dlsym.o")
 "$cc" -E -P -x c -I"$inc" -I"$here/src" "$here/src/exports.map.in" | grep -v '^\s*$' > "$out/exports.map"
 "$cc" -shared "${san[@]}" -Wl,--version-script="$out/exports.map" -Wl,-z,defs -Wl,-soname,libvgpu.so \

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -33,8 +34,10 @@ class Case:
     post: Callable[[Path], str] | None = None  # check on the region after exit: "" = fine
 
 
-def cases(quick: bool) -> list[Case]:
+def cases(quick: bool, flavour: str) -> list[Case]:
     out: list[Case] = [Case("exports/only-intended-symbols", ["@exports"])]
+    if flavour == "release":  # sanitizer builds link their newer runtimes on purpose
+        out.append(Case("abi/loads-with-glibc-2.17", ["@glibc"]))
     kinds = ["alloc", "pitch", "managed", "async", "pool", "vmm", "array", "array3d", "mipmap"]
     routes = ["direct", "dlopen", "procaddr", "procaddr_ptds"]
     for kind in kinds:
@@ -195,9 +198,23 @@ def check_exports(build: Path) -> tuple[bool, str]:
     return True, f"{len(exported)} symbols"
 
 
+def check_glibc_floor(build: Path) -> tuple[bool, str]:
+    """The release library needs nothing newer than glibc 2.17 (src/glibc_compat.h)."""
+    dyn = subprocess.run(
+        ["objdump", "-T", str(build / "libvgpu.so")], capture_output=True, text=True, check=True
+    ).stdout
+    versions = {tuple(int(x) for x in v.split(".")) for v in re.findall(r"GLIBC_([\d.]+)", dyn)}
+    newest = max(versions)
+    if newest > (2, 17):
+        return False, f"needs GLIBC_{'.'.join(map(str, newest))}: {dyn}"
+    return True, f"newest GLIBC_{'.'.join(map(str, newest))}"
+
+
 def run_case(build: Path, case: Case, flavour: str, tmp: Path) -> tuple[bool, str]:
     if case.argv == ["@exports"]:
         return check_exports(build)
+    if case.argv == ["@glibc"]:
+        return check_glibc_floor(build)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -255,7 +272,7 @@ def main() -> int:
     build = args.build.resolve()
     passed = failed = 0
     with tempfile.TemporaryDirectory(prefix="hook-tests-") as d:
-        for case in cases(args.quick):
+        for case in cases(args.quick, args.flavour):
             start = time.monotonic()
             for attempt in range(1, case.attempts + 1):
                 ok, detail = run_case(build, case, args.flavour, Path(d))
