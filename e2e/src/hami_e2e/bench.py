@@ -5,6 +5,8 @@ Prints ``name=value unit`` lines:
 - ``cluster_start_s``: warm cache to every component ready (the default ServiceAccount exists),
 - ``sched_plain_pods_per_s``: PODS plain pods on NODES kwok nodes through the real
   kube-scheduler, from the first create to all Running. The baseline for the extender.
+- ``sched_plain_backlog_pods_per_s``: the same pods created while their nodes are cordoned,
+  timed from the uncordon to all Running: the scheduler (and kwok) without pod creation.
 """
 
 from __future__ import annotations
@@ -16,18 +18,20 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from hami_common.k8s import NAMESPACES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
+from hami_common.k8s import NAMESPACES, NODES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
 from hami_common.k8s.watch import list_then_watch
 
 from hami_e2e.build import BuildError, ensure_built
 from hami_e2e.cluster import LocalCluster
-from hami_e2e.nodes import NodePool, create_nodes
+from hami_e2e.nodes import POOL_LABEL, NodePool, create_nodes
 
 BENCH_NS = "bench"
+BACKLOG_NS = "bench-backlog"
 
 
-def plain_pod(name: str) -> dict[str, object]:
+def plain_pod(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -45,49 +49,92 @@ def plain_pod(name: str) -> dict[str, object]:
     }
 
 
-async def _namespace(kube: KubeClient) -> None:
-    await kube.create(NAMESPACES, {"metadata": {"name": BENCH_NS}})
+async def _namespace(kube: KubeClient, name: str) -> None:
+    await kube.create(NAMESPACES, {"metadata": {"name": name}})
     while True:
         try:
-            await kube.get(SERVICE_ACCOUNTS, "default", namespace=BENCH_NS)
+            await kube.get(SERVICE_ACCOUNTS, "default", namespace=name)
             return
         except NotFound:
             await asyncio.sleep(0.1)
 
 
-async def schedule_plain(kube: KubeClient, pods: int, nodes: int, concurrency: int) -> float:
-    """Create ``pods`` pods at once and return pods/s from the first create to all Running."""
-    pool = NodePool(name="bench", count=nodes, devices_per_node=0)
-    await create_nodes(kube, [pool], wait_ready=120)
-    await _namespace(kube)
-    running: set[str] = set()
-    all_running = asyncio.Event()
+class RunningCounter:
+    """Counts the pods of a namespace that reached Running, from a list-then-watch."""
 
-    async def watch_running() -> None:
-        async for event in list_then_watch(kube, PODS, namespace=BENCH_NS):
+    def __init__(self, kube: KubeClient, namespace: str, target: int) -> None:
+        self.running: set[str] = set()
+        self.done = asyncio.Event()
+        self._task = asyncio.create_task(self._watch(kube, namespace, target))
+
+    async def _watch(self, kube: KubeClient, namespace: str, target: int) -> None:
+        async for event in list_then_watch(kube, PODS, namespace=namespace):
             objs = event.object["items"] if event.type == "SYNC" else [event.object]
             for pod in objs:
                 if pod.get("status", {}).get("phase") == "Running":
-                    running.add(pod["metadata"]["name"])
-            if len(running) >= pods:
-                all_running.set()
+                    self.running.add(pod["metadata"]["name"])
+            if len(self.running) >= target:
+                self.done.set()
                 return
 
-    watcher = asyncio.create_task(watch_running())
-    await asyncio.sleep(0.5)  # let the watch open before the first pod exists
+    async def wait(self) -> None:
+        async with asyncio.timeout(600):
+            await self.done.wait()
+        await self._task
+
+
+async def _create_pods(
+    kube: KubeClient, namespace: str, pods: int, concurrency: int, pool: str
+) -> None:
     sem = asyncio.Semaphore(concurrency)
 
     async def create(i: int) -> None:
+        body = plain_pod(f"p-{i:05d}")
+        body["spec"]["nodeSelector"] = {POOL_LABEL: pool}
         async with sem:
-            await kube.create(PODS, plain_pod(f"p-{i:05d}"), namespace=BENCH_NS)
+            await kube.create(PODS, body, namespace=namespace)
 
-    start = time.monotonic()
     await asyncio.gather(*(create(i) for i in range(pods)))
+
+
+async def schedule_plain(kube: KubeClient, pods: int, nodes: int, concurrency: int) -> float:
+    """Create ``pods`` pods at once and return pods/s from the first create to all Running."""
+    await create_nodes(
+        kube, [NodePool(name="bench", count=nodes, devices_per_node=0)], wait_ready=120
+    )
+    await _namespace(kube, BENCH_NS)
+    counter = RunningCounter(kube, BENCH_NS, pods)
+    await asyncio.sleep(0.5)  # let the watch open before the first pod exists
+    start = time.monotonic()
+    await _create_pods(kube, BENCH_NS, pods, concurrency, "bench")
     created = time.monotonic() - start
-    await asyncio.wait_for(all_running.wait(), timeout=600)
+    await counter.wait()
     elapsed = time.monotonic() - start
-    await watcher
     print(f"# {pods} pods created in {created:.1f}s, all Running after {elapsed:.1f}s")
+    return pods / elapsed
+
+
+async def schedule_backlog(kube: KubeClient, pods: int, nodes: int, concurrency: int) -> float:
+    """Pods/s when kube-scheduler drains a backlog: the pods are created while every node of
+    their pool is cordoned, then the nodes are uncordoned at once; timed from the uncordon to
+    all Running, so pod creation is not part of the figure."""
+    pool = NodePool(name="backlog", count=nodes, devices_per_node=0)
+    names = await create_nodes(kube, [pool], wait_ready=120)
+    sem = asyncio.Semaphore(concurrency)
+
+    async def cordon(node: str, unschedulable: bool) -> None:
+        async with sem:
+            await kube.patch(NODES, node, {"spec": {"unschedulable": unschedulable}})
+
+    await asyncio.gather(*(cordon(n, True) for n in names))
+    await _namespace(kube, BACKLOG_NS)
+    counter = RunningCounter(kube, BACKLOG_NS, pods)
+    await _create_pods(kube, BACKLOG_NS, pods, concurrency, "backlog")
+    start = time.monotonic()
+    await asyncio.gather(*(cordon(n, False) for n in names))
+    await counter.wait()
+    elapsed = time.monotonic() - start
+    print(f"# {pods} pending pods all Running {elapsed:.1f}s after uncordoning {nodes} nodes")
     return pods / elapsed
 
 
@@ -107,13 +154,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hami-bench-") as tmp, LocalCluster(Path(tmp)) as cl:
         print(f"cluster_start_s={cl.start_seconds:.1f} s")
 
-        async def run() -> float:
+        async def run() -> tuple[float, float]:
             async with cl.client() as kube:
-                return await schedule_plain(kube, args.pods, args.nodes, args.concurrency)
+                plain = await schedule_plain(kube, args.pods, args.nodes, args.concurrency)
+                backlog = await schedule_backlog(kube, args.pods, args.nodes, args.concurrency)
+                return plain, backlog
 
-        rate = asyncio.run(run())
+        plain, backlog = asyncio.run(run())
         cl.check()
-        print(f"sched_plain_pods_per_s={rate:.1f} pods/s")
+        print(f"sched_plain_pods_per_s={plain:.1f} pods/s")
+        print(f"sched_plain_backlog_pods_per_s={backlog:.1f} pods/s")
     return 0
 
 
