@@ -1,12 +1,14 @@
 """`just bench-extender`: /filter over HTTP on loopback at 5,000 nodes x 8 GPUs, 40,000 placed.
 
-The extender runs as a separate process (uvicorn, the real app) whose Kubernetes client talks to
-an in-process fake API (httpx.MockTransport) that serves the node and pod lists once and then
-keeps the watches open; the state is therefore loaded through the real list-then-watch path.
-Requests are sent one at a time, as kube-scheduler's serial scheduling cycle does, over one
-keep-alive connection. Printed, in both persistence modes:
+The extender runs as a separate process (uvicorn, the real app) whose Kubernetes client talks
+over loopback HTTP to `fake_api.py`, another process that serves the node list and paged pod
+lists shaped like a real API server's and keeps the watches open; the state is therefore loaded
+through the real list-then-watch path. Requests are sent one at a time, as kube-scheduler's
+serial scheduling cycle does, over one keep-alive connection. Printed:
 
-- ``extender_state_load_s``: list-to-synced for 5,000 nodes and 40,000 pods;
+- ``extender_state_load_s``: extender process start to ready (nodes and pods listed, decoded and
+  in the core) for 5,000 nodes and 100,000 pods, median of ``--load-runs``; ``extender_rss_mb``:
+  its resident memory then (and its peak);
 - ``extender_filter_http_p50_ms`` / ``extender_filter_http_p99_ms`` (``persist=bind``: the path
   stays in memory) and ``..._persist_filter`` (the pod patch is awaited inside /filter; the fake
   API answers at once, so a real API server's write latency comes on top of this figure).
@@ -15,83 +17,56 @@ keep-alive connection. Printed, in both persistence modes:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import os
+import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from fake_api import NODES
+from hami_e2e.components import free_port
 
-NODES, GPUS, PLACED = 5000, 8, 40000
-
-
-def _uuid(n: int, g: int) -> str:
-    return f"GPU-{n:05d}-{g}"
-
-
-def node_list() -> bytes:
-    import hami_rustcore as core
-
-    items = []
-    for n in range(NODES):
-        devs = [core.Device(_uuid(n, g), 10, 81920, 100, "NVIDIA-A100", index=g)
-                for g in range(GPUS)]  # fmt: skip
-        ann = {"hami.io/node-nvidia-register": core.encode_node_devices(devs)}
-        items.append({"metadata": {"name": f"node-{n:05d}", "annotations": ann}})
-    return orjson.dumps({"kind": "List", "metadata": {"resourceVersion": "1"}, "items": items})
+PLACED, LOADED = 40000, 100000
+HERE = Path(__file__).parent
 
 
-def pod_list() -> bytes:
-    items = []
-    for i in range(PLACED):
-        n, g = i % NODES, (i // NODES) % GPUS
-        value = f"{_uuid(n, g)},NVIDIA,4000,10:;"
-        items.append({
-            "metadata": {"uid": f"uid-{i}", "namespace": "load", "name": f"p-{i}",
-                         "annotations": {"hami.io/vgpu-node": f"node-{n:05d}",
-                                         "hami.io/vgpu-devices-allocated": value}},
-            "spec": {"nodeName": f"node-{n:05d}", "containers": [{"name": "c"}]},
-            "status": {"phase": "Running"},
-        })  # fmt: skip
-    return orjson.dumps({"kind": "List", "metadata": {"resourceVersion": "1"}, "items": items})
+def start_fake_api(pods: int) -> tuple[subprocess.Popen[bytes], int]:
+    """`fake_api.py` in its own process, serving ``pods`` placed pods; waits until it listens."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(HERE / "fake_api.py"), str(port), str(pods)],
+                            stdout=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != b"ready":
+        raise RuntimeError("the fake API server did not start")
+    return proc, port
 
 
-def fake_api() -> httpx.MockTransport:
-    nodes, pods = node_list(), pod_list()
-
-    async def forever() -> Any:
-        await asyncio.sleep(3600)
-        yield b""
-
-    async def handle(request: httpx.Request) -> httpx.Response:
-        path, params = request.url.path, request.url.params
-        if params.get("watch") == "true":
-            return httpx.Response(200, content=forever())
-        if request.method == "GET" and path == "/api/v1/nodes":
-            return httpx.Response(200, content=nodes)
-        if request.method == "GET" and path == "/api/v1/pods":
-            return httpx.Response(200, content=pods)
-        if request.method in ("PATCH", "POST"):
-            return httpx.Response(200 if request.method == "PATCH" else 201, content=b"{}")
-        return httpx.Response(404, json={"kind": "Status", "code": 404, "reason": "NotFound"})
-
-    return httpx.MockTransport(handle)
-
-
-def serve(port: int, persist: str) -> None:
+def serve(port: int, persist: str, api_port: int) -> None:
     import uvicorn
     from hami_common.k8s import ClusterConfig, KubeClient
     from hami_extender.app import create_app
+    from hami_extender.server import KEEP_ALIVE_SECONDS
     from hami_extender.settings import ExtenderSettings
 
     settings = ExtenderSettings(port=port, persist_reservation=persist)  # type: ignore[arg-type]
-    client = KubeClient(ClusterConfig(server="https://fake.invalid"), transport=fake_api())
+    client = KubeClient(ClusterConfig(server=f"http://127.0.0.1:{api_port}"))
     app = create_app(settings, client=client)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS)  # fmt: skip
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """The process's resident memory now and at its peak (VmRSS, VmHWM), in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if ":" in line
+    )  # fmt: skip
+    return tuple(int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
 
 
 def pod(i: int) -> dict[str, Any]:
@@ -102,25 +77,57 @@ def pod(i: int) -> dict[str, Any]:
                 "nvidia.com/gpucores": "5"}}}]}}  # fmt: skip
 
 
-def measure(port: int, persist: str, requests: int) -> None:
+Procs = list[subprocess.Popen[bytes]]
+
+
+def start_extender(persist: str, pods: int) -> tuple[Procs, int, float]:
+    """The fake API, then the extender; returns both processes, the extender's port and the
+    seconds from its start to ready (the whole list-then-sync, process start included)."""
+    api, api_port = start_fake_api(pods)
+    port = free_port()
     env = dict(os.environ, OTEL_TRACES_EXPORTER="none")
     began = time.monotonic()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--persist", persist],
-                            env=env)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--persist", persist,
+                             "--api-port", str(api_port)], env=env)  # fmt: skip
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return [proc, api], port, time.monotonic() - began
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() - began > 300:
+            for p in (proc, api):
+                p.kill()
+            raise RuntimeError("the extender did not become ready")
+        time.sleep(0.02)
+
+
+def stop(procs: Procs) -> None:
+    for proc in procs:
+        proc.terminate()
+        proc.wait(30)
+
+
+def load(runs: int) -> None:
+    """State load of LOADED pods + NODES nodes, and the extender's memory once loaded."""
+    seconds, rss, peak = [], [], []
+    for _ in range(runs):
+        procs, _, elapsed = start_extender("bind", LOADED)
+        now, high = memory_mb(procs[0].pid)
+        stop(procs)
+        seconds.append(elapsed)
+        rss.append(now)
+        peak.append(high)
+        print(f"# load run: {elapsed:.2f} s, rss {now:.0f} MB, peak {high:.0f} MB", flush=True)
+    print(f"extender_state_load_s={statistics.median(seconds):.2f} s ({NODES} nodes, {LOADED} "
+          f"pods, process start included; median of {runs})")  # fmt: skip
+    print(f"extender_rss_mb={statistics.median(rss):.0f} MB (peak {statistics.median(peak):.0f})")
+
+
+def measure(persist: str, requests: int) -> None:
+    procs, port, _ = start_extender(persist, PLACED)
     try:
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() - began > 300:
-                raise RuntimeError("the extender did not become ready")
-            time.sleep(0.05)
         suffix = "" if persist == "bind" else "_persist_filter"
-        if persist == "bind":
-            print(f"extender_state_load_s={time.monotonic() - began:.2f} s "
-                  f"({NODES} nodes, {PLACED} pods, process start included)")  # fmt: skip
         names = [f"node-{n:05d}" for n in range(NODES)]
         conn = http.client.HTTPConnection("127.0.0.1", port)
         times = []
@@ -137,25 +144,25 @@ def measure(port: int, persist: str, requests: int) -> None:
         times.sort()
         p50, p99 = times[len(times) // 2], times[int(len(times) * 0.99) - 1]
         print(f"extender_filter_http_p50_ms{suffix}={p50:.2f} ms")
-        print(f"extender_filter_http_p99_ms{suffix}={p99:.2f} ms")
+        print(f"extender_filter_http_p99_ms{suffix}={p99:.2f} ms", flush=True)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop(procs)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench-extender", description=__doc__)
     parser.add_argument("--serve", type=int)
     parser.add_argument("--persist", default="bind", choices=["bind", "filter"])
+    parser.add_argument("--api-port", type=int)
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--load-runs", type=int, default=3)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.persist)
+        serve(args.serve, args.persist, args.api_port)
         return 0
-    from hami_e2e.components import free_port
-
-    measure(free_port(), "bind", args.requests)
-    measure(free_port(), "filter", args.requests)
+    load(args.load_runs)
+    measure("bind", args.requests)
+    measure("filter", args.requests)
     return 0
 
 

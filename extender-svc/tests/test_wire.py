@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import hami_rustcore as core
 import orjson
 import pytest
 from hami_extender.wire import (
     WireError,
     bind_result,
+    check_names,
     filter_result,
     parse_bind_args,
     parse_filter_args,
@@ -55,12 +57,27 @@ def test_keys_match_case_insensitively_like_go() -> None:
         (b"{", "not JSON"),
         (b'{"NodeNames":["a"]}', "missing pod"),
         (b'{"Pod":{"metadata":{"uid":"u","name":"p"}}}', "nodeCacheCapable"),
-        (b'{"Pod":{"metadata":{"uid":"u","name":"p"}},"NodeNames":[1]}', "list of strings"),
+        (b'{"Pod":{"metadata":{"uid":"u","name":"p"}},"NodeNames":"a"}', "list of strings"),
     ],
 )
 def test_bad_filter_args_say_what_is_wrong(body: bytes, message: str) -> None:
     with pytest.raises(WireError, match=message):
         parse_filter_args(body)
+
+
+def test_node_names_are_checked_by_the_core_or_check_names() -> None:
+    """The names of a 5,000-node list are not looped over in Python: the core rejects a
+    non-string as it copies them (the extender answers NAMES_ERROR), `check_names` elsewhere."""
+    args = parse_filter_args(b'{"Pod":{"metadata":{"uid":"u","name":"p"}},"NodeNames":["a",1]}')
+    with pytest.raises(WireError, match="list of strings"):
+        check_names(args.node_names or [])
+    assert check_names(["a", "b"]) == ["a", "b"]
+    cluster = core.Cluster()
+    request = core.PodRequest(
+        "u", "n", "p", [core.ContainerRequest([core.DeviceRequest("NVIDIA", 1)])]
+    )
+    with pytest.raises(TypeError):
+        cluster.filter(request, args.node_names or [])
 
 
 def test_bind_args_name_the_missing_fields() -> None:

@@ -5,6 +5,7 @@ and each pod keeps its last few steps, each with at most `MAX_NODE_REASONS` per-
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import OrderedDict
 from typing import Any
@@ -26,7 +27,7 @@ class Explanations:
         step["time"] = time.time()
         failed = step.get("failed")
         if isinstance(failed, dict) and len(failed) > MAX_NODE_REASONS:
-            step["failed"] = dict(sorted(failed.items())[:MAX_NODE_REASONS])
+            step["failed"] = dict(itertools.islice(failed.items(), MAX_NODE_REASONS))
             step["failed_truncated"] = len(failed) - MAX_NODE_REASONS
         entry["steps"] = [*entry["steps"][-(MAX_STEPS - 1) :], step]
         self._pods[key] = entry

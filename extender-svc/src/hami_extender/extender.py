@@ -16,6 +16,7 @@ releases the lock and answers the error.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -37,10 +38,12 @@ from hami_extender.metrics import ExtenderMetrics
 from hami_extender.settings import ExtenderSettings
 from hami_extender.sync import Pending, StateSync
 from hami_extender.wire import (
+    NAMES_ERROR,
     BindArgs,
     FilterArgs,
     WireError,
     bind_result,
+    check_names,
     filter_result,
     parse_bind_args,
     parse_filter_args,
@@ -52,6 +55,21 @@ Json = dict[str, Any]
 
 def _devices_text(devices: list[list[core.AllocDevice]]) -> str:
     return core.encode_pod_devices(devices)
+
+
+SPAN_NODE_REASONS = 20
+
+
+def failure_summary(candidates: int, failed: dict[str, str], reasons: dict[str, int]) -> Json:
+    """The filter span's attributes about rejected nodes: cost bounded whatever the node count
+    (the counts by reason, and only the first `SPAN_NODE_REASONS` per-node reasons)."""
+    by_node = dict(itertools.islice(failed.items(), SPAN_NODE_REASONS))
+    return {
+        "hami.filter.candidates": candidates,
+        "hami.filter.failed_count": len(failed),
+        "hami.filter.failed_nodes": orjson.dumps(by_node).decode(),
+        "hami.filter.reasons": orjson.dumps(reasons).decode(),
+    }
 
 
 def _top_reason(reasons: dict[str, int], failed: dict[str, str]) -> str:
@@ -106,6 +124,10 @@ class Extender:
         ) as span:  # fmt: skip
             try:
                 answer = await self._filter(args, span)
+            except WireError as exc:
+                span.set_status(StatusCode.ERROR, "bad request")
+                self.metrics.decisions.labels("filter", "error", "bad-request").inc()
+                answer = filter_result(error=str(exc))
             except Exception as exc:  # a bug: answer, never drop the scheduler's request
                 log.exception("filter of %s failed", args.key)
                 span.record_exception(exc)
@@ -132,16 +154,20 @@ class Extender:
             span.set_status(StatusCode.ERROR, "bad pod")
             return filter_result(error=f"pod {args.key}: {exc}")
         if not request.has_devices():
+            if args.node_names is not None:
+                check_names(args.node_names)
             self.metrics.decisions.labels("filter", "passthrough", "no-devices").inc()
             return filter_result(node_names=args.node_names, nodes=args.nodes)
         if args.nodes is not None:
             return self._simulate(args, request, span)
         now = time.time()
-        result = self.cluster.filter(request, args.node_names or [], reserve=True, now=now)
+        names = args.node_names or []
+        try:  # the core checks every name is a str as it copies them, with no Python loop
+            result = self.cluster.filter(request, names, reserve=True, now=now)
+        except TypeError:
+            raise WireError(NAMES_ERROR) from None
         failed = result.failed
-        span.set_attribute("hami.filter.candidates", len(args.node_names or []))
-        span.set_attribute("hami.filter.failed_nodes", orjson.dumps(failed).decode()[:4096])
-        span.set_attribute("hami.filter.reasons", orjson.dumps(result.reasons).decode())
+        span.set_attributes(failure_summary(len(names), failed, result.reasons))
         if result.node is None:
             return self._unschedulable(args, result.reasons, failed, span)
         node, devices = result.node, result.devices
@@ -178,7 +204,7 @@ class Extender:
         self.metrics.decisions.labels("filter", "unschedulable", top).inc()
         span.set_attribute("hami.filter.node", "")
         detail = ", ".join(f"{n} devices {r}" for r, n in sorted(reasons.items()))
-        unregistered = sum(1 for v in failed.values() if v == core.NODE_UNREGISTERED)
+        unregistered = list(failed.values()).count(core.NODE_UNREGISTERED)
         if unregistered:
             detail = f"{detail}, " if detail else ""
             detail += f"{unregistered} nodes unregistered (no device plugin annotation)"

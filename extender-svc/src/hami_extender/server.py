@@ -8,6 +8,10 @@ import uvicorn
 from hami_extender.app import create_app
 from hami_extender.settings import ExtenderSettings
 
+# kube-scheduler's extender client (Go net/http) reuses idle connections for up to 90 s; closing
+# them sooner (uvicorn's default is 5 s) races that reuse and fails a filter or bind with EOF.
+KEEP_ALIVE_SECONDS = 300
+
 
 def build_server(settings: ExtenderSettings) -> uvicorn.Server:
     config = uvicorn.Config(
@@ -19,6 +23,7 @@ def build_server(settings: ExtenderSettings) -> uvicorn.Server:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return uvicorn.Server(config)
 

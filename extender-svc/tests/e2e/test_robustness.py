@@ -13,7 +13,7 @@ import hami_rustcore as core
 import httpx
 import orjson
 import pytest
-from hami_common.k8s import NODES, PODS, KubeClient, ServerError
+from hami_common.k8s import NODES, PODS, KubeClient
 from hami_common.protocol import nodelock
 from hami_common.protocol.annotations import NODE_LOCK
 from hami_e2e.components import free_port
@@ -43,20 +43,6 @@ async def filter_and_bind(port: int, pod: Json, node: str) -> str:
     bound = await post(port, "bind", {"PodName": meta["name"], "PodNamespace": meta["namespace"],
                                       "PodUID": meta["uid"], "Node": node})  # fmt: skip
     return str(bound["Error"])
-
-
-async def create_retrying(kube: KubeClient, ns: str, pod: Json) -> None:
-    """Create, retrying when the API server lost its connection to the webhook: uvicorn closes
-    idle keep-alive connections after 5 s, and one the API server reuses at that instant fails
-    with EOF (reported to the webhook's owner; a real client retries too)."""
-    for attempt in range(5):
-        try:
-            await kube.create(PODS, pod, namespace=ns)
-            return
-        except ServerError as exc:
-            if "failed calling webhook" not in str(exc) or attempt == 4:
-                raise
-            await asyncio.sleep(0.2)
 
 
 async def lock_value(kube: KubeClient, node: str) -> str | None:
@@ -156,7 +142,7 @@ def test_200_pods_with_the_extender_killed_midway(hami_stack, hami_ns, gpu_nodes
 
             async def make(i: int, limits: dict[str, str]) -> None:
                 async with sem:
-                    await create_retrying(kube, hami_ns, gpu_pod(f"b-{i:03d}", limits))
+                    await kube.create(PODS, gpu_pod(f"b-{i:03d}", limits), namespace=hami_ns)
 
             await asyncio.gather(*(make(i, LIMITS) for i in range(200)), *(
                 make(900 + i, {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "40000"})

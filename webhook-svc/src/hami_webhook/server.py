@@ -16,6 +16,10 @@ from hami_webhook.settings import WebhookSettings
 from hami_webhook.tls import ReloadingCertificate
 
 log = logging.getLogger(__name__)
+# The API server's webhook client (Go net/http) keeps idle connections for 90 s and reuses them;
+# a server that closes sooner (uvicorn's default is 5 s) races that reuse and the API server
+# reports `failed calling webhook ... EOF`. So idle connections stay open well past 90 s.
+KEEP_ALIVE_SECONDS = 300
 
 
 def build_server(
@@ -39,6 +43,7 @@ def build_server(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     config.load()
     config.ssl = certificate.context  # replace uvicorn's own, which never reloads

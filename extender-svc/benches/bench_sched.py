@@ -1,0 +1,151 @@
+"""Scheduler throughput with and without the extender, on one control plane, in one run.
+
+A local control plane (the e2e one) whose kube-scheduler has the extender configured as HAMi's
+chart does; NODES kwok nodes, each registering DEVICES GPUs (the register annotation the device
+plugin writes). First PODS plain pods (the ``sched_plain_pods_per_s`` baseline, as
+``hami_e2e.bench``), then PODS GPU pods on the same nodes through kube-scheduler, the extender
+(a real process: filter, then bind with the node lock) and `FakePlugin` (the device plugin's
+annotation steps after Allocate: ``bind-phase=success`` and the node lock released). Each rate is
+from the first create to every pod Running. Prints ``sched_plain_pods_per_s``,
+``sched_extender_pods_per_s`` and ``sched_extender_ratio`` (target >= 0.8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from hami_common.k8s import NAMESPACES, NODES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
+from hami_common.k8s.watch import list_then_watch
+from hami_e2e.backend import make_cluster
+from hami_e2e.bench import plain_pod
+from hami_e2e.build import ensure_built
+from hami_e2e.components import free_port
+from hami_e2e.nodes import NodePool, create_nodes
+from hami_extender.testing import REGISTER, FakePlugin, extender_config, gpu_pod
+from hami_extender.testing import register_annotation as register
+
+Json = dict[str, Any]
+LIMITS = {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "1000", "nvidia.com/gpucores": "5"}
+
+
+async def _namespace(kube: KubeClient, name: str) -> None:
+    await kube.create(NAMESPACES, {"metadata": {"name": name}})
+    while True:
+        try:
+            await kube.get(SERVICE_ACCOUNTS, "default", namespace=name)
+            return
+        except NotFound:
+            await asyncio.sleep(0.1)
+
+
+async def schedule(
+    kube: KubeClient, ns: str, make: Callable[[int], Json], pods: int, concurrency: int
+) -> float:
+    """Create ``pods`` pods (``concurrency`` creates in flight); pods/s until all Running."""
+    await _namespace(kube, ns)
+    running: set[str] = set()
+    done = asyncio.Event()
+
+    async def watch_running() -> None:
+        async for event in list_then_watch(kube, PODS, namespace=ns):
+            objs = event.object["items"] if event.type == "SYNC" else [event.object]
+            for pod in objs:
+                if (pod.get("status") or {}).get("phase") == "Running":
+                    running.add(pod["metadata"]["name"])
+            if len(running) >= pods:
+                done.set()
+                return
+
+    watcher = asyncio.create_task(watch_running())
+    await asyncio.sleep(0.5)  # the watch is open before the first pod exists
+    sem = asyncio.Semaphore(concurrency)
+
+    async def create(i: int) -> None:
+        async with sem:
+            await kube.create(PODS, make(i), namespace=ns)
+
+    start = time.monotonic()
+    await asyncio.gather(*(create(i) for i in range(pods)))
+    created = time.monotonic() - start
+    await asyncio.wait_for(done.wait(), timeout=900)
+    elapsed = time.monotonic() - start
+    await watcher
+    print(f"# {ns}: {pods} pods created in {created:.1f}s, all Running after {elapsed:.1f}s")
+    return pods / elapsed
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], within: float) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the extender exited before it was ready")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready in {within}s")
+
+
+async def _measure(cluster: Any, args: argparse.Namespace) -> tuple[float, float]:
+    async with cluster.client() as kube:
+        pool = NodePool(name="bench", count=args.nodes, devices_per_node=args.devices)
+        names = await create_nodes(kube, [pool], wait_ready=120)
+        for node in names:
+            value = register(pool.devices(node))
+            await kube.patch(NODES, node, {"metadata": {"annotations": {REGISTER: value}}})
+        plain = await schedule(kube, "bench-plain", lambda i: plain_pod(f"p-{i:05d}"),
+                               args.pods, args.concurrency)  # fmt: skip
+        async with FakePlugin(kube, "bench-gpu").running():
+            gpu = await schedule(kube, "bench-gpu", lambda i: gpu_pod(f"g-{i:05d}", LIMITS),
+                                 args.pods, args.concurrency)  # fmt: skip
+    return plain, gpu
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench-sched", description=__doc__)
+    parser.add_argument("--pods", type=int, default=1000)
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--devices", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    ensure_built()
+    port = free_port()
+    extra = {"extenders": [extender_config(f"http://127.0.0.1:{port}")]}
+    with tempfile.TemporaryDirectory(prefix="hami-bench-sched-") as tmp:
+        cluster = make_cluster(Path(tmp) / "cluster", scheduler_extra=extra)
+        cluster.start()
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            with (Path(tmp) / "extender.log").open("wb") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "hami_extender", "--kubeconfig",
+                     str(cluster.kubeconfig), "--port", str(port)],
+                    stdout=log, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, 60)
+            plain, gpu = asyncio.run(_measure(cluster, args))
+            cluster.check()
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
+            cluster.stop()
+    print(f"sched_plain_pods_per_s={plain:.1f} pods/s")
+    print(f"sched_extender_pods_per_s={gpu:.1f} pods/s")
+    print(f"sched_extender_ratio={gpu / plain:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
