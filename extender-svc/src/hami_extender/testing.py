@@ -1,5 +1,8 @@
 """Builders and fakes shared by the tests, the e2e suites and the benchmark.
 
+`FakeApi` is a small in-memory API server for unit tests (objects by path; resourceVersions
+that make PUT a compare-and-swap and a merge-patch precondition; POST, a pod's ``binding``,
+paged lists, watches that end at once; every request recorded; `intercept` to inject answers).
 `FakePlugin` stands in for the NVIDIA device plugin until it lands: it performs exactly the
 plugin's annotation steps after ``Allocate`` (blank the to-allocate entries, set ``bind-phase``,
 release the node lock) for every bound pod in ``allocating``. `register_annotation` is what the
@@ -10,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import hami_rustcore as core
-from hami_common.k8s import PODS, ApiError, KubeClient, list_then_watch
+import httpx
+import orjson
+from hami_common.k8s import PODS, ApiError, ClusterConfig, KubeClient, list_then_watch
 from hami_common.protocol import nodelock
 from hami_common.protocol.annotations import BIND_PHASE, PHASE_ALLOCATING, PHASE_SUCCESS
 
@@ -100,3 +106,94 @@ class FakePlugin:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def _merge(target: Json, patch: Json) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def _status(code: int, reason: str, message: str = "") -> httpx.Response:
+    body = {"kind": "Status", "status": "Failure", "code": code, "reason": reason,
+            "message": message or reason}  # fmt: skip
+    return httpx.Response(code, json=body)
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.objects: dict[str, Json] = {}  # path without the collection's query -> object
+        self.version = 1
+        self.requests: list[tuple[str, str]] = []
+        self.intercept: Callable[[httpx.Request], httpx.Response | None] | None = None
+
+    def put(self, collection: str, obj: Json) -> Json:
+        """Store ``obj`` under a collection path (``/api/v1/namespaces/ns/pods``)."""
+        self.version += 1
+        obj = copy.deepcopy(obj)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
+        self.objects[f"{collection}/{obj['metadata']['name']}"] = obj
+        return obj
+
+    def get(self, path: str) -> Json:
+        return self.objects[path]
+
+    def client(self) -> KubeClient:
+        return KubeClient(ClusterConfig(server="https://fake.invalid"),
+                          transport=httpx.MockTransport(self.handle))  # fmt: skip
+
+    def _list(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        items = [o for p, o in sorted(self.objects.items()) if p.rsplit("/", 1)[0] == path
+                 or (path == "/api/v1/pods" and "/pods/" in p)]  # fmt: skip
+        start = int(request.url.params.get("continue") or 0)
+        limit = int(request.url.params.get("limit") or 0) or len(items) or 1
+        meta: Json = {"resourceVersion": str(self.version)}
+        if start + limit < len(items):
+            meta["continue"] = str(start + limit)
+        return httpx.Response(200, json={"kind": "List", "metadata": meta,
+                                         "items": items[start:start + limit]})  # fmt: skip
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, str(request.url)))
+        if self.intercept is not None:
+            answer = self.intercept(request)
+            if answer is not None:
+                return answer
+        path, method = request.url.path, request.method
+        if request.url.params.get("watch") == "true":
+            return httpx.Response(200, content=b"")  # ends at once: the caller watches again
+        if method == "GET":
+            if path in self.objects:
+                return httpx.Response(200, json=self.objects[path])
+            if path.rsplit("/", 1)[1] in ("pods", "nodes", "leases", "events"):
+                return self._list(request)
+            return _status(404, "NotFound")
+        body = orjson.loads(request.content) if request.content else {}
+        if method == "POST":
+            if path.endswith("/binding"):
+                pod = self.objects.get(path.removesuffix("/binding"))
+                if pod is None:
+                    return _status(404, "NotFound")
+                pod.setdefault("spec", {})["nodeName"] = body["target"]["name"]
+                return httpx.Response(201, json=body)
+            name = body.get("metadata", {}).get("name")
+            if f"{path}/{name}" in self.objects:
+                return _status(409, "AlreadyExists")
+            return httpx.Response(201, json=self.put(path, body))
+        current = self.objects.get(path)
+        if current is None:
+            return _status(404, "NotFound")
+        expected = (body.get("metadata") or {}).get("resourceVersion")
+        if expected is not None and expected != current["metadata"]["resourceVersion"]:
+            return _status(409, "Conflict", "the object has been modified")
+        if method == "PUT":
+            updated = body
+        else:
+            updated = copy.deepcopy(current)
+            _merge(updated, body)
+        return httpx.Response(200, json=self.put(path.rsplit("/", 1)[0], updated))

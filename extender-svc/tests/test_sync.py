@@ -1,0 +1,181 @@
+"""StateSync: watch events into the core (adds, updates, deletes, finished pods released, the
+list as a SYNC that drops what vanished), the paged bulk load, and the 410 relist."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import hami_rustcore as core
+import httpx
+import pytest
+from hami_common.k8s import WatchEvent
+from hami_extender.sync import Pending, StateSync
+from hami_extender.testing import ALLOCATED, REGISTER, FakeApi
+
+Json = dict[str, Any]
+
+
+def node(name: str, gpus: int = 2, healthy: bool = True, register: str | None = None) -> Json:
+    devs = [core.Device(f"{name}-g{g}", 10, 16000, 100, "NVIDIA-T4", index=g, health=healthy)
+            for g in range(gpus)]  # fmt: skip
+    value = register if register is not None else core.encode_node_devices(devs)
+    return {"metadata": {"name": name, "annotations": {REGISTER: value}}}
+
+
+def pod(uid: str, on: str | None, gpu: str = "", mem: int = 1000, phase: str = "Running", *,
+        bound: bool = True, init: int = 0, text: str | None = None) -> Json:  # fmt: skip
+    ann: Json = {}
+    if on is not None:
+        ann = {"hami.io/vgpu-node": on,
+               ALLOCATED: text if text is not None else f"{gpu},NVIDIA,{mem},10:;"}  # fmt: skip
+    spec: Json = {"containers": [{"name": "c"}]}
+    if bound and on:
+        spec["nodeName"] = on
+    if init:
+        spec["initContainers"] = [{"name": f"i{i}"} for i in range(init)]
+    return {"metadata": {"uid": uid, "namespace": "ns", "name": f"p-{uid}",
+                         "annotations": ann},
+            "spec": spec, "status": {"phase": phase}}  # fmt: skip
+
+
+def used(cluster: core.Cluster, uuid: str) -> int:
+    return next(u.usedmem for u in cluster.usage() if u.device.id == uuid)
+
+
+@pytest.fixture
+def sync(api: FakeApi) -> StateSync:
+    return StateSync(api.client(), core.Cluster(), page_size=2)
+
+
+def test_nodes_added_updated_and_removed(sync: StateSync) -> None:
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a"), node("b", gpus=1)]}))
+    assert sorted(sync.cluster.node_names()) == ["a", "b"]
+    assert sync.nodes_synced.is_set()
+    sync.handle_node_event(WatchEvent("MODIFIED", node("b", gpus=3)))
+    assert len([u for u in sync.cluster.usage() if u.node == "b"]) == 3
+    sync.handle_node_event(WatchEvent("MODIFIED", node("b", healthy=False)))  # all unhealthy
+    assert sync.cluster.node_names() == ["a"]
+    sync.handle_node_event(WatchEvent("ADDED", node("c")))
+    sync.handle_node_event(WatchEvent("DELETED", node("a")))
+    assert sync.cluster.node_names() == ["c"]
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("d")]}))  # c vanished meanwhile
+    assert sync.cluster.node_names() == ["d"]
+
+
+def test_a_bad_register_annotation_keeps_the_node_as_it_was_and_the_others(
+    sync: StateSync, caplog: pytest.LogCaptureFixture
+) -> None:
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a"), node("b")]}))
+    sync.handle_node_event(WatchEvent("MODIFIED", node("a", register="garbage,,:;")))
+    assert sorted(sync.cluster.node_names()) == ["a", "b"]
+    assert sync.decode_errors == 1
+    assert "node a" in caplog.text
+
+
+def test_pods_take_and_release_devices(sync: StateSync) -> None:
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a")]}))
+    sync.handle_pod_event(WatchEvent("SYNC", {"items": [pod("1", "a", "a-g0", 1000),
+                                                        pod("2", "a", "a-g1", 3000)]}))  # fmt: skip
+    assert (used(sync.cluster, "a-g0"), used(sync.cluster, "a-g1")) == (1000, 3000)
+    assert sync.pods_synced.is_set()
+    assert sync.synced
+    sync.handle_pod_event(WatchEvent("MODIFIED", pod("1", "a", "a-g0", 1000, phase="Succeeded")))
+    assert used(sync.cluster, "a-g0") == 0
+    sync.handle_pod_event(WatchEvent("ADDED", pod("3", "a", "a-g0", 500)))
+    sync.handle_pod_event(WatchEvent("DELETED", pod("2", "a", "a-g1")))
+    assert (used(sync.cluster, "a-g0"), used(sync.cluster, "a-g1")) == (500, 0)
+    # a relist without pod 3 (deleted while the watch was down) releases it too
+    sync.handle_pod_event(WatchEvent("SYNC", {"items": []}))
+    assert used(sync.cluster, "a-g0") == 0
+    assert sync.cluster.pod_count() == 0
+
+
+def test_every_pod_shape_in_a_list(sync: StateSync, caplog: pytest.LogCaptureFixture) -> None:
+    """Bulk rows, pods that take the per-pod path (unbound, init containers, no allocation),
+    finished pods and a malformed allocation, all in one list."""
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a", gpus=4)]}))
+    items = [pod("bulk", "a", "a-g0", 100), pod("unbound", "a", "a-g1", 200, bound=False),
+             pod("init", "a", "a-g2", 300, init=1), pod("none", None),
+             pod("done", "a", "a-g3", 400, phase="Failed"),
+             pod("bad", "a", text="x,NVIDIA,abc,10:;")]  # fmt: skip
+    sync.handle_pod_event(WatchEvent("SYNC", {"items": items}))
+    assert [used(sync.cluster, f"a-g{g}") for g in range(4)] == [100, 200, 300, 0]
+    assert sorted(sync.pods) == ["bulk", "init", "unbound"]
+    assert sync.decode_errors == 1
+    assert "ns/p-bad" in caplog.text
+    held = sync.cluster.pod("unbound")
+    assert held is not None
+    assert held.reserved_at is not None  # a reservation the TTL may end
+
+
+def test_a_reservation_in_memory_wins_over_an_older_copy(sync: StateSync) -> None:
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a")]}))
+    sync.cluster.upsert_pod("1", "ns", "p-1", "a", "a-g0,NVIDIA,2000,10:;", reserved_at=1.0)
+    sync.pending["1"] = Pending("a", {}, {ALLOCATED: "a-g0,NVIDIA,2000,10:;"})
+    sync.handle_pod_event(WatchEvent("MODIFIED", pod("1", None)))  # written before our filter
+    sync.handle_pod_event(WatchEvent("SYNC", {"items": []}))
+    assert used(sync.cluster, "a-g0") == 2000
+    sync.handle_pod_event(WatchEvent("DELETED", pod("1", None)))
+    assert used(sync.cluster, "a-g0") == 0
+    assert "1" not in sync.pending
+
+
+def test_the_load_is_paged_and_restarts_when_the_continue_token_expires(
+    api: FakeApi, sync: StateSync
+) -> None:
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a", gpus=5)]}))
+    for i in range(5):
+        api.put("/api/v1/namespaces/ns/pods", pod(str(i), "a", f"a-g{i}", 100 + i))
+    expired = []
+
+    def once_gone(request: httpx.Request) -> httpx.Response | None:
+        if request.url.params.get("continue") == "4" and not expired:
+            expired.append(1)
+            return httpx.Response(410, json={"kind": "Status", "code": 410, "reason": "Expired"})
+        return None
+
+    api.intercept = once_gone
+    version = asyncio.run(sync.load_pods())
+    assert version == str(api.version)
+    assert expired
+    pages = [u for m, u in api.requests if m == "GET" and "limit=2" in u]
+    assert len(pages) == 3 + 3  # three pages, the last one expired once: all over again
+    assert [used(sync.cluster, f"a-g{i}") for i in range(5)] == [100, 101, 102, 103, 104]
+
+
+def test_a_410_on_the_watch_lists_again(api: FakeApi, sync: StateSync) -> None:
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a")]}))
+    watches: list[str] = []
+
+    async def silence() -> AsyncIterator[bytes]:
+        await asyncio.sleep(3600)
+        yield b""
+
+    def gone_then_hang(request: httpx.Request) -> httpx.Response | None:
+        if request.url.params.get("watch") != "true":
+            return None
+        watches.append(str(request.url))
+        if len(watches) == 1:  # the pod came while the watch was down, past its history
+            api.put("/api/v1/namespaces/ns/pods", pod("9", "a", "a-g0", 700))
+            return httpx.Response(410, json={"kind": "Status", "code": 410, "reason": "Expired"})
+        return httpx.Response(200, content=silence())
+
+    api.intercept = gone_then_hang
+
+    async def go() -> None:
+        task = asyncio.create_task(sync.run_pods())
+        for _ in range(200):
+            if len(watches) >= 2 and sync.cluster.pod_count() == 1:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    lists = [u for m, u in api.requests if m == "GET" and "watch" not in u]
+    assert len(lists) >= 2  # listed, watch expired, listed again and saw the new pod
+    assert used(sync.cluster, "a-g0") == 700
