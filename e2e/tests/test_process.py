@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -112,3 +113,16 @@ def test_sigkill_of_the_harness_still_takes_its_components_down(tmp_path: Path) 
     while alive(leader) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(leader)
+
+
+def test_a_component_started_from_a_worker_thread_outlives_that_thread(tmp_path: Path) -> None:
+    proc = ManagedProcess("t", ["sleep", "300"], tmp_path / "t.log")
+    worker = threading.Thread(target=proc.start)
+    worker.start()
+    worker.join()
+    time.sleep(0.5)  # a parent-death signal tied to the worker would have fired by now
+    try:
+        assert proc.running()
+    finally:
+        proc.stop(timeout=1)
+    assert not proc.running()

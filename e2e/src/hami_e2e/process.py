@@ -85,10 +85,16 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
+                preexec_fn=_die_with_parent if self._tie_to_parent() else None,  # noqa: PLW1509
             )
         with _REGISTRY_LOCK:
             _REGISTRY[self.proc.pid] = self
+
+    def _tie_to_parent(self) -> bool:
+        # The kernel sends the parent-death signal when the *thread* that forked the child
+        # exits; only the main thread lives as long as the process, so a component started from
+        # a worker thread (asyncio.to_thread, a pool) relies on the registry alone.
+        return self.die_with_parent and threading.current_thread() is threading.main_thread()
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
