@@ -163,7 +163,7 @@ class Extender:
         now = time.time()
         names = args.node_names or []
         try:  # the core checks every name is a str as it copies them, with no Python loop
-            result = self.cluster.filter(request, names, reserve=True, now=now)
+            result = self._fit(request, names, now)
         except TypeError:
             raise WireError(NAMES_ERROR) from None
         failed = result.failed
@@ -196,6 +196,20 @@ class Extender:
             "nodes_failed": len(failed), "trace_id": f"{span.get_span_context().trace_id:032x}",
         })  # fmt: skip
         return filter_result(node_names=[node], failed=failed)
+
+    def _fit(self, request: core.PodRequest, names: list[str], now: float) -> core.FilterResult:
+        """The best node, preferring nodes whose allocation lock is free: a bind on a locked node
+        waits until the device plugin has allocated the previous pod there, so with binpack every
+        pod would queue on one node's lock. A locked node is still chosen when nothing else fits.
+        """
+        busy = self.sync.locked
+        if busy and len(names) > 1:
+            free = [n for n in names if n not in busy]
+            if free and len(free) < len(names):
+                result = self.cluster.filter(request, free, reserve=True, now=now)
+                if result.node is not None:
+                    return result
+        return self.cluster.filter(request, names, reserve=True, now=now)
 
     def _unschedulable(
         self, args: FilterArgs, reasons: dict[str, int], failed: dict[str, str], span: Span
@@ -323,6 +337,7 @@ class Extender:
         error = await self._lock(args)
         if error:
             return error, "lock-contention"
+        self.sync.locked.add(args.node)  # until the node watch shows the plugin released it
         annotations = dict(pending.annotations) if pending else {}
         annotations[BIND_PHASE] = PHASE_ALLOCATING
         annotations[BIND_TIME] = str(int(time.time()))
@@ -339,6 +354,8 @@ class Extender:
                                      subresource="binding")  # fmt: skip
         except ApiError as exc:
             released = await self._release_lock(args)
+            if released:
+                self.sync.locked.discard(args.node)
             return (
                 f"binding {args.key} to {args.node} failed: {exc}"
                 f"{'' if released else ' (the node lock could not be released)'}",

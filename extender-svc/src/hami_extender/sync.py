@@ -36,7 +36,7 @@ from hami_common.k8s import (
     list_then_watch,
     watch,
 )
-from hami_common.protocol.annotations import VGPU_NODE
+from hami_common.protocol.annotations import NODE_LOCK, VGPU_NODE
 
 from hami_extender.inventory import (
     BulkRow,
@@ -78,6 +78,9 @@ class StateSync:
         self.specs = cluster.vendor_specs()
         self.pending: dict[str, Pending] = {}
         self.node_prints: dict[str, tuple[str, ...]] = {}
+        # nodes whose allocation lock is held (from the node watch, and set by our own bind at
+        # once): filter prefers other nodes while one fits, so binds do not queue on one lock
+        self.locked: set[str] = set()
         self.pods: dict[str, str] = {}  # uid -> ns/name of pods in the state from the API
         self.nodes_synced = asyncio.Event()
         self.pods_synced = asyncio.Event()
@@ -111,6 +114,11 @@ class StateSync:
             self.decode_errors += 1
             log.warning("%s; keeping the node's previous inventory", exc)
             return
+        ann = (node.get("metadata") or {}).get("annotations")
+        if isinstance(ann, dict) and ann.get(NODE_LOCK):
+            self.locked.add(name)
+        else:
+            self.locked.discard(name)
         if self.node_prints.get(name) == inv.fingerprint:
             return
         self.node_prints[name] = inv.fingerprint
@@ -121,6 +129,7 @@ class StateSync:
 
     def remove_node(self, name: str) -> None:
         self.node_prints.pop(name, None)
+        self.locked.discard(name)
         self.cluster.remove_node(name)
 
     def handle_node_event(self, event: WatchEvent) -> None:

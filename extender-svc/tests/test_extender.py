@@ -1,0 +1,264 @@
+"""The extender's verbs on an in-memory API: filter then bind, their OpenTelemetry spans in the
+pod's trace, the metrics (HAMi's names with values), the Events and the explanations; garbage
+arguments always answer with an error in the body."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import hami_rustcore as core
+import orjson
+from hami_common.protocol.annotations import BIND_PHASE, NODE_LOCK
+from hami_common.telemetry import in_memory_tracing, new_registry
+from hami_extender.events import EventSink
+from hami_extender.explain import Explanations
+from hami_extender.extender import SPAN_NODE_REASONS, Extender
+from hami_extender.metrics import ExtenderMetrics
+from hami_extender.settings import ExtenderSettings
+from hami_extender.sync import StateSync
+from hami_extender.testing import ALLOCATED, REGISTER, FakeApi
+from hami_extender.wire import NAMES_ERROR
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry, generate_latest
+
+Json = dict[str, Any]
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = "00f067aa0ba902b7"
+
+
+@dataclass
+class Rig:
+    api: FakeApi
+    ext: Extender
+    spans: InMemorySpanExporter
+    registry: CollectorRegistry
+    events: EventSink
+
+
+def rig(api: FakeApi, nodes: int = 3, persist: str = "bind") -> Rig:
+    """An Extender on ``nodes`` nodes of one 16 GB GPU each (must run inside an event loop)."""
+    client = api.client()
+    cluster = core.Cluster("binpack", "spread")
+    listed = []
+    for n in range(nodes):
+        dev = core.Device(f"gpu-{n}", 10, 16000, 100, "NVIDIA-T4")
+        obj = {
+            "metadata": {
+                "name": f"n{n}",
+                "annotations": {REGISTER: core.encode_node_devices([dev])},
+            }
+        }
+        listed.append(api.put("/api/v1/nodes", obj))
+    sync = StateSync(client, cluster)
+    sync.handle_node_event(_event("SYNC", {"items": listed}))
+    sync.handle_pod_event(_event("SYNC", {"items": []}))
+    registry = new_registry()
+    provider, spans = in_memory_tracing("hami-extender")
+    events = EventSink(client, "hami-scheduler")
+    ext = Extender(
+        ExtenderSettings(persist_reservation=persist),  # type: ignore[arg-type]
+        cluster=cluster, sync=sync, client=client, events=events, explanations=Explanations(10),
+        metrics=ExtenderMetrics(registry, cluster), tracer=provider.get_tracer("t"),
+        is_leader=lambda: True,
+    )  # fmt: skip
+    return Rig(api, ext, spans, registry, events)
+
+
+def _event(kind: str, obj: Json) -> Any:
+    from hami_common.k8s import WatchEvent  # noqa: PLC0415
+
+    return WatchEvent(kind, obj)
+
+
+def gpu_pod(name: str, mem: int) -> Json:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}",
+                     "annotations": {"hami.io/trace-context": f"00-{TRACE}-{PARENT}-01"}},
+        "spec": {"containers": [{"name": "c", "resources": {"limits": {
+            "nvidia.com/gpu": "1", "nvidia.com/gpumem": str(mem)}}}]},
+    }  # fmt: skip
+
+
+def filter_body(pod: Json, nodes: list[Any]) -> bytes:
+    return orjson.dumps({"Pod": pod, "NodeNames": nodes})
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    value = registry.get_sample_value(name, labels)
+    return value
+
+
+def test_filter_then_bind_in_the_pods_trace(api: FakeApi) -> None:
+    async def go() -> tuple[Rig, Json, Json]:
+        r = rig(api)
+        pod = gpu_pod("p", 4000)
+        api.put("/api/v1/namespaces/ns/pods", pod)
+        placed = orjson.loads(await r.ext.filter(filter_body(pod, ["n0", "n1", "n2"])))
+        bind = {
+            "PodName": "p",
+            "PodNamespace": "ns",
+            "PodUID": "uid-p",
+            "Node": placed["NodeNames"][0],
+        }
+        bound = orjson.loads(await r.ext.bind(orjson.dumps(bind)))
+        return r, placed, bound
+
+    r, placed, bound = asyncio.run(go())
+    assert placed["Error"] == ""
+    assert len(placed["NodeNames"]) == 1
+    assert bound == {"Error": ""}
+    node = placed["NodeNames"][0]
+    stored = api.get("/api/v1/namespaces/ns/pods/p")
+    assert stored["spec"]["nodeName"] == node
+    assert stored["metadata"]["annotations"][BIND_PHASE] == "allocating"
+    assert stored["metadata"]["annotations"][ALLOCATED].startswith(f"gpu-{node[1:]},NVIDIA,4000,")
+    assert api.get(f"/api/v1/nodes/{node}")["metadata"]["annotations"][NODE_LOCK].endswith(",ns,p")
+    spans = {s.name: s for s in r.spans.get_finished_spans()}
+    for name in ("filter", "bind"):
+        span = spans[name]
+        assert f"{span.context.trace_id:032x}" == TRACE
+        assert span.parent is not None
+        assert f"{span.parent.span_id:016x}" == PARENT
+    attrs = spans["filter"].attributes or {}
+    assert attrs["hami.filter.node"] == node
+    assert str(attrs["hami.filter.devices"]).startswith(f"gpu-{node[1:]},NVIDIA,4000")
+    assert attrs["hami.filter.candidates"] == 3
+    assert (spans["bind"].attributes or {})["hami.bind.devices"] == attrs["hami.filter.devices"]
+    explained = r.ext.explain.get("ns", "p")
+    assert explained is not None
+    assert explained["summary"] == f"bound to node {node}"
+    assert [s["step"] for s in explained["steps"]] == ["filter", "bind"]
+
+
+def test_metrics_carry_hamis_names_with_values_after_a_filter(api: FakeApi) -> None:
+    async def go() -> Rig:
+        r = rig(api)
+        await r.ext.filter(filter_body(gpu_pod("p", 4000), ["n0", "n1", "n2"]))
+        await r.ext.filter(filter_body(gpu_pod("q", 99999), ["n0", "n1", "n2"]))
+        return r
+
+    r = asyncio.run(go())
+    text = generate_latest(r.registry).decode()
+    for name in ("hami_gpu_memory_limit_bytes", "hami_gpu_memory_allocated_bytes",
+                 "hami_gpu_shared_count", "hami_gpu_core_allocated_ratio",
+                 "hami_node_gpu_overview", "hami_node_gpu_memory_allocated_ratio"):  # fmt: skip
+        assert f"\n{name}{{" in text, name
+    allocated = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                 if line.startswith("hami_gpu_memory_allocated_bytes{")]  # fmt: skip
+    assert sorted(allocated) == [0.0, 0.0, 4000 * 2**20]
+    decisions = "hami_extender_decisions_total"
+    assert sample(r.registry, decisions, verb="filter", outcome="placed", reason="fit") == 1.0
+    assert sample(r.registry, decisions, verb="filter", outcome="unschedulable",
+                  reason="CardInsufficientMemory") == 1.0  # fmt: skip
+    assert sample(r.registry, "hami_extender_filter_duration_seconds_count") == 2.0
+
+
+def test_nothing_fits_answers_reasons_an_event_and_an_explanation(api: FakeApi) -> None:
+    async def go() -> tuple[Rig, Json]:
+        r = rig(api, nodes=30)
+        names = [f"n{n}" for n in range(30)]
+        return r, orjson.loads(await r.ext.filter(filter_body(gpu_pod("big", 99999), names)))
+
+    r, answer = asyncio.run(go())
+    assert answer["NodeNames"] == []
+    assert len(answer["FailedNodes"]) == 30
+    assert all("CardInsufficientMemory" in v for v in answer["FailedNodes"].values())
+    event = r.events.queue.get_nowait()
+    assert event["reason"] == "FilteringFailed"
+    assert "30 nodes do not meet" in event["message"]
+    span = next(s for s in r.spans.get_finished_spans() if s.name == "filter")
+    attrs = span.attributes or {}
+    assert attrs["hami.filter.failed_count"] == 30
+    assert len(orjson.loads(str(attrs["hami.filter.failed_nodes"]))) == SPAN_NODE_REASONS
+    assert orjson.loads(str(attrs["hami.filter.reasons"])) == {"CardInsufficientMemory": 30}
+    explained = r.ext.explain.get("ns", "big")
+    assert explained is not None
+    assert explained["summary"].startswith("pending: no node fits (30 nodes rejected")
+
+
+def test_node_names_that_are_not_strings_are_a_clear_error(api: FakeApi) -> None:
+    async def go() -> tuple[Rig, Json]:
+        r = rig(api)
+        return r, orjson.loads(await r.ext.filter(filter_body(gpu_pod("p", 10), ["n0", 7])))
+
+    r, answer = asyncio.run(go())
+    assert answer["Error"] == NAMES_ERROR
+    assert r.ext.cluster.pod("uid-p") is None
+    assert sample(r.registry, "hami_extender_decisions_total", verb="filter", outcome="error",
+                  reason="bad-request") == 1.0  # fmt: skip
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+annotations = st.dictionaries(
+    st.sampled_from(["hami.io/trace-context", "nvidia.com/use-gputype", "hami.io/bind-phase"]),
+    st.text(max_size=40) | json_values,
+    max_size=2,
+)
+metadata = st.fixed_dictionaries(
+    {"uid": st.just("u"), "name": st.just("p"), "namespace": st.just("ns")},
+    optional={"annotations": annotations},
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pod=st.fixed_dictionaries({"metadata": metadata}, optional={"spec": json_values}),
+    names=json_values,
+)
+def test_garbage_pods_and_node_lists_never_crash(pod: Json, names: Any) -> None:
+    async def go() -> Json:
+        r = rig(FakeApi(), nodes=1)
+        return orjson.loads(await r.ext.filter(orjson.dumps({"Pod": pod, "NodeNames": names})))
+
+    answer = asyncio.run(go())
+    assert set(answer) == {
+        "Nodes",
+        "NodeNames",
+        "FailedNodes",
+        "FailedAndUnresolvableNodes",
+        "Error",
+    }
+    assert "hami-extender failed" not in answer["Error"], answer["Error"]  # no internal error
+
+
+def test_filter_prefers_nodes_whose_lock_is_free(api: FakeApi) -> None:
+    """With binpack every pod would go to the fullest node and its bind would wait for the
+    previous pod's lock; a free node is preferred while one fits, a locked one taken otherwise."""
+
+    async def place(r: Rig, name: str, bind: bool) -> str:
+        pod = gpu_pod(name, 4000)
+        api.put("/api/v1/namespaces/ns/pods", pod)
+        node = str(orjson.loads(await r.ext.filter(filter_body(pod, ["n0", "n1"])))["NodeNames"][0])
+        if bind:
+            args = {"PodName": name, "PodNamespace": "ns", "PodUID": f"uid-{name}", "Node": node}
+            assert orjson.loads(await r.ext.bind(orjson.dumps(args))) == {"Error": ""}
+        return node
+
+    async def go() -> tuple[list[str], set[str]]:
+        r = rig(api, nodes=2)
+        first = await place(r, "a", bind=True)
+        second = await place(r, "b", bind=True)  # binpack alone would pick `first` again
+        third = await place(r, "c", bind=False)  # both locked: the best node all the same
+        r.ext.sync.handle_node_event(_event("MODIFIED", api.get(f"/api/v1/nodes/{first}")))
+        released = dict(api.get(f"/api/v1/nodes/{second}"))
+        kept = {k: v for k, v in released["metadata"]["annotations"].items() if k != NODE_LOCK}
+        released["metadata"] = {**released["metadata"], "annotations": kept}
+        r.ext.sync.handle_node_event(_event("MODIFIED", released))
+        return [first, second, third], set(r.ext.sync.locked)
+
+    placed, locked = asyncio.run(go())
+    assert placed[0] != placed[1]
+    assert placed[2] in ("n0", "n1")
+    assert locked == {placed[0]}  # still locked in the API; the other one's plugin released it
