@@ -70,9 +70,11 @@ def test_a_bad_register_annotation_keeps_the_node_as_it_was_and_the_others(
 ) -> None:
     sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a"), node("b")]}))
     sync.handle_node_event(WatchEvent("MODIFIED", node("a", register="garbage,,:;")))
-    assert sorted(sync.cluster.node_names()) == ["a", "b"]
-    assert sync.decode_errors == 1
+    sync.handle_node_event(WatchEvent("ADDED", node("c", register="g0,ten,1,1,T4,0,true:")))
+    assert sorted(sync.cluster.node_names()) == ["a", "b"]  # a as it was, c left out
+    assert sync.decode_errors == 2
     assert "node a" in caplog.text
+    assert "node c" in caplog.text
 
 
 def test_pods_take_and_release_devices(sync: StateSync) -> None:

@@ -34,6 +34,13 @@ class NodeInventory:
     fingerprint: tuple[str, ...]
 
 
+def member(obj: Any, key: str) -> Json:
+    """``obj[key]`` when both are objects, else an empty one: objects written by others may
+    have any shape, and a wrong one must read as "absent", never raise."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
 def _annotations(obj: Json) -> Mapping[str, Any]:
     meta = obj.get("metadata")
     ann = meta.get("annotations") if isinstance(meta, dict) else None
@@ -51,7 +58,7 @@ def node_fingerprint(node: Json, specs: VendorSpecs) -> tuple[str, ...]:
 def node_inventory(node: Json, specs: VendorSpecs) -> NodeInventory:
     """A node's registered, healthy devices. Unhealthy devices leave the state; a vendor whose
     plugin said goodbye (``hami.io/node-handshake: Deleted_...``) registers nothing."""
-    meta = node.get("metadata") or {}
+    meta = member(node, "metadata")
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         raise ObjectError("node without metadata.name")
@@ -96,18 +103,18 @@ class PodPlacement:
 
 
 def is_finished(pod: Json) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    return member(pod, "status").get("phase") in ("Succeeded", "Failed")
 
 
 def _init_done(pod: Json, init_count: int) -> bool:
     if init_count == 0:
         return False
-    statuses = (pod.get("status") or {}).get("initContainerStatuses") or []
-    if len(statuses) < init_count:
+    statuses = member(pod, "status").get("initContainerStatuses")
+    if not isinstance(statuses, list) or len(statuses) < init_count:
         return False
     for status in statuses:
-        terminated = ((status or {}).get("state") or {}).get("terminated")
-        if not isinstance(terminated, dict) or terminated.get("exitCode") != 0:
+        terminated = member(member(status, "state"), "terminated")
+        if terminated.get("exitCode") != 0:
             return False
     return True
 
@@ -115,7 +122,7 @@ def _init_done(pod: Json, init_count: int) -> bool:
 def pod_placement(pod: Json, specs: VendorSpecs) -> PodPlacement | None:
     """The allocation a pod carries (``hami.io/vgpu-node`` plus each vendor's allocated key),
     or None when it carries none. Vendors are merged per container, in container order."""
-    meta = pod.get("metadata") or {}
+    meta = member(pod, "metadata")
     ann = _annotations(pod)
     node = ann.get(VGPU_NODE)
     uid, ns, name = meta.get("uid"), meta.get("namespace"), meta.get("name")
@@ -140,8 +147,9 @@ def pod_placement(pod: Json, specs: VendorSpecs) -> PodPlacement | None:
             merged[i].extend(devices)
     if not raw:
         return None
-    spec_obj = pod.get("spec") or {}
-    init_count = len(spec_obj.get("initContainers") or [])
+    spec_obj = member(pod, "spec")
+    inits = spec_obj.get("initContainers")
+    init_count = len(inits) if isinstance(inits, list) else 0
     bound = bool(spec_obj.get("nodeName"))
     return PodPlacement(
         uid, str(ns or "default"), name, str(node), merged, init_count,

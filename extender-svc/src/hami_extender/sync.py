@@ -44,6 +44,7 @@ from hami_extender.inventory import (
     PodPlacement,
     bulk_row,
     is_finished,
+    member,
     node_inventory,
     pod_placement,
     upsert,
@@ -105,7 +106,7 @@ class StateSync:
     # -- nodes -------------------------------------------------------------------------------
 
     def apply_node(self, node: Json) -> None:
-        name = (node.get("metadata") or {}).get("name")
+        name = member(node, "metadata").get("name")
         if not isinstance(name, str):
             return
         try:
@@ -114,7 +115,7 @@ class StateSync:
             self.decode_errors += 1
             log.warning("%s; keeping the node's previous inventory", exc)
             return
-        ann = (node.get("metadata") or {}).get("annotations")
+        ann = member(node, "metadata").get("annotations")
         if isinstance(ann, dict) and ann.get(NODE_LOCK):
             self.locked.add(name)
         else:
@@ -135,14 +136,14 @@ class StateSync:
     def handle_node_event(self, event: WatchEvent) -> None:
         if event.type == "SYNC":
             items = event.object.get("items") or []
-            names = {(n.get("metadata") or {}).get("name") for n in items}
+            names = {member(n, "metadata").get("name") for n in items}
             for gone in set(self.node_prints) - names:
                 self.remove_node(gone)
             for node in items:
                 self.apply_node(node)
             self.nodes_synced.set()
         elif event.type == "DELETED":
-            self.remove_node(str((event.object.get("metadata") or {}).get("name")))
+            self.remove_node(str(member(event.object, "metadata").get("name")))
         else:
             self.apply_node(event.object)
 
@@ -162,7 +163,7 @@ class StateSync:
         return mine.node != placement.node or mine.allocated != placement.allocated
 
     def apply_pod(self, pod: Json, now: float | None = None) -> None:
-        meta = pod.get("metadata") or {}
+        meta = member(pod, "metadata")
         uid = meta.get("uid")
         if not isinstance(uid, str):
             return
@@ -190,7 +191,7 @@ class StateSync:
             batch.add(event.object.get("items") or [])
             batch.commit()
         elif event.type == "DELETED":
-            uid = (event.object.get("metadata") or {}).get("uid")
+            uid = member(event.object, "metadata").get("uid")
             if isinstance(uid, str):
                 self._forget(uid)
         else:
@@ -220,7 +221,7 @@ class StateSync:
             try:
                 while True:
                     page = await self._get_page({**params, "continue": token} if token else params)
-                    meta = page.get("metadata") or {}
+                    meta = member(page, "metadata")
                     version = version or str(meta.get("resourceVersion") or "")
                     batch.add(page.get("items") or [])
                     token = meta.get("continue")
@@ -327,7 +328,7 @@ class PodBatch:
     def add(self, items: list[Json]) -> None:
         pending, keys = self.sync.pending, self.keys
         for pod in items:
-            uid = (pod.get("metadata") or {}).get("uid")
+            uid = member(pod, "metadata").get("uid")
             if not isinstance(uid, str):
                 continue
             self.listed.add(uid)
