@@ -1,0 +1,160 @@
+"""The whole hami-rs control plane on the local cluster: the webhook and the extender as real
+processes (the real kube-apiserver calls the webhook over TLS; the real kube-scheduler calls the
+extender), for the demo and the end-to-end suites."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from hami_common.k8s import MUTATING_WEBHOOK_CONFIGURATIONS, KubeClient
+from hami_extender.testing import extender_config
+
+from hami_e2e.backend import Cluster, make_cluster
+from hami_e2e.components import free_port
+from hami_e2e.pki import CertificateAuthority
+
+Json = dict[str, Any]
+
+# Namespaces whose pods the webhook sees carry this label.
+WEBHOOK_NAMESPACE_LABEL = "hami-e2e"
+
+
+class Service:
+    """A Python service as a real process in its own session, with its own log."""
+
+    def __init__(self, name: str, argv: list[str], log: Path, ready_url: str) -> None:
+        self.name, self.argv, self.log, self.ready_url = name, argv, log, ready_url
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def wait_ready(self, within: float = 60.0, status: int = 200) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                # Readiness of a local server whose certificate our own test CA signed.
+                reply = httpx.get(self.ready_url, verify=False, timeout=2)  # noqa: S501
+                if reply.status_code == status:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready in {within}s: {self.log.read_text()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(15)
+
+    def ready_status(self) -> int:
+        try:
+            return httpx.get(self.ready_url, timeout=2).status_code
+        except httpx.HTTPError:
+            return 0
+
+
+class HamiStack:
+    """A local cluster whose kube-scheduler calls our extender, plus our processes on it."""
+
+    def __init__(self, cluster: Cluster, workdir: Path, extender_port: int) -> None:
+        self.cluster = cluster
+        self.workdir = workdir
+        self.extender_port = extender_port
+        self.services: list[Service] = []
+
+    def extender(self, port: int | None = None, *extra: str, name: str = "extender") -> Service:
+        port = port or self.extender_port
+        argv = [sys.executable, "-m", "hami_extender", "--kubeconfig", str(self.cluster.kubeconfig),
+                "--port", str(port), "--leader-elect", "--lease-namespace", "default",
+                "--lease-duration-seconds", "4", "--identity", f"{name}-{port}",
+                "--reservation-ttl-seconds", "60", *extra]  # fmt: skip
+        svc = Service(name, argv, self.workdir / f"{name}-{port}.log",
+                      f"http://127.0.0.1:{port}/readyz")  # fmt: skip
+        svc.start()
+        self.services.append(svc)
+        return svc
+
+    def webhook(self) -> tuple[Service, int, bytes]:
+        """Starts the webhook over TLS; returns it, its port and the CA that signed it."""
+        ca = CertificateAuthority(self.workdir / "webhook-pki", name="hami-webhook-ca")
+        pair = ca.issue("webhook", common_name="127.0.0.1", ips=("127.0.0.1",), server=True)
+        port = free_port()
+        svc = Service("webhook", [
+            sys.executable, "-m", "hami_webhook", "--cert-file", str(pair.cert),
+            "--key-file", str(pair.key), "--port", str(port), "--host", "127.0.0.1",
+            "--kubeconfig", str(self.cluster.kubeconfig),
+        ], self.workdir / "webhook.log", f"https://127.0.0.1:{port}/readyz")  # fmt: skip
+        svc.start()
+        self.services.append(svc)
+        return svc, port, ca.pem
+
+    def stop(self) -> None:
+        for svc in self.services:
+            svc.kill(signal.SIGTERM)
+
+    def client(self) -> KubeClient:
+        return self.cluster.client()
+
+
+def scheduler_extra(extender_port: int) -> Json:
+    """kube-scheduler with HAMi's profile calling the extender (HAMi's chart, §2.7)."""
+    return {
+        "profiles": [{"schedulerName": "default-scheduler"}, {"schedulerName": "hami-scheduler"}],
+        "extenders": [extender_config(f"http://127.0.0.1:{extender_port}")],
+    }
+
+
+async def install_webhook(kube: KubeClient, port: int, ca_pem: bytes) -> None:
+    """The MutatingWebhookConfiguration that sends pod CREATEs of labelled namespaces to us."""
+    body = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "hami-webhook"},
+        "webhooks": [{
+            "name": "vgpu.hami.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "failurePolicy": "Fail", "timeoutSeconds": 10,
+            "clientConfig": {"url": f"https://127.0.0.1:{port}/webhook",
+                             "caBundle": base64.b64encode(ca_pem).decode()},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {WEBHOOK_NAMESPACE_LABEL: "true"}},
+        }],
+    }  # fmt: skip
+    await kube.create(MUTATING_WEBHOOK_CONFIGURATIONS, body)
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path) -> Iterator[HamiStack]:
+    """Starts the cluster, the webhook (installed) and one extender; stops all on exit."""
+    port = free_port()
+    cluster = make_cluster(workdir / "cluster", scheduler_extra=scheduler_extra(port))
+    stack = HamiStack(cluster, workdir, port)
+    try:
+        cluster.start()
+        webhook, wport, ca_pem = stack.webhook()
+        webhook.wait_ready()
+
+        async def setup() -> None:
+            async with cluster.client() as kube:
+                await install_webhook(kube, wport, ca_pem)
+
+        asyncio.run(setup())
+        stack.extender().wait_ready()
+        yield stack
+    finally:
+        stack.stop()
+        cluster.stop()
