@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
