@@ -4,6 +4,7 @@ chart when the webhook is served elsewhere)."""
 from __future__ import annotations
 
 import uvicorn
+from starlette.applications import Starlette
 
 from hami_extender.app import create_app
 from hami_extender.settings import ExtenderSettings
@@ -13,9 +14,10 @@ from hami_extender.settings import ExtenderSettings
 KEEP_ALIVE_SECONDS = 300
 
 
-def build_server(settings: ExtenderSettings) -> uvicorn.Server:
+def build_server(settings: ExtenderSettings, app: Starlette | None = None) -> uvicorn.Server:
+    """A uvicorn server for the app (built from the settings unless given). Not started."""
     config = uvicorn.Config(
-        create_app(settings),
+        app if app is not None else create_app(settings),
         host=settings.host,
         port=settings.port,
         lifespan="on",

@@ -2,7 +2,8 @@
 
 `FakeApi` is a small in-memory API server for unit tests (objects by path; resourceVersions
 that make PUT a compare-and-swap and a merge-patch precondition; POST, a pod's ``binding``,
-paged lists, watches that end at once; every request recorded; `intercept` to inject answers).
+paged lists, watches that stay open and silent; every request recorded; `intercept` to inject
+answers).
 `FakePlugin` stands in for the NVIDIA device plugin until it lands: it performs exactly the
 plugin's annotation steps after ``Allocate`` (blank the to-allocate entries, set ``bind-phase``,
 release the node lock) for every bound pod in ``allocating``. `register_annotation` is what the
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import hami_rustcore as core
@@ -108,6 +109,11 @@ class FakePlugin:
                 await task
 
 
+async def _silence() -> AsyncIterator[bytes]:
+    await asyncio.sleep(3600)
+    yield b""
+
+
 def _merge(target: Json, patch: Json) -> None:
     for key, value in patch.items():
         if value is None:
@@ -166,7 +172,7 @@ class FakeApi:
                 return answer
         path, method = request.url.path, request.method
         if request.url.params.get("watch") == "true":
-            return httpx.Response(200, content=b"")  # ends at once: the caller watches again
+            return httpx.Response(200, content=_silence())  # open, and nothing happens
         if method == "GET":
             if path in self.objects:
                 return httpx.Response(200, json=self.objects[path])
