@@ -118,11 +118,13 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--devices", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--keep", type=Path, help="keep the cluster's and extender's logs here")
     args = parser.parse_args()
     ensure_built()
     port = free_port()
     extra = {"extenders": [extender_config(f"http://127.0.0.1:{port}")]}
-    with tempfile.TemporaryDirectory(prefix="hami-bench-sched-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hami-bench-sched-") as scratch:
+        tmp = str(args.keep or scratch)
         cluster = make_cluster(Path(tmp) / "cluster", scheduler_extra=extra)
         cluster.start()
         proc: subprocess.Popen[bytes] | None = None

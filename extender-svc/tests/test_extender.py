@@ -13,8 +13,8 @@ import orjson
 from hami_common.protocol.annotations import BIND_PHASE, NODE_LOCK
 from hami_common.telemetry import in_memory_tracing, new_registry
 from hami_extender.events import EventSink
-from hami_extender.explain import Explanations
-from hami_extender.extender import SPAN_NODE_REASONS, Extender
+from hami_extender.explain import SPAN_NODE_REASONS, Explanations
+from hami_extender.extender import Extender
 from hami_extender.metrics import ExtenderMetrics
 from hami_extender.settings import ExtenderSettings
 from hami_extender.sync import StateSync

@@ -10,8 +10,25 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+import orjson
+
 MAX_STEPS = 8
 MAX_NODE_REASONS = 100
+SPAN_NODE_REASONS = 20
+
+
+def failure_summary(
+    candidates: int, failed: dict[str, str], reasons: dict[str, int]
+) -> dict[str, Any]:
+    """The filter span's attributes about rejected nodes: cost bounded whatever the node count
+    (the counts by reason, and only the first `SPAN_NODE_REASONS` per-node reasons)."""
+    by_node = dict(itertools.islice(failed.items(), SPAN_NODE_REASONS))
+    return {
+        "hami.filter.candidates": candidates,
+        "hami.filter.failed_count": len(failed),
+        "hami.filter.failed_nodes": orjson.dumps(by_node).decode(),
+        "hami.filter.reasons": orjson.dumps(reasons).decode(),
+    }
 
 
 class Explanations:

@@ -16,7 +16,6 @@ releases the lock and answers the error.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from opentelemetry.trace import Span, StatusCode, Tracer
 
 from hami_extender.annotations import allocation_annotations
 from hami_extender.events import EventSink
-from hami_extender.explain import Explanations
+from hami_extender.explain import Explanations, failure_summary
 from hami_extender.inventory import ObjectError, node_inventory
 from hami_extender.metrics import ExtenderMetrics
 from hami_extender.settings import ExtenderSettings
@@ -55,21 +54,6 @@ Json = dict[str, Any]
 
 def _devices_text(devices: list[list[core.AllocDevice]]) -> str:
     return core.encode_pod_devices(devices)
-
-
-SPAN_NODE_REASONS = 20
-
-
-def failure_summary(candidates: int, failed: dict[str, str], reasons: dict[str, int]) -> Json:
-    """The filter span's attributes about rejected nodes: cost bounded whatever the node count
-    (the counts by reason, and only the first `SPAN_NODE_REASONS` per-node reasons)."""
-    by_node = dict(itertools.islice(failed.items(), SPAN_NODE_REASONS))
-    return {
-        "hami.filter.candidates": candidates,
-        "hami.filter.failed_count": len(failed),
-        "hami.filter.failed_nodes": orjson.dumps(by_node).decode(),
-        "hami.filter.reasons": orjson.dumps(reasons).decode(),
-    }
 
 
 def _top_reason(reasons: dict[str, int], failed: dict[str, str]) -> str:
@@ -102,6 +86,7 @@ class Extender:
         self.tracer = tracer
         self.is_leader = is_leader
         self.specs = cluster.vendor_specs()
+        self._gates: dict[str, asyncio.Lock] = {}  # binds to one node take its lock in turn
 
     # -- filter ------------------------------------------------------------------------------
 
@@ -198,11 +183,14 @@ class Extender:
         return filter_result(node_names=[node], failed=failed)
 
     def _fit(self, request: core.PodRequest, names: list[str], now: float) -> core.FilterResult:
-        """The best node, preferring nodes whose allocation lock is free: a bind on a locked node
-        waits until the device plugin has allocated the previous pod there, so with binpack every
-        pod would queue on one node's lock. A locked node is still chosen when nothing else fits.
-        """
+        """The best node, preferring nodes with no allocation in flight (a reservation not yet
+        bound, or a lock the device plugin has not released yet): a bind on a locked node waits
+        until the plugin has allocated the previous pod there, and kube-scheduler filters the
+        next pods long before that, so with binpack every pod would queue on one node's lock.
+        A busy node is still chosen when nothing else fits."""
         busy = self.sync.locked
+        if self.sync.pending:
+            busy = busy | {p.node for p in self.sync.pending.values()}
         if busy and len(names) > 1:
             free = [n for n in names if n not in busy]
             if free and len(free) < len(names):
@@ -366,17 +354,25 @@ class Extender:
         return "", ""
 
     async def _lock(self, args: BindArgs) -> str:
+        """Take the node lock, waiting up to ``lock_wait_seconds`` for a live holder. Binds to one
+        node queue here, in this process, and a held lock is waited out on the node watch (which
+        shows the plugin's release) rather than by polling the API: polling from many parallel
+        binds slowed the API server, and so the plugin's releases, for everyone."""
         deadline = time.monotonic() + self.settings.lock_wait_seconds
-        while True:
-            try:
-                await nodelock.acquire(self.client, args.node, args.namespace, args.name)
-                return ""
-            except nodelock.NodeLockContention as exc:
-                if time.monotonic() >= deadline:
-                    return str(exc)
-            except ApiError as exc:
-                return f"could not take the lock of node {args.node}: {exc}"
-            await asyncio.sleep(0.1)
+        gate = self._gates.setdefault(args.node, asyncio.Lock())
+        async with gate:
+            while True:
+                try:
+                    await nodelock.acquire(self.client, args.node, args.namespace, args.name)
+                    return ""
+                except nodelock.NodeLockContention as exc:
+                    if time.monotonic() >= deadline:
+                        return str(exc)
+                except ApiError as exc:
+                    return f"could not take the lock of node {args.node}: {exc}"
+                self.sync.locked.add(args.node)  # until the node watch shows it released
+                while args.node in self.sync.locked and time.monotonic() < deadline:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)  # the node watch updates a set, not an Event
 
     async def _release_lock(self, args: BindArgs) -> bool:
         try:
