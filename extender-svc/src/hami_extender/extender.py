@@ -360,7 +360,13 @@ class Extender:
         binds slowed the API server, and so the plugin's releases, for everyone."""
         deadline = time.monotonic() + self.settings.lock_wait_seconds
         gate = self._gates.setdefault(args.node, asyncio.Lock())
-        async with gate:
+        try:
+            async with asyncio.timeout(self.settings.lock_wait_seconds):
+                await gate.acquire()
+        except TimeoutError:
+            return (f"node {args.node} has binds queued for its lock for longer than "
+                    f"{self.settings.lock_wait_seconds:g}s; the pod will be retried")  # fmt: skip
+        try:
             while True:
                 try:
                     await nodelock.acquire(self.client, args.node, args.namespace, args.name)
@@ -373,6 +379,8 @@ class Extender:
                 self.sync.locked.add(args.node)  # until the node watch shows it released
                 while args.node in self.sync.locked and time.monotonic() < deadline:  # noqa: ASYNC110
                     await asyncio.sleep(0.02)  # the node watch updates a set, not an Event
+        finally:
+            gate.release()
 
     async def _release_lock(self, args: BindArgs) -> bool:
         try:

@@ -73,6 +73,7 @@ class FakePlugin:
     ) -> None:  # fmt: skip
         self.kube, self.namespace, self.fail = kube, namespace, fail
         self.done: set[str] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def allocate(self, pod: Json) -> None:
         meta = pod["metadata"]
@@ -93,10 +94,15 @@ class FakePlugin:
                         and (pod.get("spec") or {}).get("nodeName")
                         and ann.get(BIND_PHASE) == PHASE_ALLOCATING):  # fmt: skip
                     self.done.add(uid)
-                    try:
-                        await self.allocate(pod)
-                    except ApiError:
-                        self.done.discard(uid)
+                    task = asyncio.create_task(self._allocate(pod, uid))  # each node's plugin
+                    self.tasks.add(task)  # runs on its own: pods do not wait for each other
+                    task.add_done_callback(self.tasks.discard)
+
+    async def _allocate(self, pod: Json, uid: str) -> None:
+        try:
+            await self.allocate(pod)
+        except ApiError:
+            self.done.discard(uid)
 
     @contextlib.asynccontextmanager
     async def running(self) -> Any:
@@ -104,9 +110,11 @@ class FakePlugin:
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            for pending in (task, *self.tasks):
+                pending.cancel()
+            for pending in (task, *self.tasks):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
 
 
 async def _silence() -> AsyncIterator[bytes]:
