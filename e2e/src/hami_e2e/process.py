@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -25,13 +25,22 @@ from types import FrameType
 _REGISTRY: dict[int, ManagedProcess] = {}
 _REGISTRY_LOCK = threading.Lock()
 _HANDLERS_INSTALLED = False
-_PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: SIGKILL me when my parent thread exits."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+_SETPRIV = shutil.which("setpriv")
+
+
+def _tied_to_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that the kernel SIGKILLs it when the thread that started it exits.
+
+    util-linux's ``setpriv --pdeathsig`` sets the parent-death signal and execs the command; the
+    signal survives the exec. This replaces a ``preexec_fn``: Python code between fork and exec
+    can deadlock in a multithreaded process (a lock held by another thread at fork time, gRPC's
+    fork handlers), which hung process starts after gRPC had been used in the same process.
+    """
+    if _SETPRIV is None:
+        return argv
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
 class ProcessError(RuntimeError):
@@ -77,15 +86,15 @@ class ManagedProcess:
         with self.log.open("ab") as sink:
             sink.write(f"$ {' '.join(self.argv)}\n".encode())
             sink.flush()
+            argv = _tied_to_parent(self.argv) if self._tie_to_parent() else self.argv
             self.proc = subprocess.Popen(
-                self.argv,
+                argv,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self._tie_to_parent() else None,  # noqa: PLW1509
             )
         with _REGISTRY_LOCK:
             _REGISTRY[self.proc.pid] = self
