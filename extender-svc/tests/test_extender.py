@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import hami_rustcore as core
 import orjson
+from hami_common.protocol import nodelock
 from hami_common.protocol.annotations import BIND_PHASE, NODE_LOCK
 from hami_common.telemetry import in_memory_tracing, new_registry
 from hami_extender.events import EventSink
@@ -39,7 +41,7 @@ class Rig:
     events: EventSink
 
 
-def rig(api: FakeApi, nodes: int = 3, persist: str = "bind") -> Rig:
+def rig(api: FakeApi, nodes: int = 3, persist: str = "bind", lock_wait: float = 5.0) -> Rig:
     """An Extender on ``nodes`` nodes of one 16 GB GPU each (must run inside an event loop)."""
     client = api.client()
     cluster = core.Cluster("binpack", "spread")
@@ -60,7 +62,7 @@ def rig(api: FakeApi, nodes: int = 3, persist: str = "bind") -> Rig:
     provider, spans = in_memory_tracing("hami-extender")
     events = EventSink(client, "hami-scheduler")
     ext = Extender(
-        ExtenderSettings(persist_reservation=persist),  # type: ignore[arg-type]
+        ExtenderSettings(persist_reservation=persist, lock_wait_seconds=lock_wait),  # type: ignore[arg-type]
         cluster=cluster, sync=sync, client=client, events=events, explanations=Explanations(10),
         metrics=ExtenderMetrics(registry, cluster), tracer=provider.get_tracer("t"),
         is_leader=lambda: True,
@@ -262,3 +264,27 @@ def test_filter_prefers_nodes_whose_lock_is_free(api: FakeApi) -> None:
     assert placed[0] != placed[1]
     assert placed[2] in ("n0", "n1")
     assert locked == {placed[0]}  # still locked in the API; the other one's plugin released it
+
+
+def test_a_bind_that_cannot_take_the_lock_gives_the_reservation_back(api: FakeApi) -> None:
+    """The retry must be free to choose a node whose lock is free, not wait on this one again."""
+
+    async def go() -> tuple[Rig, Json]:
+        r = rig(api, nodes=1, lock_wait=0.3)
+        ann = {BIND_PHASE: "allocating", "hami.io/vgpu-node": "n0"}
+        holder = {"metadata": {"name": "holder", "namespace": "ns", "annotations": ann},
+                  "spec": {"nodeName": "n0"}, "status": {"phase": "Pending"}}  # fmt: skip
+        api.put("/api/v1/namespaces/ns/pods", holder)
+        lock = nodelock.format_lock(datetime.now(UTC), "ns", "holder")
+        api.get("/api/v1/nodes/n0")["metadata"]["annotations"][NODE_LOCK] = lock
+        pod = gpu_pod("p", 1000)
+        api.put("/api/v1/namespaces/ns/pods", pod)
+        assert orjson.loads(await r.ext.filter(filter_body(pod, ["n0"])))["NodeNames"] == ["n0"]
+        args = {"PodName": "p", "PodNamespace": "ns", "PodUID": "uid-p", "Node": "n0"}
+        return r, orjson.loads(await r.ext.bind(orjson.dumps(args)))
+
+    r, answer = asyncio.run(go())
+    assert "locked by pod ns/holder" in answer["Error"]
+    assert r.ext.cluster.pod("uid-p") is None
+    assert "uid-p" not in r.ext.sync.pending
+    assert "nodeName" not in api.get("/api/v1/namespaces/ns/pods/p")["spec"]

@@ -324,6 +324,9 @@ class Extender:
         span.set_attribute("hami.bind.devices", _devices_text(held.devices))
         error = await self._lock(args)
         if error:
+            if self.settings.persist_reservation == "bind":  # nothing written yet: let the
+                self.cluster.remove_pod(args.uid)  # retry choose a node whose lock is free
+                self.sync.pending.pop(args.uid, None)
             return error, "lock-contention"
         self.sync.locked.add(args.node)  # until the node watch shows the plugin released it
         annotations = dict(pending.annotations) if pending else {}
