@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -183,18 +184,22 @@ class Extender:
         return filter_result(node_names=[node], failed=failed)
 
     def _fit(self, request: core.PodRequest, names: list[str], now: float) -> core.FilterResult:
-        """The best node, preferring nodes with no allocation in flight (a reservation not yet
-        bound, or a lock the device plugin has not released yet): a bind on a locked node waits
-        until the plugin has allocated the previous pod there, and kube-scheduler filters the
-        next pods long before that, so with binpack every pod would queue on one node's lock.
-        A busy node is still chosen when nothing else fits."""
-        busy = self.sync.locked
-        if self.sync.pending:
-            busy = busy | {p.node for p in self.sync.pending.values()}
-        if busy and len(names) > 1:
-            free = [n for n in names if n not in busy]
-            if free and len(free) < len(names):
-                result = self.cluster.filter(request, free, reserve=True, now=now)
+        """The best node among those with the fewest allocations in flight (reservations not yet
+        bound, and a lock the device plugin has not released yet), then among the rest: a bind
+        on a locked node waits until the plugin has allocated the previous pod there, and
+        kube-scheduler filters the next pods long before that, so with binpack alone every pod
+        would queue on one node's lock. Costs nothing while no allocation is in flight."""
+        if not self.sync.locked and not self.sync.pending:
+            return self.cluster.filter(request, names, reserve=True, now=now)
+        load = Counter(p.node for p in self.sync.pending.values())
+        for node in self.sync.locked:
+            load[node] += 1
+        tiers: dict[int, list[str]] = {}
+        for name in names:
+            tiers.setdefault(load.get(name, 0), []).append(name)
+        if len(tiers) > 1:
+            for _, tier in sorted(tiers.items())[:-1]:
+                result = self.cluster.filter(request, tier, reserve=True, now=now)
                 if result.node is not None:
                     return result
         return self.cluster.filter(request, names, reserve=True, now=now)
