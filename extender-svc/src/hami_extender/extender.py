@@ -192,13 +192,18 @@ class Extender:
         if not self.sync.locked and not self.sync.pending:
             return self.cluster.filter(request, names, reserve=True, now=now)
         load = Counter(p.node for p in self.sync.pending.values())
-        for node in self.sync.locked:
-            load[node] += 1
-        tiers: dict[int, list[str]] = {}
-        for name in names:
-            tiers.setdefault(load.get(name, 0), []).append(name)
-        if len(tiers) > 1:
-            for _, tier in sorted(tiers.items())[:-1]:
+        load.update(self.sync.locked)
+        free = [n for n in names if n not in load]  # the one pass over the names
+        if free and len(free) < len(names):
+            result = self.cluster.filter(request, free, reserve=True, now=now)
+            if result.node is not None:
+                return result
+        if len(load) > 1:  # every fitting node busy: the least busy ones first
+            allowed = set(names)
+            counts = [c for n, c in load.items() if n in allowed]
+            low = min(counts, default=0)
+            tier = [n for n, c in load.items() if c == low and n in allowed]
+            if tier and len(tier) < len(counts):
                 result = self.cluster.filter(request, tier, reserve=True, now=now)
                 if result.node is not None:
                     return result
