@@ -76,6 +76,7 @@ class HamiStack:
         self.workdir = workdir
         self.extender_port = extender_port
         self.services: list[Service] = []
+        self.extenders: list[Service] = []
 
     def extender(self, port: int | None = None, *extra: str, name: str = "extender") -> Service:
         port = port or self.extender_port
@@ -87,6 +88,7 @@ class HamiStack:
                       f"http://127.0.0.1:{port}/readyz")  # fmt: skip
         svc.start()
         self.services.append(svc)
+        self.extenders.append(svc)
         return svc
 
     def webhook(self) -> tuple[Service, int, bytes]:

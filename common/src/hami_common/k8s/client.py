@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
+import orjson
 
 from hami_common.k8s.backoff import Backoff, is_retryable
 from hami_common.k8s.config import ClusterConfig
@@ -57,8 +58,9 @@ def _transport_error(exc: httpx.HTTPError, what: str) -> ApiError:
 
 
 def _decode(body: bytes, what: str) -> Json:
+    # orjson: lists of thousands of pods are the adapter's largest responses (~1.5x faster).
     try:
-        doc = json.loads(body)
+        doc = orjson.loads(body)
     except ValueError:
         raise ServerError(f"{what}: the response is not JSON", reason="InvalidResponse") from None
     if not isinstance(doc, dict):
