@@ -96,12 +96,10 @@ def test_3096_a_live_holder_keeps_its_lock_past_hamis_expiry(hami_stack, hami_ns
             error = await filter_and_bind(hami_stack.extender_port, second, node)
             # HAMi #3096 handed the lock over here; the two pods then swapped limits.
             holder = str(await lock_value(kube, node))
-            # The first pod's plugin step finishes: now the second may bind.
+            # The first pod's plugin step finishes: now the second may bind. The refused bind
+            # gave its reservation back, so kube-scheduler's retry filters again, then binds.
             await FakePlugin(kube).allocate(await kube.get(PODS, "first", namespace=hami_ns))
-            meta = second["metadata"]
-            retry = (await post(hami_stack.extender_port, "bind", {
-                "PodName": "second", "PodNamespace": hami_ns, "PodUID": meta["uid"],
-                "Node": node}))["Error"]  # fmt: skip
+            retry = await filter_and_bind(hami_stack.extender_port, second, node)
             return error, holder, retry
 
     error, holder, retry = asyncio.run(go())
