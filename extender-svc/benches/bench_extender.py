@@ -53,7 +53,10 @@ def serve(port: int, persist: str, api_port: int) -> None:
     from hami_extender.server import KEEP_ALIVE_SECONDS
     from hami_extender.settings import ExtenderSettings
 
-    settings = ExtenderSettings(port=port, persist_reservation=persist)  # type: ignore[arg-type]
+    # HAMI_EXTENDER_* variables apply (threads, policies...), as they would to the service.
+    settings = ExtenderSettings.load(
+        ["--port", str(port), "--persist-reservation", persist], os.environ
+    )
     client = KubeClient(ClusterConfig(server=f"http://127.0.0.1:{api_port}"))
     app = create_app(settings, client=client)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,

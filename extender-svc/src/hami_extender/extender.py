@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -184,30 +183,14 @@ class Extender:
         return filter_result(node_names=[node], failed=failed)
 
     def _fit(self, request: core.PodRequest, names: list[str], now: float) -> core.FilterResult:
-        """The best node among those with the fewest allocations in flight (reservations not yet
-        bound, and a lock the device plugin has not released yet), then among the rest: a bind
+        """The best node, among those with the fewest allocations in flight first when
+        ``prefer_idle_nodes`` (the core counts unbound reservations and held node locks): a bind
         on a locked node waits until the plugin has allocated the previous pod there, and
-        kube-scheduler filters the next pods long before that, so with binpack alone every pod
-        would queue on one node's lock. Costs nothing while no allocation is in flight."""
-        if not self.sync.locked and not self.sync.pending:
-            return self.cluster.filter(request, names, reserve=True, now=now)
-        load = Counter(p.node for p in self.sync.pending.values())
-        load.update(self.sync.locked)
-        free = [n for n in names if n not in load]  # the one pass over the names
-        if free and len(free) < len(names):
-            result = self.cluster.filter(request, free, reserve=True, now=now)
-            if result.node is not None:
-                return result
-        if len(load) > 1:  # every fitting node busy: the least busy ones first
-            allowed = set(names)
-            counts = [c for n, c in load.items() if n in allowed]
-            low = min(counts, default=0)
-            tier = [n for n, c in load.items() if c == low and n in allowed]
-            if tier and len(tier) < len(counts):
-                result = self.cluster.filter(request, tier, reserve=True, now=now)
-                if result.node is not None:
-                    return result
-        return self.cluster.filter(request, names, reserve=True, now=now)
+        kube-scheduler filters the next pods long before that, so with the policy alone every
+        pod of a burst would queue on one node's lock."""
+        return self.cluster.filter(
+            request, names, reserve=True, now=now, prefer_idle=self.settings.prefer_idle_nodes
+        )
 
     def _unschedulable(
         self, args: FilterArgs, reasons: dict[str, int], failed: dict[str, str], span: Span

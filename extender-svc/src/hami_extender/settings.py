@@ -41,6 +41,13 @@ class ExtenderSettings(ServiceSettings):
         description="when the allocation annotations are written: at bind (filter stays in "
         "memory, off the scheduler's critical path) or at filter (as HAMi does)",
     )
+    prefer_idle_nodes: bool = Field(
+        default=True,
+        description="among fitting nodes, prefer those with the fewest allocations in flight "
+        "(reserved and not bound, or locked by a bind), then apply the node policy: a burst "
+        "then spreads its binds instead of queueing on one node's lock; off: the node policy "
+        "alone, as HAMi",
+    )
     reservation_ttl_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
         default=120.0, description="a reservation not bound within this time is released"
     )

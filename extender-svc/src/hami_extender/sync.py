@@ -65,6 +65,34 @@ class Pending:
     at: float = field(default_factory=time.time)
 
 
+class LockedNodes:
+    """Names of the nodes whose allocation lock is held, mirrored into the core, whose filter
+    (with ``prefer_idle``) counts a held lock as one allocation in flight on the node."""
+
+    def __init__(self, cluster: core.Cluster) -> None:
+        self._cluster = cluster
+        self._names: set[str] = set()
+
+    def add(self, name: str) -> None:
+        if name not in self._names:
+            self._names.add(name)
+            self._cluster.set_node_busy(name, True)
+
+    def discard(self, name: str) -> None:
+        if name in self._names:
+            self._names.discard(name)
+            self._cluster.set_node_busy(name, False)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+
 class StateSync:
     """The two watch loops, and the bookkeeping that lets filter and watch agree."""
 
@@ -81,7 +109,7 @@ class StateSync:
         self.node_prints: dict[str, tuple[str, ...]] = {}
         # nodes whose allocation lock is held (from the node watch, and set by our own bind at
         # once): filter prefers other nodes while one fits, so binds do not queue on one lock
-        self.locked: set[str] = set()
+        self.locked = LockedNodes(cluster)
         self.pods: dict[str, str] = {}  # uid -> ns/name of pods in the state from the API
         self.nodes_synced = asyncio.Event()
         self.pods_synced = asyncio.Event()
@@ -115,18 +143,17 @@ class StateSync:
             self.decode_errors += 1
             log.warning("%s; keeping the node's previous inventory", exc)
             return
-        ann = member(node, "metadata").get("annotations")
+        if self.node_prints.get(name) != inv.fingerprint:
+            self.node_prints[name] = inv.fingerprint
+            if inv.devices:
+                self.cluster.set_node(name, inv.devices, inv.pair_scores, inv.cordoned)
+            else:
+                self.cluster.remove_node(name)
+        ann = member(node, "metadata").get("annotations")  # after set_node: the core knows it
         if isinstance(ann, dict) and ann.get(NODE_LOCK):
             self.locked.add(name)
         else:
             self.locked.discard(name)
-        if self.node_prints.get(name) == inv.fingerprint:
-            return
-        self.node_prints[name] = inv.fingerprint
-        if inv.devices:
-            self.cluster.set_node(name, inv.devices, inv.pair_scores, inv.cordoned)
-        else:
-            self.cluster.remove_node(name)
 
     def remove_node(self, name: str) -> None:
         self.node_prints.pop(name, None)

@@ -207,8 +207,19 @@ impl Cluster {
         self.inner.usage().into_iter().map(DeviceUsage::from_core).collect()
     }
 
+    /// Marks a node's allocation lock as held or free (see `filter`'s `prefer_idle`).
+    fn set_node_busy(&self, name: &str, busy: bool) -> bool {
+        self.inner.set_node_busy(name, busy)
+    }
+
+    /// Allocations in flight on a node: unbound reservations, plus one while it is busy.
+    fn in_flight(&self, name: &str) -> u32 {
+        self.inner.in_flight(name)
+    }
+
     /// Picks the best node among `candidates` and, with `reserve`, records the allocation.
-    #[pyo3(signature = (pod, candidates, reserve=true, now=None))]
+    /// With `prefer_idle`, fitting nodes with fewer allocations in flight come first.
+    #[pyo3(signature = (pod, candidates, reserve=true, now=None, prefer_idle=false))]
     fn filter(
         &self,
         py: Python<'_>,
@@ -216,6 +227,7 @@ impl Cluster {
         candidates: &Bound<'_, PyAny>,
         reserve: bool,
         now: Option<f64>,
+        prefer_idle: bool,
     ) -> PyResult<FilterResult> {
         let req = pod.to_core(py)?;
         let now = now.unwrap_or_else(now_unix);
@@ -223,7 +235,7 @@ impl Cluster {
         let (arena, spans) = convert::names_arg(candidates)?;
         let result = py.detach(|| {
             let names: Vec<&str> = spans.iter().map(|&(a, b)| &arena[a..b]).collect();
-            self.inner.filter(&req, &names, reserve, now)
+            self.inner.filter_with(&req, &names, reserve, now, prefer_idle)
         });
         Ok(FilterResult::from_core(result.map_err(core_err)?))
     }

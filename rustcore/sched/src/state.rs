@@ -224,16 +224,40 @@ impl Cluster {
         self.state.read().pods.len()
     }
 
-    /// Marks a reservation as bound: it no longer expires.
+    /// Marks a reservation as bound: it no longer expires, nor counts as in flight.
     pub fn mark_bound(&self, uid: &str) -> bool {
         let mut s = self.state.write();
-        match s.pods.get_mut(uid) {
+        let State { nodes, pods, .. } = &mut *s;
+        match pods.get_mut(uid) {
             Some(p) => {
-                p.reserved_at = None;
+                if p.reserved_at.take().is_some() {
+                    if let Some(id) = nodes.id(&p.node) {
+                        nodes.change_in_flight(id, false);
+                    }
+                }
                 true
             }
             None => false,
         }
+    }
+
+    /// Marks a node's allocation lock as held (or free): one more allocation in flight there
+    /// for `filter_with(prefer_idle)`. Returns whether the node is known.
+    pub fn set_node_busy(&self, name: &str, busy: bool) -> bool {
+        let mut s = self.state.write();
+        match s.nodes.id(name) {
+            Some(id) => {
+                s.nodes.set_busy(id, busy);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Allocations in flight on a node (see `filter_with`); 0 for an unknown node.
+    pub fn in_flight(&self, name: &str) -> u32 {
+        let s = self.state.read();
+        s.nodes.id(name).map_or(0, |id| s.nodes.in_flight(id))
     }
 
     /// Releases every reservation made before `now - ttl` that was never bound; returns their UIDs.
@@ -281,6 +305,14 @@ impl Cluster {
         let s = self.state.read();
         for id in s.nodes.ids() {
             let e = s.nodes.entry(id);
+            let unbound = e.pods.iter().filter(|uid| s.pods[*uid].reserved_at.is_some()).count();
+            if s.nodes.unbound(id) as usize != unbound {
+                return Err(format!(
+                    "node {}: {} unbound reservations counted, {unbound} held",
+                    e.name,
+                    s.nodes.unbound(id)
+                ));
+            }
             let Some(inv) = e.inventory.as_ref() else { continue };
             let (hot, usage) = s.nodes.devices(id);
             if s.nodes.totals(id) != crate::table::NodeTotals::of(hot, usage) {
@@ -330,6 +362,22 @@ impl Cluster {
     /// Finds the best node among `candidates` for `pod` and, with `reserve`, records the
     /// allocation (replacing any earlier one of the same UID) before any other filter can run.
     pub fn filter(&self, pod: &PodRequest, candidates: &[&str], reserve: bool, now: f64) -> Result<FilterResult> {
+        self.filter_with(pod, candidates, reserve, now, false)
+    }
+
+    /// `filter`, and with `prefer_idle` the fitting nodes with the fewest allocations in flight
+    /// (unbound reservations, a held allocation lock: `set_node_busy`) come first, the node
+    /// policy deciding among them. A bind on a node whose lock is held waits until the device
+    /// plugin has allocated the previous pod there, while kube-scheduler filters the next pods
+    /// long before that: with the policy alone a burst would queue on one node's lock.
+    pub fn filter_with(
+        &self,
+        pod: &PodRequest,
+        candidates: &[&str],
+        reserve: bool,
+        now: f64,
+        prefer_idle: bool,
+    ) -> Result<FilterResult> {
         let guard = self.state.upgradable_read();
         // A retried pod starts clean: its earlier reservation is not counted against it.
         let previous = guard.pods.get(&pod.uid).cloned();
@@ -349,7 +397,7 @@ impl Cluster {
             }
         };
         let plan = PodPlan::new(pod, &self.vendors, self.node_policy, &self.gpu_policy, quota)?;
-        let outcomes = self.evaluate(&guard, &plan, candidates, previous.as_ref());
+        let outcomes = self.evaluate(&guard, &plan, candidates, previous.as_ref(), prefer_idle);
         let mut result = FilterResult {
             node: None,
             score: 0.0,
@@ -358,22 +406,25 @@ impl Cluster {
             reason_counts: ReasonCounts::default(),
             reserved: false,
         };
-        let mut best: Option<(usize, f64)> = None;
+        let mut best: Option<(usize, f64, u32)> = None;
         for (ci, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
-                Outcome::Fit(score) => {
+                Outcome::Fit(score, flight) => {
                     let better = match &best {
                         None => true,
-                        Some((bi, b)) => {
+                        Some((bi, b, bf)) => {
                             let ord = match plan.node_policy {
                                 NodePolicy::Binpack => score.total_cmp(b),
                                 NodePolicy::Spread => b.total_cmp(&score),
                             };
-                            ord.then_with(|| candidates[*bi].cmp(candidates[ci])).is_gt()
+                            bf.cmp(&flight)
+                                .then(ord)
+                                .then_with(|| candidates[*bi].cmp(candidates[ci]))
+                                .is_gt()
                         }
                     };
                     if better {
-                        best = Some((ci, score));
+                        best = Some((ci, score, flight));
                     }
                 }
                 Outcome::Miss(summary, counts) => {
@@ -387,7 +438,7 @@ impl Cluster {
                     .push((candidates[ci].to_string(), NODE_UNREGISTERED.to_string())),
             }
         }
-        let Some((ci, score)) = best else {
+        let Some((ci, score, _)) = best else {
             return Ok(result);
         };
         let node_name = candidates[ci];
@@ -441,7 +492,14 @@ impl Cluster {
         Ok(result)
     }
 
-    fn evaluate(&self, s: &State, plan: &PodPlan, candidates: &[&str], previous: Option<&PodAlloc>) -> Vec<Outcome> {
+    fn evaluate(
+        &self,
+        s: &State,
+        plan: &PodPlan,
+        candidates: &[&str],
+        previous: Option<&PodAlloc>,
+        prefer_idle: bool,
+    ) -> Vec<Outcome> {
         let single = plan.single();
         let needs_inventory = plan.needs_inventory();
         let run = |chunk: &[&str]| -> Vec<Outcome> {
@@ -475,7 +533,16 @@ impl Cluster {
                         None => fit_node(inv(), hot, usage, plan, &mut scratch, false).map(|f| f.score),
                     };
                     match scored {
-                        Ok(score) => Outcome::Fit(score),
+                        Ok(score) => {
+                            // A retried pod's own reservation is not in flight against it.
+                            let own = previous.is_some_and(|p| p.reserved_at.is_some() && p.node == *name);
+                            let flight = if prefer_idle {
+                                s.nodes.in_flight(id) - u32::from(own)
+                            } else {
+                                0
+                            };
+                            Outcome::Fit(score, flight)
+                        }
                         Err(miss) => Outcome::Miss(miss.summary, miss.counts),
                     }
                 })
@@ -501,8 +568,8 @@ impl Cluster {
 }
 
 enum Outcome {
-    /// The node fits, with this score.
-    Fit(f64),
+    /// The node fits, with this score and (when asked) this many allocations in flight.
+    Fit(f64, u32),
     Miss(String, ReasonCounts),
     Unregistered,
 }
@@ -563,6 +630,9 @@ fn recompute_usage(nodes: &mut NodeTable, id: u32, pods: &FxHashMap<String, PodA
 fn apply(s: &mut State, pod: &PodAlloc, add: bool) {
     let collapsed = pod.collapsed();
     if let Some(id) = s.nodes.id(&pod.node) {
+        if pod.reserved_at.is_some() {
+            s.nodes.change_in_flight(id, add);
+        }
         let indices: Vec<Option<usize>> = match s.nodes.entry(id).inventory.as_ref() {
             Some(inv) => collapsed
                 .iter()
@@ -608,8 +678,9 @@ fn remove_locked(s: &mut State, uid: &str) -> Option<PodAlloc> {
 
 fn upsert_locked(s: &mut State, pod: PodAlloc) {
     remove_locked(s, &pod.uid);
-    apply(s, &pod, true);
+    // The node first, so that `apply` counts the reservation on it even before it registers.
     let id = s.nodes.id_or_insert(&pod.node);
+    apply(s, &pod, true);
     s.nodes.entry_mut(id).pods.insert(pod.uid.clone());
     s.pods.insert(pod.uid.clone(), pod);
 }

@@ -57,6 +57,10 @@ pub struct NodeTable {
     ranges: Vec<(u32, u32)>,
     registered: Vec<bool>,
     totals: Vec<NodeTotals>,
+    /// Per id: reservations on the node not yet bound, plus one while its allocation lock is
+    /// held (`set_busy`): the allocations in flight there.
+    in_flight: Vec<u32>,
+    busy: Vec<bool>,
     hot: Vec<DevHot>,
     usage: Vec<Usage>,
     free_ids: Vec<u32>,
@@ -99,6 +103,8 @@ impl NodeTable {
                 self.ranges[id as usize] = (0, 0);
                 self.registered[id as usize] = false;
                 self.totals[id as usize] = NodeTotals::default();
+                self.in_flight[id as usize] = 0;
+                self.busy[id as usize] = false;
                 self.names[id as usize] = span;
                 id
             }
@@ -107,6 +113,8 @@ impl NodeTable {
                 self.ranges.push((0, 0));
                 self.registered.push(false);
                 self.totals.push(NodeTotals::default());
+                self.in_flight.push(0);
+                self.busy.push(false);
                 self.names.push(span);
                 (self.entries.len() - 1) as u32
             }
@@ -144,6 +152,26 @@ impl NodeTable {
 
     pub fn totals(&self, id: u32) -> NodeTotals {
         self.totals[id as usize]
+    }
+
+    /// Allocations in flight on the node: unbound reservations, plus one while it is busy.
+    pub fn in_flight(&self, id: u32) -> u32 {
+        self.in_flight[id as usize] + u32::from(self.busy[id as usize])
+    }
+
+    /// Unbound reservations counted on the node.
+    pub fn unbound(&self, id: u32) -> u32 {
+        self.in_flight[id as usize]
+    }
+
+    /// Counts one more (or one fewer) unbound reservation on the node.
+    pub fn change_in_flight(&mut self, id: u32, add: bool) {
+        let n = &mut self.in_flight[id as usize];
+        *n = if add { *n + 1 } else { n.saturating_sub(1) };
+    }
+
+    pub fn set_busy(&mut self, id: u32, busy: bool) {
+        self.busy[id as usize] = busy;
     }
 
     /// Replaces the node's usage (in device order) and its totals.

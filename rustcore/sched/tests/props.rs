@@ -141,13 +141,44 @@ proptest! {
             let mut p = p;
             p.uid = format!("pod-{}", i % 7);
             match action {
-                // Some pods go away, some nodes are re-registered: usage must follow.
+                // Some pods go away, some nodes are re-registered, reservations are bound or
+                // expire, locks come and go: usage and the in-flight counts must follow.
                 0 => { c.remove_pod(&p.uid); }
                 1 => c.set_node(&names[i % names.len()], nodes[i % names.len()].clone(), &vec![], &[]),
-                _ => { let _ = c.filter(&p, &refs, true, 0.0).unwrap(); }
+                2 => { c.mark_bound(&p.uid); }
+                3 => { c.release_expired(i as f64, 3.0); }
+                4 => { c.set_node_busy(&names[i % names.len()], i % 2 == 0); }
+                5 => { let _ = c.filter_with(&p, &refs, true, i as f64, true).unwrap(); }
+                _ => { let _ = c.filter(&p, &refs, true, i as f64).unwrap(); }
             }
             assert_no_overcommit(&c);
             prop_assert_eq!(c.check_invariants(), Ok(()));
+        }
+    }
+
+    #[test]
+    fn prefer_idle_picks_a_fitting_node_with_the_fewest_in_flight(
+        nodes in arb_nodes(), pods in prop::collection::vec(arb_pod(String::new()), 1..12),
+        busy in prop::collection::vec(any::<bool>(), 6), p in arb_pod("probe".into()),
+    ) {
+        let (c, names) = build(&nodes);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        for (i, mut q) in pods.into_iter().enumerate() {
+            q.uid = format!("pod-{i}");
+            let _ = c.filter(&q, &refs, true, 0.0).unwrap();
+        }
+        for (name, b) in names.iter().zip(&busy) {
+            c.set_node_busy(name, *b);
+        }
+        let plain = c.filter(&p, &refs, false, 0.0).unwrap();
+        let idle = c.filter_with(&p, &refs, false, 0.0, true).unwrap();
+        // The same nodes fit and fail either way; only the choice among fitting ones differs.
+        prop_assert_eq!(plain.node.is_some(), idle.node.is_some());
+        prop_assert_eq!(&plain.failed, &idle.failed);
+        if let Some(chosen) = idle.node {
+            let failed: Vec<&str> = idle.failed.iter().map(|(n, _)| n.as_str()).collect();
+            let least = refs.iter().filter(|n| !failed.contains(n)).map(|n| c.in_flight(n)).min();
+            prop_assert_eq!(Some(c.in_flight(&chosen)), least);
         }
     }
 
