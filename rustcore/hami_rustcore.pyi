@@ -1,6 +1,6 @@
 """The Rust scheduling core: device model, fit and score, cluster usage state, HAMi codecs."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TypeAlias, final
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "DeviceRequest",
     "DeviceUsage",
     "FilterResult",
+    "NodeNames",
     "PodAllocation",
     "PodRequest",
     "__version__",
@@ -26,6 +27,7 @@ __all__ = [
     "encode_node_devices_legacy",
     "encode_pair_scores",
     "encode_pod_devices",
+    "parse_extender_args",
 ]
 
 __version__: str
@@ -271,12 +273,24 @@ class Cluster:
     def filter(
         self,
         pod: PodRequest,
-        candidates: Sequence[str],
+        candidates: Sequence[str] | NodeNames,
         reserve: bool = True,
         now: float | None = None,
         prefer_idle: bool = False,
     ) -> FilterResult: ...
 
+@final
+class NodeNames:
+    """Node names held by the core, in request order (from `parse_extender_args`)."""
+
+    def __new__(cls, names: Sequence[str]) -> NodeNames: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: int, /) -> str: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def to_list(self) -> list[str]: ...
+    def to_json(self) -> bytes: ...
+
+def parse_extender_args(body: bytes) -> tuple[bytes | None, NodeNames | None, bytes | None]: ...
 def decode_node_devices(text: str, vendor: str = "NVIDIA") -> list[Device]: ...
 def encode_node_devices(devices: Sequence[Device]) -> str: ...
 def decode_node_devices_legacy(text: str, vendor: str) -> list[Device]: ...

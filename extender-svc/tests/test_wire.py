@@ -12,7 +12,6 @@ import pytest
 from hami_extender.wire import (
     WireError,
     bind_result,
-    check_names,
     filter_result,
     parse_bind_args,
     parse_filter_args,
@@ -44,7 +43,7 @@ def test_keys_match_case_insensitively_like_go() -> None:
     body = orjson.dumps({"pod": {"metadata": {"uid": "u", "name": "p", "namespace": "n"}},
                          "nodenames": ["a"]})  # fmt: skip
     args = parse_filter_args(body)
-    assert (args.uid, args.key, args.node_names) == ("u", "n/p", ["a"])
+    assert (args.uid, args.key, list(args.node_names or [])) == ("u", "n/p", ["a"])
     bind = parse_bind_args(b'{"podname":"p","PODNAMESPACE":"n","PodUid":"u","node":"x"}')
     assert (bind.key, bind.uid, bind.node) == ("n/p", "u", "x")
 
@@ -65,19 +64,38 @@ def test_bad_filter_args_say_what_is_wrong(body: bytes, message: str) -> None:
         parse_filter_args(body)
 
 
-def test_node_names_are_checked_by_the_core_or_check_names() -> None:
-    """The names of a 5,000-node list are not looped over in Python: the core rejects a
-    non-string as it copies them (the extender answers NAMES_ERROR), `check_names` elsewhere."""
-    args = parse_filter_args(b'{"Pod":{"metadata":{"uid":"u","name":"p"}},"NodeNames":["a",1]}')
+def test_node_names_stay_in_the_core_and_filter_like_a_list() -> None:
+    """A 5,000-name list never becomes Python strings: the core copies the names into one
+    buffer as it reads the body (rejecting a non-string there), and filters on it in place."""
     with pytest.raises(WireError, match="list of strings"):
-        check_names(args.node_names or [])
-    assert check_names(["a", "b"]) == ["a", "b"]
-    cluster = core.Cluster()
-    request = core.PodRequest(
-        "u", "n", "p", [core.ContainerRequest([core.DeviceRequest("NVIDIA", 1)])]
+        parse_filter_args(b'{"Pod":{"metadata":{"uid":"u","name":"p"}},"NodeNames":["a",1]}')
+    body = b'{"Pod":{"metadata":{"uid":"u","name":"p"}},"NodeNames":["n1","n\\u00e9","n3"]}'
+    names = parse_filter_args(body).node_names
+    assert names is not None
+    assert (len(names), names[1], names[-1], list(names)) == (
+        3,
+        "n\u00e9",
+        "n3",
+        ["n1", "n\u00e9", "n3"],
     )
-    with pytest.raises(TypeError):
-        cluster.filter(request, args.node_names or [])
+    assert orjson.loads(names.to_json()) == ["n1", "n\u00e9", "n3"]
+    with pytest.raises(IndexError):
+        names[3]
+    cluster = core.Cluster()
+    for name in ("n1", "n3"):
+        cluster.set_node(name, [core.Device(f"GPU-{name}", 10, 8000, 100, "A100")])
+    request = core.PodRequest(
+        "u", "n", "p", [core.ContainerRequest([core.DeviceRequest("NVIDIA", 1, mem_mib=1000)])]
+    )
+    in_core = cluster.filter(request, names, reserve=False)
+    as_list = cluster.filter(request, list(names), reserve=False)
+    assert (in_core.node, in_core.failed) == (as_list.node, as_list.failed)
+    assert in_core.failed == {"n\u00e9": core.NODE_UNREGISTERED}
+
+
+def test_passthrough_answer_writes_the_names_as_given() -> None:
+    names = core.NodeNames(["a", 'b"c'])
+    assert orjson.loads(filter_result(names))["NodeNames"] == ["a", 'b"c']
 
 
 def test_bind_args_name_the_missing_fields() -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
 
+import uvloop
 from hami_common.k8s import ConfigError
 from hami_common.settings import SettingsError
 
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s %(message)s",
         )
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
-        asyncio.run(serve(settings))
+        uvloop.run(serve(settings))  # libuv event loop: a faster loop than asyncio's own
     except (SettingsError, ConfigError) as exc:
         print(f"hami-extender: {exc}", file=sys.stderr)
         return 2

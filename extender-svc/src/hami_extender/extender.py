@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 import hami_rustcore as core
-import orjson
 from hami_common.k8s import PODS, ApiError, Conflict, KubeClient
 from hami_common.protocol import nodelock
 from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, PHASE_ALLOCATING, VGPU_NODE
@@ -37,12 +36,10 @@ from hami_extender.metrics import ExtenderMetrics
 from hami_extender.settings import ExtenderSettings
 from hami_extender.sync import Pending, StateSync
 from hami_extender.wire import (
-    NAMES_ERROR,
     BindArgs,
     FilterArgs,
     WireError,
     bind_result,
-    check_names,
     filter_result,
     parse_bind_args,
     parse_filter_args,
@@ -133,24 +130,19 @@ class Extender:
 
     async def _filter(self, args: FilterArgs, span: Span) -> bytes:
         try:
-            request = self.cluster.pod_request(orjson.dumps(args.pod))
+            request = self.cluster.pod_request(args.pod_json)
         except core.CoreError as exc:
             self.metrics.decisions.labels("filter", "error", "bad-pod").inc()
             span.set_status(StatusCode.ERROR, "bad pod")
             return filter_result(error=f"pod {args.key}: {exc}")
         if not request.has_devices():
-            if args.node_names is not None:
-                check_names(args.node_names)
             self.metrics.decisions.labels("filter", "passthrough", "no-devices").inc()
             return filter_result(node_names=args.node_names, nodes=args.nodes)
         if args.nodes is not None:
             return self._simulate(args, request, span)
         now = time.time()
-        names = args.node_names or []
-        try:  # the core checks every name is a str as it copies them, with no Python loop
-            result = self._fit(request, names, now)
-        except TypeError:
-            raise WireError(NAMES_ERROR) from None
+        names = args.node_names if args.node_names is not None else core.NodeNames([])
+        result = self._fit(request, names, now)
         failed = result.failed
         span.set_attributes(failure_summary(len(names), failed, result.reasons))
         if result.node is None:
@@ -182,7 +174,9 @@ class Extender:
         })  # fmt: skip
         return filter_result(node_names=[node], failed=failed)
 
-    def _fit(self, request: core.PodRequest, names: list[str], now: float) -> core.FilterResult:
+    def _fit(
+        self, request: core.PodRequest, names: core.NodeNames, now: float
+    ) -> core.FilterResult:
         """The best node, among those with the fewest allocations in flight first when
         ``prefer_idle_nodes`` (the core counts unbound reservations and held node locks): a bind
         on a locked node waits until the plugin has allocated the previous pod there, and

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import hami_rustcore as core
 import orjson
 
 Json = dict[str, Any]
@@ -20,16 +21,6 @@ Json = dict[str, Any]
 
 class WireError(ValueError):
     """The request body is not a valid extender argument; the message says what to fix."""
-
-
-NAMES_ERROR = "ExtenderArgs: NodeNames must be a list of strings or null"
-
-
-def check_names(names: list[Any]) -> list[str]:
-    """Every name a string (the paths that do not hand the list to the core); at C speed."""
-    if not set(map(type, names)) <= {str}:
-        raise WireError(NAMES_ERROR)
-    return names
 
 
 def _fold(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,13 +54,15 @@ def _string(value: Any, field: str, what: str) -> str:
 @dataclass(frozen=True)
 class FilterArgs:
     """``ExtenderArgs``: the pod, and the candidates as names (``nodeCacheCapable``) or as
-    Node objects (``Nodes``, the side-effect-free simulation path)."""
+    Node objects (``Nodes``, the side-effect-free simulation path). The names stay in the
+    core (`core.NodeNames`): a cluster-wide list is thousands of them."""
 
     pod: Json
+    pod_json: bytes
     uid: str
     namespace: str
     name: str
-    node_names: list[str] | None
+    node_names: core.NodeNames | None
     nodes: list[Json] | None
 
     @property
@@ -78,10 +71,17 @@ class FilterArgs:
 
 
 def parse_filter_args(body: bytes) -> FilterArgs:
-    args = _load(body, "ExtenderArgs")
-    pod = args.get("pod")
-    if pod is None:
+    """Reads the body in the core (keys case-insensitive, names checked to be strings as they
+    are copied), then the pod's metadata here."""
+    if not body:
+        raise WireError("ExtenderArgs: empty body; send a JSON object")
+    try:
+        pod_json, names, nodes_json = core.parse_extender_args(body)
+    except core.CoreError as exc:
+        raise WireError(str(exc)) from None
+    if pod_json is None:
         raise WireError("ExtenderArgs: extender args missing pod")
+    pod = orjson.loads(pod_json)  # valid JSON: the core read it
     if not isinstance(pod, dict):
         raise WireError(f"ExtenderArgs: Pod must be an object, not {type(pod).__name__}")
     meta = pod.get("metadata")
@@ -92,14 +92,9 @@ def parse_filter_args(body: bytes) -> FilterArgs:
     name = _string(meta.get("name"), "Pod.metadata.name", "ExtenderArgs")
     if not uid or not name:
         raise WireError("ExtenderArgs: Pod.metadata needs a uid and a name")
-    names = args.get("nodenames")
-    # Only the container type here: the names themselves are checked by the core as it copies
-    # them (a non-string raises TypeError there), so 5,000 names cost no Python loop.
-    if names is not None and not isinstance(names, list):
-        raise WireError(NAMES_ERROR)
-    nodes_list = args.get("nodes")
     nodes: list[Json] | None = None
-    if nodes_list is not None:
+    if nodes_json is not None:
+        nodes_list = orjson.loads(nodes_json)
         items = nodes_list.get("items") if isinstance(nodes_list, dict) else None
         if items is None and isinstance(nodes_list, dict):
             items = []
@@ -111,7 +106,7 @@ def parse_filter_args(body: bytes) -> FilterArgs:
             "ExtenderArgs: neither NodeNames nor Nodes is set; configure the extender with "
             "nodeCacheCapable: true"
         )
-    return FilterArgs(pod, uid, namespace or "default", name, names, nodes)
+    return FilterArgs(pod, pod_json, uid, namespace or "default", name, names, nodes)
 
 
 @dataclass(frozen=True)
@@ -141,7 +136,7 @@ def parse_bind_args(body: bytes) -> BindArgs:
 
 
 def filter_result(
-    node_names: list[str] | None = None,
+    node_names: list[str] | core.NodeNames | None = None,
     failed: Mapping[str, str] | None = None,
     error: str = "",
     nodes: list[Json] | None = None,
@@ -150,7 +145,9 @@ def filter_result(
     return orjson.dumps(
         {
             "Nodes": None if nodes is None else {"metadata": {}, "items": nodes},
-            "NodeNames": node_names,
+            "NodeNames": orjson.Fragment(node_names.to_json())
+            if isinstance(node_names, core.NodeNames)
+            else node_names,
             "FailedNodes": failed if failed else {},
             "FailedAndUnresolvableNodes": None,
             "Error": error,

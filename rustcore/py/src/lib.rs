@@ -1,6 +1,7 @@
 //! `hami_rustcore`: the Python face of `hami-sched`. This crate only converts types and
 //! errors; every rule lives in the pure crate.
 
+mod args;
 mod convert;
 mod types;
 
@@ -231,6 +232,14 @@ impl Cluster {
     ) -> PyResult<FilterResult> {
         let req = pod.to_core(py)?;
         let now = now.unwrap_or_else(now_unix);
+        if let Ok(names) = candidates.cast::<args::NodeNames>() {
+            let names = &names.get().inner; // already in one buffer: read in place
+            let result = py.detach(|| {
+                let names: Vec<&str> = names.iter().collect();
+                self.inner.filter_with(&req, &names, reserve, now, prefer_idle)
+            });
+            return Ok(FilterResult::from_core(result.map_err(core_err)?));
+        }
         // Copy the names into one buffer under the GIL (no per-name allocation), then let go of it.
         let (arena, spans) = convert::names_arg(candidates)?;
         let result = py.detach(|| {
@@ -319,6 +328,8 @@ fn hami_rustcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<FilterResult>()?;
     m.add_class::<PodAllocation>()?;
     m.add_class::<DeviceUsage>()?;
+    m.add_class::<args::NodeNames>()?;
+    m.add_function(wrap_pyfunction!(args::parse_extender_args, m)?)?;
     m.add_function(wrap_pyfunction!(decode_node_devices, m)?)?;
     m.add_function(wrap_pyfunction!(encode_node_devices, m)?)?;
     m.add_function(wrap_pyfunction!(decode_node_devices_legacy, m)?)?;

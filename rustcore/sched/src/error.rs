@@ -14,6 +14,7 @@ pub enum Codec {
     Policy,
     PodSpec,
     Quantity,
+    ExtenderArgs,
 }
 
 impl fmt::Display for Codec {
@@ -27,6 +28,7 @@ impl fmt::Display for Codec {
             Codec::Policy => "scheduler policy",
             Codec::PodSpec => "pod",
             Codec::Quantity => "resource quantity",
+            Codec::ExtenderArgs => "ExtenderArgs",
         })
     }
 }

@@ -300,6 +300,8 @@ proptest! {
             let _ = Weights::parse(t);
             let _ = PodRequest::from_pod_json(t, &Vendors::default());
             let _ = quantity::parse_quantity("x", t);
+            let _ = codec::decode_extender_args(t.as_bytes());
         }
+        let _ = codec::decode_extender_args(&bytes);
     }
 }

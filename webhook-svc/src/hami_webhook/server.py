@@ -39,6 +39,7 @@ def build_server(
         ssl_certfile=str(settings.cert_file),
         ssl_keyfile=str(settings.key_file),
         lifespan="on",
+        http="httptools",  # the C HTTP parser (h11, pure Python, costs more per request)
         log_level=settings.log_level,
         access_log=False,
         server_header=False,
