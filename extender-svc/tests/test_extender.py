@@ -11,12 +11,13 @@ from typing import Any
 
 import hami_rustcore as core
 import orjson
+import pytest
 from hami_common.protocol import nodelock
-from hami_common.protocol.annotations import BIND_PHASE, NODE_LOCK
+from hami_common.protocol.annotations import BIND_PHASE, NODE_LOCK, VGPU_NODE
 from hami_common.telemetry import in_memory_tracing, new_registry
 from hami_extender.events import EventSink
 from hami_extender.explain import SPAN_NODE_REASONS, Explanations
-from hami_extender.extender import Extender
+from hami_extender.extender import Extender, server_minor
 from hami_extender.metrics import ExtenderMetrics
 from hami_extender.settings import ExtenderSettings
 from hami_extender.sync import StateSync
@@ -133,6 +134,47 @@ def test_filter_then_bind_in_the_pods_trace(api: FakeApi) -> None:
     assert explained is not None
     assert explained["summary"] == f"bound to node {node}"
     assert [s["step"] for s in explained["steps"]] == ["filter", "bind"]
+
+
+@pytest.mark.parametrize(
+    ("minor", "writes"),
+    [("36", ["PATCH nodes/n0", "POST pods/p/binding"]),
+     ("34", ["PATCH nodes/n0", "PATCH pods/p", "POST pods/p/binding"])],
+)  # fmt: skip
+def test_the_allocation_rides_on_the_binding_from_1_35(
+    api: FakeApi, minor: str, writes: list[str]
+) -> None:
+    """From Kubernetes 1.35 the API server copies a Binding's labels (and, always, its
+    annotations) onto the pod: the allocation, bind-phase and the vgpu-node label then land in
+    the write that sets nodeName. Older servers get HAMi's patch first. The lock's first
+    compare-and-swap starts from the node watch's copy: no GET of the node."""
+    api.server_version = {"major": "1", "minor": minor}
+
+    async def go() -> Json:
+        r = rig(api)
+        pod = gpu_pod("p", 4000)
+        api.put("/api/v1/namespaces/ns/pods", pod)
+        assert orjson.loads(await r.ext.filter(filter_body(pod, ["n0"])))["NodeNames"] == ["n0"]
+        api.requests.clear()
+        args = {"PodName": "p", "PodNamespace": "ns", "PodUID": "uid-p", "Node": "n0"}
+        return orjson.loads(await r.ext.bind(orjson.dumps(args)))
+
+    assert asyncio.run(go()) == {"Error": ""}
+    calls = [f"{m} {url.split('/api/v1/', 1)[1].removeprefix('namespaces/ns/')}"
+             for m, url in api.requests if "/api/v1/" in url and "events" not in url]  # fmt: skip
+    assert [c for c in calls if not c.startswith("GET")] == writes
+    assert "GET nodes/n0" not in calls
+    stored = api.get("/api/v1/namespaces/ns/pods/p")
+    assert stored["spec"]["nodeName"] == "n0"
+    assert stored["metadata"]["labels"][VGPU_NODE] == "n0"
+    assert stored["metadata"]["annotations"][BIND_PHASE] == "allocating"
+    assert stored["metadata"]["annotations"][ALLOCATED].startswith("gpu-0,NVIDIA,4000,")
+
+
+def test_server_minor_reads_kubernetes_versions() -> None:
+    assert server_minor({"major": "1", "minor": "36+"}) == (1, 36)
+    assert server_minor({"major": "1", "minor": "x"}) == (0, 0)
+    assert server_minor({}) == (0, 0)
 
 
 def test_metrics_carry_hamis_names_with_values_after_a_filter(api: FakeApi) -> None:
@@ -275,7 +317,9 @@ def test_a_bind_that_cannot_take_the_lock_gives_the_reservation_back(api: FakeAp
                   "spec": {"nodeName": "n0"}, "status": {"phase": "Pending"}}  # fmt: skip
         api.put("/api/v1/namespaces/ns/pods", holder)
         lock = nodelock.format_lock(datetime.now(UTC), "ns", "holder")
-        api.get("/api/v1/nodes/n0")["metadata"]["annotations"][NODE_LOCK] = lock
+        node = api.get("/api/v1/nodes/n0")
+        node["metadata"]["annotations"][NODE_LOCK] = lock
+        api.put("/api/v1/nodes", node)  # a new resourceVersion, as any change to a node
         pod = gpu_pod("p", 1000)
         api.put("/api/v1/namespaces/ns/pods", pod)
         assert orjson.loads(await r.ext.filter(filter_body(pod, ["n0"])))["NodeNames"] == ["n0"]

@@ -1,15 +1,20 @@
 """The node lock's decisions, one HAMi failure mode per test (the API round trips are covered
-by the end-to-end suites on the real API server)."""
+by the end-to-end suites on the real API server), and its use of a watched copy of the node."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hami_common.protocol.annotations import BIND_PHASE, VGPU_NODE
+import httpx
+import orjson
+from hami_common.k8s import ClusterConfig, KubeClient
+from hami_common.protocol.annotations import BIND_PHASE, NODE_LOCK, VGPU_NODE
 from hami_common.protocol.nodelock import (
     Holder,
     LockValue,
+    acquire,
     format_lock,
     holder_state,
     parse_lock,
@@ -77,3 +82,56 @@ def test_legacy_lock_without_owner_expires_after_five_minutes() -> None:
     old = LockValue(NOW - timedelta(minutes=6), "", "")
     assert holder_state(old, None, "n1", NOW) is Holder.STALE
     assert holder_state(None, None, "n1", NOW) is Holder.STALE
+
+
+class _Nodes:
+    """One node behind a mock transport: GET, and merge patches with a resourceVersion
+    precondition (409 when stale), every request recorded."""
+
+    def __init__(self, lock: str | None = None) -> None:
+        self.rv, self.lock = 7, lock
+        self.calls: list[str] = []
+
+    def node(self) -> dict[str, Any]:
+        ann = {NODE_LOCK: self.lock} if self.lock else {}
+        return {"metadata": {"name": "n1", "resourceVersion": str(self.rv), "annotations": ann}}
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(request.method)
+        if request.method == "GET":
+            return httpx.Response(200, json=self.node())
+        body = orjson.loads(request.content)["metadata"]
+        if body["resourceVersion"] != str(self.rv):
+            return httpx.Response(409, json={"kind": "Status", "code": 409, "reason": "Conflict"})
+        self.rv += 1
+        self.lock = body["annotations"][NODE_LOCK]
+        return httpx.Response(200, json=self.node())
+
+    def client(self) -> KubeClient:
+        return KubeClient(ClusterConfig(server="https://fake.invalid"),
+                          transport=httpx.MockTransport(self.handle))  # fmt: skip
+
+
+def test_acquire_from_a_watched_copy_skips_the_read_and_survives_a_stale_one() -> None:
+    fresh = _Nodes()
+    asyncio.run(_acquire(fresh, fresh.node()))
+    assert fresh.calls == ["PATCH"]  # no GET: the watch's copy was current
+    assert fresh.lock == format_lock(NOW, "default", "p")
+    stale = _Nodes()
+    copy = stale.node()
+    stale.rv += 5  # the node moved on since the watch saw it
+    asyncio.run(_acquire(stale, copy))
+    assert stale.calls == ["PATCH", "GET", "PATCH"]
+    assert stale.lock == format_lock(NOW, "default", "p")
+
+
+def test_acquire_judges_a_lock_on_a_fresh_read_not_the_watched_copy() -> None:
+    api = _Nodes()
+    copy = {"metadata": {"resourceVersion": "7", "annotations": {NODE_LOCK: "x,default,gone"}}}
+    asyncio.run(_acquire(api, copy))
+    assert api.calls == ["GET", "PATCH"]  # the copy said locked; the API said free
+
+
+async def _acquire(api: _Nodes, known: dict[str, Any]) -> None:
+    async with api.client() as client:
+        await acquire(client, "n1", "default", "p", now=NOW, known=known)

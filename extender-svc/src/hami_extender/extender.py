@@ -53,6 +53,17 @@ def _devices_text(devices: list[list[core.AllocDevice]]) -> str:
     return core.encode_pod_devices(devices)
 
 
+def server_minor(version: Json) -> tuple[int, int]:
+    """``(major, minor)`` of an API server's /version (``"36+"`` reads as 36); (0, 0) when it
+    cannot be read."""
+    try:
+        major = int(str(version.get("major", "")).rstrip("+"))
+        minor = int(str(version.get("minor", "")).rstrip("+"))
+    except ValueError:
+        return (0, 0)
+    return (major, minor)
+
+
 def _top_reason(reasons: dict[str, int], failed: dict[str, str]) -> str:
     if reasons:
         return max(reasons.items(), key=lambda kv: (kv[1], kv[0]))[0]
@@ -84,6 +95,7 @@ class Extender:
         self.is_leader = is_leader
         self.specs = cluster.vendor_specs()
         self._gates: dict[str, asyncio.Lock] = {}  # binds to one node take its lock in turn
+        self._carries: bool | None = None  # see _binding_carries_metadata
 
     # -- filter ------------------------------------------------------------------------------
 
@@ -319,15 +331,19 @@ class Extender:
         annotations = dict(pending.annotations) if pending else {}
         annotations[BIND_PHASE] = PHASE_ALLOCATING
         annotations[BIND_TIME] = str(int(time.time()))
-        patch = {"metadata": {"uid": args.uid, "labels": {VGPU_NODE: args.node},
-                              "annotations": annotations}}  # fmt: skip
-        binding = {
+        labels = {VGPU_NODE: args.node}
+        binding: Json = {
             "apiVersion": "v1", "kind": "Binding",
             "metadata": {"name": args.name, "namespace": args.namespace, "uid": args.uid},
             "target": {"apiVersion": "v1", "kind": "Node", "name": args.node},
         }  # fmt: skip
         try:
-            await self.client.patch(PODS, args.name, patch, namespace=args.namespace)
+            if await self._binding_carries_metadata():
+                binding["metadata"].update(annotations=annotations, labels=labels)
+            else:
+                patch = {"metadata": {"uid": args.uid, "labels": labels,
+                                      "annotations": annotations}}  # fmt: skip
+                await self.client.patch(PODS, args.name, patch, namespace=args.namespace)
             await self.client.create(PODS, binding, namespace=args.namespace, name=args.name,
                                      subresource="binding")  # fmt: skip
         except ApiError as exc:
@@ -342,6 +358,28 @@ class Extender:
         self.cluster.mark_bound(args.uid)
         self.sync.pending.pop(args.uid, None)
         return "", ""
+
+    async def _binding_carries_metadata(self) -> bool:
+        """Whether the allocation annotations and the ``hami.io/vgpu-node`` label ride on the
+        Binding: the API server copies a Binding's annotations onto the pod, and its labels from
+        Kubernetes 1.35 (PodTopologyLabelsAdmission, on by default), in the same write that sets
+        ``nodeName``. One API write per pod fewer than a patch first (as HAMi does), and the pod
+        never shows an allocation without its node. Decided once (``bind_metadata``)."""
+        if self._carries is None:
+            mode = self.settings.bind_metadata
+            if mode != "auto":
+                self._carries = mode == "binding"
+            else:
+                try:
+                    version = await self.client.version()
+                except ApiError as exc:
+                    log.warning("could not read the API server version (%s); patching the "
+                                "allocation onto pods before their Binding", exc)  # fmt: skip
+                    version = {}
+                self._carries = server_minor(version) >= (1, 35)
+                how = "on the Binding" if self._carries else "patched before the Binding"
+                log.info("bind: allocation metadata %s (API server %s)", how, version)
+        return self._carries
 
     async def _lock(self, args: BindArgs) -> str:
         """Take the node lock, waiting up to ``lock_wait_seconds`` for a live holder. Binds to one
@@ -359,7 +397,8 @@ class Extender:
         try:
             while True:
                 try:
-                    await nodelock.acquire(self.client, args.node, args.namespace, args.name)
+                    await nodelock.acquire(self.client, args.node, args.namespace, args.name,
+                                           known=self.sync.node_copies.get(args.node))  # fmt: skip
                     return ""
                 except nodelock.NodeLockContention as exc:
                     if time.monotonic() >= deadline:

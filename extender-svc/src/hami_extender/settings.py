@@ -48,6 +48,13 @@ class ExtenderSettings(ServiceSettings):
         "then spreads its binds instead of queueing on one node's lock; off: the node policy "
         "alone, as HAMi",
     )
+    bind_metadata: Literal["auto", "binding", "patch"] = Field(
+        default="auto",
+        description="how the allocation annotations and the hami.io/vgpu-node label reach the "
+        "pod at bind: on the Binding (one write; the API server copies a Binding's labels from "
+        "Kubernetes 1.35), by a patch before it (as HAMi), or auto: the Binding when the API "
+        "server is 1.35 or newer",
+    )
     reservation_ttl_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
         default=120.0, description="a reservation not bound within this time is released"
     )

@@ -110,6 +110,9 @@ class StateSync:
         # nodes whose allocation lock is held (from the node watch, and set by our own bind at
         # once): filter prefers other nodes while one fits, so binds do not queue on one lock
         self.locked = LockedNodes(cluster)
+        # per node, its resourceVersion and lock as the watch last showed them: bind's first
+        # compare-and-swap of the lock starts from this instead of a GET
+        self.node_copies: dict[str, Json] = {}
         self.pods: dict[str, str] = {}  # uid -> ns/name of pods in the state from the API
         self.nodes_synced = asyncio.Event()
         self.pods_synced = asyncio.Event()
@@ -134,9 +137,16 @@ class StateSync:
     # -- nodes -------------------------------------------------------------------------------
 
     def apply_node(self, node: Json) -> None:
-        name = member(node, "metadata").get("name")
+        meta = member(node, "metadata")
+        name = meta.get("name")
         if not isinstance(name, str):
             return
+        ann = meta.get("annotations")
+        lock = ann.get(NODE_LOCK) if isinstance(ann, dict) else None
+        self.node_copies[name] = {"metadata": {
+            "name": name, "resourceVersion": meta.get("resourceVersion"),
+            "annotations": {NODE_LOCK: lock} if lock else {},
+        }}  # fmt: skip
         try:
             inv = node_inventory(node, self.specs)
         except ObjectError as exc:
@@ -149,14 +159,14 @@ class StateSync:
                 self.cluster.set_node(name, inv.devices, inv.pair_scores, inv.cordoned)
             else:
                 self.cluster.remove_node(name)
-        ann = member(node, "metadata").get("annotations")  # after set_node: the core knows it
-        if isinstance(ann, dict) and ann.get(NODE_LOCK):
+        if lock:  # after set_node: the core knows the node
             self.locked.add(name)
         else:
             self.locked.discard(name)
 
     def remove_node(self, name: str) -> None:
         self.node_prints.pop(name, None)
+        self.node_copies.pop(name, None)
         self.locked.discard(name)
         self.cluster.remove_node(name)
 

@@ -144,6 +144,7 @@ class FakeApi:
         self.version = 1
         self.requests: list[tuple[str, str]] = []
         self.intercept: Callable[[httpx.Request], httpx.Response | None] | None = None
+        self.server_version: Json = {"major": "1", "minor": "36", "gitVersion": "v1.36.5"}
 
     def put(self, collection: str, obj: Json) -> Json:
         """Store ``obj`` under a collection path (``/api/v1/namespaces/ns/pods``)."""
@@ -182,6 +183,8 @@ class FakeApi:
         if request.url.params.get("watch") == "true":
             return httpx.Response(200, content=_silence())  # open, and nothing happens
         if method == "GET":
+            if path == "/version":
+                return httpx.Response(200, json=self.server_version)
             if path in self.objects:
                 return httpx.Response(200, json=self.objects[path])
             if path.rsplit("/", 1)[1] in ("pods", "nodes", "leases", "events"):
@@ -194,6 +197,10 @@ class FakeApi:
                 if pod is None:
                     return _status(404, "NotFound")
                 pod.setdefault("spec", {})["nodeName"] = body["target"]["name"]
+                for key in ("annotations", "labels"):  # copied onto the pod, as from 1.35
+                    pod["metadata"].setdefault(key, {}).update(body["metadata"].get(key) or {})
+                self.version += 1
+                pod["metadata"]["resourceVersion"] = str(self.version)
                 return httpx.Response(201, json=body)
             name = body.get("metadata", {}).get("name")
             if f"{path}/{name}" in self.objects:

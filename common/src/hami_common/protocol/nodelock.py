@@ -152,14 +152,23 @@ async def _cas(client: KubeClient, node: str, resource_version: str, value: str 
 
 
 async def acquire(
-    client: KubeClient, node: str, namespace: str, name: str, *, now: datetime | None = None
-) -> None:
+    client: KubeClient, node: str, namespace: str, name: str, *, now: datetime | None = None,
+    known: Json | None = None,
+) -> None:  # fmt: skip
     """Takes the node's lock for pod ``namespace/name``. Re-entrant for the same pod; takes over a
-    stale lock; raises `NodeLockContention` while a live holder has it."""
-    for _ in range(_CAS_ATTEMPTS):
-        node_obj = await client.get(NODES, node)
+    stale lock; raises `NodeLockContention` while a live holder has it. ``known``: a recent read
+    of the node (a watch's copy); when it shows no lock, the first compare-and-swap uses it
+    instead of a GET (a stale copy only costs a Conflict and a re-read); a lock it shows is
+    judged on a fresh read."""
+    for attempt in range(_CAS_ATTEMPTS):
+        if attempt == 0 and known is not None:
+            node_obj = known
+        else:
+            node_obj = await client.get(NODES, node)
         value, rv = current_lock(node_obj)
         if value is not None:
+            if node_obj is known:
+                continue
             lock = parse_lock(value)
             if lock is not None and lock.owned_by(namespace, name):
                 return
