@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,30 @@ async def _namespace(kube: KubeClient, name: str) -> None:
             return
         except NotFound:
             await asyncio.sleep(0.1)
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by every process, summed by command name (the
+    control plane's binaries, ``python`` for the extender and this process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
+def cpu_line(label: str, before: dict[str, float], after: dict[str, float], pods: int) -> str:
+    """CPU milliseconds per pod by process, the busiest first."""
+    used = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    top = sorted(((v, k) for k, v in used.items() if v > 0.05), reverse=True)[:7]
+    parts = " ".join(f"{k}={v / pods * 1000:.0f}" for v, k in top)
+    return f"# {label}: CPU ms per pod by process: {parts}"
 
 
 async def schedule(
@@ -104,11 +129,16 @@ async def _measure(cluster: Any, args: argparse.Namespace) -> tuple[float, float
         for node in names:
             value = register(pool.devices(node))
             await kube.patch(NODES, node, {"metadata": {"annotations": {REGISTER: value}}})
+        before = cpu_seconds()
         plain = await schedule(kube, "bench-plain", lambda i: plain_pod(f"p-{i:05d}"),
                                args.pods, args.concurrency)  # fmt: skip
+        middle = cpu_seconds()
         async with FakePlugin(kube, "bench-gpu").running():
             gpu = await schedule(kube, "bench-gpu", lambda i: gpu_pod(f"g-{i:05d}", LIMITS),
                                  args.pods, args.concurrency)  # fmt: skip
+        after = cpu_seconds()
+        print(cpu_line("plain", before, middle, args.pods))
+        print(cpu_line("extender", middle, after, args.pods))
     return plain, gpu
 
 

@@ -4,9 +4,8 @@ chart when the webhook is served elsewhere)."""
 from __future__ import annotations
 
 import uvicorn
-from starlette.applications import Starlette
 
-from hami_extender.app import create_app
+from hami_extender.app import ExtenderApp, create_app
 from hami_extender.settings import ExtenderSettings
 
 # kube-scheduler's extender client (Go net/http) reuses idle connections for up to 90 s; closing
@@ -14,7 +13,7 @@ from hami_extender.settings import ExtenderSettings
 KEEP_ALIVE_SECONDS = 300
 
 
-def build_server(settings: ExtenderSettings, app: Starlette | None = None) -> uvicorn.Server:
+def build_server(settings: ExtenderSettings, app: ExtenderApp | None = None) -> uvicorn.Server:
     """A uvicorn server for the app (built from the settings unless given). Not started."""
     config = uvicorn.Config(
         app if app is not None else create_app(settings),

@@ -62,10 +62,11 @@ class ExtenderSettings(ServiceSettings):
         default=5.0, description="how long /filter waits for the state to sync before an error"
     )
     lock_wait_seconds: Annotated[float, Field(ge=0, le=25)] = Field(
-        default=5.0,
+        default=20.0,
         description="how long bind waits for a node lock held by a live pod before it answers "
         "an error (kube-scheduler's bind runs beside the scheduling cycle, so this does not "
-        "slow other pods)",
+        "slow other pods; a refused bind costs the pod a backoff and a new filter, so the wait "
+        "covers a burst's queue on one node; keep it under the extender httpTimeout)",
     )
     leader_elect: bool = Field(default=False, description="campaign for a coordination Lease")
     lease_name: str = Field(default="hami-extender", description="the Lease's name")
