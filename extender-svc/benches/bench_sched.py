@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -59,6 +60,10 @@ def cpu_seconds() -> dict[str, float]:
         except OSError:
             continue
         name = text[text.index("(") + 1 : text.rindex(")")]
+        if name.startswith("python"):  # which Python: the extender, or this (the plugin's part)
+            with contextlib.suppress(OSError):
+                argv = stat.with_name("cmdline").read_bytes().split(b"\0")
+                name = "extender" if b"hami_extender" in argv else Path(argv[1].decode()).name
         fields = text[text.rindex(")") + 2 :].split()
         totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return totals

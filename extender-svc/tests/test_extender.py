@@ -331,3 +331,65 @@ def test_a_bind_that_cannot_take_the_lock_gives_the_reservation_back(api: FakeAp
     assert r.ext.cluster.pod("uid-p") is None
     assert "uid-p" not in r.ext.sync.pending
     assert "nodeName" not in api.get("/api/v1/namespaces/ns/pods/p")["spec"]
+
+
+def test_a_queued_bind_waits_on_the_watch_not_the_api(api: FakeApi) -> None:
+    """A lock whose holder was judged live is not read again while the node watch shows it
+    held: the queued bind makes no API call until the watch shows the release, then takes the
+    lock with one compare-and-swap from the watch's copy."""
+
+    async def go() -> tuple[Json, list[tuple[str, str]], list[tuple[str, str]]]:
+        r = rig(api, nodes=1, lock_wait=5)
+        ann = {BIND_PHASE: "allocating", "hami.io/vgpu-node": "n0"}
+        holder = {"metadata": {"name": "holder", "namespace": "ns", "annotations": ann},
+                  "spec": {"nodeName": "n0"}, "status": {"phase": "Pending"}}  # fmt: skip
+        api.put("/api/v1/namespaces/ns/pods", holder)
+        node = api.get("/api/v1/nodes/n0")
+        node["metadata"]["annotations"][NODE_LOCK] = nodelock.format_lock(
+            datetime.now(UTC), "ns", "holder"
+        )
+        r.ext.sync.handle_node_event(_event("MODIFIED", api.put("/api/v1/nodes", node)))
+        pod = gpu_pod("p", 1000)
+        api.put("/api/v1/namespaces/ns/pods", pod)
+        assert orjson.loads(await r.ext.filter(filter_body(pod, ["n0"])))["NodeNames"] == ["n0"]
+        api.requests.clear()
+        args = {"PodName": "p", "PodNamespace": "ns", "PodUID": "uid-p", "Node": "n0"}
+        bind = asyncio.create_task(r.ext.bind(orjson.dumps(args)))
+        await asyncio.sleep(0.3)  # judged live once (node and holder read), then waiting
+        judged = list(api.requests)
+        await asyncio.sleep(0.3)
+        waiting = list(api.requests[len(judged) :])
+        node = api.get("/api/v1/nodes/n0")
+        node["metadata"]["annotations"].pop(NODE_LOCK)  # the plugin releases it
+        r.ext.sync.handle_node_event(_event("MODIFIED", api.put("/api/v1/nodes", node)))
+        api.requests.clear()
+        answer = orjson.loads(await bind)
+        assert answer == {"Error": ""}
+        after = list(api.requests)
+        # the next pod: the watch shows the lock we took for p, a holder known to be live
+        r.ext.sync.handle_node_event(_event("MODIFIED", api.get("/api/v1/nodes/n0")))
+        nxt = gpu_pod("q", 1000)
+        api.put("/api/v1/namespaces/ns/pods", nxt)
+        assert orjson.loads(await r.ext.filter(filter_body(nxt, ["n0"])))["NodeNames"] == ["n0"]
+        api.requests.clear()
+        args = {"PodName": "q", "PodNamespace": "ns", "PodUID": "uid-q", "Node": "n0"}
+        bind = asyncio.create_task(r.ext.bind(orjson.dumps(args)))
+        await asyncio.sleep(0.3)
+        assert [u for _, u in api.requests if "/api/v1/" in u and "events" not in u] == []
+        node = api.get("/api/v1/nodes/n0")
+        node["metadata"]["annotations"].pop(NODE_LOCK)
+        r.ext.sync.handle_node_event(_event("MODIFIED", api.put("/api/v1/nodes", node)))
+        assert orjson.loads(await bind) == {"Error": ""}
+        return node, judged + waiting, after
+
+    _, before, after = asyncio.run(go())
+    reads = [
+        (m, u.split("/api/v1/", 1)[1]) for m, u in before if "/api/v1/" in u and "events" not in u
+    ]
+    assert reads == [("GET", "nodes/n0"), ("GET", "namespaces/ns/pods/holder")]
+    writes = [
+        (m, u.split("/api/v1/", 1)[1]) for m, u in after if "/api/v1/" in u and "events" not in u
+    ]
+    assert writes[0] == ("PATCH", "nodes/n0")  # from the watch's copy: no GET first
+    assert ("GET", "nodes/n0") not in writes
+    assert api.get("/api/v1/nodes/n0")["metadata"]["annotations"][NODE_LOCK].endswith(",ns,q")

@@ -16,6 +16,7 @@ releases the lock and answers the error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -24,7 +25,13 @@ from typing import Any
 import hami_rustcore as core
 from hami_common.k8s import PODS, ApiError, Conflict, KubeClient
 from hami_common.protocol import nodelock
-from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, PHASE_ALLOCATING, VGPU_NODE
+from hami_common.protocol.annotations import (
+    BIND_PHASE,
+    BIND_TIME,
+    NODE_LOCK,
+    PHASE_ALLOCATING,
+    VGPU_NODE,
+)
 from hami_common.telemetry import context_from_pod
 from opentelemetry.trace import Span, StatusCode, Tracer
 
@@ -51,6 +58,14 @@ Json = dict[str, Any]
 
 def _devices_text(devices: list[list[core.AllocDevice]]) -> str:
     return core.encode_pod_devices(devices)
+
+
+async def _until_changed(probe: Callable[[], object], deadline: float) -> None:
+    """Wait until ``probe()`` answers differently (checked every 20 ms: the node watch updates
+    plain fields, it sets no Event) or the monotonic ``deadline``."""
+    start = probe()
+    while probe() == start and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
 
 
 def server_minor(version: Json) -> tuple[int, int]:
@@ -96,6 +111,7 @@ class Extender:
         self.specs = cluster.vendor_specs()
         self._gates: dict[str, asyncio.Lock] = {}  # binds to one node take its lock in turn
         self._carries: bool | None = None  # see _binding_carries_metadata
+        self._live: dict[str, str] = {}  # node -> lock holder (ns/name) judged live (see _lock)
 
     # -- filter ------------------------------------------------------------------------------
 
@@ -385,7 +401,10 @@ class Extender:
         """Take the node lock, waiting up to ``lock_wait_seconds`` for a live holder. Binds to one
         node queue here, in this process, and a held lock is waited out on the node watch (which
         shows the plugin's release) rather than by polling the API: polling from many parallel
-        binds slowed the API server, and so the plugin's releases, for everyone."""
+        binds slowed the API server, and so the plugin's releases, for everyone. A holder already
+        judged live (the pod we locked for, or one a read found live) is not read again while
+        the watch shows it still holding: a burst's queue on one node costs no reads; at the
+        deadline the lock is judged afresh, so a holder that died is still found stale."""
         deadline = time.monotonic() + self.settings.lock_wait_seconds
         gate = self._gates.setdefault(args.node, asyncio.Lock())
         try:
@@ -396,20 +415,45 @@ class Extender:
                     f"{self.settings.lock_wait_seconds:g}s; the pod will be retried")  # fmt: skip
         try:
             while True:
+                holder = self._watched_holder(args.node)
+                if holder is not None and holder == self._live.get(args.node):
+                    # judged live already (we took it for that pod, or a read found it live):
+                    # no API call until the watch shows it change
+                    await _until_changed(
+                        functools.partial(self._watched_holder, args.node), deadline
+                    )
+                    if time.monotonic() >= deadline:
+                        self._live.pop(args.node, None)  # judge it afresh: the holder may be gone
+                    continue
                 try:
                     await nodelock.acquire(self.client, args.node, args.namespace, args.name,
                                            known=self.sync.node_copies.get(args.node))  # fmt: skip
+                    self._live[args.node] = f"{args.namespace}/{args.name}"
                     return ""
                 except nodelock.NodeLockContention as exc:
+                    self._live[args.node] = exc.holder
                     if time.monotonic() >= deadline:
                         return str(exc)
                 except ApiError as exc:
                     return f"could not take the lock of node {args.node}: {exc}"
-                self.sync.locked.add(args.node)  # until the node watch shows it released
-                while args.node in self.sync.locked and time.monotonic() < deadline:  # noqa: ASYNC110
-                    await asyncio.sleep(0.02)  # the node watch updates a set, not an Event
+                self.sync.locked.add(args.node)  # busy for the filter meanwhile
+                # until the watch catches up with what the read saw
+                await _until_changed(functools.partial(self._watched_version, args.node), deadline)
         finally:
             gate.release()
+
+    def _watched_holder(self, node: str) -> str | None:
+        """Who holds the node's lock as the node watch last showed it (None: free)."""
+        copy = self.sync.node_copies.get(node)
+        value = copy["metadata"]["annotations"].get(NODE_LOCK) if copy else None
+        if not value:
+            return None
+        lock = nodelock.parse_lock(value)
+        return lock.owner if lock is not None else value
+
+    def _watched_version(self, node: str) -> str | None:
+        copy = self.sync.node_copies.get(node)
+        return copy["metadata"]["resourceVersion"] if copy else None
 
     async def _release_lock(self, args: BindArgs) -> bool:
         try:
