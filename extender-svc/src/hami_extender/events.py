@@ -1,6 +1,11 @@
 """Kubernetes Events on pods (``FilteringFailed``, ``BindingFailed``...), written off the
 scheduler's critical path: `emit` queues, a bounded number of tasks write, and when the API is
-slow the oldest unsent events are dropped (counted) rather than the filter waiting."""
+slow the oldest unsent events are dropped (counted) rather than the filter waiting.
+
+A pending pod is filtered again on every cluster change (each node lock taken or released is
+one), so the same event repeats: as client-go's correlator does, a repeat of an event written in
+the last ten minutes (same pod, type, reason and message) patches that event's ``count`` and
+``lastTimestamp`` instead of creating another object."""
 
 from __future__ import annotations
 
@@ -8,12 +13,25 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
 from hami_common.k8s import EVENTS, ApiError, KubeClient
 
 log = logging.getLogger(__name__)
+DEDUP_SECONDS = 600.0
+DEDUP_KEYS = 4096
+
+
+class _Written:
+    """An event already in the API: its name, and how many times it happened."""
+
+    __slots__ = ("at", "count", "name")
+
+    def __init__(self, name: str, at: float) -> None:
+        self.name, self.count, self.at = name, 1, at
 
 
 class EventSink:
@@ -24,6 +42,8 @@ class EventSink:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(limit)
         self.dropped = 0
         self.sent = 0
+        self.merged = 0  # repeats folded into an earlier event's count
+        self._written: OrderedDict[tuple[str, ...], _Written] = OrderedDict()
 
     def emit(
         self, namespace: str, name: str, uid: str, reason: str, message: str, *, warning: bool
@@ -60,13 +80,34 @@ class EventSink:
                 if self.client is None:
                     continue
                 try:
-                    await self.client.create(
-                        EVENTS, event, namespace=event["metadata"]["namespace"]
-                    )
-                    self.sent += 1
+                    await self._write(self.client, event)
                 except ApiError as exc:
                     log.debug("event not written: %s", exc)
 
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(worker())
+
+    async def _write(self, client: KubeClient, event: dict[str, Any]) -> None:
+        obj = event["involvedObject"]
+        key = (obj["namespace"], obj["name"], obj["uid"], event["type"], event["reason"],
+               event["message"])  # fmt: skip
+        now = time.monotonic()
+        seen = self._written.get(key)
+        if seen is not None and now - seen.at < DEDUP_SECONDS:
+            seen.count += 1
+            patch = {"count": seen.count, "lastTimestamp": event["lastTimestamp"]}
+            try:
+                await client.patch(EVENTS, seen.name, patch, namespace=obj["namespace"])
+                self.merged += 1
+                return
+            except ApiError:  # gone (events expire): write a new one
+                self._written.pop(key, None)
+        created = await client.create(EVENTS, event, namespace=obj["namespace"])
+        self.sent += 1
+        name = (created.get("metadata") or {}).get("name")
+        if isinstance(name, str):
+            self._written[key] = _Written(name, now)
+            self._written.move_to_end(key)
+            while len(self._written) > DEDUP_KEYS:
+                self._written.popitem(last=False)

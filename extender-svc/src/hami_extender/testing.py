@@ -202,7 +202,10 @@ class FakeApi:
                 self.version += 1
                 pod["metadata"]["resourceVersion"] = str(self.version)
                 return httpx.Response(201, json=body)
-            name = body.get("metadata", {}).get("name")
+            meta = body.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = f"{meta['generateName']}{self.version:x}"
+            name = meta.get("name")
             if f"{path}/{name}" in self.objects:
                 return _status(409, "AlreadyExists")
             return httpx.Response(201, json=self.put(path, body))
