@@ -2,6 +2,7 @@
 //! errors; every rule lives in the pure crate.
 
 mod convert;
+mod podpage;
 mod types;
 
 use convert::{core_err, parse_vendor_overrides, CoreError, DecodeError};
@@ -327,5 +328,6 @@ fn hami_rustcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_pod_devices, m)?)?;
     m.add_function(wrap_pyfunction!(decode_pair_scores, m)?)?;
     m.add_function(wrap_pyfunction!(encode_pair_scores, m)?)?;
+    podpage::register(m)?;
     Ok(())
 }
