@@ -21,12 +21,13 @@ use crate::codec::decode_pod_devices;
 use crate::error::{Codec, Error, Result};
 use crate::state::PodAlloc;
 use crate::vendor::Vendors;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
+use std::marker::PhantomData;
 
 /// The annotation naming the node a pod was placed on; the list is selected on its label.
 pub const VGPU_NODE: &str = "hami.io/vgpu-node";
@@ -34,7 +35,8 @@ pub const VGPU_NODE: &str = "hami.io/vgpu-node";
 /// What one page says, sorted by what the load does with each pod.
 #[derive(Debug, Default)]
 pub struct PodPage<'a> {
-    /// `metadata.continue`: the token of the next page; `None` (or empty) on the last one.
+    /// `metadata.continue`: the token of the next page; `None` on the last one (an empty
+    /// token reads as none, as in the per-pod path).
     pub continue_token: Option<String>,
     /// `metadata.resourceVersion` of the list, empty when absent.
     pub resource_version: String,
@@ -61,22 +63,32 @@ pub struct InvalidPod {
 /// Reads one page of a pod list (`{"metadata": {...}, "items": [...]}`, as bytes from the API).
 /// `reserved` says which UIDs hold a reservation in memory that is not written yet: those pods
 /// go to the per-pod path, which decides whether the API's copy is newer.
+///
+/// One pass classifies every pod as it is parsed; a second pass, only for a page that has
+/// pods for the per-pod path, picks their text out.
 pub fn decode_pod_page<'a>(page: &'a [u8], vendors: &Vendors, reserved: &dyn Fn(&str) -> bool) -> Result<PodPage<'a>> {
-    let doc = parse_page(page)?;
     let keys: Vec<&str> = vendors.iter().map(|v| v.spec().allocated_annotation.as_str()).collect();
-    let mut out = PodPage {
-        continue_token: doc.continue_token.filter(|t| !t.is_empty()).map(Cow::into_owned),
-        resource_version: doc.resource_version.map(Cow::into_owned).unwrap_or_default(),
-        ..PodPage::default()
-    };
-    for item in doc.items {
-        match classify(item, &keys, reserved) {
-            Class::Skip => {}
-            Class::Finished(uid) => out.finished.push(uid),
-            Class::Placed(pod) => out.placed.push(pod),
-            Class::Invalid(pod) => out.invalid.push(pod),
-            Class::Other => out.others.push(item.get()),
-        }
+    let mut out = PodPage::default();
+    let mut others = Vec::new();
+    let meta = parse_page(
+        page,
+        ClassifyItems {
+            keys: &keys,
+            reserved,
+            out: &mut out,
+            others: &mut others,
+        },
+    )?;
+    out.continue_token = meta.continue_token.filter(|t| !t.is_empty()).map(|t| t.0.into_owned());
+    out.resource_version = meta.resource_version.map(|v| v.0.into_owned()).unwrap_or_default();
+    if !others.is_empty() {
+        parse_page(
+            page,
+            RawItems {
+                wanted: &others,
+                out: &mut out.others,
+            },
+        )?;
     }
     Ok(out)
 }
@@ -89,29 +101,47 @@ enum Class {
     Other,
 }
 
-/// One item's class. An item whose fields do not have the shapes the API gives them (a
-/// metadata that is not an object, a duplicate key...) is left to the per-pod path, which reads
-/// any shape.
-fn classify(item: &RawValue, keys: &[&str], reserved: &dyn Fn(&str) -> bool) -> Class {
-    let Ok(pod) = serde_json::from_str::<PodView<'_>>(item.get()) else {
-        return Class::Other;
+/// One item's class. An item with a field we read in a shape the API never gives (a metadata
+/// that is not an object, a number for a name...) is left to the per-pod path, which reads any
+/// shape.
+fn classify(pod: Field<PodView<'_>>, keys: &[&str], reserved: &dyn Fn(&str) -> bool) -> Class {
+    let Field::Value(pod) = pod else { return Class::Other };
+    let meta = match pod.metadata {
+        Field::Absent => return Class::Skip,
+        Field::Odd => return Class::Other,
+        Field::Value(meta) => meta,
     };
-    let Some(meta) = pod.metadata else { return Class::Skip };
-    let Some(uid) = meta.uid else { return Class::Skip };
-    let phase = pod.status.and_then(|s| s.phase);
-    if matches!(phase.as_deref(), Some("Succeeded" | "Failed")) {
-        return Class::Finished(uid.0.into_owned());
+    let uid = match meta.uid {
+        Field::Absent => return Class::Skip,
+        Field::Odd => return Class::Other,
+        Field::Value(uid) => uid,
+    };
+    let phase = match pod.status {
+        Field::Absent => Field::Absent,
+        Field::Odd => return Class::Other,
+        Field::Value(status) => status.phase,
+    };
+    match phase {
+        Field::Odd => return Class::Other,
+        Field::Value(p) if matches!(&*p, "Succeeded" | "Failed") => return Class::Finished(uid.0.into_owned()),
+        _ => {}
     }
     if reserved(&uid) {
         return Class::Other;
     }
-    let (Some(ann), Some(spec), Some(name)) = (meta.annotations, pod.spec, meta.name) else {
+    let (Field::Value(ann), Field::Value(spec), Field::Value(name)) = (meta.annotations, pod.spec, meta.name) else {
         return Class::Other;
     };
-    let bound = spec.node_name.is_some_and(|n| !n.is_empty());
-    if ann.odd || !bound || spec.init_containers.is_some_and(|n| n.0 > 0) {
+    let bound = matches!(&spec.node_name, Field::Value(n) if !n.is_empty());
+    let inits = matches!(spec.init_containers, Field::Absent | Field::Value(Count(0)));
+    if ann.odd || !bound || !inits {
         return Class::Other;
     }
+    let namespace = match meta.namespace {
+        Field::Odd => return Class::Other,
+        Field::Value(ns) if !ns.is_empty() => ns.0,
+        _ => Cow::Borrowed("default"),
+    };
     let Some(node) = ann.get(VGPU_NODE).filter(|n| !n.is_empty()) else {
         return Class::Other;
     };
@@ -119,10 +149,6 @@ fn classify(item: &RawValue, keys: &[&str], reserved: &dyn Fn(&str) -> bool) -> 
     let (Some(text), None) = (texts.next(), texts.next()) else {
         return Class::Other;
     };
-    let namespace = meta
-        .namespace
-        .filter(|n| !n.is_empty())
-        .map_or(Cow::Borrowed("default"), |n| n.0);
     match decode_pod_devices(text) {
         Ok(containers) => Class::Placed(PodAlloc {
             uid: uid.0.into_owned(),
@@ -145,22 +171,26 @@ fn classify(item: &RawValue, keys: &[&str], reserved: &dyn Fn(&str) -> bool) -> 
 
 // -- the page --------------------------------------------------------------------------------
 
-struct PageDoc<'a> {
-    continue_token: Option<Cow<'a, str>>,
-    resource_version: Option<Cow<'a, str>>,
-    items: Vec<&'a RawValue>,
+#[derive(Default)]
+struct ListMeta<'a> {
+    continue_token: Option<Str<'a>>,
+    resource_version: Option<Str<'a>>,
 }
 
-/// Parses the page's envelope, keeping each item as raw text. The field being read when the
-/// parse failed is named in the error.
-fn parse_page(page: &[u8]) -> Result<PageDoc<'_>> {
+/// Parses the page's envelope, handing `items` to `seed`. The field being read when the parse
+/// failed is named in the error.
+fn parse_page<'de, S: DeserializeSeed<'de, Value = ()>>(page: &'de [u8], seed: S) -> Result<ListMeta<'de>> {
     let field = Cell::new("(page)");
     let mut de = serde_json::Deserializer::from_slice(page);
-    let doc = (&mut de)
-        .deserialize_map(PageVisitor { field: &field })
-        .and_then(|doc| de.end().map(|()| doc))
+    let visitor = PageVisitor {
+        field: &field,
+        items: Some(seed),
+    };
+    let meta = (&mut de)
+        .deserialize_map(visitor)
+        .and_then(|meta| de.end().map(|()| meta))
         .map_err(|e| json_error(field.get(), &e))?;
-    Ok(doc)
+    Ok(meta)
 }
 
 fn json_error(field: &str, e: &serde_json::Error) -> Error {
@@ -170,35 +200,33 @@ fn json_error(field: &str, e: &serde_json::Error) -> Error {
     Error::decode(Codec::PodList, field, position, message)
 }
 
-struct PageVisitor<'f> {
+struct PageVisitor<'f, S> {
     field: &'f Cell<&'static str>,
+    items: Option<S>,
 }
 
-impl<'de> Visitor<'de> for PageVisitor<'_> {
-    type Value = PageDoc<'de>;
+impl<'de, S: DeserializeSeed<'de, Value = ()>> Visitor<'de> for PageVisitor<'_, S> {
+    type Value = ListMeta<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object (a list)")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<PageDoc<'de>, A::Error> {
-        let mut doc = PageDoc {
-            continue_token: None,
-            resource_version: None,
-            items: Vec::new(),
-        };
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> std::result::Result<ListMeta<'de>, A::Error> {
+        let mut meta = ListMeta::default();
         while let Some(key) = map.next_key::<Str<'de>>()? {
             match &*key {
                 "metadata" => {
                     self.field.set("metadata");
-                    if let Some(meta) = map.next_value::<Option<ListMeta<'de>>>()? {
-                        doc.continue_token = meta.continue_token.map(|s| s.0);
-                        doc.resource_version = meta.resource_version.map(|s| s.0);
-                    }
+                    meta = map
+                        .next_value::<Option<ListMetaSeen<'de>>>()?
+                        .map(|m| m.0)
+                        .unwrap_or_default();
                 }
                 "items" => {
                     self.field.set("items");
-                    doc.items = map.next_value::<Option<Vec<&'de RawValue>>>()?.unwrap_or_default();
+                    let seed = self.items.take().ok_or_else(|| de::Error::duplicate_field("items"))?;
+                    map.next_value_seed(seed)?;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -206,54 +234,297 @@ impl<'de> Visitor<'de> for PageVisitor<'_> {
             }
             self.field.set("(page)");
         }
-        Ok(doc)
+        Ok(meta)
     }
 }
 
-#[derive(Deserialize)]
-struct ListMeta<'a> {
-    #[serde(borrow, rename = "continue")]
-    continue_token: Option<Str<'a>>,
-    #[serde(borrow, rename = "resourceVersion")]
-    resource_version: Option<Str<'a>>,
+/// The list's `metadata`: the continue token and the resourceVersion, strings when present.
+struct ListMetaSeen<'a>(ListMeta<'a>);
+
+impl<'de> Deserialize<'de> for ListMetaSeen<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ListMetaSeen<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<ListMetaSeen<'de>, A::Error> {
+                let mut meta = ListMeta::default();
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    match &*key {
+                        "continue" => meta.continue_token = map.next_value()?,
+                        "resourceVersion" => meta.resource_version = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ListMetaSeen(meta))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `items`, each pod classified as it is parsed (null: no items).
+struct ClassifyItems<'s, 'a> {
+    keys: &'s [&'s str],
+    reserved: &'s dyn Fn(&str) -> bool,
+    out: &'s mut PodPage<'a>,
+    /// Positions of the pods for the per-pod path.
+    others: &'s mut Vec<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for ClassifyItems<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClassifyItems<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of pods")
+    }
+    fn visit_none<E: de::Error>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        let mut index = 0;
+        while let Some(pod) = seq.next_element::<Field<PodView<'de>>>()? {
+            match classify(pod, self.keys, self.reserved) {
+                Class::Skip => {}
+                Class::Finished(uid) => self.out.finished.push(uid),
+                Class::Placed(pod) => self.out.placed.push(pod),
+                Class::Invalid(pod) => self.out.invalid.push(pod),
+                Class::Other => self.others.push(index),
+            }
+            index += 1;
+        }
+        Ok(())
+    }
+}
+
+/// `items` again, keeping the text of the pods at `wanted` (ascending positions).
+struct RawItems<'s, 'a> {
+    wanted: &'s [usize],
+    out: &'s mut Vec<&'a str>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for RawItems<'_, 'a> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for RawItems<'_, 'a> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of pods")
+    }
+    fn visit_none<E: de::Error>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        let mut wanted = self.wanted.iter().copied().peekable();
+        let mut index = 0;
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            if wanted.next_if_eq(&index).is_some() {
+                self.out.push(raw.get());
+            }
+            index += 1;
+        }
+        Ok(())
+    }
 }
 
 // -- one pod ---------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+/// A field read whatever its JSON type: missing or null (`Absent`; the per-pod path reads both
+/// the same), the shape the API gives it, or any other (`Odd`).
+#[derive(Default)]
+enum Field<T> {
+    #[default]
+    Absent,
+    Value(T),
+    Odd,
+}
+
+/// What a [`Field`] accepts; every other JSON value is skipped as `Odd`.
+trait Shape<'de>: Sized {
+    fn borrowed_str(_: &'de str) -> Option<Self> {
+        None
+    }
+    fn str(_: &str) -> Option<Self> {
+        None
+    }
+    fn seq<A: SeqAccess<'de>>(mut seq: A) -> std::result::Result<Option<Self>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn map<A: MapAccess<'de>>(mut map: A) -> std::result::Result<Option<Self>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+impl<'de, T: Shape<'de>> Deserialize<'de> for Field<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor(PhantomData))
+    }
+}
+
+struct FieldVisitor<T>(PhantomData<T>);
+
+fn field<T>(value: Option<T>) -> Field<T> {
+    value.map_or(Field::Odd, Field::Value)
+}
+
+impl<'de, T: Shape<'de>> Visitor<'de> for FieldVisitor<T> {
+    type Value = Field<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Field<T>, E> {
+        Ok(Field::Absent)
+    }
+    fn visit_none<E: de::Error>(self) -> std::result::Result<Field<T>, E> {
+        Ok(Field::Absent)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<Field<T>, E> {
+        Ok(Field::Odd)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> std::result::Result<Field<T>, E> {
+        Ok(Field::Odd)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> std::result::Result<Field<T>, E> {
+        Ok(Field::Odd)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> std::result::Result<Field<T>, E> {
+        Ok(Field::Odd)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<Field<T>, E> {
+        Ok(field(T::borrowed_str(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Field<T>, E> {
+        Ok(field(T::str(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<Field<T>, A::Error> {
+        Ok(field(T::seq(seq)?))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Field<T>, A::Error> {
+        Ok(field(T::map(map)?))
+    }
+}
+
+/// The fields of a pod the load reads; the rest is skipped unparsed. A repeated key replaces
+/// the earlier value, as in the per-pod path.
 struct PodView<'a> {
-    #[serde(borrow)]
-    metadata: Option<MetaView<'a>>,
-    #[serde(borrow)]
-    spec: Option<SpecView<'a>>,
-    #[serde(borrow)]
-    status: Option<StatusView<'a>>,
+    metadata: Field<MetaView<'a>>,
+    spec: Field<SpecView<'a>>,
+    status: Field<StatusView<'a>>,
 }
 
-#[derive(Deserialize)]
 struct MetaView<'a> {
-    #[serde(borrow)]
-    uid: Option<Str<'a>>,
-    #[serde(borrow)]
-    namespace: Option<Str<'a>>,
-    #[serde(borrow)]
-    name: Option<Str<'a>>,
-    #[serde(borrow)]
-    annotations: Option<Annotations<'a>>,
+    uid: Field<Str<'a>>,
+    namespace: Field<Str<'a>>,
+    name: Field<Str<'a>>,
+    annotations: Field<Annotations<'a>>,
 }
 
-#[derive(Deserialize)]
 struct SpecView<'a> {
-    #[serde(borrow, rename = "nodeName")]
-    node_name: Option<Str<'a>>,
-    #[serde(rename = "initContainers")]
-    init_containers: Option<Count>,
+    node_name: Field<Str<'a>>,
+    init_containers: Field<Count>,
 }
 
-#[derive(Deserialize)]
 struct StatusView<'a> {
-    #[serde(borrow)]
-    phase: Option<Str<'a>>,
+    phase: Field<Str<'a>>,
+}
+
+impl<'de> Shape<'de> for PodView<'de> {
+    fn map<A: MapAccess<'de>>(mut map: A) -> std::result::Result<Option<Self>, A::Error> {
+        let mut pod = PodView {
+            metadata: Field::Absent,
+            spec: Field::Absent,
+            status: Field::Absent,
+        };
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            match &*key {
+                "metadata" => pod.metadata = map.next_value()?,
+                "spec" => pod.spec = map.next_value()?,
+                "status" => pod.status = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(pod))
+    }
+}
+
+impl<'de> Shape<'de> for MetaView<'de> {
+    fn map<A: MapAccess<'de>>(mut map: A) -> std::result::Result<Option<Self>, A::Error> {
+        let mut meta = MetaView {
+            uid: Field::Absent,
+            namespace: Field::Absent,
+            name: Field::Absent,
+            annotations: Field::Absent,
+        };
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            match &*key {
+                "uid" => meta.uid = map.next_value()?,
+                "namespace" => meta.namespace = map.next_value()?,
+                "name" => meta.name = map.next_value()?,
+                "annotations" => meta.annotations = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(meta))
+    }
+}
+
+impl<'de> Shape<'de> for SpecView<'de> {
+    fn map<A: MapAccess<'de>>(mut map: A) -> std::result::Result<Option<Self>, A::Error> {
+        let mut spec = SpecView {
+            node_name: Field::Absent,
+            init_containers: Field::Absent,
+        };
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            match &*key {
+                "nodeName" => spec.node_name = map.next_value()?,
+                "initContainers" => spec.init_containers = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(spec))
+    }
+}
+
+impl<'de> Shape<'de> for StatusView<'de> {
+    fn map<A: MapAccess<'de>>(mut map: A) -> std::result::Result<Option<Self>, A::Error> {
+        let mut phase = Field::Absent;
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            if &*key == "phase" {
+                phase = map.next_value()?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Some(StatusView { phase }))
+    }
 }
 
 /// A string borrowed from the page when it has no escapes.
@@ -263,6 +534,15 @@ impl std::ops::Deref for Str<'_> {
     type Target = str;
     fn deref(&self) -> &str {
         &self.0
+    }
+}
+
+impl<'de> Shape<'de> for Str<'de> {
+    fn borrowed_str(v: &'de str) -> Option<Self> {
+        Some(Str(Cow::Borrowed(v)))
+    }
+    fn str(v: &str) -> Option<Self> {
+        Some(Str(Cow::Owned(v.to_string())))
     }
 }
 
@@ -288,23 +568,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 /// The length of an array, its elements skipped.
 struct Count(usize);
 
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Count;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Count, A::Error> {
-                let mut n = 0;
-                while seq.next_element::<IgnoredAny>()?.is_some() {
-                    n += 1;
-                }
-                Ok(Count(n))
-            }
+impl<'de> Shape<'de> for Count {
+    fn seq<A: SeqAccess<'de>>(mut seq: A) -> std::result::Result<Option<Self>, A::Error> {
+        let mut n = 0;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            n += 1;
         }
-        d.deserialize_seq(V)
+        Ok(Some(Count(n)))
     }
 }
 
@@ -321,74 +591,19 @@ impl Annotations<'_> {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Annotations<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Annotations<'de>, A::Error> {
-                let mut out = Annotations {
-                    entries: Vec::with_capacity(map.size_hint().unwrap_or(8)),
-                    odd: false,
-                };
-                while let Some(key) = map.next_key::<Str<'de>>()? {
-                    match map.next_value::<StrOrOther<'de>>()?.0 {
-                        Some(value) => out.entries.push((key, value)),
-                        None => out.odd = true,
-                    }
-                }
-                Ok(out)
+impl<'de> Shape<'de> for Annotations<'de> {
+    fn map<A: MapAccess<'de>>(mut map: A) -> std::result::Result<Option<Self>, A::Error> {
+        let mut out = Annotations {
+            entries: Vec::with_capacity(map.size_hint().unwrap_or(8)),
+            odd: false,
+        };
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            match map.next_value::<Field<Str<'de>>>()? {
+                Field::Value(value) => out.entries.push((key, value)),
+                Field::Absent | Field::Odd => out.odd = true,
             }
         }
-        d.deserialize_map(V)
-    }
-}
-
-/// A string, or `None` for any other JSON value (skipped).
-struct StrOrOther<'a>(Option<Str<'a>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for StrOrOther<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StrOrOther<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<StrOrOther<'de>, E> {
-                Ok(StrOrOther(Some(Str(Cow::Borrowed(v)))))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<StrOrOther<'de>, E> {
-                Ok(StrOrOther(Some(Str(Cow::Owned(v.to_string())))))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<StrOrOther<'de>, E> {
-                Ok(StrOrOther(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> std::result::Result<StrOrOther<'de>, E> {
-                Ok(StrOrOther(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> std::result::Result<StrOrOther<'de>, E> {
-                Ok(StrOrOther(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> std::result::Result<StrOrOther<'de>, E> {
-                Ok(StrOrOther(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> std::result::Result<StrOrOther<'de>, E> {
-                Ok(StrOrOther(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<StrOrOther<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(StrOrOther(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<StrOrOther<'de>, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(StrOrOther(None))
-            }
-        }
-        d.deserialize_any(V)
+        Ok(Some(out))
     }
 }
 
@@ -603,6 +818,41 @@ mod tests {
     }
 
     #[test]
+    fn repeated_keys_take_the_last_value_as_the_per_pod_path_does() {
+        let item = format!(
+            r#"{{"metadata":{{"uid":"old","name":"p","uid":"u1","annotations":{{"hami.io/vgpu-node":"n1",
+                "{ALLOCATED}":"g,NVIDIA,5,1:;"}}}},"spec":{{"nodeName":"n1"}},"status":{{"phase":"Failed"}},
+                "status":{{"phase":"Running"}}}}"#
+        );
+        let text = page("{}", &[item]);
+        let p = decode(&text, &[]);
+        assert_eq!(p.placed[0].uid, "u1");
+    }
+
+    #[test]
+    fn null_reads_as_absent_and_the_envelope_in_any_order() {
+        let item = format!(
+            r#"{{"status":null,"metadata":{{"uid":"u1","name":"p","namespace":null,"annotations":{{
+                "hami.io/vgpu-node":"n1","{ALLOCATED}":"g,NVIDIA,5,1:;"}}}},"spec":{{"nodeName":"n1","initContainers":null}}}}"#
+        );
+        let text =
+            format!(r#"{{"items":[{item}],"metadata":{{"resourceVersion":"3","continue":null}},"kind":"PodList"}}"#);
+        let p = decode(&text, &[]);
+        assert_eq!(
+            (p.placed[0].namespace.as_str(), p.resource_version.as_str()),
+            ("default", "3")
+        );
+        assert_eq!(p.continue_token, None);
+        let null_value = format!(r#""hami.io/vgpu-node":"n1","{ALLOCATED}":"g,NVIDIA,5,1:;","x":null"#);
+        let text = page(r#"null"#, &[pod("u2", "Running", r#","nodeName":"n1""#, &null_value)]);
+        assert_eq!(
+            decode(&text, &[]).others.len(),
+            1,
+            "a null annotation: the per-pod path decides"
+        );
+    }
+
+    #[test]
     fn a_bad_allocation_is_reported_for_that_pod_only() {
         let bad = pod(
             "bad",
@@ -632,6 +882,7 @@ mod tests {
             (r#"{"metadata":{"continue":7}}"#, "metadata"),
             (r#"{"metadata":[]}"#, "metadata"),
             (r#"{"items":[]} x"#, "(page)"),
+            (r#"{"items":[],"items":[]}"#, "items"),
         ];
         for (text, want) in cases {
             match decode_pod_page(text.as_bytes(), &Vendors::default(), &|_| false) {
