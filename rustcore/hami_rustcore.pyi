@@ -1,6 +1,6 @@
 """The Rust scheduling core: device model, fit and score, cluster usage state, HAMi codecs."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeAlias, final
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "FilterResult",
     "NodeNames",
     "PodAllocation",
+    "PodPage",
     "PodRequest",
     "__version__",
     "decode_node_devices",
@@ -27,6 +28,7 @@ __all__ = [
     "encode_node_devices_legacy",
     "encode_pair_scores",
     "encode_pod_devices",
+    "load_pod_page",
     "parse_extender_args",
 ]
 
@@ -291,6 +293,30 @@ class NodeNames:
     def to_json(self) -> bytes: ...
 
 def parse_extender_args(body: bytes) -> tuple[bytes | None, NodeNames | None, bytes | None]: ...
+
+@final
+class PodPage:
+    """What `load_pod_page` read from one page of the pod list and did with it: the pods put
+    into the state as ``(uid, "namespace/name")``, the UIDs of finished pods, ``(uid,
+    namespace, name, error)`` of pods whose allocation did not decode, and the JSON of every
+    other pod, for the per-pod path."""
+
+    @property
+    def continue_token(self) -> str | None: ...
+    @property
+    def resource_version(self) -> str: ...
+    @property
+    def loaded(self) -> list[tuple[str, str]]: ...
+    @property
+    def finished(self) -> list[str]: ...
+    @property
+    def invalid(self) -> list[tuple[str, str, str, str]]: ...
+    @property
+    def others(self) -> list[bytes]: ...
+
+def load_pod_page(
+    cluster: Cluster, page: bytes, reserved: Iterable[str] | None = None
+) -> PodPage: ...
 def decode_node_devices(text: str, vendor: str = "NVIDIA") -> list[Device]: ...
 def encode_node_devices(devices: Sequence[Device]) -> str: ...
 def decode_node_devices_legacy(text: str, vendor: str) -> list[Device]: ...

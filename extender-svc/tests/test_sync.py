@@ -11,7 +11,7 @@ from typing import Any
 import hami_rustcore as core
 import httpx
 import pytest
-from hami_common.k8s import WatchEvent
+from hami_common.k8s import ServerError, WatchEvent
 from hami_extender.sync import Pending, StateSync
 from hami_extender.testing import ALLOCATED, REGISTER, FakeApi
 
@@ -146,6 +146,189 @@ def test_the_load_is_paged_and_restarts_when_the_continue_token_expires(
     pages = [u for m, u in api.requests if m == "GET" and "limit=2" in u]
     assert len(pages) == 3 + 3  # three pages, the last one expired once: all over again
     assert [used(sync.cluster, f"a-g{i}") for i in range(5)] == [100, 101, 102, 103, 104]
+
+
+def test_a_pod_deleted_while_the_list_starts_over_leaves_the_state(
+    api: FakeApi, sync: StateSync
+) -> None:
+    """The first pages of a list that expires are in the state already; the list that
+    completes decides, so a pod deleted in between goes."""
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a", gpus=5)]}))
+    for i in range(5):
+        api.put("/api/v1/namespaces/ns/pods", pod(str(i), "a", f"a-g{i}", 100 + i))
+
+    def gone_once(request: httpx.Request) -> httpx.Response | None:
+        if request.url.params.get("continue") == "4" and "/api/v1/namespaces/ns/pods/p-0" in (
+            api.objects
+        ):
+            del api.objects["/api/v1/namespaces/ns/pods/p-0"]  # listed on the first page
+            return httpx.Response(410, json={"kind": "Status", "code": 410, "reason": "Expired"})
+        return None
+
+    api.intercept = gone_once
+    asyncio.run(sync.load_pods())
+    assert [used(sync.cluster, f"a-g{i}") for i in range(5)] == [0, 101, 102, 103, 104]
+    assert sorted(sync.pods) == ["1", "2", "3", "4"]
+
+
+def serve_pages(api: FakeApi, items: list[Any], size: int) -> None:
+    """The pod list as exactly these items (any shape), ``size`` per page."""
+
+    def pages(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path != "/api/v1/pods" or request.url.params.get("watch") == "true":
+            return None
+        start = int(request.url.params.get("continue") or 0)
+        meta: Json = {"resourceVersion": "77"}
+        if start + size < len(items):
+            meta["continue"] = str(start + size)
+        return httpx.Response(200, json={"kind": "PodList", "metadata": meta,
+                                         "items": items[start:start + size]})  # fmt: skip
+
+    api.intercept = pages
+
+
+def snapshot(sync: StateSync, uids: list[str]) -> Json:
+    """Everything the state load decides: devices in use, each pod's allocation, the pods the
+    sync tracks and reserves, the decode errors."""
+    pods = {}
+    for uid in uids:
+        alloc = sync.cluster.pod(uid)
+        if alloc is not None:
+            pods[uid] = (alloc.namespace, alloc.name, alloc.node, alloc.devices, alloc.init_count,
+                         alloc.init_done, alloc.reserved_at is None)  # fmt: skip
+    usage = [(u.node, u.device.id, u.used, u.usedmem, u.usedcores) for u in sync.cluster.usage()]
+    return {"usage": usage, "pods": pods, "tracked": dict(sync.pods),
+            "pending": sorted(sync.pending), "errors": sync.decode_errors}  # fmt: skip
+
+
+def mixed_items() -> list[Any]:
+    """Every kind of pod a list can hold, the common one most often."""
+    mlu = "hami.io/cambricon-mlu-devices-allocated"
+    two = pod("two-vendors", "a", "a-g5", 50)
+    two["metadata"]["annotations"][mlu] = "a-g6,MLU,256,10:;"
+    inits = pod("init-done", "a", "a-g4", 300, init=2)
+    inits["status"]["initContainerStatuses"] = [
+        {"state": {"terminated": {"exitCode": 0}}} for _ in range(2)
+    ]
+    no_ns = pod("no-ns", "a", "a-g1", 10)
+    del no_ns["metadata"]["namespace"]
+    truthy_node = pod("truthy-node", "a", "a-g2", 20)
+    truthy_node["spec"]["nodeName"] = True  # not a string: only Python reads this one
+    odd_value = pod("odd-value", "a", "a-g3", 30)
+    odd_value["metadata"]["annotations"]["hami.io/other"] = 5
+    return [
+        *(pod(f"bulk-{i}", "a", f"a-g{i % 8}", 100 + i) for i in range(7)),
+        pod("unbound", "a", "a-g1", 200, bound=False),
+        pod("init", "a", "a-g2", 300, init=1),
+        inits,
+        two,
+        pod("none", None),
+        pod("done", "a", "a-g3", 400, phase="Failed"),
+        pod("ok-then-done", "a", "a-g3", 400, phase="Succeeded"),
+        pod("bad", "a", text="x,NVIDIA,abc,10:;"),
+        pod("mine", "a", "a-g0", 900),  # an older copy of a reservation made in memory
+        no_ns, truthy_node, odd_value,
+        {"metadata": "not an object"}, 5, {"spec": {}},
+    ]  # fmt: skip
+
+
+def prepared(api: FakeApi) -> StateSync:
+    """A sync with state from before the list: pods that will vanish, finish, or be listed again,
+    and reservations in memory (one listed with an older copy, one not listed at all)."""
+    sync = StateSync(api.client(), core.Cluster(), page_size=3)
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a", gpus=8)]}))
+    sync.apply_pod(pod("vanished", "a", "a-g7", 700))
+    sync.apply_pod(pod("ok-then-done", "a", "a-g3", 400))
+    sync.apply_pod(pod("bulk-0", "a", "a-g6", 5000))
+    for uid, gpu in (("mine", "a-g0"), ("reserved-only", "a-g1")):
+        text = f"{gpu},NVIDIA,1234,10:;"
+        sync.cluster.upsert_pod(uid, "ns", f"p-{uid}", "a", text, reserved_at=1.0)
+        sync.pending[uid] = Pending("a", {}, {ALLOCATED: text})
+    return sync
+
+
+def test_a_listed_page_gives_the_state_of_the_per_pod_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The pages straight into the core, the batch of decoded items (a watch's SYNC) and
+    `apply_pod` one pod at a time end in the same state."""
+    items = mixed_items()
+    uids = [i["metadata"]["uid"] for i in items if isinstance(i, dict)
+            and isinstance(i.get("metadata"), dict) and "uid" in i["metadata"]]  # fmt: skip
+    uids += ["vanished", "reserved-only"]
+
+    api = FakeApi()
+    serve_pages(api, items, size=3)
+    paged = prepared(api)
+    assert asyncio.run(paged.load_pods()) == "77"
+
+    batch = prepared(FakeApi())
+    batch.handle_pod_event(WatchEvent("SYNC", {"items": items}))
+
+    one_by_one = prepared(FakeApi())
+    for item in items:
+        one_by_one.apply_pod(item)
+    for gone in set(one_by_one.pods) - set(uids[:-2]):
+        if gone not in one_by_one.pending:
+            one_by_one._forget(gone)
+
+    want = snapshot(one_by_one, uids)
+    assert snapshot(batch, uids) == want
+    assert snapshot(paged, uids) == want
+    assert want["pods"]["mine"][3] == [[core.AllocDevice("a-g0", "NVIDIA", 1234, 10)]]
+    assert "vanished" not in want["pods"]
+    assert "reserved-only" in want["pods"]
+    assert want["pods"]["no-ns"][0] == "default"
+    assert want["errors"] == 1
+    assert paged.pods_synced.is_set()
+    assert "ns/p-bad: bad device annotation" in caplog.text
+
+
+def test_a_malformed_page_is_an_error_and_keeps_what_was_loaded(
+    api: FakeApi, sync: StateSync, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.put("/api/v1/nodes", node("a", gpus=4))  # the node loop below lists it again
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a", gpus=4)]}))
+    for i in range(4):
+        api.put("/api/v1/namespaces/ns/pods", pod(str(i), "a", f"a-g{i}", 100 + i))
+    broken = {"on": True}
+
+    def second_page_garbled(request: httpx.Request) -> httpx.Response | None:
+        if request.url.params.get("continue") == "2" and broken["on"]:
+            return httpx.Response(200, content=b'{"kind":"PodList","items":[{"metadata":')
+        return None
+
+    api.intercept = second_page_garbled
+    with pytest.raises(ServerError, match=r"GET pods: pod list page: items at line 1 column"):
+        asyncio.run(sync.load_pods())
+    assert [used(sync.cluster, f"a-g{i}") for i in range(4)] == [100, 101, 0, 0]  # page 1 kept
+    assert not sync.pods_synced.is_set()
+
+    # The service's loop logs the failure and lists again; once the API answers, it syncs.
+    del api.objects["/api/v1/namespaces/ns/pods/p-0"]
+
+    async def until_synced() -> None:
+        task = asyncio.create_task(sync.run())
+        try:
+            async with asyncio.timeout(10):
+                await sync.pods_synced.wait()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    api.requests.clear()
+
+    def garbled_then_fixed(request: httpx.Request) -> httpx.Response | None:
+        answer = second_page_garbled(request)
+        if answer is not None:
+            broken["on"] = False
+        return answer
+
+    api.intercept = garbled_then_fixed
+    asyncio.run(until_synced())
+    assert "pod watch failed" in caplog.text
+    assert [used(sync.cluster, f"a-g{i}") for i in range(4)] == [0, 101, 102, 103]
 
 
 def test_a_410_on_the_watch_lists_again(api: FakeApi, sync: StateSync) -> None:

@@ -5,8 +5,9 @@ server cannot be made to do on demand (503s, dropped connections).
 """
 
 import asyncio
+import gzip
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -135,6 +136,27 @@ def test_a_read_error_on_a_write_is_a_transport_error_not_retried(sleeps: list[f
 def test_a_non_json_answer_is_a_server_error() -> None:
     with pytest.raises(ServerError, match="not JSON"):
         run(lambda _: httpx.Response(200, text="<html>"), lambda k: k.get(NODES, "n"))
+
+
+def test_request_bytes_returns_the_body_as_sent_and_retries_a_broken_read(
+    sleeps: list[float],
+) -> None:
+    body = b'{"kind": "PodList", "items": []}\n'
+
+    class Broken(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield body[:5]
+            raise httpx.ReadError("reset")
+
+    answers = [
+        httpx.Response(200, stream=Broken()),
+        httpx.Response(200, content=gzip.compress(body), headers={"Content-Encoding": "gzip"}),
+    ]
+    got = run(lambda _: answers.pop(0), lambda k: k.request_bytes("GET", "/api/v1/pods"))
+    assert got == body
+    assert len(sleeps) == 1
+    with pytest.raises(NotFound):
+        run(lambda _: status(404, "NotFound"), lambda k: k.request_bytes("GET", "/api/v1/x"))
 
 
 def test_list_follows_continue_tokens_and_asks_for_metadata() -> None:

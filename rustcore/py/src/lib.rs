@@ -3,6 +3,7 @@
 
 mod args;
 mod convert;
+mod podpage;
 mod types;
 
 use convert::{core_err, parse_vendor_overrides, CoreError, DecodeError};
@@ -338,5 +339,6 @@ fn hami_rustcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_pod_devices, m)?)?;
     m.add_function(wrap_pyfunction!(decode_pair_scores, m)?)?;
     m.add_function(wrap_pyfunction!(encode_pair_scores, m)?)?;
+    podpage::register(m)?;
     Ok(())
 }

@@ -13,6 +13,7 @@ pub enum Codec {
     ScoringWeights,
     Policy,
     PodSpec,
+    PodList,
     Quantity,
     ExtenderArgs,
 }
@@ -27,6 +28,7 @@ impl fmt::Display for Codec {
             Codec::ScoringWeights => "hami.io/device-scoring-weights",
             Codec::Policy => "scheduler policy",
             Codec::PodSpec => "pod",
+            Codec::PodList => "pod list page",
             Codec::Quantity => "resource quantity",
             Codec::ExtenderArgs => "ExtenderArgs",
         })

@@ -7,6 +7,7 @@ pub mod error;
 pub mod fit;
 pub mod model;
 pub mod node;
+pub mod podlist;
 pub mod policy;
 pub mod quantity;
 pub mod reason;

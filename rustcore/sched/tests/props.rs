@@ -130,6 +130,104 @@ fn assert_no_overcommit(c: &Cluster) {
     }
 }
 
+/// The knobs of one listed pod that decide its class in the state load.
+#[derive(Debug, Clone)]
+struct ListedPod {
+    uid: bool,
+    name: bool,
+    namespace: Option<&'static str>,
+    phase: Option<&'static str>,
+    node_annotation: Option<&'static str>,
+    node_name: Option<&'static str>,
+    init: Option<usize>,
+    nvidia: Option<&'static str>,
+    mlu: Option<&'static str>,
+    reserved: bool,
+}
+
+fn arb_listed_pod() -> impl Strategy<Value = ListedPod> {
+    let some = |v: &'static [&'static str]| prop::option::of(prop::sample::select(v.to_vec()));
+    (
+        (any::<u8>(), any::<u8>(), some(&["", "ns"])),
+        some(&["Running", "Pending", "Succeeded", "Failed"]),
+        (some(&["", "n1"]), some(&["", "n1"]), prop::option::of(0usize..3)),
+        (
+            some(&["", "g0,NVIDIA,100,10:;", "g0,NVIDIA,x,10:;"]),
+            some(&["", "m0,MLU,256,10:;"]),
+        ),
+        0u8..8,
+    )
+        .prop_map(
+            |((uid, name, namespace), phase, (node_annotation, node_name, init), (nvidia, mlu), reserved)| ListedPod {
+                uid: uid > 16,
+                name: name > 16,
+                namespace,
+                phase,
+                node_annotation,
+                node_name,
+                init,
+                nvidia,
+                mlu,
+                reserved: reserved == 0,
+            },
+        )
+}
+
+fn listed_pod_json(i: usize, p: &ListedPod) -> serde_json::Value {
+    let mut ann = serde_json::Map::new();
+    for (key, value) in [
+        ("hami.io/vgpu-node", p.node_annotation),
+        ("hami.io/vgpu-devices-allocated", p.nvidia),
+        ("hami.io/cambricon-mlu-devices-allocated", p.mlu),
+    ] {
+        if let Some(v) = value {
+            ann.insert(key.into(), v.into());
+        }
+    }
+    let mut meta = serde_json::json!({"annotations": ann, "labels": {"a": "b"}});
+    if p.uid {
+        meta["uid"] = format!("u{i}").into();
+    }
+    if p.name {
+        meta["name"] = format!("p{i}").into();
+    }
+    if let Some(ns) = p.namespace {
+        meta["namespace"] = ns.into();
+    }
+    let mut spec = serde_json::json!({"containers": [{"name": "c"}]});
+    if let Some(n) = p.node_name {
+        spec["nodeName"] = n.into();
+    }
+    if let Some(k) = p.init {
+        spec["initContainers"] = (0..k).map(|c| serde_json::json!({"name": format!("i{c}")})).collect();
+    }
+    let mut pod = serde_json::json!({"metadata": meta, "spec": spec});
+    if let Some(phase) = p.phase {
+        pod["status"] = serde_json::json!({"phase": phase});
+    }
+    pod
+}
+
+/// The class the extender's per-pod rules (`PodBatch.add`, `bulk_row`) give a pod.
+fn expected_class(p: &ListedPod) -> &'static str {
+    let set = |v: Option<&str>| v.is_some_and(|s| !s.is_empty());
+    if !p.uid {
+        return "skipped";
+    }
+    if matches!(p.phase, Some("Succeeded" | "Failed")) {
+        return "finished";
+    }
+    let texts = [p.nvidia, p.mlu].into_iter().filter(|t| set(*t)).count();
+    if p.reserved || !set(p.node_annotation) || !set(p.node_name) || p.init.unwrap_or(0) > 0 || texts != 1 || !p.name {
+        return "other";
+    }
+    if set(p.nvidia) && p.nvidia.unwrap().contains(",x,") {
+        "invalid"
+    } else {
+        "placed"
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -301,7 +399,42 @@ proptest! {
             let _ = PodRequest::from_pod_json(t, &Vendors::default());
             let _ = quantity::parse_quantity("x", t);
             let _ = codec::decode_extender_args(t.as_bytes());
+            let _ = podlist::decode_pod_page(t.as_bytes(), &Vendors::default(), &|_| false);
+            let page = format!(r#"{{"metadata":{{"continue":"x"}},"items":[{t}]}}"#);
+            let _ = podlist::decode_pod_page(page.as_bytes(), &Vendors::default(), &|_| true);
         }
         let _ = codec::decode_extender_args(&bytes);
+        let _ = podlist::decode_pod_page(&bytes, &Vendors::default(), &|_| false);
+    }
+
+    #[test]
+    fn pod_page_classes_follow_the_per_pod_rules(pods in prop::collection::vec(arb_listed_pod(), 0..30)) {
+        let items: Vec<serde_json::Value> = pods.iter().enumerate().map(|(i, p)| listed_pod_json(i, p)).collect();
+        let page = serde_json::json!({"kind": "PodList", "metadata": {"resourceVersion": "9"}, "items": items}).to_string();
+        let reserved: Vec<String> = pods.iter().enumerate().filter(|(_, p)| p.reserved).map(|(i, _)| format!("u{i}")).collect();
+        let got = podlist::decode_pod_page(page.as_bytes(), &Vendors::default(), &|uid| reserved.iter().any(|r| r == uid)).unwrap();
+        let mut classes = std::collections::BTreeMap::new();
+        for p in &got.placed {
+            classes.insert(p.uid.clone(), "placed");
+            let listed = &pods[p.uid[1..].parse::<usize>().unwrap()];
+            prop_assert_eq!(p.namespace.as_str(), if listed.namespace == Some("ns") { "ns" } else { "default" });
+            prop_assert_eq!((p.node.as_str(), p.reserved_at, p.init_count), ("n1", None, 0));
+        }
+        for uid in &got.finished {
+            classes.insert(uid.clone(), "finished");
+        }
+        for p in &got.invalid {
+            classes.insert(p.uid.clone(), "invalid");
+        }
+        for text in &got.others {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            classes.insert(v["metadata"]["uid"].as_str().unwrap().to_string(), "other");
+        }
+        for (i, p) in pods.iter().enumerate() {
+            let want = expected_class(p);
+            let got = classes.get(&format!("u{i}")).copied().unwrap_or("skipped");
+            prop_assert_eq!(got, want, "{:?}", p);
+        }
+        prop_assert_eq!(got.resource_version, "9");
     }
 }

@@ -130,6 +130,25 @@ class KubeClient:
         headers: Mapping[str, str] | None = None,
     ) -> Json:
         """Send one request, retrying transient failures, and return the decoded JSON object."""
+        content = await self.request_bytes(method, path, params=params, body=body, headers=headers)
+        return _decode(content, f"{method} {path}")
+
+    async def request_bytes(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """`request`, returning the response body as sent: for callers that decode it elsewhere
+        (the extender hands each ~2 MB page of the pod list to its Rust core as bytes).
+
+        The body is read from the stream rather than kept on the response (``.content``): an
+        httpx response sits in a reference cycle, so it lives until a cyclic collection, and
+        while one is turned off (the extender's state load) every body read would stay in
+        memory."""
         what = f"{method} {path}"
         content = None if body is None else json.dumps(body).encode()
         hdrs = self._headers(headers)
@@ -138,17 +157,20 @@ class KubeClient:
         attempt = 0
         while True:
             try:
-                resp = await self._http.request(
+                req = self._http.build_request(
                     method, path, params=params, content=content, headers=hdrs
                 )
+                resp = await self._http.send(req, stream=True)
+                try:
+                    answer = b"".join([chunk async for chunk in resp.aiter_bytes()])
+                finally:
+                    await resp.aclose()
             except httpx.HTTPError as exc:
                 error = _transport_error(exc, what)
             else:
                 if resp.status_code < 400:
-                    return _decode(resp.content, what)
-                error = error_from_status(
-                    resp.status_code, resp.content, resp.headers.get("Retry-After")
-                )
+                    return answer
+                error = error_from_status(resp.status_code, answer, resp.headers.get("Retry-After"))
             if attempt >= self.backoff.retries or not is_retryable(error, method):
                 raise error
             await asyncio.sleep(self.backoff.delay(attempt, error.retry_after))
