@@ -171,6 +171,34 @@ def test_the_allocation_rides_on_the_binding_from_1_35(
     assert stored["metadata"]["annotations"][ALLOCATED].startswith("gpu-0,NVIDIA,4000,")
 
 
+def test_a_server_that_drops_binding_labels_gets_them_patched_and_patch_first(
+    api: FakeApi,
+) -> None:
+    """1.35+ with PodTopologyLabelsAdmission off: the Binding's labels are not copied. The first
+    bind reads the pod back, labels it, and later binds patch before the Binding."""
+    api.binding_copies = ("annotations",)
+
+    async def go() -> tuple[Rig, list[str]]:
+        r = rig(api)
+        for name in ("p", "q"):
+            pod = gpu_pod(name, 1000)
+            api.put("/api/v1/namespaces/ns/pods", pod)
+            placed = orjson.loads(await r.ext.filter(filter_body(pod, ["n0", "n1", "n2"])))
+            args = {"PodName": name, "PodNamespace": "ns", "PodUID": f"uid-{name}",
+                    "Node": placed["NodeNames"][0]}  # fmt: skip
+            api.requests.clear()
+            assert orjson.loads(await r.ext.bind(orjson.dumps(args))) == {"Error": ""}
+        pod_writes = [m for m, u in api.requests if "/pods/q" in u and m == "PATCH"]
+        return r, pod_writes
+
+    r, q_patches = asyncio.run(go())
+    for name in ("p", "q"):
+        stored = api.get(f"/api/v1/namespaces/ns/pods/{name}")
+        assert stored["metadata"]["labels"][VGPU_NODE] == stored["spec"]["nodeName"]
+    assert q_patches == ["PATCH"]  # q: the allocation patched before its Binding
+    assert r.ext._carries is False
+
+
 def test_server_minor_reads_kubernetes_versions() -> None:
     assert server_minor({"major": "1", "minor": "36+"}) == (1, 36)
     assert server_minor({"major": "1", "minor": "x"}) == (0, 0)

@@ -111,6 +111,7 @@ class Extender:
         self.specs = cluster.vendor_specs()
         self._gates: dict[str, asyncio.Lock] = {}  # binds to one node take its lock in turn
         self._carries: bool | None = None  # see _binding_carries_metadata
+        self._labels_checked = False  # see _check_binding_labels
         self._live: dict[str, str] = {}  # node -> lock holder (ns/name) judged live (see _lock)
 
     # -- filter ------------------------------------------------------------------------------
@@ -354,7 +355,8 @@ class Extender:
             "target": {"apiVersion": "v1", "kind": "Node", "name": args.node},
         }  # fmt: skip
         try:
-            if await self._binding_carries_metadata():
+            carried = await self._binding_carries_metadata()
+            if carried:
                 binding["metadata"].update(annotations=annotations, labels=labels)
             else:
                 patch = {"metadata": {"uid": args.uid, "labels": labels,
@@ -373,7 +375,31 @@ class Extender:
             )
         self.cluster.mark_bound(args.uid)
         self.sync.pending.pop(args.uid, None)
+        if carried and not self._labels_checked:
+            await self._check_binding_labels(args)
         return "", ""
+
+    async def _check_binding_labels(self, args: BindArgs) -> None:
+        """Once per process, read back the first pod bound with its metadata on the Binding: an
+        API server that does not copy a Binding's labels (PodTopologyLabelsAdmission turned
+        off) would leave the pod without ``hami.io/vgpu-node``, hiding it from the pod watch
+        that rebuilds the state after a restart. Then the label is patched on and every later
+        bind patches first, as HAMi does."""
+        try:
+            pod = await self.client.get(PODS, args.name, namespace=args.namespace)
+        except ApiError:
+            return  # checked on the next bind
+        self._labels_checked = True
+        if ((pod.get("metadata") or {}).get("labels") or {}).get(VGPU_NODE) == args.node:
+            return
+        log.warning("the API server did not copy the Binding's labels onto pod %s; patching "
+                    "the allocation before each Binding from now on", args.key)  # fmt: skip
+        self._carries = False
+        patch = {"metadata": {"uid": args.uid, "labels": {VGPU_NODE: args.node}}}
+        try:
+            await self.client.patch(PODS, args.name, patch, namespace=args.namespace)
+        except ApiError as exc:
+            log.warning("could not label pod %s: %s", args.key, exc)
 
     async def _binding_carries_metadata(self) -> bool:
         """Whether the allocation annotations and the ``hami.io/vgpu-node`` label ride on the

@@ -145,6 +145,7 @@ class FakeApi:
         self.requests: list[tuple[str, str]] = []
         self.intercept: Callable[[httpx.Request], httpx.Response | None] | None = None
         self.server_version: Json = {"major": "1", "minor": "36", "gitVersion": "v1.36.5"}
+        self.binding_copies: tuple[str, ...] = ("annotations", "labels")
 
     def put(self, collection: str, obj: Json) -> Json:
         """Store ``obj`` under a collection path (``/api/v1/namespaces/ns/pods``)."""
@@ -197,7 +198,7 @@ class FakeApi:
                 if pod is None:
                     return _status(404, "NotFound")
                 pod.setdefault("spec", {})["nodeName"] = body["target"]["name"]
-                for key in ("annotations", "labels"):  # copied onto the pod, as from 1.35
+                for key in self.binding_copies:  # copied onto the pod, labels from 1.35
                     pod["metadata"].setdefault(key, {}).update(body["metadata"].get(key) or {})
                 self.version += 1
                 pod["metadata"]["resourceVersion"] = str(self.version)
