@@ -91,6 +91,23 @@ def test_filter_reserves_and_explains_failures() -> None:
     assert c.pod("p") is None
 
 
+def test_failed_nodes_stay_in_the_core_in_candidate_order() -> None:
+    """A cluster-wide miss has thousands of per-node reasons: the extender takes them as JSON
+    (candidate order, valid JSON whatever the names) and only the first few as Python."""
+    c = hc.Cluster()
+    node(c, "z-small", mem=2000)
+    node(c, 'a"small', mem=2000)
+    r = c.filter(gpu_pod("p"), ["z-small", "gone", 'a"small'], reserve=False)
+    assert r.node is None
+    assert (r.failed_count, r.unregistered_count) == (3, 1)
+    assert list(json.loads(r.failed_json())) == ["z-small", "gone", 'a"small']
+    assert json.loads(r.failed_json()) == r.failed
+    assert r.failed_head(2) == [("z-small", "2/2 CardInsufficientMemory"),
+                                ("gone", hc.NODE_UNREGISTERED)]  # fmt: skip
+    fits = c.filter(gpu_pod("q", mem=1000), ["z-small"], reserve=False)
+    assert (fits.failed_json(), fits.failed_count, fits.failed_head(5)) == (b"{}", 0, [])
+
+
 def test_bulk_load_reports_bad_annotations_and_keeps_the_rest() -> None:
     c = hc.Cluster()
     node(c, "n1")

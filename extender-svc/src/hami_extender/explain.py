@@ -18,14 +18,14 @@ SPAN_NODE_REASONS = 20
 
 
 def failure_summary(
-    candidates: int, failed: dict[str, str], reasons: dict[str, int]
+    candidates: int, failed_count: int, failed_head: dict[str, str], reasons: dict[str, int]
 ) -> dict[str, Any]:
     """The filter span's attributes about rejected nodes: cost bounded whatever the node count
     (the counts by reason, and only the first `SPAN_NODE_REASONS` per-node reasons)."""
-    by_node = dict(itertools.islice(failed.items(), SPAN_NODE_REASONS))
+    by_node = dict(itertools.islice(failed_head.items(), SPAN_NODE_REASONS))
     return {
         "hami.filter.candidates": candidates,
-        "hami.filter.failed_count": len(failed),
+        "hami.filter.failed_count": failed_count,
         "hami.filter.failed_nodes": orjson.dumps(by_node).decode(),
         "hami.filter.reasons": orjson.dumps(reasons).decode(),
     }
@@ -46,6 +46,8 @@ class Explanations:
         if isinstance(failed, dict) and len(failed) > MAX_NODE_REASONS:
             step["failed"] = dict(itertools.islice(failed.items(), MAX_NODE_REASONS))
             step["failed_truncated"] = len(failed) - MAX_NODE_REASONS
+        elif isinstance(failed, dict) and step.get("nodes_failed", 0) > len(failed):
+            step["failed_truncated"] = step["nodes_failed"] - len(failed)  # given a head only
         entry["steps"] = [*entry["steps"][-(MAX_STEPS - 1) :], step]
         self._pods[key] = entry
         while len(self._pods) > self.capacity:

@@ -37,7 +37,7 @@ from opentelemetry.trace import Span, StatusCode, Tracer
 
 from hami_extender.annotations import allocation_annotations
 from hami_extender.events import EventSink
-from hami_extender.explain import Explanations, failure_summary
+from hami_extender.explain import MAX_NODE_REASONS, Explanations, failure_summary
 from hami_extender.inventory import ObjectError, node_inventory
 from hami_extender.metrics import ExtenderMetrics
 from hami_extender.settings import ExtenderSettings
@@ -79,7 +79,7 @@ def server_minor(version: Json) -> tuple[int, int]:
     return (major, minor)
 
 
-def _top_reason(reasons: dict[str, int], failed: dict[str, str]) -> str:
+def _top_reason(reasons: dict[str, int], failed: int) -> str:
     if reasons:
         return max(reasons.items(), key=lambda kv: (kv[1], kv[0]))[0]
     return core.NODE_UNREGISTERED if failed else "no-candidates"
@@ -172,10 +172,13 @@ class Extender:
         now = time.time()
         names = args.node_names if args.node_names is not None else core.NodeNames([])
         result = self._fit(request, names, now)
-        failed = result.failed
-        span.set_attributes(failure_summary(len(names), failed, result.reasons))
+        # the per-node reasons stay in the core: JSON for the answer, the first few for people
+        failed = dict(result.failed_head(MAX_NODE_REASONS))
+        span.set_attributes(
+            failure_summary(len(names), result.failed_count, failed, result.reasons)
+        )
         if result.node is None:
-            return self._unschedulable(args, result.reasons, failed, span)
+            return self._unschedulable(args, result, failed, span)
         node, devices = result.node, result.devices
         annotations, allocated = allocation_annotations(node, devices, self.specs, now)
         text = _devices_text(devices)
@@ -199,9 +202,10 @@ class Extender:
         self.explain.record(args.namespace, args.name, args.uid, {
             "step": "filter", "outcome": "placed", "node": node, "devices": text,
             "score": result.score, "failed": failed, "reasons": result.reasons,
-            "nodes_failed": len(failed), "trace_id": f"{span.get_span_context().trace_id:032x}",
+            "nodes_failed": result.failed_count,
+            "trace_id": f"{span.get_span_context().trace_id:032x}",
         })  # fmt: skip
-        return filter_result(node_names=[node], failed=failed)
+        return filter_result(node_names=[node], failed=result.failed_json())
 
     def _fit(
         self, request: core.PodRequest, names: core.NodeNames, now: float
@@ -216,25 +220,26 @@ class Extender:
         )
 
     def _unschedulable(
-        self, args: FilterArgs, reasons: dict[str, int], failed: dict[str, str], span: Span
+        self, args: FilterArgs, result: core.FilterResult, failed: dict[str, str], span: Span
     ) -> bytes:
-        top = _top_reason(reasons, failed)
+        reasons, count = result.reasons, result.failed_count
+        top = _top_reason(reasons, count)
         self.metrics.decisions.labels("filter", "unschedulable", top).inc()
         span.set_attribute("hami.filter.node", "")
         detail = ", ".join(f"{n} devices {r}" for r, n in sorted(reasons.items()))
-        unregistered = list(failed.values()).count(core.NODE_UNREGISTERED)
+        unregistered = result.unregistered_count
         if unregistered:
             detail = f"{detail}, " if detail else ""
             detail += f"{unregistered} nodes unregistered (no device plugin annotation)"
-        message = f"no available node, {len(failed)} nodes do not meet: {detail or 'no nodes'}"
+        message = f"no available node, {count} nodes do not meet: {detail or 'no nodes'}"
         self.events.emit(args.namespace, args.name, args.uid, "FilteringFailed", message,
                          warning=True)  # fmt: skip
         self.explain.record(args.namespace, args.name, args.uid, {
             "step": "filter", "outcome": "unschedulable", "failed": failed, "reasons": reasons,
-            "nodes_failed": len(failed), "message": message,
+            "nodes_failed": count, "message": message,
             "trace_id": f"{span.get_span_context().trace_id:032x}",
         })  # fmt: skip
-        return filter_result(node_names=[], failed=failed)
+        return filter_result(node_names=[], failed=result.failed_json())
 
     def _simulate(self, args: FilterArgs, request: core.PodRequest, span: Span) -> bytes:
         """``Nodes`` given (nodeCacheCapable: false): fit on those nodes' own annotations with
@@ -257,7 +262,7 @@ class Extender:
         outcome = "simulated" if result.node else "unschedulable"
         self.metrics.decisions.labels("filter", outcome, "simulation").inc()
         chosen = [by_name[result.node]] if result.node in by_name else []
-        return filter_result(failed=result.failed, nodes=chosen)
+        return filter_result(failed=result.failed_json(), nodes=chosen)
 
     async def _persist(self, args: FilterArgs, annotations: dict[str, str]) -> str:
         """Merge-patch the allocation with the pod's resourceVersion (optimistic concurrency);

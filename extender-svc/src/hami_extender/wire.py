@@ -137,7 +137,7 @@ def parse_bind_args(body: bytes) -> BindArgs:
 
 def filter_result(
     node_names: list[str] | core.NodeNames | None = None,
-    failed: Mapping[str, str] | None = None,
+    failed: Mapping[str, str] | bytes | None = None,
     error: str = "",
     nodes: list[Json] | None = None,
 ) -> bytes:
@@ -148,7 +148,8 @@ def filter_result(
             "NodeNames": orjson.Fragment(node_names.to_json())
             if isinstance(node_names, core.NodeNames)
             else node_names,
-            "FailedNodes": failed if failed else {},
+            # bytes: the core's JSON object, written as is
+            "FailedNodes": orjson.Fragment(failed) if isinstance(failed, bytes) else failed or {},
             "FailedAndUnresolvableNodes": None,
             "Error": error,
         }

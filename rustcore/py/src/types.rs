@@ -3,6 +3,7 @@
 use crate::convert::core_err;
 use hami_sched as core;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use std::collections::{BTreeMap, HashMap};
 
 /// One physical device as a node registers it.
@@ -346,14 +347,20 @@ impl PodRequest {
     }
 }
 
-/// The outcome of `Cluster.filter`.
-#[pyclass(module = "hami_rustcore", frozen, get_all)]
+/// The outcome of `Cluster.filter`. The per-node reasons stay in Rust, in candidate order: a
+/// cluster-wide miss has thousands, and the extender needs them as JSON and a few as a dict.
+#[pyclass(module = "hami_rustcore", frozen)]
 pub struct FilterResult {
+    #[pyo3(get)]
     pub node: Option<String>,
+    #[pyo3(get)]
     pub score: f64,
+    #[pyo3(get)]
     pub devices: Vec<Vec<AllocDevice>>,
-    pub failed: HashMap<String, String>,
+    pub failed_nodes: Vec<(String, String)>,
+    #[pyo3(get)]
     pub reasons: HashMap<String, u32>,
+    #[pyo3(get)]
     pub reserved: bool,
 }
 
@@ -363,7 +370,7 @@ impl FilterResult {
             node: r.node,
             score: r.score,
             devices: containers_to_py(r.devices),
-            failed: r.failed.into_iter().collect(),
+            failed_nodes: r.failed,
             reasons: r
                 .reason_counts
                 .reasons()
@@ -377,12 +384,51 @@ impl FilterResult {
 
 #[pymethods]
 impl FilterResult {
+    /// Every rejected node and its reason.
+    #[getter]
+    fn failed(&self) -> HashMap<String, String> {
+        self.failed_nodes.iter().cloned().collect()
+    }
+
+    #[getter]
+    fn failed_count(&self) -> usize {
+        self.failed_nodes.len()
+    }
+
+    /// How many candidates are not registered nodes (no device plugin annotation).
+    #[getter]
+    fn unregistered_count(&self) -> usize {
+        let unregistered = hami_sched::reason::NODE_UNREGISTERED;
+        self.failed_nodes.iter().filter(|(_, r)| r == unregistered).count()
+    }
+
+    /// The first `n` rejected nodes (candidate order) and their reasons.
+    fn failed_head(&self, n: usize) -> Vec<(String, String)> {
+        self.failed_nodes.iter().take(n).cloned().collect()
+    }
+
+    /// Every rejected node and its reason as a JSON object (UTF-8), in candidate order.
+    fn failed_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let mut out = String::with_capacity(self.failed_nodes.len() * 48 + 2);
+        out.push('{');
+        for (i, (node, reason)) in self.failed_nodes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(node).expect("strings always encode"));
+            out.push(':');
+            out.push_str(&serde_json::to_string(reason).expect("strings always encode"));
+        }
+        out.push('}');
+        PyBytes::new(py, out.as_bytes())
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "FilterResult(node={:?}, score={:.3}, failed={} node(s), reserved={})",
             self.node,
             self.score,
-            self.failed.len(),
+            self.failed_nodes.len(),
             self.reserved
         )
     }

@@ -93,7 +93,19 @@ impl ReasonCounts {
         out
     }
 
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &ReasonCounts) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+    }
+
     pub fn summary(&self, devices: usize) -> String {
+        let mut present = ALL_REASONS.iter().filter(|r| self.get(**r) > 0);
+        if let (Some(only), None) = (present.next(), present.next()) {
+            // The common case (every device short of the same thing): one allocation.
+            return format!("{}/{} {}", self.get(*only), devices, only.as_str());
+        }
         let mut parts: Vec<String> = ALL_REASONS
             .iter()
             .filter(|r| self.get(**r) > 0)
@@ -114,6 +126,14 @@ mod tests {
         c.add(Reason::CardTimeSlicingExhausted, 3);
         c.add(Reason::CardInsufficientMemory, 1);
         assert_eq!(c.summary(4), "1/4 CardInsufficientMemory, 3/4 CardTimeSlicingExhausted");
+        let mut one = ReasonCounts::default();
+        one.add(Reason::CardInsufficientMemory, 8);
+        assert_eq!(one.summary(8), "8/8 CardInsufficientMemory");
+        one.merge(&c);
+        assert_eq!(
+            one.summary(12),
+            "3/12 CardTimeSlicingExhausted, 9/12 CardInsufficientMemory"
+        );
     }
 
     #[test]

@@ -428,9 +428,7 @@ impl Cluster {
                     }
                 }
                 Outcome::Miss(summary, counts) => {
-                    for (r, n) in counts.reasons() {
-                        result.reason_counts.add(r, n);
-                    }
+                    result.reason_counts.merge(&counts);
                     result.failed.push((candidates[ci].to_string(), summary));
                 }
                 Outcome::Unregistered => result
