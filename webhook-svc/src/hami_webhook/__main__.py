@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 
-import uvloop
-from hami_common.settings import SettingsError
+from hami_common.settings.main import run_service
 
 from hami_webhook.server import serve
 from hami_webhook.settings import WebhookSettings
@@ -15,21 +12,9 @@ from hami_webhook.tls import CertificateError
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = WebhookSettings.load(
-            sys.argv[1:] if argv is None else argv, os.environ, prog="hami-webhook"
-        )
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
-        uvloop.run(serve(settings))  # libuv event loop: a faster loop than asyncio's own
-    except (SettingsError, CertificateError) as exc:
-        print(f"hami-webhook: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
-    return 0
+    return run_service(
+        WebhookSettings, "hami-webhook", serve, argv, config_errors=(CertificateError,)
+    )
 
 
 if __name__ == "__main__":
