@@ -250,8 +250,8 @@ def prepared(api: FakeApi) -> StateSync:
 def test_a_listed_page_gives_the_state_of_the_per_pod_path(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The pages straight into the core, the batch of decoded items (a watch's SYNC) and
-    `apply_pod` one pod at a time end in the same state."""
+    """The pages straight into the core, a watch's SYNC of decoded items (re-encoded into the
+    same page path) and `apply_pod` one pod at a time end in the same state."""
     items = mixed_items()
     uids = [i["metadata"]["uid"] for i in items if isinstance(i, dict)
             and isinstance(i.get("metadata"), dict) and "uid" in i["metadata"]]  # fmt: skip

@@ -129,8 +129,11 @@ def create_app(
 
     def verb(
         handler: Callable[[Extender, bytes], Awaitable[bytes]], error: Callable[[str], bytes]
-    ) -> Callable[[bytes], Awaitable[tuple[int, bytes]]]:
-        async def answer(body: bytes) -> tuple[int, bytes]:
+    ) -> Verb:
+        async def answer(body: bytes, over_limit: bool) -> tuple[int, bytes]:
+            if over_limit:
+                limit = settings.max_request_bytes
+                return 200, error(f"request body exceeds {limit} bytes; raise --max-request-bytes")
             if not body:
                 return 400, b"Please send a request body"
             if rt.extender is None:
@@ -164,10 +167,6 @@ def create_app(
         "/filter": verb(Extender.filter, lambda e: filter_result(error=e)),
         "/bind": verb(Extender.bind, bind_result),
     }
-    too_big = {
-        "/filter": filter_result(error=_too_big(settings.max_request_bytes)),
-        "/bind": bind_result(_too_big(settings.max_request_bytes)),
-    }
     rest = Starlette(
         routes=[
             *(Route(path, _post_only, methods=["GET", "PUT", "DELETE", "PATCH"]) for path in verbs),
@@ -178,18 +177,15 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    return ExtenderApp(rest, verbs, too_big, settings.max_request_bytes)
-
-
-def _too_big(limit: int) -> str:
-    return f"request body exceeds {limit} bytes; raise --max-request-bytes"
+    return ExtenderApp(rest, verbs, settings.max_request_bytes)
 
 
 async def _post_only(_: Request) -> Response:
     return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": "POST"})
 
 
-Verb = Callable[[bytes], Awaitable[tuple[int, bytes]]]
+# a verb's handler: (body, whether it was over the limit) -> (status, answer)
+Verb = Callable[[bytes, bool], Awaitable[tuple[int, bytes]]]
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 
@@ -200,10 +196,8 @@ class ExtenderApp:
     middleware, routing and request objects: about a sixth of its time at 5,000 nodes);
     everything else, and the lifespan, through the Starlette app."""
 
-    def __init__(
-        self, rest: Starlette, verbs: dict[str, Verb], too_big: dict[str, bytes], limit: int
-    ) -> None:
-        self.rest, self.verbs, self.too_big, self.limit = rest, verbs, too_big, limit
+    def __init__(self, rest: Starlette, verbs: dict[str, Verb], limit: int) -> None:
+        self.rest, self.verbs, self.limit = rest, verbs, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         verb = self.verbs.get(scope["path"]) if scope["type"] == "http" else None
@@ -215,7 +209,7 @@ class ExtenderApp:
             return
         body, over = read
         try:
-            status, answer = (200, self.too_big[scope["path"]]) if over else await verb(body)
+            status, answer = await verb(body, over)
         except Exception:  # the handlers answer every error themselves; this is a bug
             log.exception("%s failed", scope["path"])
             status, answer = 500, b"Internal Server Error"

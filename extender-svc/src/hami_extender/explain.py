@@ -43,11 +43,12 @@ class Explanations:
             entry = {"namespace": namespace, "pod": name, "uid": uid, "steps": []}
         step["time"] = time.time()
         failed = step.get("failed")
-        if isinstance(failed, dict) and len(failed) > MAX_NODE_REASONS:
-            step["failed"] = dict(itertools.islice(failed.items(), MAX_NODE_REASONS))
-            step["failed_truncated"] = len(failed) - MAX_NODE_REASONS
-        elif isinstance(failed, dict) and step.get("nodes_failed", 0) > len(failed):
-            step["failed_truncated"] = step["nodes_failed"] - len(failed)  # given a head only
+        if isinstance(failed, dict):  # given whole, or only its head (then nodes_failed counts)
+            total = max(len(failed), step.get("nodes_failed", 0))
+            if len(failed) > MAX_NODE_REASONS:
+                step["failed"] = dict(itertools.islice(failed.items(), MAX_NODE_REASONS))
+            if total > len(step["failed"]):
+                step["failed_truncated"] = total - len(step["failed"])
         entry["steps"] = [*entry["steps"][-(MAX_STEPS - 1) :], step]
         self._pods[key] = entry
         while len(self._pods) > self.capacity:

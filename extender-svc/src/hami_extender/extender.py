@@ -25,13 +25,7 @@ from typing import Any
 import hami_rustcore as core
 from hami_common.k8s import PODS, ApiError, Conflict, KubeClient
 from hami_common.protocol import nodelock
-from hami_common.protocol.annotations import (
-    BIND_PHASE,
-    BIND_TIME,
-    NODE_LOCK,
-    PHASE_ALLOCATING,
-    VGPU_NODE,
-)
+from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, PHASE_ALLOCATING, VGPU_NODE
 from hami_common.telemetry import context_from_pod
 from opentelemetry.trace import Span, StatusCode, Tracer
 
@@ -475,16 +469,14 @@ class Extender:
 
     def _watched_holder(self, node: str) -> str | None:
         """Who holds the node's lock as the node watch last showed it (None: free)."""
-        copy = self.sync.node_copies.get(node)
-        value = copy["metadata"]["annotations"].get(NODE_LOCK) if copy else None
+        value, _ = nodelock.current_lock(self.sync.node_copies.get(node) or {})
         if not value:
             return None
         lock = nodelock.parse_lock(value)
         return lock.owner if lock is not None else value
 
-    def _watched_version(self, node: str) -> str | None:
-        copy = self.sync.node_copies.get(node)
-        return copy["metadata"]["resourceVersion"] if copy else None
+    def _watched_version(self, node: str) -> str:
+        return nodelock.current_lock(self.sync.node_copies.get(node) or {})[1]
 
     async def _release_lock(self, args: BindArgs) -> bool:
         try:

@@ -8,7 +8,7 @@ the previous state, so one bad annotation never loses what is already allocated.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,33 +155,6 @@ def pod_placement(pod: Json, specs: VendorSpecs) -> PodPlacement | None:
         uid, str(ns or "default"), name, str(node), merged, init_count,
         _init_done(pod, init_count), bound, raw,
     )  # fmt: skip
-
-
-BulkRow = tuple[str, str, str, str, str, int]
-
-
-def bulk_row(pod: Json, allocated_keys: Sequence[str]) -> BulkRow | None:
-    """The row `core.Cluster.upsert_pods` takes, for the common placed pod: bound, one vendor's
-    allocation, no init containers. None for every other pod (`pod_placement` handles it); the
-    allocation text is decoded by the core, which reports a malformed one."""
-    meta = pod.get("metadata")
-    if not isinstance(meta, dict):
-        return None
-    ann, spec = meta.get("annotations"), pod.get("spec")
-    if not isinstance(ann, dict) or not isinstance(spec, dict):
-        return None
-    node = ann.get(VGPU_NODE)
-    if not isinstance(node, str) or not node or not spec.get("nodeName"):
-        return None
-    if spec.get("initContainers"):
-        return None
-    texts = [text for key in allocated_keys if (text := ann.get(key))]
-    uid, ns, name = meta.get("uid"), meta.get("namespace") or "default", meta.get("name")
-    if len(texts) != 1 or not isinstance(texts[0], str):
-        return None
-    if not isinstance(uid, str) or not isinstance(ns, str) or not isinstance(name, str):
-        return None
-    return (uid, ns, name, node, texts[0], 0)
 
 
 def upsert(cluster: core.Cluster, placement: PodPlacement, now: float | None = None) -> None:

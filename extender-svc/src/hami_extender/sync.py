@@ -39,10 +39,8 @@ from hami_common.k8s import (
 from hami_common.protocol.annotations import NODE_LOCK, VGPU_NODE
 
 from hami_extender.inventory import (
-    BulkRow,
     ObjectError,
     PodPlacement,
-    bulk_row,
     is_finished,
     member,
     node_inventory,
@@ -82,12 +80,6 @@ class LockedNodes:
         if name in self._names:
             self._names.discard(name)
             self._cluster.set_node_busy(name, False)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names
-
-    def __len__(self) -> int:
-        return len(self._names)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -223,9 +215,10 @@ class StateSync:
         upsert(self.cluster, placement, now)
 
     def handle_pod_event(self, event: WatchEvent) -> None:
-        if event.type == "SYNC":
+        if event.type == "SYNC":  # a whole list, decoded: through the page path all the same
+            items = event.object.get("items")
             batch = PodBatch(self)
-            batch.add(event.object.get("items") or [])
+            batch.add_page(orjson.dumps({"items": items if isinstance(items, list) else []}))
             batch.commit()
         elif event.type == "DELETED":
             uid = member(event.object, "metadata").get("uid")
@@ -335,44 +328,23 @@ def _no_gc() -> Iterator[None]:
 
 
 class PodBatch:
-    """One full list of placed pods, applied as a ``SYNC``: pods absent from it leave the state
-    (unless reserved in memory), finished ones release their devices, and the common pod (see
-    `bulk_row`) goes into the core in bulk, decoded there; the rest take the per-pod path.
-
-    A page read from the API (`add_page`) goes into the core at once, its pods decoded there
-    without a Python object each; already decoded items (`add`, a watch's ``SYNC``) are kept as
-    compact rows until `commit`. Either way only what `commit` needs is kept between pages."""
+    """One full list of placed pods, applied as a ``SYNC``: each page goes into the core as the
+    API sent it (`core.load_pod_page`: its common placed pods decoded there, without a Python
+    object each); the uncommon ones (init containers, several vendors, unbound, reserved in
+    memory) wait for `commit` and the per-pod path. At `commit`, pods absent from the list
+    leave the state (unless reserved in memory) and finished ones release their devices. Only
+    what `commit` needs is kept between pages."""
 
     def __init__(self, sync: StateSync) -> None:
         self.sync = sync
-        self.keys = [str(s["allocated_annotation"]) for s in sync.specs.values()]
         self.listed: set[str] = set()
         self.finished: list[str] = []
-        self.rows: list[BulkRow] = []
         self.slow: list[Json] = []
 
-    def add(self, items: list[Json]) -> None:
-        pending, keys = self.sync.pending, self.keys
-        for pod in items:
-            uid = member(pod, "metadata").get("uid")
-            if not isinstance(uid, str):
-                continue
-            self.listed.add(uid)
-            if is_finished(pod):
-                self.finished.append(uid)
-                continue
-            row = None if uid in pending else bulk_row(pod, keys)
-            if row is None:
-                self.slow.append(pod)
-            else:
-                self.rows.append(row)
-
     def add_page(self, page: bytes) -> tuple[str | None, str]:
-        """One page of the list as the API sent it (`core.load_pod_page`, the same rules as
-        `add`): its common placed pods are in the state on return, pods reserved in memory and
-        the uncommon ones are decoded here for the per-pod path. Returns the continue token and
-        the list's resourceVersion; a page that is not a pod list raises `ServerError`, and
-        nothing of it is applied."""
+        """One page of the list: its common placed pods are in the state on return. Returns
+        the continue token and the list's resourceVersion; a page that is not a pod list raises
+        `ServerError`, and nothing of it is applied."""
         sync = self.sync
         try:
             got = core.load_pod_page(sync.cluster, page, sync.pending)
@@ -385,7 +357,11 @@ class PodBatch:
         for uid, ns, name, error in got.invalid:
             self.listed.add(uid)
             _bad_allocation(sync, ns, name, error)
-        self.add([pod for text in got.others if (pod := _pod_json(sync, text)) is not None])
+        for text in got.others:  # each has a uid (the core skips pods without one)
+            pod = _pod_json(sync, text)
+            if pod is not None:
+                self.listed.add(str(member(pod, "metadata").get("uid")))
+                self.slow.append(pod)
         return got.continue_token, got.resource_version
 
     def commit(self) -> None:
@@ -395,13 +371,6 @@ class PodBatch:
                 sync._forget(gone)
         for uid in self.finished:
             sync._forget(uid)
-        errors = dict(sync.cluster.upsert_pods(self.rows)) if self.rows else {}
-        for uid, ns, name, _node, _text, _init in self.rows:
-            error = errors.get(uid)
-            if error is None:
-                sync.pods[uid] = f"{ns}/{name}"
-            else:
-                _bad_allocation(sync, ns, name, error)
         now = time.time()
         for pod in self.slow:
             sync.apply_pod(pod, now)
