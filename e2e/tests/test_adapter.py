@@ -158,6 +158,29 @@ def test_metadata_only_list_and_watch(kube_cluster: Cluster, kube_namespace: str
     assert "data" not in added
 
 
+def test_metadata_only_get_and_patch(kube_cluster: Cluster, kube_namespace: str) -> None:
+    """The node lock's reads and writes ask for metadata only; the real server answers them
+    without spec, data or status, and the patch still lands whole."""
+    ns = kube_namespace
+
+    async def main() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        async with kube_cluster.client() as kube:
+            await kube.create(CONFIG_MAPS, cm("meta", big="x" * 1000), namespace=ns)
+            got = await kube.get(CONFIG_MAPS, "meta", namespace=ns, metadata_only=True)
+            rv = got["metadata"]["resourceVersion"]
+            patch = {"metadata": {"resourceVersion": rv, "annotations": {"lock": "mine"}}}
+            patched = await kube.patch(CONFIG_MAPS, "meta", patch, namespace=ns,
+                                       metadata_only=True)  # fmt: skip
+            return got, patched, await kube.get(CONFIG_MAPS, "meta", namespace=ns)
+
+    got, patched, whole = asyncio.run(main())
+    assert got["kind"] == patched["kind"] == "PartialObjectMetadata"
+    assert "data" not in got and "data" not in patched
+    assert patched["metadata"]["annotations"] == {"lock": "mine"}
+    assert whole["data"]["big"] == "x" * 1000
+    assert whole["metadata"]["annotations"] == {"lock": "mine"}
+
+
 def test_an_expired_resource_version_is_gone(kube_cluster: Cluster, kube_namespace: str) -> None:
     # Events bypass the API server's watch cache (a default cluster's setting), so a watch from
     # a compacted resourceVersion reaches etcd and expires there, as any watch does eventually.

@@ -21,6 +21,15 @@ def _merge(target: Json, patch: Json) -> None:
             target[key] = copy.deepcopy(value)
 
 
+def _answer(obj: Json, metadata_only: bool) -> Json:
+    """The object, or as the real server answers ``as=PartialObjectMetadata``: callers that
+    asked for metadata only must not read anything else."""
+    if metadata_only:
+        meta = copy.deepcopy(obj["metadata"])
+        return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}
+    return copy.deepcopy(obj)
+
+
 class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str | None, str], Json] = {}
@@ -42,11 +51,15 @@ class FakeKube:
     def obj(self, resource: Resource, name: str, namespace: str | None = None) -> Json:
         return self.objects[(resource.plural, namespace, name)]
 
-    async def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> Json:
+    async def get(
+        self, resource: Resource, name: str, *, namespace: str | None = None,
+        metadata_only: bool = False,
+    ) -> Json:  # fmt: skip
         try:
-            return copy.deepcopy(self.objects[(resource.plural, namespace, name)])
+            obj = self.objects[(resource.plural, namespace, name)]
         except KeyError:
             raise NotFound(f'{resource.plural} "{name}" not found', status=404) from None
+        return _answer(obj, metadata_only)
 
     async def list(self, resource: Resource, *, field_selector: str | None = None) -> Json:
         assert resource == PODS
@@ -59,8 +72,9 @@ class FakeKube:
         return {"items": items, "metadata": {"resourceVersion": str(self._rv)}}
 
     async def patch(
-        self, resource: Resource, name: str, patch: Json, *, namespace: str | None = None
-    ) -> Json:
+        self, resource: Resource, name: str, patch: Json, *, namespace: str | None = None,
+        metadata_only: bool = False,
+    ) -> Json:  # fmt: skip
         assert resource in (PODS, NODES)
         current = self.objects.get((resource.plural, namespace, name))
         if current is None:
@@ -72,7 +86,7 @@ class FakeKube:
         _merge(current, patch)
         self._bump(current)
         self.patches.append((resource.plural, name, patch))
-        return copy.deepcopy(current)
+        return _answer(current, metadata_only)
 
     async def create(self, resource: Resource, body: Json, *, namespace: str | None = None) -> Json:
         assert resource == EVENTS

@@ -202,6 +202,24 @@ def test_patch_content_types(patch_type: Any, patch: Any, content_type: str) -> 
     assert seen[0].url.params["fieldManager"] == "me"
 
 
+def test_metadata_only_get_and_patch_ask_for_partial_object_metadata() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        return httpx.Response(200, json={"kind": "PartialObjectMetadata", "metadata": {}})
+
+    async def calls(k: KubeClient) -> None:
+        await k.get(NODES, "n", metadata_only=True)
+        await k.patch(NODES, "n", {"metadata": {}}, metadata_only=True)
+        await k.get(NODES, "n")
+
+    run(handler, calls)
+    meta = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+    assert [r.headers["Accept"] for r in seen] == [meta, meta, "application/json"]
+    assert seen[1].headers["Content-Type"] == "application/merge-patch+json"
+
+
 def test_json_patch_must_be_a_list() -> None:
     with pytest.raises(ValueError, match="list of operations"):
         run(

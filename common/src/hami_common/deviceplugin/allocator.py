@@ -109,7 +109,7 @@ class Allocator:
         return on_node and has_pending_devices(ann.get(self.key))
 
     async def find_pod(self) -> Json:
-        node = await self.client.get(NODES, self.node)
+        node = await self.client.get(NODES, self.node, metadata_only=True)
         self._node_read = node
         value = ((node.get("metadata") or {}).get("annotations") or {}).get(NODE_LOCK)
         lock = nodelock.parse_lock(value) if value else None

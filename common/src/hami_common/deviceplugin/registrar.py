@@ -40,12 +40,14 @@ class NodeRegistrar:
 
     async def sync_once(self) -> bool:
         """Patches the annotations that differ; returns whether it patched."""
-        node = await self.client.get(NODES, self.node)
+        node = await self.client.get(NODES, self.node, metadata_only=True)
         current = (node.get("metadata") or {}).get("annotations") or {}
         changed = {k: v for k, v in self.desired().items() if current.get(k) != v}
         if not changed:
             return False
-        await self.client.patch(NODES, self.node, {"metadata": {"annotations": changed}})
+        await self.client.patch(
+            NODES, self.node, {"metadata": {"annotations": changed}}, metadata_only=True
+        )
         self.patches += 1
         log.info("node %s: wrote %s", self.node, ", ".join(sorted(changed)))
         return True

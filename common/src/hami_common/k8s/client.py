@@ -45,6 +45,8 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
 # Ask for metadata only (the server drops spec and status): much less to send and decode.
 METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# A server that cannot transform the object answers it whole: callers read only its metadata.
+_METADATA_HEADERS = {"Accept": f"{METADATA_ACCEPT},application/json"}
 
 Json = dict[str, Any]
 JsonList = list[Json]  # module-level: `KubeClient.list` shadows the builtin in the class
@@ -238,8 +240,13 @@ class KubeClient:
         *,
         namespace: str | None = None,
         subresource: str | None = None,
+        metadata_only: bool = False,
     ) -> Json:
-        return await self.request("GET", resource.path(namespace, name, subresource))
+        """GET one object; ``metadata_only``: as a ``PartialObjectMetadata`` (no spec or
+        status: a real node's status, with its image list, is most of its size)."""
+        headers = _METADATA_HEADERS if metadata_only else None
+        path = resource.path(namespace, name, subresource)
+        return await self.request("GET", path, headers=headers)
 
     async def list(
         self,
@@ -339,8 +346,10 @@ class KubeClient:
         subresource: str | None = None,
         field_manager: str | None = None,
         force: bool = False,
+        metadata_only: bool = False,
     ) -> Json:
-        """PATCH with a merge, strategic-merge, JSON (RFC 6902) or server-side-apply patch."""
+        """PATCH with a merge, strategic-merge, JSON (RFC 6902) or server-side-apply patch;
+        ``metadata_only``: the patched object comes back as a ``PartialObjectMetadata``."""
         if patch_type == "json" and not isinstance(patch, list):
             raise ValueError("a json patch is a list of operations")
         params: Params = {}
@@ -349,6 +358,8 @@ class KubeClient:
         if force:
             params["force"] = "true"
         headers = {"Content-Type": PATCH_CONTENT_TYPES[patch_type]}
+        if metadata_only:
+            headers.update(_METADATA_HEADERS)
         return await self.request(
             "PATCH",
             resource.path(namespace, name, subresource),

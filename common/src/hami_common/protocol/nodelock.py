@@ -148,7 +148,7 @@ async def _cas(client: KubeClient, node: str, resource_version: str, value: str 
     patch: Json = {
         "metadata": {"resourceVersion": resource_version, "annotations": {NODE_LOCK: value}}
     }
-    await client.patch(NODES, node, patch)
+    await client.patch(NODES, node, patch, metadata_only=True)
 
 
 async def acquire(
@@ -164,7 +164,7 @@ async def acquire(
         if attempt == 0 and known is not None:
             node_obj = known
         else:
-            node_obj = await client.get(NODES, node)
+            node_obj = await client.get(NODES, node, metadata_only=True)
         value, rv = current_lock(node_obj)
         if value is not None:
             if node_obj is known:
@@ -195,7 +195,7 @@ async def release(
             node_obj = known
         else:
             try:
-                node_obj = await client.get(NODES, node)
+                node_obj = await client.get(NODES, node, metadata_only=True)
             except NotFound:
                 return False
         value, rv = current_lock(node_obj)
@@ -214,5 +214,5 @@ async def release(
 
 async def holder(client: KubeClient, node: str) -> LockValue | None:
     """The lock currently on the node, parsed (``None`` when unset or unparsable)."""
-    value, _ = current_lock(await client.get(NODES, node))
+    value, _ = current_lock(await client.get(NODES, node, metadata_only=True))
     return parse_lock(value) if value is not None else None
