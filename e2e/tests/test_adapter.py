@@ -175,7 +175,8 @@ def test_metadata_only_get_and_patch(kube_cluster: Cluster, kube_namespace: str)
 
     got, patched, whole = asyncio.run(main())
     assert got["kind"] == patched["kind"] == "PartialObjectMetadata"
-    assert "data" not in got and "data" not in patched
+    assert "data" not in got
+    assert "data" not in patched
     assert patched["metadata"]["annotations"] == {"lock": "mine"}
     assert whole["data"]["big"] == "x" * 1000
     assert whole["metadata"]["annotations"] == {"lock": "mine"}
