@@ -114,9 +114,10 @@ class _Nodes:
 
 def test_acquire_from_a_watched_copy_skips_the_read_and_survives_a_stale_one() -> None:
     fresh = _Nodes()
-    asyncio.run(_acquire(fresh, fresh.node()))
+    taken = asyncio.run(_acquire(fresh, fresh.node()))
     assert fresh.calls == ["PATCH"]  # no GET: the watch's copy was current
     assert fresh.lock == format_lock(NOW, "default", "p")
+    assert taken == fresh.node()  # as the write left it: the caller's next copy
     stale = _Nodes()
     copy = stale.node()
     stale.rv += 5  # the node moved on since the watch saw it
@@ -132,6 +133,6 @@ def test_acquire_judges_a_lock_on_a_fresh_read_not_the_watched_copy() -> None:
     assert api.calls == ["GET", "PATCH"]  # the copy said locked; the API said free
 
 
-async def _acquire(api: _Nodes, known: dict[str, Any]) -> None:
+async def _acquire(api: _Nodes, known: dict[str, Any]) -> dict[str, Any]:
     async with api.client() as client:
-        await acquire(client, "n1", "default", "p", now=NOW, known=known)
+        return await acquire(client, "n1", "default", "p", now=NOW, known=known)

@@ -451,8 +451,11 @@ class Extender:
                         self._live.pop(args.node, None)  # judge it afresh: the holder may be gone
                     continue
                 try:
-                    await nodelock.acquire(self.client, args.node, args.namespace, args.name,
-                                           known=self.sync.node_copies.get(args.node))  # fmt: skip
+                    taken = await nodelock.acquire(
+                        self.client, args.node, args.namespace, args.name,
+                        known=self.sync.node_copies.get(args.node),
+                    )  # fmt: skip
+                    self.sync.note_lock(args.node, taken.get("metadata") or {})
                     self._live[args.node] = f"{args.namespace}/{args.name}"
                     return ""
                 except nodelock.NodeLockContention as exc:

@@ -133,12 +133,7 @@ class StateSync:
         name = meta.get("name")
         if not isinstance(name, str):
             return
-        ann = meta.get("annotations")
-        lock = ann.get(NODE_LOCK) if isinstance(ann, dict) else None
-        self.node_copies[name] = {"metadata": {
-            "name": name, "resourceVersion": meta.get("resourceVersion"),
-            "annotations": {NODE_LOCK: lock} if lock else {},
-        }}  # fmt: skip
+        lock = self.note_lock(name, meta)
         try:
             inv = node_inventory(node, self.specs)
         except ObjectError as exc:
@@ -155,6 +150,21 @@ class StateSync:
             self.locked.add(name)
         else:
             self.locked.discard(name)
+
+    def note_lock(self, name: str, meta: Json) -> str | None:
+        """Keeps what the node lock needs of a node's metadata (its resourceVersion and lock) as
+        the copy `nodelock.acquire` starts from; returns the lock. From the watch, and from the
+        API server's answer to our own compare-and-swap, so the next bind queued on the node
+        sees the lock it took before the watch delivers it (else it would try the lock from
+        the copy before, get a Conflict, and read the node and the holder). An older answer
+        landing after a newer event only costs that Conflict: the watch's next event mends it."""
+        ann = meta.get("annotations")
+        lock = ann.get(NODE_LOCK) if isinstance(ann, dict) else None
+        self.node_copies[name] = {"metadata": {
+            "name": name, "resourceVersion": meta.get("resourceVersion"),
+            "annotations": {NODE_LOCK: lock} if lock else {},
+        }}  # fmt: skip
+        return lock if isinstance(lock, str) else None
 
     def remove_node(self, name: str) -> None:
         self.node_prints.pop(name, None)

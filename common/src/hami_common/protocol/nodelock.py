@@ -144,22 +144,24 @@ async def _holder_pod(client: KubeClient, lock: LockValue | None) -> Json | None
         return None
 
 
-async def _cas(client: KubeClient, node: str, resource_version: str, value: str | None) -> None:
+async def _cas(client: KubeClient, node: str, resource_version: str, value: str | None) -> Json:
+    """The compare-and-swap; returns the node's metadata as the write left it."""
     patch: Json = {
         "metadata": {"resourceVersion": resource_version, "annotations": {NODE_LOCK: value}}
     }
-    await client.patch(NODES, node, patch, metadata_only=True)
+    return await client.patch(NODES, node, patch, metadata_only=True)
 
 
 async def acquire(
     client: KubeClient, node: str, namespace: str, name: str, *, now: datetime | None = None,
     known: Json | None = None,
-) -> None:  # fmt: skip
+) -> Json:  # fmt: skip
     """Takes the node's lock for pod ``namespace/name``. Re-entrant for the same pod; takes over a
     stale lock; raises `NodeLockContention` while a live holder has it. ``known``: a recent read
     of the node (a watch's copy); when it shows no lock, the first compare-and-swap uses it
     instead of a GET (a stale copy only costs a Conflict and a re-read); a lock it shows is
-    judged on a fresh read."""
+    judged on a fresh read. Returns the node (its metadata at least) holding the lock, as the
+    API server answered: a caller keeping a watched copy can update it before the watch does."""
     for attempt in range(_CAS_ATTEMPTS):
         if attempt == 0 and known is not None:
             node_obj = known
@@ -171,14 +173,15 @@ async def acquire(
                 continue
             lock = parse_lock(value)
             if lock is not None and lock.owned_by(namespace, name):
-                return
+                return node_obj
             when = now or datetime.now(UTC)
             state = holder_state(lock, await _holder_pod(client, lock), node, when)
             if state is Holder.LIVE:
                 raise NodeLockContention(node, lock.owner if lock else value)
         try:
-            await _cas(client, node, rv, format_lock(now or datetime.now(UTC), namespace, name))
-            return
+            return await _cas(
+                client, node, rv, format_lock(now or datetime.now(UTC), namespace, name)
+            )
         except Conflict:
             continue
     raise NodeLockContention(node, "(the node changed on every attempt)")
