@@ -65,6 +65,33 @@ def test_nodes_added_updated_and_removed(sync: StateSync) -> None:
     assert sync.cluster.node_names() == ["d"]
 
 
+def test_waiters_on_a_node_wake_when_its_copy_changes_or_it_goes(sync: StateSync) -> None:
+    """Binds queued on a node's lock wait on these wakes instead of polling the copy."""
+
+    async def go() -> list[bool]:
+        sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a"), node("b")]}))
+        woken = []
+        for change in (
+            lambda: sync.handle_node_event(WatchEvent("MODIFIED", node("a", gpus=3))),
+            lambda: sync.note_lock("a", {"resourceVersion": "9", "annotations": {}}),
+            lambda: sync.handle_node_event(WatchEvent("DELETED", node("a"))),
+            lambda: sync.handle_node_event(WatchEvent("MODIFIED", node("b"))),  # another node
+        ):
+            waiters = [asyncio.create_task(sync.node_changed("a", 5.0)) for _ in range(2)]
+            await asyncio.sleep(0)
+            change()
+            await asyncio.sleep(0.05)
+            woken.append(all(w.done() for w in waiters))
+            for w in waiters:
+                w.cancel()
+        started = asyncio.get_running_loop().time()
+        await sync.node_changed("a", 0.05)  # nothing changes: back at the timeout
+        woken.append(asyncio.get_running_loop().time() - started >= 0.04)
+        return woken
+
+    assert asyncio.run(go()) == [True, True, True, False, True]
+
+
 def test_a_bad_register_annotation_keeps_the_node_as_it_was_and_the_others(
     sync: StateSync, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -16,7 +16,6 @@ releases the lock and answers the error.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -52,14 +51,6 @@ Json = dict[str, Any]
 
 def _devices_text(devices: list[list[core.AllocDevice]]) -> str:
     return core.encode_pod_devices(devices)
-
-
-async def _until_changed(probe: Callable[[], object], deadline: float) -> None:
-    """Wait until ``probe()`` answers differently (checked every 20 ms: the node watch updates
-    plain fields, it sets no Event) or the monotonic ``deadline``."""
-    start = probe()
-    while probe() == start and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
 
 
 def server_minor(version: Json) -> tuple[int, int]:
@@ -444,9 +435,7 @@ class Extender:
                 if holder is not None and holder == self._live.get(args.node):
                     # judged live already (we took it for that pod, or a read found it live):
                     # no API call until the watch shows it change
-                    await _until_changed(
-                        functools.partial(self._watched_holder, args.node), deadline
-                    )
+                    await self._until_changed(args.node, self._watched_holder, deadline)
                     if time.monotonic() >= deadline:
                         self._live.pop(args.node, None)  # judge it afresh: the holder may be gone
                     continue
@@ -466,9 +455,22 @@ class Extender:
                     return f"could not take the lock of node {args.node}: {exc}"
                 self.sync.locked.add(args.node)  # busy for the filter meanwhile
                 # until the watch catches up with what the read saw
-                await _until_changed(functools.partial(self._watched_version, args.node), deadline)
+                await self._until_changed(args.node, self._watched_version, deadline)
         finally:
             gate.release()
+
+    async def _until_changed(
+        self, node: str, probe: Callable[[str], object], deadline: float
+    ) -> None:
+        """Wait until ``probe(node)`` answers differently, woken by each change to the node's
+        watched copy (no polling: many binds wait at once in a burst), or the monotonic
+        ``deadline``."""
+        start = probe(node)
+        while probe(node) == start:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await self.sync.node_changed(node, left)
 
     def _watched_holder(self, node: str) -> str | None:
         """Who holds the node's lock as the node watch last showed it (None: free)."""

@@ -105,6 +105,7 @@ class StateSync:
         # per node, its resourceVersion and lock as the watch last showed them: bind's first
         # compare-and-swap of the lock starts from this instead of a GET
         self.node_copies: dict[str, Json] = {}
+        self._node_changed: dict[str, asyncio.Event] = {}  # set (and dropped) when a copy changes
         self.pods: dict[str, str] = {}  # uid -> ns/name of pods in the state from the API
         self.nodes_synced = asyncio.Event()
         self.pods_synced = asyncio.Event()
@@ -164,11 +165,25 @@ class StateSync:
             "name": name, "resourceVersion": meta.get("resourceVersion"),
             "annotations": {NODE_LOCK: lock} if lock else {},
         }}  # fmt: skip
+        self._wake(name)
         return lock if isinstance(lock, str) else None
+
+    async def node_changed(self, name: str, within: float) -> None:
+        """Returns when the node's copy next changes (or vanishes), or after ``within`` s."""
+        event = self._node_changed.setdefault(name, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await event.wait()
+
+    def _wake(self, name: str) -> None:
+        event = self._node_changed.pop(name, None)
+        if event is not None:
+            event.set()
 
     def remove_node(self, name: str) -> None:
         self.node_prints.pop(name, None)
         self.node_copies.pop(name, None)
+        self._wake(name)
         self.locked.discard(name)
         self.cluster.remove_node(name)
 
