@@ -444,7 +444,8 @@ class Extender:
                         self.client, args.node, args.namespace, args.name,
                         known=self.sync.node_copies.get(args.node),
                     )  # fmt: skip
-                    self.sync.note_lock(args.node, taken.get("metadata") or {})
+                    if args.node in self.sync.node_copies:  # a watched node: else no event
+                        self.sync.note_lock(args.node, taken.get("metadata") or {})  # mends it
                     self._live[args.node] = f"{args.namespace}/{args.name}"
                     return ""
                 except nodelock.NodeLockContention as exc:
