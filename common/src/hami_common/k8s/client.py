@@ -101,7 +101,6 @@ class KubeClient:
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": user_agent},
             limits=httpx.Limits(max_connections=max_connections),
-            http2=True,  # offered through TLS ALPN; plain-HTTP servers get HTTP/1.1
             transport=transport,  # unit tests inject httpx.MockTransport here
         )
 
