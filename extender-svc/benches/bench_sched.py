@@ -27,7 +27,6 @@ from typing import Any
 
 import httpx
 from hami_common.k8s import NAMESPACES, NODES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
-from hami_common.k8s.config import load_config
 from hami_common.k8s.watch import list_then_watch
 from hami_e2e.backend import make_cluster
 from hami_e2e.bench import plain_pod
@@ -160,7 +159,7 @@ async def _measure(cluster: Any, args: argparse.Namespace) -> tuple[float, float
         # The plugins' stand-in gets a client of its own with a few connections: the per-node
         # plugins it stands in for each make one call at a time, while one client with a
         # connection per concurrent call makes httpcore rescan a large pool on every request.
-        plugin_kube = KubeClient(load_config(cluster.kubeconfig), max_connections=8)
+        plugin_kube = cluster.client(max_connections=8)
         async with plugin_kube, FakePlugin(plugin_kube, "bench-gpu").running():
             gpu = await schedule(kube, "bench-gpu", lambda i: gpu_pod(f"g-{i:05d}", LIMITS),
                                  args.pods, args.concurrency)  # fmt: skip

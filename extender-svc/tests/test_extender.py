@@ -368,28 +368,37 @@ def test_a_queued_bind_waits_on_the_watch_not_the_api(api: FakeApi) -> None:
 
     async def go() -> tuple[Json, list[tuple[str, str]], list[tuple[str, str]]]:
         r = rig(api, nodes=1, lock_wait=5)
+
+        def watched_lock(value: str | None) -> Json:
+            """The node's lock set (None: released, as the plugin does), as the watch shows."""
+            node = api.get("/api/v1/nodes/n0")
+            node["metadata"]["annotations"].pop(NODE_LOCK, None)
+            if value is not None:
+                node["metadata"]["annotations"][NODE_LOCK] = value
+            node = api.put("/api/v1/nodes", node)
+            r.ext.sync.handle_node_event(_event("MODIFIED", node))
+            return node
+
+        async def filter_then_bind(name: str) -> asyncio.Task[bytes]:
+            pod = gpu_pod(name, 1000)
+            api.put("/api/v1/namespaces/ns/pods", pod)
+            answer = orjson.loads(await r.ext.filter(filter_body(pod, ["n0"])))
+            assert answer["NodeNames"] == ["n0"]
+            api.requests.clear()
+            args = {"PodName": name, "PodNamespace": "ns", "PodUID": f"uid-{name}", "Node": "n0"}
+            return asyncio.create_task(r.ext.bind(orjson.dumps(args)))
+
         ann = {BIND_PHASE: "allocating", "hami.io/vgpu-node": "n0"}
         holder = {"metadata": {"name": "holder", "namespace": "ns", "annotations": ann},
                   "spec": {"nodeName": "n0"}, "status": {"phase": "Pending"}}  # fmt: skip
         api.put("/api/v1/namespaces/ns/pods", holder)
-        node = api.get("/api/v1/nodes/n0")
-        node["metadata"]["annotations"][NODE_LOCK] = nodelock.format_lock(
-            datetime.now(UTC), "ns", "holder"
-        )
-        r.ext.sync.handle_node_event(_event("MODIFIED", api.put("/api/v1/nodes", node)))
-        pod = gpu_pod("p", 1000)
-        api.put("/api/v1/namespaces/ns/pods", pod)
-        assert orjson.loads(await r.ext.filter(filter_body(pod, ["n0"])))["NodeNames"] == ["n0"]
-        api.requests.clear()
-        args = {"PodName": "p", "PodNamespace": "ns", "PodUID": "uid-p", "Node": "n0"}
-        bind = asyncio.create_task(r.ext.bind(orjson.dumps(args)))
+        watched_lock(nodelock.format_lock(datetime.now(UTC), "ns", "holder"))
+        bind = await filter_then_bind("p")
         await asyncio.sleep(0.3)  # judged live once (node and holder read), then waiting
         judged = list(api.requests)
         await asyncio.sleep(0.3)
         waiting = list(api.requests[len(judged) :])
-        node = api.get("/api/v1/nodes/n0")
-        node["metadata"]["annotations"].pop(NODE_LOCK)  # the plugin releases it
-        r.ext.sync.handle_node_event(_event("MODIFIED", api.put("/api/v1/nodes", node)))
+        watched_lock(None)  # the plugin releases it
         api.requests.clear()
         answer = orjson.loads(await bind)
         assert answer == {"Error": ""}
@@ -397,17 +406,10 @@ def test_a_queued_bind_waits_on_the_watch_not_the_api(api: FakeApi) -> None:
         # the next pod, before the watch shows the lock we took for p: the copy already has it
         # (from the compare-and-swap's answer), a holder known to be live: no Conflict, no read
         assert r.ext._watched_holder("n0") == "ns/p"
-        nxt = gpu_pod("q", 1000)
-        api.put("/api/v1/namespaces/ns/pods", nxt)
-        assert orjson.loads(await r.ext.filter(filter_body(nxt, ["n0"])))["NodeNames"] == ["n0"]
-        api.requests.clear()
-        args = {"PodName": "q", "PodNamespace": "ns", "PodUID": "uid-q", "Node": "n0"}
-        bind = asyncio.create_task(r.ext.bind(orjson.dumps(args)))
+        bind = await filter_then_bind("q")
         await asyncio.sleep(0.3)
         assert [u for _, u in api.requests if "/api/v1/" in u and "events" not in u] == []
-        node = api.get("/api/v1/nodes/n0")
-        node["metadata"]["annotations"].pop(NODE_LOCK)
-        r.ext.sync.handle_node_event(_event("MODIFIED", api.put("/api/v1/nodes", node)))
+        node = watched_lock(None)
         assert orjson.loads(await bind) == {"Error": ""}
         return node, judged + waiting, after
 

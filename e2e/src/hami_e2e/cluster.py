@@ -177,9 +177,9 @@ class LocalCluster:
 
         return asyncio.run(probe())
 
-    def client(self) -> KubeClient:
+    def client(self, max_connections: int = 100) -> KubeClient:
         """A new adapter client as the cluster admin (close it, or use `async with`)."""
-        return KubeClient(load_config(self.kubeconfig))
+        return KubeClient(load_config(self.kubeconfig), max_connections=max_connections)
 
     def compact_storage(self) -> int:
         """Compact etcd up to its current revision (what the API server does every 5 minutes),

@@ -147,8 +147,8 @@ class KindCluster:
                 )
             self._created = False
 
-    def client(self) -> KubeClient:
-        return KubeClient(load_config(self.kubeconfig))
+    def client(self, max_connections: int = 100) -> KubeClient:
+        return KubeClient(load_config(self.kubeconfig), max_connections=max_connections)
 
     def compact_storage(self) -> int:
         """Compact kind's etcd to its current revision with etcdctl in the etcd pod."""

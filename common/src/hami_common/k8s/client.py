@@ -101,6 +101,9 @@ class KubeClient:
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": user_agent},
             limits=httpx.Limits(max_connections=max_connections),
+            # HTTP/1.1 only: httpcore's HTTP/2 (one connection for every request and watch)
+            # wedged the extender's connection at start in about one start in six, its leader
+            # election never answered, as in encode/httpcore#1022.
             transport=transport,  # unit tests inject httpx.MockTransport here
         )
 
