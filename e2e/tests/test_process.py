@@ -1,5 +1,7 @@
 """Teardown leaves no process behind: not the component, not what it forked, not on SIGTERM."""
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hami_e2e.process import ManagedProcess, ProcessError, kill_group
+from hami_e2e.process import ManagedProcess, ProcessError, ProcessIdentity, kill_group
 
 
 def alive(pid: int) -> bool:
@@ -86,7 +88,72 @@ def test_sigterm_to_the_harness_stops_its_components(tmp_path: Path) -> None:
 def test_kill_group_of_a_detached_component(tmp_path: Path) -> None:
     proc = subprocess.Popen(forking_script(tmp_path / "child"), start_new_session=True)
     child = int(wait_file(tmp_path / "child"))
-    kill_group(proc.pid, grace=0.5)
+    identity = ProcessIdentity.of(proc.pid)
+    assert identity is not None
+    assert kill_group(identity, grace=0.5)
+    proc.wait(5)
+    time.sleep(0.1)
+    assert not alive(child)
+
+
+def test_kill_group_never_signals_a_process_that_only_shares_the_pid(tmp_path: Path) -> None:
+    """A pid recorded earlier may now belong to another program: a different start time (the
+    pid was reused) or another boot (a reboot) means it is not ours."""
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        real = ProcessIdentity.of(bystander.pid)
+        assert real is not None
+        reused = dataclasses.replace(real, start_ticks=real.start_ticks - 1)
+        rebooted = dataclasses.replace(real, boot_id="00000000-0000-0000-0000-000000000000")
+        assert not kill_group(reused, grace=0.2)
+        assert not kill_group(rebooted, grace=0.2)
+        time.sleep(0.1)
+        assert alive(bystander.pid)
+    finally:
+        bystander.kill()
+        bystander.wait(5)
+
+
+def _cluster_down(workdir: Path) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "hami_e2e.cli", "down", "--workdir", str(workdir)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_cluster_down_leaves_an_unrelated_process_recorded_in_a_stale_state_alone(
+    tmp_path: Path,
+) -> None:
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        real = ProcessIdentity.of(bystander.pid)
+        assert real is not None
+        state = tmp_path / "state.json"
+        # The format before identities were recorded: a bare process group id.
+        state.write_text(json.dumps({"process_groups": {"etcd": bystander.pid}}))
+        old = _cluster_down(tmp_path)
+        assert old.returncode == 1
+        assert "nothing was signalled" in old.stderr
+        stale = dataclasses.replace(real, start_ticks=real.start_ticks + 7).as_dict()
+        state.write_text(json.dumps({"processes": {"etcd": stale}}))
+        done = _cluster_down(tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert f"etcd (pid {bystander.pid}) had already exited" in done.stdout
+        assert not state.exists()
+        time.sleep(0.1)
+        assert alive(bystander.pid)
+    finally:
+        bystander.kill()
+        bystander.wait(5)
+
+
+def test_cluster_down_stops_the_processes_it_recorded(tmp_path: Path) -> None:
+    proc = subprocess.Popen(forking_script(tmp_path / "child"), start_new_session=True)
+    child = int(wait_file(tmp_path / "child"))
+    identity = ProcessIdentity.of(proc.pid)
+    assert identity is not None
+    (tmp_path / "state.json").write_text(json.dumps({"processes": {"etcd": identity.as_dict()}}))
+    done = _cluster_down(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"stopped etcd (process group {proc.pid})" in done.stdout
     proc.wait(5)
     time.sleep(0.1)
     assert not alive(child)

@@ -1,8 +1,11 @@
 """`just cluster-up` / `just cluster-down`: a control plane for people, left running.
 
 ``up`` starts the local cluster in ``<repo>/.cache/cluster`` (or ``--workdir``), detaches its
-processes (each in its own process group), records their group ids in ``state.json`` and
-prints how to point kubectl at it. ``down`` stops every recorded group and removes the state.
+processes (each in its own process group), records who each one is in ``state.json`` (its pid,
+start time and boot, see `ProcessIdentity`) and prints how to point kubectl at it. ``down``
+stops every recorded process group whose leader is still provably that process, and removes the
+state: a stale state file (after a reboot, or a process that already exited and whose pid went
+to another program) never gets an unrelated process signalled.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 from hami_e2e.build import layout
 from hami_e2e.cluster import ClusterError, LocalCluster
 from hami_e2e.paths import repo_root
-from hami_e2e.process import ProcessError, detach, kill_group
+from hami_e2e.process import ProcessError, ProcessIdentity, detach, kill_group
 
 
 def _state(workdir: Path) -> Path:
@@ -26,7 +29,9 @@ def _state(workdir: Path) -> Path:
 
 def up(workdir: Path) -> int:
     if _state(workdir).exists():
-        print(f"a cluster is already recorded in {_state(workdir)}; run `just cluster-down` first")
+        print(
+            f"a cluster is already recorded in {_state(workdir)}; run `./just cluster-down` first"
+        )
         return 1
     shutil.rmtree(workdir, ignore_errors=True)
     cluster = LocalCluster(workdir, detachable=True)
@@ -35,10 +40,13 @@ def up(workdir: Path) -> int:
     except (ClusterError, ProcessError) as exc:
         print(f"cluster-up failed: {exc}", file=sys.stderr)
         return 1
-    groups = {p.name: p.pid for p in cluster.processes if p.pid is not None}
+    recorded: dict[str, dict[str, int | str]] = {}
     for proc in cluster.processes:
+        identity = ProcessIdentity.of(proc.pid) if proc.pid is not None else None
+        if identity is not None:
+            recorded[proc.name] = identity.as_dict()
         detach(proc)
-    _state(workdir).write_text(json.dumps({"process_groups": groups}, indent=2) + "\n")
+    _state(workdir).write_text(json.dumps({"processes": recorded}, indent=2) + "\n")
     kubectl = layout().binary("kubectl")
     print(f"cluster is up in {cluster.start_seconds:.1f}s; logs in {cluster.logs}")
     print("point kubectl at it:")
@@ -54,10 +62,23 @@ def down(workdir: Path) -> int:
     if not state.exists():
         print(f"no cluster recorded in {state}")
         return 0
-    groups: dict[str, int] = json.loads(state.read_text())["process_groups"]
-    for name, pgid in reversed(list(groups.items())):
-        kill_group(pgid)
-        print(f"stopped {name} (process group {pgid})")
+    try:
+        recorded = json.loads(state.read_text()).get("processes")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        print(f"{state} records no process identities (written by an older version, or damaged): "
+              "nothing was signalled; stop the cluster's processes by hand, then remove it",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    for name, data in reversed(list(recorded.items())):
+        identity = ProcessIdentity.from_dict(data)
+        if identity is None:
+            print(f"{name}: not a process identity in {state}; not signalled")
+        elif kill_group(identity):
+            print(f"stopped {name} (process group {identity.pid})")
+        else:
+            print(f"{name} (pid {identity.pid}) had already exited; its pid was not signalled")
     state.unlink()
     return 0
 

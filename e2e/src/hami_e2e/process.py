@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -138,6 +139,52 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """Who a process is, beyond its pid (which the kernel reuses): its start time in clock ticks
+    after boot (``/proc/<pid>/stat`` field 22) and the boot it started in. A pid recorded by an
+    earlier `cluster-up` names the same process only while both still match: after a reboot or
+    once the process has exited and its pid went to another, they do not."""
+
+    pid: int
+    start_ticks: int
+    boot_id: str
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity | None:
+        """The identity of the running process ``pid``, or None when there is none."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            boot_id = _BOOT_ID.read_text().strip()
+        except OSError:
+            return None
+        # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z":  # a zombie has exited; only its parent's wait is left
+            return None
+        return cls(pid, int(fields[19]), boot_id)
+
+    def as_dict(self) -> dict[str, int | str]:
+        return {"pid": self.pid, "start_ticks": self.start_ticks, "boot_id": self.boot_id}
+
+    @classmethod
+    def from_dict(cls, data: object) -> ProcessIdentity | None:
+        """The identity a state file recorded, or None when it is not one (an older format)."""
+        if not isinstance(data, dict):
+            return None
+        pid, ticks, boot = data.get("pid"), data.get("start_ticks"), data.get("boot_id")
+        if isinstance(pid, int) and isinstance(ticks, int) and isinstance(boot, str):
+            return cls(pid, ticks, boot)
+        return None
+
+    def is_running(self) -> bool:
+        """Whether this very process still runs (not merely some process with its pid)."""
+        return ProcessIdentity.of(self.pid) == self
+
+
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
 def detach(proc: ManagedProcess) -> None:
     """Let ``proc`` outlive this interpreter (`cluster-up`): drop it from the cleanup registry."""
     if proc.pid is not None:
@@ -145,17 +192,41 @@ def detach(proc: ManagedProcess) -> None:
             _REGISTRY.pop(proc.pid, None)
 
 
-def kill_group(pgid: int, grace: float = 5.0) -> None:
-    """Terminate a process group started elsewhere (`cluster-down`): TERM, wait, KILL."""
+def kill_group(leader: ProcessIdentity, grace: float = 5.0) -> bool:
+    """Terminate the process group of a component started elsewhere (`cluster-down`): TERM,
+    wait, KILL. Only while its leader is provably the process that was started (`leader` still
+    matches): a recorded pid that the kernel has since given to another process, or that is from
+    an earlier boot, is never signalled. Returns whether the group was signalled."""
+    if not leader.is_running():
+        return False
+    pgid = leader.pid  # each component leads its own session, so its pid is the group id
     _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return
+        if not leader.is_running():
+            break
         time.sleep(0.1)
-    _signal_group(pgid, signal.SIGKILL)
+    # Whatever the leader forked may still be in its group: members that started after the
+    # leader did are its descendants (a group id is not reused while a member lives).
+    if leader.is_running() or _group_members_since(leader):
+        _signal_group(pgid, signal.SIGKILL)
+    return True
+
+
+def _group_members_since(leader: ProcessIdentity) -> list[int]:
+    """Processes in ``leader``'s process group that started no earlier than it (this boot)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == leader.pid and int(fields[19]) >= leader.start_ticks:
+            members.append(int(entry.name))
+    return members
 
 
 def stop_all() -> None:
