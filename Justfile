@@ -30,12 +30,15 @@ build:
     uv run --no-sync python -m hami_common.deviceplugin.api.generate
     uv run --no-sync python -c "import hami_rustcore; print('hami_rustcore', hami_rustcore.__version__)"
 
-# Lint: ruff, mypy strict, stubtest of the native module, cargo fmt and clippy
+# Lint: ruff, mypy strict, stubtest of the native module, the import layering, cargo fmt and clippy
 lint: build
     uv run --no-sync ruff check .
     uv run --no-sync ruff format --check .
     uv run --no-sync mypy common/src webhook-svc/src extender-svc/src plugin-nvidia/src plugin-ascend/src plugin-cambricon/src e2e/src rustcore/benches
     uv run --no-sync python -m mypy.stubtest hami_rustcore --allowlist rustcore/stubtest-allowlist.txt
+    uv run --no-sync lint-imports --no-cache
+    @# the scheduling core is a pure crate: no Python binding and no Kubernetes client in its tree
+    @tree="$(cargo tree --manifest-path rustcore/Cargo.toml -p hami-sched -e normal --prefix none)"; if grep -Eiq '^(pyo3|kube|k8s-openapi)[ -]' <<<"$tree"; then echo "lint: hami-sched must not depend on pyo3 or a Kubernetes crate"; exit 1; fi
     cargo fmt --manifest-path rustcore/Cargo.toml --all -- --check
     cargo clippy --manifest-path rustcore/Cargo.toml --workspace --all-targets -- -D warnings
 
