@@ -185,5 +185,5 @@ def test_a_component_that_dies_at_start_is_named_with_its_log_and_nothing_is_lef
 
 def test_missing_binaries_say_how_to_build_them(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path, binaries=Layout(tmp_path / "nothing"))
-    with pytest.raises(ClusterError, match="just build-cluster"):
+    with pytest.raises(ClusterError, match=r"`\./just build-cluster`"):
         cluster.start()

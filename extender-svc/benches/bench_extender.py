@@ -1,4 +1,4 @@
-"""`just bench-extender`: /filter over HTTP on loopback at 5,000 nodes x 8 GPUs, 40,000 placed.
+"""`./just bench-extender`: /filter over HTTP on loopback at 5,000 nodes x 8 GPUs, 40,000 placed.
 
 The extender runs as a separate process (uvicorn, the real app) whose Kubernetes client talks
 over loopback HTTP to `fake_api.py`, another process that serves the node list and paged pod

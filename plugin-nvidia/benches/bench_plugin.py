@@ -1,4 +1,4 @@
-"""`just bench-plugin`: Allocate round trips through the NVIDIA plugin on the real API server.
+"""`./just bench-plugin`: Allocate round trips through the NVIDIA plugin on the real API server.
 
 A local control plane, one kwok node with 4 fake GPUs, the plugin as its own process (fake
 backend) and the kubelet stand-in. Each sample places one pod as HAMi's scheduler does (filter

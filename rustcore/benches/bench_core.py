@@ -1,4 +1,4 @@
-"""`just bench-core`: the Rust core at 5,000 nodes x 8 GPUs with 40,000 placed containers,
+"""`./just bench-core`: the Rust core at 5,000 nodes x 8 GPUs with 40,000 placed containers,
 against a pure-Python implementation of the same rules measured in the same run.
 Prints `name=value unit` lines."""
 

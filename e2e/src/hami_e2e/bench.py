@@ -1,4 +1,4 @@
-"""`just bench-cluster`: the control plane's build, start and plain scheduling figures.
+"""`./just bench-cluster`: the control plane's build, start and plain scheduling figures.
 
 Prints ``name=value unit`` lines:
 - ``cluster_build_cold_s`` (only when this run built the binaries),

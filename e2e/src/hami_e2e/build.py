@@ -1,6 +1,6 @@
 """Build the control-plane binaries from their upstream Go modules into a versioned cache.
 
-`python -m hami_e2e.build` (or `just build-cluster`) builds etcd, kube-apiserver,
+`python -m hami_e2e.build` (or `./just build-cluster`) builds etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler, kubectl, kwok and helm from the modules pinned in
 ``e2e/tools/`` into ``$HAMI_CACHE/k8s/<key>/bin``, where the key names every version. It is a
 no-op when that folder is complete. Builds are serialised by a lock file, written into a

@@ -1,4 +1,4 @@
-"""`just cluster-up` / `just cluster-down`: a control plane for people, left running.
+"""`./just cluster-up` / `./just cluster-down`: a control plane for people, left running.
 
 ``up`` starts the local cluster in ``<repo>/.cache/cluster`` (or ``--workdir``), detaches its
 processes (each in its own process group), records who each one is in ``state.json`` (its pid,

@@ -4,8 +4,10 @@ Starts the control plane built from upstream, the webhook (called by the real ku
 over TLS), the extender (called by the real kube-scheduler), and on each fake GPU node the NVIDIA
 device plugin (fake backend) with kubelet's device-manager stand-in. Then it creates pods shaped
 like HAMi's examples and prints, for each, where it landed, the devices in its HAMi annotation,
-the env the plugin's Allocate gave its container, and the extender's explanation. Everything is
-stopped at the end.
+the env the plugin's Allocate gave its container, and the extender's explanation. Every pod has
+an expected outcome (running with given devices, or pending for a given reason); the last line
+says how many pods ran, and the exit status is 1 when any outcome differs from its expectation.
+Everything is stopped at the end.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hami_rustcore as core
 import httpx
 from hami_common.k8s import NAMESPACES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
 
@@ -32,32 +36,92 @@ from hami_e2e.stack import WEBHOOK_NAMESPACE_LABEL, HamiStack, running_stack
 Json = dict[str, Any]
 NAMESPACE = "demo"
 ALLOCATED = "hami.io/vgpu-devices-allocated"
+TRACE_CONTEXT = "hami.io/trace-context"
 ENV_SHOWN = ("NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_MEMORY_LIMIT_0", "CUDA_DEVICE_MEMORY_LIMIT_1",
              "CUDA_DEVICE_SM_LIMIT", "CUDA_DEVICE_MEMORY_SHARED_CACHE")  # fmt: skip
-
-# HAMi's examples: (name, limits, pod annotations, a line saying what it shows).
-EXAMPLES: list[tuple[str, Mapping[str, str], Mapping[str, str], str]] = [
-    ("one-gpu", {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "3000", "nvidia.com/gpucores": "30"},
-     {}, "1 GPU, 3000 MiB, 30% of the SMs"),
-    ("two-gpus", {"nvidia.com/gpu": "2", "nvidia.com/gpumem": "4000"}, {},
-     "2 GPUs with 4000 MiB each"),
-    ("half-memory", {"nvidia.com/gpu": "1", "nvidia.com/gpumem-percentage": "50"}, {},
-     "half of a device's memory"),
-    ("exclusive", {"nvidia.com/gpu": "1"}, {}, "a whole device (the webhook adds 100% cores)"),
-    ("a100-only", {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "1000"},
-     {"nvidia.com/use-gputype": "A100"}, "a device type nobody has: stays Pending"),
-    ("too-big", {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "999999"}, {},
-     "more memory than any device: stays Pending"),
-]  # fmt: skip
+POOL = NodePool(name="demo-gpu", count=2, devices_per_node=2, device_memory_mib=16384,
+                model="NVIDIA-Tesla-T4")  # fmt: skip
+SETTLE_SECONDS = 120.0
 
 
-def pod(name: str, limits: Mapping[str, str], annotations: Mapping[str, str]) -> Json:
+@dataclass(frozen=True)
+class Example:
+    """One of HAMi's example pods and what the demo expects of it: ``devices`` (MiB, cores per
+    device) when it must run, else the failure ``reason`` every node must give."""
+
+    name: str
+    limits: Mapping[str, str]
+    what: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    devices: tuple[tuple[int, int], ...] = ()
+    reason: str = ""
+
+    @property
+    def expected(self) -> str:
+        if self.reason:
+            return f"pending: {self.reason}"
+        shown = ", ".join(f"{mem} MiB {cores}%" for mem, cores in self.devices)
+        return f"running with {shown}"
+
+
+EXAMPLES: tuple[Example, ...] = (
+    Example("one-gpu", {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "3000",
+                        "nvidia.com/gpucores": "30"},
+            "1 GPU, 3000 MiB, 30% of the SMs", devices=((3000, 30),)),
+    Example("two-gpus", {"nvidia.com/gpu": "2", "nvidia.com/gpumem": "4000"},
+            "2 GPUs with 4000 MiB each", devices=((4000, 0), (4000, 0))),
+    Example("half-memory", {"nvidia.com/gpu": "1", "nvidia.com/gpumem-percentage": "50"},
+            "half of a device's memory", devices=((8192, 0),)),
+    Example("exclusive", {"nvidia.com/gpu": "1"},
+            "a whole device (the webhook adds 100% cores)", devices=((16384, 100),)),
+    Example("a100-only", {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "1000"},
+            "a device type nobody has: stays Pending",
+            annotations={"nvidia.com/use-gputype": "A100"}, reason="CardTypeMismatch"),
+    Example("too-big", {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "999999"},
+            "more memory than any device: stays Pending", reason="CardInsufficientMemory"),
+)  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    """What happened to one example pod, as the demo prints and checks it."""
+
+    example: Example
+    pod: Json
+    env: Mapping[str, str] | None
+    explanation: Json
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def phase(self) -> str:
+        return str((self.pod.get("status") or {}).get("phase") or "Unknown")
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.pod["metadata"].get("annotations") or {}
+
+    def devices(self) -> list[core.AllocDevice]:
+        value = self.annotations.get(ALLOCATED)
+        return [d for ctr in core.decode_pod_devices(value) for d in ctr] if value else []
+
+    def last_filter(self) -> Json:
+        """The extender's latest filter decision about the pod ({} when it recorded none)."""
+        steps = self.explanation.get("steps") or []
+        return next((s for s in reversed(steps) if s.get("step") == "filter"), {})
+
+    def trace_id(self) -> str:
+        """The trace every step of the placement joined (from the pod's trace context)."""
+        parts = self.annotations.get(TRACE_CONTEXT, "").split("-")
+        return parts[1] if len(parts) == 4 else ""
+
+
+def pod(example: Example) -> Json:
     return {
-        "metadata": {"name": name, "annotations": dict(annotations)},
+        "metadata": {"name": example.name, "annotations": dict(example.annotations)},
         "spec": {
             "terminationGracePeriodSeconds": 0,
             "containers": [{"name": "cuda", "image": "nvidia/cuda:12.4.0-base-ubuntu22.04",
-                            "resources": {"limits": dict(limits)}}],
+                            "resources": {"limits": dict(example.limits)}}],
         },
     }  # fmt: skip
 
@@ -72,73 +136,119 @@ async def namespace(kube: KubeClient) -> None:
         await asyncio.sleep(0.1)
 
 
+def _unschedulable(p: Json) -> bool:
+    conds = (p.get("status") or {}).get("conditions") or []
+    return any(c.get("reason") == "Unschedulable" for c in conds)
+
+
 async def settle(kube: KubeClient, names: list[str], within: float) -> dict[str, Json]:
-    """Waits until every pod is Running or has been judged unschedulable."""
+    """Waits until every pod is Running or has been judged unschedulable (or time is up)."""
     deadline = time.monotonic() + within
     while True:
         pods = {n: await kube.get(PODS, n, namespace=NAMESPACE) for n in names}
-
-        def settled(p: Json) -> bool:
-            conds = p.get("status", {}).get("conditions") or []
-            unschedulable = any(c.get("reason") == "Unschedulable" for c in conds)
-            return p.get("status", {}).get("phase") == "Running" or unschedulable
-
-        if all(settled(p) for p in pods.values()) or time.monotonic() > deadline:
+        settled = all(
+            (p.get("status") or {}).get("phase") == "Running" or _unschedulable(p)
+            for p in pods.values()
+        )
+        if settled or time.monotonic() > deadline:
             return pods
         await asyncio.sleep(0.5)
 
 
-def show(name: str, what: str, p: Json, env: Mapping[str, str] | None, why: Json) -> None:
-    meta, spec, status = p["metadata"], p["spec"], p.get("status", {})
-    print(f"\n== {name}: {what}")
-    print(f"   phase={status.get('phase')} node={spec.get('nodeName', '-')} "
-          f"scheduler={spec.get('schedulerName')}")  # fmt: skip
+def check(outcome: Outcome) -> list[str]:
+    """How the outcome differs from the example's expectation (empty when it matches)."""
+    ex, problems = outcome.example, []
+    if ex.reason:
+        if outcome.phase != "Pending" or outcome.pod["spec"].get("nodeName"):
+            problems.append(f"expected to stay pending, but it is {outcome.phase} "
+                            f"on {outcome.pod['spec'].get('nodeName')}")  # fmt: skip
+        reasons = outcome.last_filter().get("reasons") or {}
+        if set(reasons) != {ex.reason}:
+            recorded = json.dumps(reasons, sort_keys=True) if reasons else "nothing"
+            problems.append(
+                f"expected every node to fail with {ex.reason}, the extender recorded {recorded}"
+            )
+        return problems
+    if outcome.phase != "Running":
+        problems.append(f"expected Running, but it is {outcome.phase}")
+    got = [(d.usedmem, d.usedcores) for d in outcome.devices()]
+    if got != list(ex.devices):
+        problems.append(f"expected devices {list(ex.devices)}, got {got}")
+    if outcome.env is None:
+        problems.append("the device plugin's Allocate answered nothing for its container")
+    return problems
+
+
+def show(outcome: Outcome, trace_url: str | None) -> None:
+    ex, p = outcome.example, outcome.pod
+    spec, annotations = p["spec"], outcome.annotations
+    print(f"\n== {ex.name}: {ex.what}")
+    print(f"   outcome: {outcome.phase} on node {spec.get('nodeName') or '-'} "
+          f"(expected: {ex.expected}; scheduler {spec.get('schedulerName')})")  # fmt: skip
     limits = spec["containers"][0]["resources"]["limits"]
     print(f"   limits after the webhook: {json.dumps(limits, sort_keys=True)}")
-    if ALLOCATED in (meta.get("annotations") or {}):
-        print(f"   {ALLOCATED}: {meta['annotations'][ALLOCATED]}")
+    if ALLOCATED in annotations:
+        print(f"   devices ({ALLOCATED}): {annotations[ALLOCATED]}")
     for key in ENV_SHOWN:
-        if env and key in env:
-            print(f"   env {key}={env[key]}")
-    steps = why.get("steps") or [{}]
-    summary = why.get("summary") or steps[-1].get("message") or json.dumps(steps[-1])
-    print(f"   explain: {summary}")
-    if steps[0].get("failed"):
-        print(f"   reasons per node: {json.dumps(steps[-1]['failed'], sort_keys=True)}")
+        if outcome.env and key in outcome.env:
+            print(f"   env {key}={outcome.env[key]}")
+    print(f"   explain: {outcome.explanation.get('summary') or 'no decision recorded'}")
+    failed = outcome.last_filter().get("failed")
+    if ex.reason and failed:
+        print(f"   reasons per node: {json.dumps(failed, sort_keys=True)}")
+    trace_id = outcome.trace_id()
+    if trace_id:
+        print(f"   trace: {trace_id}" + (f"  {trace_url}" if trace_url else ""))
+    for problem in outcome.problems:
+        print(f"   UNEXPECTED: {problem}")
 
 
-async def run(stack: HamiStack) -> int:
-    pool = NodePool(name="demo-gpu", count=2, devices_per_node=2, device_memory_mib=16384,
-                    model="NVIDIA-Tesla-T4")  # fmt: skip
+def summary(outcomes: list[Outcome]) -> str:
+    running = sum(o.phase == "Running" for o in outcomes)
+    pending = sum(o.phase == "Pending" and bool(o.last_filter().get("reasons")) for o in outcomes)
+    line = f"demo: {running} of {len(outcomes)} pods running, {pending} pending with reasons"
+    wrong = [o.example.name for o in outcomes if o.problems]
+    if wrong:
+        line += f"; {len(wrong)} not as expected: {', '.join(wrong)}"
+    return line
+
+
+async def collect(stack: HamiStack, gpu_nodes: list[GpuNode]) -> list[Outcome]:
     async with stack.client() as kube:
-        nodes = await create_nodes(kube, [pool])
-        await namespace(kube)
-        async with contextlib.AsyncExitStack() as gpus:
-            gpu_nodes = [await gpus.enter_async_context(GpuNode(stack.cluster, n)) for n in nodes]
+        for ex in EXAMPLES:
+            await kube.create(PODS, pod(ex), namespace=NAMESPACE)
+        pods = await settle(kube, [ex.name for ex in EXAMPLES], SETTLE_SECONDS)
+    explain_url = f"http://127.0.0.1:{stack.extender_port}/api/v1/explain/{NAMESPACE}"
+    outcomes = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for ex in EXAMPLES:
+            env = None
             for g in gpu_nodes:
-                await g.wait_registered()
-            print(f"nodes registered by the NVIDIA plugin: {', '.join(nodes)}")
-            for name, limits, annotations, _ in EXAMPLES:
-                await kube.create(PODS, pod(name, limits, annotations), namespace=NAMESPACE)
-            pods = await settle(kube, [e[0] for e in EXAMPLES], within=120)
-            explain_url = f"http://127.0.0.1:{stack.extender_port}/api/v1/explain/{NAMESPACE}"
-            async with httpx.AsyncClient(timeout=10) as http:
-                for name, _, _, what in EXAMPLES:
-                    p = pods[name]
-                    env = None
-                    for g in gpu_nodes:
-                        got = g.kubelet.allocations.get((NAMESPACE, name, "cuda"))
-                        if got is not None and got.response is not None:
-                            env = dict(got.response.envs)
-                    reply = await http.get(f"{explain_url}/{name}")
-                    show(name, what, p, env, reply.json())
-    placed = sum(p["status"].get("phase") == "Running" for p in pods.values())
-    print(f"\ndemo: {placed} of {len(pods)} pods running, the rest pending with their reasons")
-    return 0
+                got = g.kubelet.allocations.get((NAMESPACE, ex.name, "cuda"))
+                if got is not None and got.response is not None:
+                    env = dict(got.response.envs)
+            reply = await http.get(f"{explain_url}/{ex.name}")
+            why = reply.json() if reply.status_code == 200 else {}
+            outcome = Outcome(ex, pods[ex.name], env, why)
+            outcome.problems = check(outcome)
+            outcomes.append(outcome)
+    return outcomes
+
+
+async def run(stack: HamiStack) -> list[Outcome]:
+    async with stack.client() as kube:
+        nodes = await create_nodes(kube, [POOL])
+        await namespace(kube)
+    async with contextlib.AsyncExitStack() as gpus:
+        gpu_nodes = [await gpus.enter_async_context(GpuNode(stack.cluster, n)) for n in nodes]
+        for g in gpu_nodes:
+            await g.wait_registered()
+        print(f"nodes registered by the NVIDIA plugin: {', '.join(nodes)}")
+        return await collect(stack, gpu_nodes)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hami-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs here")
     args = parser.parse_args(argv)
     # gRPC (the kubelet stand-in) notes every process start at INFO; keep the demo's output clean.
@@ -147,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"demo: logs in {workdir}")
     with running_stack(workdir) as stack:
-        return asyncio.run(run(stack))
+        outcomes = asyncio.run(run(stack))
+        for outcome in outcomes:
+            show(outcome, None)
+    print()
+    print(summary(outcomes))
+    return 1 if any(o.problems for o in outcomes) else 0
 
 
 if __name__ == "__main__":
