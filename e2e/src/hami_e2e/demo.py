@@ -39,7 +39,10 @@ ALLOCATED = "hami.io/vgpu-devices-allocated"
 TRACE_CONTEXT = "hami.io/trace-context"
 ENV_SHOWN = ("NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_MEMORY_LIMIT_0", "CUDA_DEVICE_MEMORY_LIMIT_1",
              "CUDA_DEVICE_SM_LIMIT", "CUDA_DEVICE_MEMORY_SHARED_CACHE")  # fmt: skip
-POOL = NodePool(name="demo-gpu", count=2, devices_per_node=2, device_memory_mib=16384,
+# Sized so that every example runs whatever order the pods are placed in (kube-scheduler's queue
+# and the extender's preference for idle nodes decide it): the three that share touch at most four
+# of the eight devices, so a device nobody shares is always left for the exclusive one.
+POOL = NodePool(name="demo-gpu", count=2, devices_per_node=4, device_memory_mib=16384,
                 model="NVIDIA-Tesla-T4")  # fmt: skip
 SETTLE_SECONDS = 120.0
 

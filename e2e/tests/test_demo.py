@@ -1,0 +1,81 @@
+"""The README's first command: `./just demo` runs `python -m hami_e2e.demo`. This runs that same
+module as a process, on its own cluster, and checks what it prints for every pod."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hami_e2e.demo import EXAMPLES, Example, Outcome, check, summary
+
+
+def blocks(out: str) -> dict[str, str]:
+    """Each pod's block of the output, by pod name."""
+    found = re.split(r"^== ", out, flags=re.MULTILINE)[1:]
+    return {block.split(":", 1)[0]: block for block in found}
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(400)
+def test_demo_prints_every_pods_outcome_and_exits_0(tmp_path: Path) -> None:
+    env = {**os.environ, "HAMI_E2E_BACKEND": "local"}
+    done = subprocess.run(
+        [sys.executable, "-m", "hami_e2e.demo", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=360, env=env, check=False,
+    )  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 0, f"demo failed ({done.returncode}):\n{out}\n{done.stderr[-3000:]}"
+    assert "Traceback" not in out + done.stderr
+    assert out.rstrip().splitlines()[-1] == "demo: 4 of 6 pods running, 2 pending with reasons"
+    assert "UNEXPECTED" not in out
+    shown = blocks(out)
+    assert set(shown) == {ex.name for ex in EXAMPLES}
+    for ex in EXAMPLES:
+        block = shown[ex.name]
+        assert f"(expected: {ex.expected};" in block
+        assert re.search(r"   trace: [0-9a-f]{32}", block), block
+        if ex.reason:
+            assert "outcome: Pending on node -" in block, block
+            assert f"pending: no node fits (2 nodes rejected: 8 {ex.reason})" in block, block
+            assert "reasons per node: {" in block, block
+            assert "devices (" not in block, block
+            assert " env " not in block, block
+        else:
+            assert re.search(r"outcome: Running on node demo-gpu-[01] ", block), block
+            assert "devices (hami.io/vgpu-devices-allocated): GPU-" in block, block
+            assert "env NVIDIA_VISIBLE_DEVICES=GPU-" in block, block
+            assert f"env CUDA_DEVICE_MEMORY_LIMIT_0={ex.devices[0][0]}m" in block, block
+            assert re.search(r"explain: bound to node demo-gpu-[01]", block), block
+
+
+def _outcome(ex: Example, phase: str, devices: str, reasons: dict[str, int]) -> Outcome:
+    pod = {
+        "metadata": {"annotations": {"hami.io/vgpu-devices-allocated": devices}},
+        "spec": {"nodeName": "n" if phase == "Running" else None},
+        "status": {"phase": phase},
+    }
+    why = {"steps": [{"step": "filter", "reasons": reasons}]}
+    return Outcome(ex, pod, {"NVIDIA_VISIBLE_DEVICES": "GPU-a"}, why)  # fmt: skip
+
+
+def test_an_outcome_other_than_expected_is_reported() -> None:
+    one_gpu, a100 = EXAMPLES[0], EXAMPLES[4]
+    placed = "GPU-a,NVIDIA,3000,30:;"
+    assert check(_outcome(one_gpu, "Running", placed, {})) == []
+    assert check(_outcome(one_gpu, "Running", "GPU-a,NVIDIA,2000,30:;", {})) == [
+        "expected devices [(3000, 30)], got [(2000, 30)]"
+    ]
+    assert check(_outcome(a100, "Pending", "", {"CardTypeMismatch": 2})) == []
+    wrong = _outcome(a100, "Pending", "", {"CardInsufficientMemory": 2})
+    wrong.problems = check(wrong)
+    assert wrong.problems == [
+        "expected every node to fail with CardTypeMismatch, the extender recorded "
+        '{"CardInsufficientMemory": 2}'
+    ]
+    assert summary([wrong]) == (
+        "demo: 0 of 1 pods running, 1 pending with reasons; 1 not as expected: a100-only"
+    )
