@@ -8,6 +8,7 @@ __all__ = [
     "NODE_UNREGISTERED",
     "AllocDevice",
     "Cluster",
+    "ContainerAdmission",
     "ContainerRequest",
     "CoreError",
     "DecodeError",
@@ -16,9 +17,11 @@ __all__ = [
     "DeviceUsage",
     "FilterResult",
     "NodeNames",
+    "PodAdmission",
     "PodAllocation",
     "PodPage",
     "PodRequest",
+    "RequestModel",
     "__version__",
     "decode_node_devices",
     "decode_node_devices_legacy",
@@ -30,6 +33,7 @@ __all__ = [
     "encode_pod_devices",
     "load_pod_page",
     "parse_extender_args",
+    "quantity_value",
 ]
 
 __version__: str
@@ -224,6 +228,63 @@ class DeviceUsage:
     @property
     def cordoned(self) -> bool: ...
 
+@final
+class ContainerAdmission:
+    """What admission does to one container (HAMi's `MutateAdmission`, every vendor)."""
+
+    @property
+    def init(self) -> bool: ...
+    @property
+    def index(self) -> int:
+        """Position in `spec.initContainers` (init) or `spec.containers`."""
+
+    @property
+    def added_limits(self) -> list[tuple[str, str]]:
+        """Limits to add, in order: the default count, a whole device's cores."""
+
+    @property
+    def vendors(self) -> list[str]:
+        """Keys of the vendors whose devices it asks for (the count in its limits)."""
+
+    @property
+    def priorities(self) -> dict[str, int]:
+        """The priority resource's value per vendor key, when its limits give one."""
+
+@final
+class PodAdmission:
+    """The outcome of `RequestModel.admit`."""
+
+    @property
+    def containers(self) -> list[ContainerAdmission]:
+        """Init containers first, then app containers, in spec order."""
+
+    @property
+    def request(self) -> PodRequest:
+        """The request of the pod with the added limits (what `pod_request` derives)."""
+
+    @property
+    def quota(self) -> dict[str, int]:
+        """What the pod counts against a namespace quota, per resource name."""
+
+    @property
+    def warnings(self) -> list[str]:
+        """Values accepted but not as written (`gpucores: 150` is taken as 100)."""
+
+    def has_devices(self) -> bool: ...
+
+_VendorTable: TypeAlias = dict[str, dict[str, str | int]]
+
+@final
+class RequestModel:
+    """What a pod requests, for admission: the derivation `Cluster.pod_request` runs, over the
+    same vendor table, plus admission's defaults, checks, warnings and quota amounts."""
+
+    def __new__(cls, vendors: _VendorTable | None = None) -> RequestModel: ...
+    def vendor_specs(self) -> dict[str, dict[str, str | int | bool]]: ...
+    def pod_request(self, pod_json: str | bytes) -> PodRequest: ...
+    def quota_request(self, pod_json: str | bytes) -> dict[str, int]: ...
+    def admit(self, pod_json: str | bytes) -> PodAdmission: ...
+
 _PairScores: TypeAlias = list[tuple[str, dict[str, int]]]
 
 @final
@@ -234,7 +295,7 @@ class Cluster:
         cls,
         node_policy: str = "binpack",
         gpu_policy: str = "spread",
-        vendors: dict[str, dict[str, str | int]] | None = None,
+        vendors: _VendorTable | None = None,
         threads: int | None = None,
     ) -> Cluster: ...
     @property
@@ -323,6 +384,9 @@ class PodPage:
 def load_pod_page(
     cluster: Cluster, page: bytes, reserved: Iterable[str] | None = None
 ) -> PodPage: ...
+def quantity_value(text: str) -> int:
+    """A resource quantity's value when it is a whole number; `DecodeError` otherwise."""
+
 def decode_node_devices(text: str, vendor: str = "NVIDIA") -> list[Device]: ...
 def encode_node_devices(devices: Sequence[Device]) -> str: ...
 def decode_node_devices_legacy(text: str, vendor: str) -> list[Device]: ...

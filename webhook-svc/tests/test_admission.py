@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from hami_common.k8s import ConnectionFailed
-from hami_common.settings import NvidiaConfig
+from hami_common.settings import DeviceConfig, NvidiaConfig
 from hami_webhook.admission import AdmissionPolicy, Admitter, Decision
+from hami_webhook.devices import DeviceModel
 from hami_webhook.namespaces import InMemoryNamespaceSource
 from hami_webhook.patch import apply_patch
 from hami_webhook.quota import InMemoryQuotaSource, QuotaState
-from hami_webhook.rules import NvidiaRules
 from hami_webhook.testing import container, pod
 
 GPU = {"nvidia.com/gpu": "1"}
@@ -30,12 +30,16 @@ def _decide(
     **config: Any,
 ) -> Decision:
     admitter = Admitter(
-        [NvidiaRules(NvidiaConfig(**config))],
+        _model(**config),
         AdmissionPolicy(scheduler, force),
         quota=quota,
         namespaces=namespaces,
     )
     return asyncio.run(admitter.decide("default", p, traceparent))
+
+
+def _model(**config: Any) -> DeviceModel:
+    return DeviceModel.from_config(DeviceConfig(nvidia=NvidiaConfig(**config)))
 
 
 def _after(p: dict[str, Any], decision: Decision) -> dict[str, Any]:
@@ -134,10 +138,122 @@ def test_percentage_out_of_range_is_a_400_refusal() -> None:
     assert (decision.allowed, decision.code, decision.reason) == (False, 400, "invalid-request")
 
 
+def _limits_after(limits: dict[str, str], **config: Any) -> dict[str, str]:
+    p = pod(container(limits=limits))
+    decision = _decide(p, **config)
+    assert decision.allowed, decision.message
+    result: dict[str, str] = _after(p, decision)["spec"]["containers"][0]["resources"]["limits"]
+    return result
+
+
+@pytest.mark.parametrize(
+    ("limits", "config", "added"),
+    [
+        ({"nvidia.com/gpu": "1"}, {}, {"nvidia.com/gpucores": "100"}),
+        ({"nvidia.com/gpumem": "3000"}, {}, {"nvidia.com/gpu": "1"}),
+        ({"nvidia.com/gpumem": "3000"}, {"default_gpu_num": 2}, {"nvidia.com/gpu": "2"}),
+        ({"nvidia.com/gpucores": "30"}, {"default_gpu_num": 0}, {}),
+        ({"nvidia.com/gpu": "1", "nvidia.com/gpumem-percentage": "100"}, {},
+         {"nvidia.com/gpucores": "100"}),
+        ({"nvidia.com/gpu": "1", "nvidia.com/gpumem-percentage": "50"}, {}, {}),
+        ({"nvidia.com/gpu": "1", "nvidia.com/gpumem": "1000"}, {"resource_memory_name": ""},
+         {"nvidia.com/gpucores": "100"}),
+        ({"nvidia.com/gpu": "2", "nvidia.com/gpucores": "20"}, {}, {}),
+        ({"example.com/vgpu": "1"},
+         {"resource_count_name": "example.com/vgpu", "resource_core_name": "example.com/vc"},
+         {"example.com/vc": "100"}),
+    ],
+)  # fmt: skip
+def test_hami_defaults_are_added_as_limits(
+    limits: dict[str, str], config: dict[str, Any], added: dict[str, str]
+) -> None:
+    assert _limits_after(limits, **config) == {**limits, **added}
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"nvidia.com/gpu": "1", "nvidia.com/gpumem": "4Gi"},
+         "container main: nvidia.com/gpumem is 4Gi, i.e. 4294967296 MiB per device; "
+         "nvidia.com/gpumem is in MiB: write 4096"),
+        ({"nvidia.com/gpumem": "1e30"},
+         "container main: nvidia.com/gpumem is 1e30, more than any device has; write the memory "
+         "per device in MiB, at most 2147483647"),
+        ({"nvidia.com/gpu": "1e30"},
+         "container main: nvidia.com/gpu is 1e30; write a whole number of devices, such as 1"),
+        ({"nvidia.com/gpu": "1", "nvidia.com/gpucores": "-5"},
+         "container main: nvidia.com/gpucores is -5; set it between 0 and 100 (percent of one "
+         "device's cores)"),
+        ({"nvidia.com/gpu": "1", "nvidia.com/priority": "high"},
+         "container main: nvidia.com/priority is high; write a whole number (0: high priority, "
+         "1: low)"),
+    ],
+)  # fmt: skip
+def test_values_the_scheduler_would_refuse_are_refused_saying_what_to_write(
+    limits: dict[str, str], message: str
+) -> None:
+    decision = _decide(pod(container(limits=limits)))
+    assert (decision.allowed, decision.code, decision.reason) == (False, 400, "invalid-request")
+    assert decision.message == message
+
+
+def test_clamped_cores_are_admitted_with_a_warning() -> None:
+    p = pod(container(limits={"nvidia.com/gpu": "1", "nvidia.com/gpucores": "150"}))
+    decision = _decide(p)
+    assert decision.allowed
+    assert decision.warnings == [
+        "container main: nvidia.com/gpucores is 150, more than the 100 percent of one device; "
+        "it is taken as 100 (the whole device's cores)"
+    ]
+    assert decision.quota == {"nvidia.com/gpucores": 100}
+
+
+def test_the_decision_carries_the_request_of_the_admitted_pod() -> None:
+    p = pod(container(limits={"nvidia.com/gpumem": "3000"}))
+    decision = _decide(p)
+    assert decision.request is not None
+    [device] = decision.request.containers[0].devices
+    assert (device.count, device.mem_mib, device.cores) == (1, 3000, 0)
+    assert decision.quota == {"nvidia.com/gpumem": 3000}
+
+
+def test_trace_context_is_skipped_with_a_warning_when_annotations_would_be_too_long() -> None:
+    # the API server's limit: all keys and values together at most 262144 bytes
+    room = 256 * 1024 - len("big") - len("hami.io/trace-context") - len(TRACEPARENT)
+    fits = pod(container(limits=GPU), annotations={"big": "x" * room})
+    after = _after(fits, _decide(fits))
+    assert after["metadata"]["annotations"]["hami.io/trace-context"] == TRACEPARENT
+    full = pod(container(limits=GPU), annotations={"big": "x" * (room + 1)})
+    decision = _decide(full)
+    assert decision.allowed
+    assert "hami.io/trace-context" not in _after(full, decision)["metadata"]["annotations"]
+    assert decision.warnings == [
+        "hami-webhook did not add the hami.io/trace-context annotation: the pod's annotations "
+        "(262069 bytes) would then exceed the API server's limit of 262144 bytes; the pod's "
+        "placement is not traced"
+    ]
+    # already too long without it: the API server refuses the pod for what the user wrote
+    over = pod(container(limits=GPU), annotations={"big": "x" * 256 * 1024})
+    assert _decide(over).warnings == []
+
+
 def test_init_containers_are_mutated_too() -> None:
     p = pod(container(), init=[container("init", limits={"nvidia.com/gpumem": "100"})])
     after = _after(p, _decide(p))
     assert after["spec"]["initContainers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_a_pod_nested_too_deeply_is_refused_not_crashed() -> None:
+    p = pod(container())
+    deep: Any = "leaf"
+    for _ in range(5000):
+        deep = {"a": deep}
+    p["spec"]["affinity"] = deep
+    decision = _decide(p)
+    assert (decision.allowed, decision.code) == (False, 400)
+    assert decision.message == (
+        "the pod cannot be read: object is nested more than 100 levels deep, which no pod is"
+    )
 
 
 def test_malformed_pod_is_refused_naming_the_field() -> None:
@@ -198,8 +314,8 @@ def test_quota_source_failure_fails_open() -> None:
     decision = _decide(pod(container(limits=GPU)), quota=Broken())
     assert decision.allowed
     assert decision.warnings == [
-        "hami-webhook could not read the namespace's device quota; "
-        "the scheduler checks it again before placing the pod"
+        "hami-webhook could not read the namespace's device quota, so this pod was "
+        "admitted without that check"
     ]
 
 
@@ -219,7 +335,7 @@ def test_slow_api_fails_open_within_the_timeout() -> None:
             return {}
 
     admitter = Admitter(
-        [NvidiaRules(NvidiaConfig())],
+        _model(),
         AdmissionPolicy("hami-scheduler"),
         quota=Slow(),
         namespaces=Slow(),

@@ -13,7 +13,9 @@ import pytest
 from hami_common.k8s import ConfigError
 from hami_common.settings import SettingsError
 from hami_common.telemetry import TRACE_CONTEXT_ANNOTATION, in_memory_tracing, new_registry
+from hami_rustcore import RequestModel
 from hami_webhook.app import create_app
+from hami_webhook.devices import DeviceModel
 from hami_webhook.namespaces import InMemoryNamespaceSource
 from hami_webhook.quota import InMemoryQuotaSource, QuotaState
 from hami_webhook.settings import WebhookSettings
@@ -188,6 +190,43 @@ def test_garbage_gets_a_400_that_says_what_is_wrong(body: Any, message: str) -> 
     assert _metric(h.registry, "error", "bad-review") == 1
 
 
+def test_metadata_not_an_object_and_no_namespace_is_answered_in_the_review() -> None:
+    body = review({"metadata": ["x"], "spec": {"containers": []}})
+    del body["request"]["namespace"]
+    response = Harness().post(body)
+    assert response.status_code == 200
+    answer = response.json()["response"]
+    assert (answer["allowed"], answer["status"]["code"]) == (False, 400)
+    assert answer["status"]["message"] == "the pod cannot be read: metadata must be an object"
+
+
+def test_warnings_reach_the_user_in_the_review() -> None:
+    limits = {"nvidia.com/gpu": "1", "nvidia.com/gpucores": "150"}
+    answer = Harness().post(review(pod(container(limits=limits)))).json()["response"]
+    assert answer["allowed"] is True
+    assert answer["warnings"] == [
+        "container main: nvidia.com/gpucores is 150, more than the 100 percent of one device; "
+        "it is taken as 100 (the whole device's cores)"
+    ]
+
+
+def test_ephemeral_containers_are_reviewed_and_other_subresources_are_not() -> None:
+    old = pod(container(limits=GPU))
+    new = pod(container(limits=GPU))
+    new["spec"]["ephemeralContainers"] = [
+        {"name": "dbg", "image": "busybox", "securityContext": {"privileged": True}}
+    ]
+    h = Harness()
+    refused, status = (
+        h.post(review(new, operation=op, sub_resource=sub, old=old)).json()["response"]
+        for op, sub in (("UPDATE", "ephemeralcontainers"), ("UPDATE", "status"))
+    )
+    assert (refused["allowed"], refused["status"]["code"]) == (False, 403)
+    assert refused["status"]["message"].startswith("ephemeral container dbg is privileged")
+    assert status == {"uid": status["uid"], "allowed": True}
+    assert _metric(h.registry, "refused", "ephemeral") == 1
+
+
 def test_a_malformed_pod_is_refused_in_the_body() -> None:
     response = Harness().post(review({"metadata": {}, "spec": {"containers": "x"}}))
     assert response.status_code == 200
@@ -224,12 +263,13 @@ def test_an_internal_bug_is_answered_not_dropped() -> None:
     class Exploding:
         vendor = "X"
 
-        def mutate_container(self, container: Any, pod: Any) -> bool:
+        def mutate_container(self, container: Any, pod: Any, admitted: Any) -> None:
             raise ZeroDivisionError
 
     h = Harness()
     settings = WebhookSettings.load(["--no-quota-check", "--no-namespace-check"])
-    app = create_app(settings, rules=[Exploding()], tracer_provider=h.provider)  # type: ignore[list-item]
+    model = DeviceModel(RequestModel(), (Exploding(),))
+    app = create_app(settings, model=model, tracer_provider=h.provider)
     h.app = app
     spans: InMemorySpanExporter = h.spans
     answer = h.post(review(pod(container()))).json()["response"]

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from hami_common.telemetry import in_memory_tracing
 from hami_webhook.app import create_app
 from hami_webhook.namespaces import InMemoryNamespaceSource
@@ -191,3 +192,42 @@ def test_broken_reviews_get_a_4xx_or_an_answer(value: dict[str, Any]) -> None:
 def test_fuzzed_pods_are_answered_and_patches_apply(pod: Any, namespace: str) -> None:
     body = review(pod, namespace=namespace)
     _check_answer(_post(json.dumps(body).encode()), pod)
+
+
+def _nested_text(depth: int, as_list: bool) -> str:
+    """JSON nested `depth` levels (written by hand: too deep for json.dumps)."""
+    return ("[" if as_list else '{"a":') * depth + '"leaf"' + ("]" if as_list else "}") * depth
+
+
+@pytest.mark.parametrize("as_list", [False, True])
+@pytest.mark.parametrize("where", ["spec", "metadata", "container", "object", "request"])
+@pytest.mark.parametrize("depth", [1, 98, 99, 100, 127, 128, 500, 900, 1000, 1100, 5000])
+def test_deep_nesting_gets_a_clear_answer_never_an_error(
+    depth: int, where: str, as_list: bool
+) -> None:
+    obj: Any = {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+    }
+    deep = "@DEEP@"
+    if where == "spec":
+        obj["spec"]["affinity"] = deep
+    elif where == "metadata":
+        obj["metadata"]["x"] = deep
+    elif where == "container":
+        obj["spec"]["containers"][0]["args"] = deep
+    elif where == "object":
+        obj = deep
+    body = review(obj, namespace="default")
+    if where == "request":
+        body["request"]["userInfo"]["extra"] = deep
+    encoded = json.dumps(body).replace('"@DEEP@"', _nested_text(depth, as_list))
+    response = _post(encoded.encode())
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.json()["error"]
+        return
+    answer = response.json()["response"]
+    if not answer["allowed"]:
+        assert answer["status"]["code"] == 400, answer
+        assert answer["status"]["message"].startswith("the pod cannot be read")

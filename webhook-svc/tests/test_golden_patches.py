@@ -34,6 +34,17 @@ nvidia:
   runtimeClassName: nvidia
 """
 
+_RUNNING = pod(container(limits={"nvidia.com/gpu": "1", "nvidia.com/gpucores": "100"}))
+_DEBUGGER = {"name": "debugger", "image": "busybox", "env": [{"name": "A", "value": "1"}]}
+
+
+def _debugged(debugger: dict[str, Any]) -> dict[str, Any]:
+    """An UPDATE of pods/ephemeralcontainers adding `debugger` to a running GPU pod."""
+    new = json.loads(json.dumps(_RUNNING))
+    new["spec"]["ephemeralContainers"] = [debugger]
+    return review(new, operation="UPDATE", sub_resource="ephemeralcontainers", old=_RUNNING)
+
+
 CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "bare-gpu-exclusive": (review(pod(container(limits=GPU))), []),
     "gpumem-gets-default-count": (
@@ -93,6 +104,19 @@ CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
         [],
     ),
     "refused-no-containers": (review(pod()), []),
+    "refused-gpumem-bytes": (
+        review(pod(container(limits={"nvidia.com/gpu": "1", "nvidia.com/gpumem": "4Gi"}))),
+        [],
+    ),
+    "warning-gpucores-clamped": (
+        review(pod(container(limits={"nvidia.com/gpu": "1", "nvidia.com/gpucores": "150"}))),
+        [],
+    ),
+    "ephemeral-gets-no-devices": (_debugged(_DEBUGGER), []),
+    "ephemeral-refused-privileged": (
+        _debugged({**_DEBUGGER, "securityContext": {"privileged": True}}),
+        [],
+    ),
 }
 
 

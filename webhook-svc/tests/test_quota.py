@@ -6,19 +6,13 @@ import asyncio
 from typing import Any, cast
 
 from hami_common.k8s import PODS, RESOURCE_QUOTAS, KubeClient, Resource
-from hami_common.settings import NvidiaConfig
-from hami_webhook.quota import (
-    InMemoryQuotaSource,
-    KubeQuotaSource,
-    QuotaState,
-    pod_quota_request,
-    quota_resources,
-)
-from hami_webhook.rules import NvidiaRules
+from hami_common.settings import DeviceConfig
+from hami_webhook.devices import DeviceModel
+from hami_webhook.quota import InMemoryQuotaSource, KubeQuotaSource, QuotaState
 from hami_webhook.testing import container, pod
 
-RULES = [NvidiaRules(NvidiaConfig())]
-NAMES = quota_resources(RULES)
+MODEL = DeviceModel.from_config(DeviceConfig())
+NAMES = ["nvidia.com/gpumem", "nvidia.com/gpucores"]
 
 
 class FakeKube:
@@ -47,27 +41,7 @@ def _source(
     quotas: list[dict[str, Any]], pods: list[dict[str, Any]]
 ) -> tuple[KubeQuotaSource, FakeKube]:
     fake = FakeKube(quotas, pods)
-    return KubeQuotaSource(cast(KubeClient, fake), RULES), fake
-
-
-def test_quota_resources_are_memory_and_core_names() -> None:
-    assert NAMES == ["nvidia.com/gpumem", "nvidia.com/gpucores"]
-
-
-def test_pod_request_sums_app_and_takes_the_init_peak() -> None:
-    p = pod(
-        container(
-            "a",
-            limits={
-                "nvidia.com/gpu": "2",
-                "nvidia.com/gpumem": "1000",
-                "nvidia.com/gpucores": "10",
-            },
-        ),
-        container("b", limits={"nvidia.com/gpu": "1", "nvidia.com/gpumem": "500"}),
-        init=[container("i", limits={"nvidia.com/gpu": "1", "nvidia.com/gpumem": "4000"})],
-    )
-    assert pod_quota_request(p, RULES) == {"nvidia.com/gpumem": 4000, "nvidia.com/gpucores": 20}
+    return KubeQuotaSource(cast(KubeClient, fake), MODEL), fake
 
 
 def test_kube_source_takes_the_tightest_limit_and_sums_live_pods() -> None:
@@ -82,6 +56,7 @@ def test_kube_source_takes_the_tightest_limit_and_sums_live_pods() -> None:
             _gpu_pod("7000", status={"phase": "Succeeded"}),
             _gpu_pod("7000", metadata={"name": "x", "deletionTimestamp": "2026-01-01T00:00:00Z"}),
             {"spec": "garbage"},
+            _gpu_pod("4Gi"),  # the core refuses it: nothing can be placed, nothing counts
         ],
     )
     got = asyncio.run(source.quota("ns", NAMES))
@@ -90,7 +65,12 @@ def test_kube_source_takes_the_tightest_limit_and_sums_live_pods() -> None:
 
 
 def test_kube_source_without_device_quota_does_not_list_pods() -> None:
-    source, fake = _source([_quota({"requests.cpu": "4", "limits.nvidia.com/gpumem": "lots"})], [])
+    hard = {
+        "requests.cpu": "4",
+        "limits.nvidia.com/gpumem": "lots",
+        "limits.nvidia.com/gpucores": "0.5",
+    }
+    source, fake = _source([_quota(hard)], [])
     assert asyncio.run(source.quota("ns", NAMES)) == {}
     assert fake.calls == [("resourcequotas", "ns")]
 

@@ -29,8 +29,27 @@ def test_namespace_falls_back_to_the_object() -> None:
     assert parse_review(json.dumps(body).encode()).namespace == "team"
 
 
+def test_metadata_that_is_not_an_object_leaves_the_namespace_empty() -> None:
+    for metadata in (["x"], "x", 1):
+        body = review({"metadata": metadata, "spec": {}}, namespace="unused")
+        del body["request"]["namespace"]
+        assert parse_review(json.dumps(body).encode()).namespace == ""
+
+
+def test_subresource_and_old_object_are_read() -> None:
+    old = pod(container())
+    body = review(pod(container()), operation="UPDATE", sub_resource="ephemeralcontainers", old=old)
+    request = parse_review(json.dumps(body).encode())
+    assert (request.operation, request.sub_resource, request.old_obj) == (
+        "UPDATE",
+        "ephemeralcontainers",
+        old,
+    )
+    assert parse_review(json.dumps(review(pod(container()))).encode()).sub_resource == ""
+
+
 def test_deeply_nested_json_is_a_review_error() -> None:
-    with pytest.raises(ReviewError):
+    with pytest.raises(ReviewError, match="nests too deeply"):
         parse_review(b"[" * 100_000)
 
 

@@ -122,7 +122,9 @@ def scheduler_extra(extender_port: int) -> Json:
 
 
 async def install_webhook(kube: KubeClient, port: int, ca_pem: bytes) -> None:
-    """The MutatingWebhookConfiguration that sends pod CREATEs of labelled namespaces to us."""
+    """The MutatingWebhookConfiguration that sends pod CREATEs, and UPDATEs of
+    ``pods/ephemeralcontainers`` (ephemeral containers added to a running pod), of labelled
+    namespaces to us (webhook-svc/README.md, Registration)."""
     body = {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": "hami-webhook"},
@@ -132,7 +134,9 @@ async def install_webhook(kube: KubeClient, port: int, ca_pem: bytes) -> None:
             "clientConfig": {"url": f"https://127.0.0.1:{port}/webhook",
                              "caBundle": base64.b64encode(ca_pem).decode()},
             "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
-                       "resources": ["pods"], "scope": "Namespaced"}],
+                       "resources": ["pods"], "scope": "Namespaced"},
+                      {"operations": ["UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods/ephemeralcontainers"], "scope": "Namespaced"}],
             "namespaceSelector": {"matchLabels": {WEBHOOK_NAMESPACE_LABEL: "true"}},
         }],
     }  # fmt: skip

@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from hami_common.settings import DeviceConfig, ServiceSettings, load_device_config
+from hami_common.settings import (
+    DeviceConfig,
+    ServiceSettings,
+    VendorTable,
+    core_vendor_table,
+    load_device_config,
+)
 from pydantic import Field
 
 
@@ -97,17 +103,6 @@ class ExtenderSettings(ServiceSettings):
             return DeviceConfig()
         return load_device_config(self.device_config_file)
 
-    def vendors(self) -> dict[str, dict[str, str | int]]:
-        """The core's vendor table from HAMi's device config keys (NVIDIA)."""
-        nv = self.device_config().nvidia
-        return {
-            "NVIDIA": {
-                "resource_count": nv.resource_count_name,
-                "resource_memory": nv.resource_memory_name,
-                "resource_memory_percentage": nv.resource_memory_percentage_name,
-                "resource_cores": nv.resource_core_name,
-                "default_memory": nv.default_memory,
-                "default_cores": nv.default_cores,
-                "memory_factor": nv.memory_factor,
-            }
-        }
+    def vendors(self) -> VendorTable:
+        """The core's vendor table from the device config: the webhook builds the same one."""
+        return core_vendor_table(self.device_config())

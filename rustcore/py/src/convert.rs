@@ -5,7 +5,7 @@ use hami_sched::{Error, PodDevices, VendorSpec, Vendors};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use std::sync::Arc;
 
 create_exception!(
@@ -73,13 +73,23 @@ pub fn containers_arg(obj: &Bound<'_, PyAny>) -> PyResult<PodDevices> {
         .collect())
 }
 
-const STRING_KEYS: [&str; 4] = [
+const STRING_KEYS: [&str; 5] = [
     "resource_count",
     "resource_memory",
     "resource_memory_percentage",
     "resource_cores",
+    "resource_priority",
 ];
-const INT_KEYS: [&str; 3] = ["default_memory", "default_cores", "memory_factor"];
+const INT_KEYS: [&str; 4] = ["default_memory", "default_cores", "memory_factor", "default_count"];
+
+/// A pod object's JSON text, given as `str` or UTF-8 `bytes`.
+pub fn pod_text(pod_json: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(b) = pod_json.cast::<PyBytes>() {
+        return String::from_utf8(b.as_bytes().to_vec())
+            .map_err(|e| DecodeError::new_err(format!("pod: not UTF-8: {e}")));
+    }
+    pod_json.extract::<String>()
+}
 
 /// `{"NVIDIA": {"resource_count": "nvidia.com/gpu", "default_memory": 0, ...}}`: overrides of
 /// the built-in vendors' resource names and defaults. Unknown vendors and keys are errors.
@@ -105,6 +115,10 @@ pub fn parse_vendor_overrides(overrides: Option<&Bound<'_, PyDict>>) -> PyResult
                     spec.resource_memory_percentage = v.extract().map_err(|_| bad("a string"))?
                 }
                 "resource_cores" => spec.resource_cores = v.extract().map_err(|_| bad("a string"))?,
+                "resource_priority" => spec.resource_priority = v.extract().map_err(|_| bad("a string"))?,
+                "default_count" => {
+                    spec.default_count = v.extract().map_err(|_| bad("a non-negative integer (devices)"))?
+                }
                 "default_memory" => {
                     spec.default_memory = v.extract().map_err(|_| bad("a non-negative integer (MiB)"))?
                 }
@@ -150,6 +164,7 @@ pub fn vendor_specs<'py>(py: Python<'py>, vendors: &Vendors) -> PyResult<Bound<'
             ("resource_memory", &s.resource_memory),
             ("resource_memory_percentage", &s.resource_memory_percentage),
             ("resource_cores", &s.resource_cores),
+            ("resource_priority", &s.resource_priority),
             ("register_annotation", &s.register_annotation),
             ("to_allocate_annotation", &s.to_allocate_annotation),
             ("allocated_annotation", &s.allocated_annotation),
@@ -165,6 +180,8 @@ pub fn vendor_specs<'py>(py: Python<'py>, vendors: &Vendors) -> PyResult<Bound<'
         d.set_item("default_memory", s.default_memory)?;
         d.set_item("default_cores", s.default_cores)?;
         d.set_item("memory_factor", s.memory_factor)?;
+        d.set_item("default_count", s.default_count)?;
+        d.set_item("exclusive_by_default", s.exclusive_by_default)?;
         d.set_item("quota_in_fit", s.quota_in_fit)?;
         out.set_item(&s.key, d)?;
     }

@@ -1,6 +1,7 @@
 //! `hami_rustcore`: the Python face of `hami-sched`. This crate only converts types and
 //! errors; every rule lives in the pure crate.
 
+mod admission;
 mod args;
 mod convert;
 mod podpage;
@@ -10,7 +11,7 @@ use convert::{core_err, parse_vendor_overrides, CoreError, DecodeError};
 use hami_sched::{codec, Cluster as CoreCluster, GpuPolicy, NodePolicy, PodAlloc};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyDict;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use types::{
@@ -76,12 +77,7 @@ impl Cluster {
 
     /// Derives a pod's request from the pod object (JSON text or bytes).
     fn pod_request(&self, py: Python<'_>, pod_json: &Bound<'_, PyAny>) -> PyResult<PodRequest> {
-        let text: String = if let Ok(b) = pod_json.cast::<PyBytes>() {
-            String::from_utf8(b.as_bytes().to_vec())
-                .map_err(|e| DecodeError::new_err(format!("pod: not UTF-8: {e}")))?
-        } else {
-            pod_json.extract::<String>()?
-        };
+        let text = convert::pod_text(pod_json)?;
         let vendors = self.inner.vendors();
         let req = py
             .detach(|| hami_sched::PodRequest::from_pod_json(&text, vendors))
@@ -306,6 +302,12 @@ fn encode_pair_scores(scores: Vec<(String, BTreeMap<String, i64>)>) -> String {
     codec::encode_pair_scores(&scores)
 }
 
+/// A resource quantity's value when it is a whole number (`"16000"`, `"16k"`, `"2Gi"`).
+#[pyfunction]
+fn quantity_value(text: &str) -> PyResult<i64> {
+    hami_sched::quantity::parse_quantity("quantity", text).map_err(core_err)
+}
+
 #[pymodule]
 fn hami_rustcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -339,6 +341,8 @@ fn hami_rustcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_pod_devices, m)?)?;
     m.add_function(wrap_pyfunction!(decode_pair_scores, m)?)?;
     m.add_function(wrap_pyfunction!(encode_pair_scores, m)?)?;
+    m.add_function(wrap_pyfunction!(quantity_value, m)?)?;
     podpage::register(m)?;
+    admission::register(m)?;
     Ok(())
 }

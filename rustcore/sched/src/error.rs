@@ -48,6 +48,10 @@ pub enum Error {
     /// A request that can never be valid (negative count, percentage over 100, ...).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A resource value a container gives that no request can take; the message names the
+    /// container and the resource and says what to write instead.
+    #[error("{0}")]
+    Resource(String),
     /// A vendor key that no backend serves.
     #[error("unknown vendor {0:?}: known vendors are NVIDIA, MLU")]
     UnknownVendor(String),

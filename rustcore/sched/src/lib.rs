@@ -2,6 +2,7 @@
 //! score, the cluster usage state, and HAMi's annotation codecs. No Python here; the binding
 //! crate (`rustcore/py`) only converts types and errors.
 
+pub mod admit;
 pub mod codec;
 pub mod error;
 pub mod fit;
@@ -16,6 +17,7 @@ pub mod state;
 pub mod table;
 pub mod vendor;
 
+pub use admit::{admit_pod, quota_request, ContainerAdmission, PodAdmission};
 pub use error::{Error, Result};
 pub use model::{AllocDevice, Device, DeviceMode, PodDevices, Usage};
 pub use policy::{GpuPolicy, NodePolicy, Weights};

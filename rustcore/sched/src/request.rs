@@ -6,7 +6,7 @@ use crate::error::{Codec, Error, Result};
 use crate::policy::{
     GpuPolicy, NodePolicy, Weights, GPU_POLICY_ANNOTATION, NODE_POLICY_ANNOTATION, WEIGHTS_ANNOTATION,
 };
-use crate::quantity::parse_quantity;
+use crate::quantity::{quantity_value, QuantityError};
 use crate::vendor::{VendorSpec, Vendors};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -86,6 +86,18 @@ impl Selectors {
     }
 }
 
+/// A pod object from its JSON text; the error says where the text stopped being JSON.
+pub fn parse_pod_json(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
+        Error::decode(
+            Codec::PodSpec,
+            "JSON",
+            format!("line {} column {}", e.line(), e.column()),
+            e.to_string(),
+        )
+    })
+}
+
 /// A pod as the scheduler sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PodRequest {
@@ -127,15 +139,7 @@ impl PodRequest {
     /// Derives the request from a Kubernetes pod object (JSON), as HAMi's
     /// `GenerateResourceRequests` does for each known vendor.
     pub fn from_pod_json(text: &str, vendors: &Vendors) -> Result<PodRequest> {
-        let pod: Value = serde_json::from_str(text).map_err(|e| {
-            Error::decode(
-                Codec::PodSpec,
-                "JSON",
-                format!("line {} column {}", e.line(), e.column()),
-                e.to_string(),
-            )
-        })?;
-        Self::from_pod_value(&pod, vendors)
+        Self::from_pod_value(&parse_pod_json(text)?, vendors)
     }
 
     pub fn from_pod_value(pod: &Value, vendors: &Vendors) -> Result<PodRequest> {
@@ -187,65 +191,149 @@ impl PodRequest {
     }
 }
 
-fn container_devices(c: &Value, at: &str, vendors: &Vendors) -> Result<Vec<DeviceRequest>> {
-    let res = c.get("resources");
-    let limits = res.and_then(|r| r.get("limits"));
-    let requests = res.and_then(|r| r.get("requests"));
-    // Limits first, then requests, as HAMi reads them.
-    let lookup = |name: &str| -> Result<Option<i64>> {
-        if name.is_empty() {
-            return Ok(None);
-        }
-        for src in [limits, requests] {
-            if let Some(v) = src.and_then(|m| m.get(name)) {
-                let field = format!("{at}.resources {name}");
-                let parsed = match v {
-                    Value::String(s) => parse_quantity(&field, s)?,
-                    Value::Number(n) => n.as_i64().ok_or_else(|| {
-                        Error::decode(Codec::Quantity, &field, n.to_string(), "must be a whole number")
-                    })?,
-                    _ => {
-                        return Err(Error::decode(
-                            Codec::Quantity,
-                            &field,
-                            v.to_string(),
-                            "expected a quantity",
-                        ))
-                    }
-                };
-                return Ok(Some(parsed));
-            }
-        }
-        Ok(None)
+/// A resource as a container gives it: from its limits, else its requests (HAMi's order).
+pub(crate) fn given<'a>(c: &'a Value, name: &str) -> Option<&'a Value> {
+    if name.is_empty() {
+        return None;
+    }
+    let res = c.get("resources")?;
+    ["limits", "requests"]
+        .iter()
+        .find_map(|part| res.get(part).and_then(|m| m.get(name)))
+}
+
+/// A resource from the container's limits only (HAMi's webhook reads the count there).
+pub(crate) fn limit<'a>(c: &'a Value, name: &str) -> Option<&'a Value> {
+    if name.is_empty() {
+        return None;
+    }
+    c.get("resources")?.get("limits")?.get(name)
+}
+
+/// The value as a whole number, or why it is not one.
+pub(crate) fn whole(v: &Value) -> std::result::Result<i64, QuantityError> {
+    match v {
+        Value::String(s) => quantity_value(s),
+        Value::Number(n) => n.as_i64().ok_or(if n.is_f64() {
+            QuantityError::NotWhole
+        } else {
+            QuantityError::TooLarge
+        }),
+        _ => Err(QuantityError::Syntax("expected a quantity such as \"1\"")),
+    }
+}
+
+/// The value as the user wrote it, for messages.
+pub(crate) fn shown(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// `container main`, or the container's path when it has no name.
+pub(crate) fn container_label(c: &Value, at: &str) -> String {
+    match c.get("name").and_then(Value::as_str) {
+        Some(name) if !name.is_empty() => format!("container {name}"),
+        _ => at.to_string(),
+    }
+}
+
+/// How a vendor's memory resource is counted: `MiB`, or `units of 256 MiB`.
+pub(crate) fn memory_unit(spec: &VendorSpec) -> String {
+    match spec.memory_factor {
+        0 | 1 => "MiB".to_string(),
+        f => format!("units of {f} MiB"),
+    }
+}
+
+const MIB: i64 = 1 << 20;
+const INT32_MAX: i64 = i32::MAX as i64;
+
+/// The memory value to write when `bytes` were written where MiB (or units) belong, if that
+/// reading gives a value the request takes.
+pub(crate) fn memory_hint(spec: &VendorSpec, bytes: i64) -> Option<i64> {
+    let unit = MIB.checked_mul(i64::try_from(spec.memory_factor.max(1)).ok()?)?;
+    let units = (bytes + unit - 1) / unit;
+    (bytes > 0 && units <= INT32_MAX).then_some(units)
+}
+
+fn count_error(who: &str, spec: &VendorSpec, v: &Value) -> Error {
+    Error::Resource(format!(
+        "{who}: {} is {}; write a whole number of devices, such as 1",
+        spec.resource_count,
+        shown(v)
+    ))
+}
+
+fn memory_error(who: &str, spec: &VendorSpec, v: &Value, value: std::result::Result<i64, QuantityError>) -> Error {
+    let (name, unit) = (&spec.resource_memory, memory_unit(spec));
+    let text = shown(v);
+    let too_large = || {
+        format!(
+            "{who}: {name} is {text}, more than any device has; write the memory per device in \
+             {unit}, at most {INT32_MAX}"
+        )
     };
+    let message = match value {
+        Err(QuantityError::TooLarge) => too_large(),
+        Ok(m) if m > INT32_MAX => match memory_hint(spec, m) {
+            Some(hint) => format!(
+                "{who}: {name} is {text}, i.e. {m} {unit} per device; {name} is in {unit}: \
+                 write {hint}"
+            ),
+            None => too_large(),
+        },
+        _ => format!(
+            "{who}: {name} is {text}; write the memory per device as a whole number of {unit}, \
+             such as {}",
+            if spec.memory_factor > 1 { 16 } else { 4096 }
+        ),
+    };
+    Error::Resource(message)
+}
+
+/// The refusal of a percentage resource (`gpumem-percentage`) that is not 0..100.
+pub(crate) fn percent_error(who: &str, name: &str, v: &Value) -> Error {
+    Error::Resource(format!(
+        "{who}: {name} is {}; set it between 0 and 100 (percent of one device's memory)",
+        shown(v)
+    ))
+}
+
+fn cores_error(who: &str, name: &str, v: &Value) -> Error {
+    Error::Resource(format!(
+        "{who}: {name} is {}; set it between 0 and 100 (percent of one device's cores)",
+        shown(v)
+    ))
+}
+
+fn container_devices(c: &Value, at: &str, vendors: &Vendors) -> Result<Vec<DeviceRequest>> {
+    let who = || container_label(c, at);
     let mut out = Vec::new();
     for rules in vendors.iter() {
         let spec = rules.spec();
-        let count = match lookup(&spec.resource_count)? {
-            None | Some(0) => continue,
-            Some(n) if n < 0 || n > i64::from(i32::MAX) => {
-                return Err(Error::InvalidRequest(format!(
-                    "{at}: {} must be a positive device count, got {n}",
-                    spec.resource_count
-                )))
-            }
-            Some(n) => n as u32,
+        let count = match given(c, &spec.resource_count) {
+            None => continue,
+            Some(v) => match whole(v) {
+                Ok(0) => continue,
+                Ok(n) if (1..=INT32_MAX).contains(&n) => n as u32,
+                _ => return Err(count_error(&who(), spec, v)),
+            },
         };
-        let mut mem_mib = match lookup(&spec.resource_memory)? {
+        let mut mem_mib = match given(c, &spec.resource_memory) {
             None => 0,
-            Some(m) if m < 0 || m > i64::from(i32::MAX) => {
-                return Err(Error::InvalidRequest(format!(
-                    "{at}: {} must be between 0 and {} (MiB, not bytes), got {m}",
-                    spec.resource_memory,
-                    i32::MAX
-                )))
-            }
-            Some(m) => m as u64 * spec.memory_factor.max(1),
+            Some(v) => match whole(v) {
+                Ok(m) if (0..=INT32_MAX).contains(&m) => m as u64 * spec.memory_factor.max(1),
+                value => return Err(memory_error(&who(), spec, v, value)),
+            },
         };
-        let mut mem_percent = match lookup(&spec.resource_memory_percentage)? {
+        let mut mem_percent = match given(c, &spec.resource_memory_percentage) {
             None => None,
-            Some(p) if p <= 0 => None,
-            Some(p) => Some(p.min(100) as u32),
+            Some(v) => match whole(v) {
+                // Admission refuses values outside 0..=100; a pod that skipped it is read as
+                // HAMi reads it: 0 or less is unset, more than 100 is 100.
+                Ok(p) if p <= 0 => None,
+                Ok(p) => Some(p.min(100) as u32),
+                Err(_) => return Err(percent_error(&who(), &spec.resource_memory_percentage, v)),
+            },
         };
         if mem_mib == 0 && mem_percent.is_none() {
             if spec.default_memory > 0 {
@@ -257,15 +345,13 @@ fn container_devices(c: &Value, at: &str, vendors: &Vendors) -> Result<Vec<Devic
         if mem_mib > 0 {
             mem_percent = None;
         }
-        let cores = match lookup(&spec.resource_cores)? {
+        let cores = match given(c, &spec.resource_cores) {
             None => spec.default_cores,
-            Some(c) if c < 0 => {
-                return Err(Error::InvalidRequest(format!(
-                    "{at}: {} must be between 0 and 100, got {c}",
-                    spec.resource_cores
-                )))
-            }
-            Some(c) => c.min(i64::from(u32::MAX)) as u32,
+            Some(v) => match whole(v) {
+                // More than 100 is a whole device: the fit counts it as 100.
+                Ok(n) if n >= 0 => n.min(i64::from(u32::MAX)) as u32,
+                _ => return Err(cores_error(&who(), &spec.resource_cores, v)),
+            },
         };
         out.push(DeviceRequest {
             vendor: spec.key.clone(),

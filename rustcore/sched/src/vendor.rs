@@ -19,6 +19,15 @@ pub struct VendorSpec {
     /// Empty when the vendor has no percentage resource.
     pub resource_memory_percentage: String,
     pub resource_cores: String,
+    /// The task-priority resource (NVIDIA's `nvidia.com/priority`); empty when the vendor has none.
+    pub resource_priority: String,
+    /// The count admission adds to a container that gives memory or cores but no count
+    /// (HAMi's `defaultGPUNum`); 0 adds none.
+    pub default_count: u32,
+    /// Admission gives a counted container that names no cores, and gives no memory, or all
+    /// of it, or has no memory resource, the cores of a whole device (HAMi's
+    /// `defaultExclusiveCoreIfNeeded`, NVIDIA only).
+    pub exclusive_by_default: bool,
     /// MiB used when a container gives neither memory nor a percentage (0: the whole device).
     pub default_memory: u64,
     /// Cores used when a container gives none.
@@ -47,6 +56,9 @@ impl VendorSpec {
             resource_memory: "nvidia.com/gpumem".into(),
             resource_memory_percentage: "nvidia.com/gpumem-percentage".into(),
             resource_cores: "nvidia.com/gpucores".into(),
+            resource_priority: "nvidia.com/priority".into(),
+            default_count: 1,
+            exclusive_by_default: true,
             default_memory: 0,
             default_cores: 0,
             memory_factor: 1,
@@ -70,6 +82,9 @@ impl VendorSpec {
             resource_memory: "cambricon.com/mlu.smlu.vmemory".into(),
             resource_memory_percentage: String::new(),
             resource_cores: "cambricon.com/mlu.smlu.vcore".into(),
+            resource_priority: String::new(),
+            default_count: 0,
+            exclusive_by_default: false,
             default_memory: 0,
             // A bare `vmlu: 1` is a whole, exclusive card.
             default_cores: 100,

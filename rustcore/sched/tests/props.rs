@@ -397,6 +397,9 @@ proptest! {
             let _ = codec::decode_pair_scores(t);
             let _ = Weights::parse(t);
             let _ = PodRequest::from_pod_json(t, &Vendors::default());
+            if let Ok(pod) = hami_sched::request::parse_pod_json(t) {
+                let _ = hami_sched::admit_pod(&pod, &Vendors::default());
+            }
             let _ = quantity::parse_quantity("x", t);
             let _ = codec::decode_extender_args(t.as_bytes());
             let _ = podlist::decode_pod_page(t.as_bytes(), &Vendors::default(), &|_| false);

@@ -1,40 +1,49 @@
 """The admission decision for one pod (HAMi's ``Handle``, reference §1.3), free of HTTP.
 
-Order: opt-out label on the pod, no containers, the scheduler-name gate, the namespace opt-out,
-every vendor's per-container rules (init containers first), the privileged check, the scheduler
-name and preset ``nodeName`` check, namespace quota, then the trace context annotation and the
-JSON patch. Every refusal says what to change.
+Order: the pod's shape, the opt-out label on the pod, no containers, the scheduler-name gate,
+the namespace opt-out, the Rust core's admission of the pod (defaults, checks of every device
+value, the request and its quota amounts: `hami_rustcore.RequestModel.admit`, the model the
+extender fits with), every vendor's env rules (init containers first), the privileged check,
+the scheduler name and preset ``nodeName`` check, namespace quota, then the trace context
+annotation and the JSON patch. Every refusal says what to change.
+
+`decide_ephemeral` reviews ephemeral containers added to a running pod (`hami_webhook.ephemeral`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hami_common.k8s import ApiError
 from hami_common.telemetry import TRACE_CONTEXT_ANNOTATION
+from hami_rustcore import CoreError, PodAdmission, PodRequest
 
+from hami_webhook import ephemeral
+from hami_webhook.devices import DeviceModel
 from hami_webhook.namespaces import NamespaceSource
 from hami_webhook.patch import Patch, json_patch
 from hami_webhook.pod_shape import CONTAINER_LISTS, containers, pod_shape_problems
-from hami_webhook.quota import QuotaSource, pod_quota_request, quota_resources
-from hami_webhook.rules import AdmissionRefused, AdmissionRules
-from hami_webhook.rules.base import container_name
+from hami_webhook.quota import QuotaSource
+from hami_webhook.rules.base import container_name, set_limit
 
 log = logging.getLogger(__name__)
 
 IGNORE_LABEL = "hami.io/webhook"
 IGNORE_VALUE = "ignore"
 DEFAULT_SCHEDULER = "default-scheduler"
+# The API server refuses a pod whose annotations (keys and values) exceed 256 KiB in all.
+ANNOTATIONS_LIMIT_BYTES = 256 * 1024
 
 
 @dataclass
 class Decision:
-    """The outcome. `reason` is a stable word for metrics and spans."""
+    """The outcome. `reason` is a stable word for metrics and spans. `request` and `quota` are
+    what the core derived from the pod as admitted (None and {} when it was not derived)."""
 
     allowed: bool
     reason: str
@@ -43,6 +52,8 @@ class Decision:
     message: str | None = None
     has_resource: bool = False
     warnings: list[str] = field(default_factory=list)
+    request: PodRequest | None = None
+    quota: dict[str, int] = field(default_factory=dict)
 
 
 def _refuse(reason: str, message: str, code: int = 403) -> Decision:
@@ -55,12 +66,17 @@ class AdmissionPolicy:
     force_overwrite_default_scheduler: bool = True
 
 
+def annotations_size(annotations: dict[str, str]) -> int:
+    """The size the API server counts against its limit: every key and value, in bytes."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+
+
 class Admitter:
-    """Decides on pods with the given vendor rules, quota and namespace sources."""
+    """Decides on pods with the given device model, quota and namespace sources."""
 
     def __init__(
         self,
-        rules: Sequence[AdmissionRules],
+        model: DeviceModel,
         policy: AdmissionPolicy,
         *,
         quota: QuotaSource | None = None,
@@ -70,7 +86,7 @@ class Admitter:
         """`api_timeout` bounds each quota or namespace lookup, so that a slow API server
         cannot push the whole review past the webhook's own timeout (the API server would then
         admit the pod unmutated, to the default scheduler); a lookup that times out fails open."""
-        self.rules = list(rules)
+        self.model = model
         self.api_timeout = api_timeout
         self.policy = policy
         self.quota = quota
@@ -85,6 +101,21 @@ class Admitter:
             return False
         return not self.policy.scheduler_name or name != self.policy.scheduler_name
 
+    async def _ignored(self, namespace: str, pod: dict[str, Any]) -> bool:
+        """The opt-out label on the pod or on its namespace."""
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        if labels.get(IGNORE_LABEL) == IGNORE_VALUE:
+            return True
+        if self.namespaces is None or not namespace:
+            return False
+        try:
+            async with asyncio.timeout(self.api_timeout):
+                ns_labels = await self.namespaces.labels(namespace)
+        except TimeoutError:
+            log.warning("namespace %s: labels not read in time; processing the pod", namespace)
+            return False
+        return ns_labels.get(IGNORE_LABEL) == IGNORE_VALUE
+
     async def decide(self, namespace: str, pod: Any, traceparent: str | None = None) -> Decision:
         problems = pod_shape_problems(pod)
         if problems:
@@ -96,46 +127,44 @@ class Admitter:
             return _refuse("no-containers", "pod has no containers; add at least one container")
         if self._other_scheduler(pod["spec"]):
             return Decision(allowed=True, reason="other-scheduler")
-        if self.namespaces is not None and namespace:
-            try:
-                async with asyncio.timeout(self.api_timeout):
-                    ns_labels = await self.namespaces.labels(namespace)
-            except TimeoutError:
-                log.warning("namespace %s: labels not read in time; processing the pod", namespace)
-                ns_labels = {}
-            if ns_labels.get(IGNORE_LABEL) == IGNORE_VALUE:
-                return Decision(allowed=True, reason="ignored")
+        if await self._ignored(namespace, pod):
+            return Decision(allowed=True, reason="ignored")
+        try:
+            admitted = self.model.requests.admit(json.dumps(pod))
+        except CoreError as exc:
+            return _refuse("invalid-request", str(exc), 400)
 
         mutated = copy.deepcopy(pod)
-        warnings: list[str] = []
-        try:
-            has_resource = self._mutate(mutated)
-        except AdmissionRefused as refused:
-            return _refuse("invalid-request", refused.message, refused.code)
+        has_resource = self._mutate(mutated, admitted)
+        warnings = list(admitted.warnings)
         if has_resource:
             refusal = self._check_placement(mutated)
-            if refusal is not None:
-                return refusal
-            refusal = await self._check_quota(namespace, mutated, warnings)
+            if refusal is None:
+                refusal = await self._check_quota(namespace, admitted.quota, warnings)
             if refusal is not None:
                 return refusal
             if traceparent:
-                metadata = mutated.setdefault("metadata", {})
-                metadata.setdefault("annotations", {})[TRACE_CONTEXT_ANNOTATION] = traceparent
+                self._add_trace_context(mutated, traceparent, warnings)
         return Decision(
             allowed=True,
             reason="mutated" if has_resource else "no-devices",
             patch=json_patch(pod, mutated),
             has_resource=has_resource,
             warnings=warnings,
+            request=admitted.request,
+            quota=dict(admitted.quota),
         )
 
-    def _mutate(self, pod: dict[str, Any]) -> bool:
+    def _mutate(self, pod: dict[str, Any], admitted: PodAdmission) -> bool:
+        """Adds the core's limits and every vendor's env; whether the pod is ours to place."""
         has_resource = False
-        for kind in CONTAINER_LISTS:
-            for container in containers(pod, kind):
-                for rules in self.rules:
-                    has_resource = rules.mutate_container(container, pod) or has_resource
+        for answer in admitted.containers:
+            container = containers(pod, CONTAINER_LISTS[0 if answer.init else 1])[answer.index]
+            for name, value in answer.added_limits:
+                set_limit(container, name, value)
+            for rules in self.model.rules:
+                rules.mutate_container(container, pod, answer)
+            has_resource = has_resource or not self.model.vendors.isdisjoint(answer.vendors)
         return has_resource
 
     def _check_placement(self, pod: dict[str, Any]) -> Decision | None:
@@ -161,28 +190,41 @@ class Admitter:
                 )
         return None
 
+    @staticmethod
+    def _add_trace_context(pod: dict[str, Any], traceparent: str, warnings: list[str]) -> None:
+        """The trace annotation, unless it would push the annotations past the API server's
+        limit (the pod would be refused as "Too long" for a reason the user never wrote)."""
+        metadata = pod.setdefault("metadata", {})
+        annotations = metadata.get("annotations") or {}
+        before = annotations_size(annotations)
+        after = annotations_size({**annotations, TRACE_CONTEXT_ANNOTATION: traceparent})
+        if after > ANNOTATIONS_LIMIT_BYTES:
+            if before <= ANNOTATIONS_LIMIT_BYTES:
+                warnings.append(
+                    f"hami-webhook did not add the {TRACE_CONTEXT_ANNOTATION} annotation: the "
+                    f"pod's annotations ({before} bytes) would then exceed the API server's "
+                    f"limit of {ANNOTATIONS_LIMIT_BYTES} bytes; the pod's placement is not traced"
+                )
+            return
+        metadata.setdefault("annotations", {})[TRACE_CONTEXT_ANNOTATION] = traceparent
+
     async def _check_quota(
-        self, namespace: str, pod: dict[str, Any], warnings: list[str]
+        self, namespace: str, request: dict[str, int], warnings: list[str]
     ) -> Decision | None:
-        if self.quota is None or not namespace:
-            return None
-        request = pod_quota_request(pod, self.rules)
-        if not request:
+        if self.quota is None or not namespace or not request:
             return None
         try:
             async with asyncio.timeout(self.api_timeout):
-                states = await self.quota.quota(namespace, quota_resources(self.rules))
+                states = await self.quota.quota(namespace, self.model.quota_resources())
         except (ApiError, TimeoutError) as exc:
-            # Fail open: the extender checks quota again at fit time.
+            # Fail open, as HAMi's own check does when its cache has no entry.
             log.warning("namespace %s: quota not checked, the API failed: %s", namespace, exc)
             warnings.append(
-                "hami-webhook could not read the namespace's device quota; "
-                "the scheduler checks it again before placing the pod"
+                "hami-webhook could not read the namespace's device quota, so this pod was "
+                "admitted without that check"
             )
             return None
-        factors = {}
-        for rules in self.rules:
-            factors[rules.resources.memory] = rules.memory_factor
+        factors = self.model.memory_factors()
         for name, amount in sorted(request.items()):
             state = states.get(name)
             if state is None:
@@ -196,3 +238,32 @@ class Admitter:
                     f"or raise limits.{name} in the namespace's ResourceQuota",
                 )
         return None
+
+    async def decide_ephemeral(self, namespace: str, pod: Any, old: Any) -> Decision:
+        """Ephemeral containers added to a pod: refused or given ``NVIDIA_VISIBLE_DEVICES=none``
+        when the pod holds shared devices (see `hami_webhook.ephemeral`)."""
+        problems = pod_shape_problems(pod)
+        if problems:
+            return _refuse("malformed", "the pod cannot be read: " + "; ".join(problems), 400)
+        added = ephemeral.new_ephemeral_containers(pod, old)
+        if not added or await self._ignored(namespace, pod):
+            return Decision(allowed=True, reason="ephemeral-allowed")
+        try:
+            holds_devices = self.model.requests.pod_request(json.dumps(pod)).has_devices()
+        except CoreError:
+            holds_devices = True  # its devices cannot be read: assume it has some
+        if not holds_devices:
+            return Decision(allowed=True, reason="ephemeral-allowed")
+        for container in added:
+            message = ephemeral.refusal(container)
+            if message is not None:
+                return _refuse("ephemeral", message)
+        mutated = copy.deepcopy(pod)
+        for container in ephemeral.new_ephemeral_containers(mutated, old):
+            ephemeral.hide_devices(container)
+        return Decision(
+            allowed=True,
+            reason="ephemeral-mutated",
+            patch=json_patch(pod, mutated),
+            has_resource=True,
+        )

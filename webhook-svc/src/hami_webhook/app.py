@@ -1,6 +1,6 @@
 """The webhook's ASGI app: ``POST /webhook``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 
-`create_app(settings)` builds everything from the settings; tests inject the vendor rules, the
+`create_app(settings)` builds everything from the settings; tests inject the device model, the
 quota and namespace sources, the tracer provider and the Prometheus registry. A check that the
 settings disable (``--no-quota-check``, ``--no-namespace-check``) is off even when its source is
 injected. When an enabled check has no injected source, the lifespan opens a Kubernetes client
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -39,10 +39,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from hami_webhook.admission import AdmissionPolicy, Admitter, Decision
+from hami_webhook.devices import DeviceModel
 from hami_webhook.namespaces import KubeNamespaceSource, NamespaceSource
 from hami_webhook.quota import KubeQuotaSource, QuotaSource
 from hami_webhook.review import AdmissionRequest, ReviewError, parse_review, review_response
-from hami_webhook.rules import AdmissionRules, rules_from_config
 from hami_webhook.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -88,20 +88,20 @@ def _pod_label(pod: Any) -> str:
 def create_app(
     settings: WebhookSettings,
     *,
-    rules: Sequence[AdmissionRules] | None = None,
+    model: DeviceModel | None = None,
     quota: QuotaSource | None = None,
     namespaces: NamespaceSource | None = None,
     tracer_provider: TracerProvider | None = None,
     registry: CollectorRegistry | None = None,
 ) -> Starlette:
     """Build the app. Raises `SettingsError` when the device config file is invalid."""
-    vendor_rules = list(rules) if rules is not None else rules_from_config(settings.device_config())
+    devices = model if model is not None else DeviceModel.from_config(settings.device_config())
     registry = registry if registry is not None else new_registry()
     metrics = _Metrics(registry)
     provider = tracer_provider
     policy = AdmissionPolicy(settings.scheduler_name, settings.force_overwrite_default_scheduler)
     admitter = Admitter(
-        vendor_rules,
+        devices,
         policy,
         quota=quota if settings.quota_check else None,
         namespaces=namespaces if settings.namespace_check else None,
@@ -129,7 +129,7 @@ def create_app(
                 client = KubeClient(config, user_agent=SERVICE_NAME)
                 stack.push_async_callback(client.aclose)
                 if needs_quota:
-                    admitter.quota = KubeQuotaSource(client, vendor_rules)
+                    admitter.quota = KubeQuotaSource(client, devices)
                 if needs_namespaces:
                     admitter.namespaces = KubeNamespaceSource(client)
             state["ready"] = True
@@ -161,7 +161,9 @@ def create_app(
         return JSONResponse(answer)
 
     async def _admit(review: AdmissionRequest, header_traceparent: str | None) -> dict[str, Any]:
-        if review.operation != "CREATE" or review.kind != "Pod":
+        ephemeral = (review.operation, review.sub_resource) == ("UPDATE", "ephemeralcontainers")
+        creates = (review.operation, review.sub_resource) == ("CREATE", "")
+        if review.kind != "Pod" or not (creates or ephemeral):
             metrics.admissions.labels("allowed", "not-pod-create").inc()
             return review_response(review, allowed=True)
         assert provider is not None  # set by the lifespan  # noqa: S101
@@ -179,9 +181,14 @@ def create_app(
             },
         ) as span:
             try:
-                decision = await admitter.decide(
-                    review.namespace, review.obj, format_traceparent(span.get_span_context())
-                )
+                if ephemeral:
+                    decision = await admitter.decide_ephemeral(
+                        review.namespace, review.obj, review.old_obj
+                    )
+                else:
+                    decision = await admitter.decide(
+                        review.namespace, review.obj, format_traceparent(span.get_span_context())
+                    )
             except Exception as exc:  # a bug: answer, never drop the connection
                 log.exception("admission %s failed", review.uid)
                 span.record_exception(exc)

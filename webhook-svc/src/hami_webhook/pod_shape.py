@@ -10,6 +10,26 @@ from __future__ import annotations
 from typing import Any
 
 CONTAINER_LISTS = ("initContainers", "containers")
+# Deeper than any pod the API server sends (about 20 levels); the Rust core reads up to 128.
+MAX_DEPTH = 100
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests objects and lists more than `limit` levels (no recursion, so a
+    hostile depth cannot exhaust the stack)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _check_container(path: str, container: Any) -> list[str]:
@@ -44,6 +64,8 @@ def pod_shape_problems(pod: Any) -> list[str]:
     """Every shape problem of `pod`, as JSON paths with what they must be; [] when usable."""
     if not isinstance(pod, dict):
         return ["object must be a Pod object"]
+    if too_deep(pod):
+        return [f"object is nested more than {MAX_DEPTH} levels deep, which no pod is"]
     problems = []
     metadata = pod.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
@@ -61,7 +83,7 @@ def pod_shape_problems(pod: Any) -> list[str]:
     for field in ("schedulerName", "nodeName", "runtimeClassName"):
         if spec.get(field) is not None and not isinstance(spec[field], str):
             problems.append(f"spec.{field} must be a string")
-    for kind in CONTAINER_LISTS:
+    for kind in (*CONTAINER_LISTS, "ephemeralContainers"):
         containers = spec.get(kind)
         if containers is None:
             continue

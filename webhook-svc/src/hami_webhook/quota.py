@@ -1,11 +1,12 @@
 """Namespace quota on device memory and cores (HAMi's ``fitResourceQuota``, reference §4.9).
 
 A ``ResourceQuota`` whose ``spec.hard`` has ``limits.<memory name>`` or ``limits.<core name>``
-(e.g. ``limits.nvidia.com/gpumem: "16000"``) caps the sum over the namespace's pods. A pod asks
-``max(sum over app containers, max over init containers)`` of ``memory x count`` (and of
-``cores x count``); a memory given only as a percentage counts 0 here, as in HAMi (the extender
-checks the resolved amount at fit time). Memory is compared in request units, i.e. multiplied by
-the vendor's memory factor, so the limit is multiplied by it too.
+(e.g. ``limits.nvidia.com/gpumem: "16000"``) caps the sum over the namespace's pods. What a pod
+counts comes from the Rust core (`hami_rustcore.RequestModel.quota_request`, and ``quota`` of
+its admission): ``max(sum over app containers, max over init containers)`` of ``memory x count``
+and of ``cores x count``; a memory given only as a percentage counts 0, as in HAMi. Memory is
+compared in MiB, i.e. multiplied by the vendor's memory factor, so the limit is multiplied by
+it too.
 
 `QuotaSource` hides where limits and usage come from: `InMemoryQuotaSource` for tests,
 `KubeQuotaSource` reads ResourceQuotas and sums the namespace's live pods through the API.
@@ -13,22 +14,23 @@ the vendor's memory factor, so the limit is multiplied by it too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hami_common.k8s import PODS, RESOURCE_QUOTAS, KubeClient
+from hami_rustcore import CoreError, quantity_value
 
-from hami_webhook.pod_shape import containers, pod_shape_problems
-from hami_webhook.quantity import QuantityError, quantity_value
-from hami_webhook.rules import AdmissionRules
+from hami_webhook.devices import DeviceModel
+from hami_webhook.pod_shape import pod_shape_problems
 
 QUOTA_PREFIX = "limits."
 
 
 @dataclass(frozen=True)
 class QuotaState:
-    """`limit` as written in the ResourceQuota; `used` in request units (factor applied)."""
+    """`limit` as written in the ResourceQuota; `used` in MiB and cores (factor applied)."""
 
     limit: int
     used: int
@@ -38,39 +40,6 @@ class QuotaSource(Protocol):
     async def quota(self, namespace: str, resources: Sequence[str]) -> dict[str, QuotaState]:
         """The states of those resources that have a limit in `namespace` (others omitted)."""
         ...
-
-
-def quota_resources(rules: Iterable[AdmissionRules]) -> list[str]:
-    """Every resource name that quota tracks: each vendor's memory and core names."""
-    names: list[str] = []
-    for r in rules:
-        names += [n for n in (r.resources.memory, r.resources.cores) if n]
-    return names
-
-
-def pod_quota_request(pod: dict[str, Any], rules: Iterable[AdmissionRules]) -> dict[str, int]:
-    """What a shape-checked pod counts against quota, per resource name (zeros omitted)."""
-    totals: dict[str, int] = {}
-    for r in rules:
-        app = {"memory": 0, "cores": 0}  # summed: app containers run together
-        init = {"memory": 0, "cores": 0}  # peak: init containers run one at a time
-        for kind in ("initContainers", "containers"):
-            for container in containers(pod, kind):
-                request = r.device_request(container)
-                if request is None:
-                    continue
-                mem, cores = request.memory * request.count, request.cores * request.count
-                if kind == "containers":
-                    app["memory"] += mem
-                    app["cores"] += cores
-                else:
-                    init["memory"] = max(init["memory"], mem)
-                    init["cores"] = max(init["cores"], cores)
-        for key, name in (("memory", r.resources.memory), ("cores", r.resources.cores)):
-            amount = max(app[key], init[key])
-            if name and amount:
-                totals[name] = totals.get(name, 0) + amount
-    return totals
 
 
 class InMemoryQuotaSource:
@@ -96,9 +65,9 @@ class KubeQuotaSource:
     """Limits from the namespace's ResourceQuotas (the tightest wins); usage summed over its
     live pods (not terminated, not being deleted). Needs RBAC list on pods and resourcequotas."""
 
-    def __init__(self, client: KubeClient, rules: Sequence[AdmissionRules]) -> None:
+    def __init__(self, client: KubeClient, model: DeviceModel) -> None:
         self.client = client
-        self.rules = rules
+        self.model = model
 
     async def quota(self, namespace: str, resources: Sequence[str]) -> dict[str, QuotaState]:
         quotas = await self.client.list(RESOURCE_QUOTAS, namespace=namespace)
@@ -107,20 +76,25 @@ class KubeQuotaSource:
             hard = (item.get("spec") or {}).get("hard") or {}
             for name in resources:
                 raw = hard.get(QUOTA_PREFIX + name)
-                if raw is None:
+                if not isinstance(raw, str):
                     continue
                 try:
                     value = quantity_value(raw)
-                except QuantityError:
-                    continue
+                except CoreError:
+                    continue  # not a whole number: the API server keeps no such limit
                 limits[name] = min(value, limits.get(name, value))
         if not limits:
             return {}
         pods = await self.client.list(PODS, namespace=namespace)
         used: dict[str, int] = dict.fromkeys(limits, 0)
         for pod in pods.get("items") or []:
-            if _live(pod):
-                for name, amount in pod_quota_request(pod, self.rules).items():
-                    if name in used:
-                        used[name] += amount
+            if not _live(pod):
+                continue
+            try:
+                amounts = self.model.requests.quota_request(json.dumps(pod))
+            except CoreError:
+                continue  # the extender cannot place it either
+            for name, amount in amounts.items():
+                if name in used:
+                    used[name] += amount
         return {name: QuotaState(limit, used[name]) for name, limit in limits.items()}

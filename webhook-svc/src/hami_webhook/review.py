@@ -28,12 +28,16 @@ class AdmissionRequest:
     kind: str
     obj: Any
     dry_run: bool
+    sub_resource: str = ""
+    old_obj: Any = None
 
 
 def parse_review(body: bytes) -> AdmissionRequest:
     try:
         review = json.loads(body)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise ReviewError("body nests too deeply to be an AdmissionReview") from None
+    except ValueError as exc:
         raise ReviewError(f"body is not JSON ({exc}); send an AdmissionReview") from None
     if not isinstance(review, dict):
         raise ReviewError("body must be a JSON object (an AdmissionReview)")
@@ -52,16 +56,21 @@ def parse_review(body: bytes) -> AdmissionRequest:
         raise ReviewError("request.uid is missing; it must be a non-empty string")
     kind = request.get("kind")
     namespace = request.get("namespace")
-    if namespace is None and isinstance(request.get("object"), dict):
-        namespace = (request["object"].get("metadata") or {}).get("namespace")
+    obj = request.get("object")
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    if namespace is None and isinstance(metadata, dict):
+        namespace = metadata.get("namespace")
+    sub_resource = request.get("subResource")
     return AdmissionRequest(
         api_version=api_version,
         uid=uid,
         operation=str(request.get("operation") or ""),
         namespace=namespace if isinstance(namespace, str) else "",
         kind=str(kind.get("kind") or "") if isinstance(kind, dict) else "",
-        obj=request.get("object"),
+        obj=obj,
         dry_run=request.get("dryRun") is True,
+        sub_resource=sub_resource if isinstance(sub_resource, str) else "",
+        old_obj=request.get("oldObject"),
     )
 
 

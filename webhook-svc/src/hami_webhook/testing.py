@@ -62,11 +62,16 @@ def review(
     operation: str = "CREATE",
     namespace: str | None = None,
     kind: str = "Pod",
+    sub_resource: str | None = None,
+    old: Any = None,
 ) -> Json:
+    """An AdmissionReview of `obj`; `sub_resource` (e.g. ``ephemeralcontainers``) and `old`
+    (the ``oldObject`` of an UPDATE) are sent when given."""
     ns = namespace
-    if ns is None and isinstance(obj, dict):
-        ns = (obj.get("metadata") or {}).get("namespace", "default")
-    return {
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    if ns is None and isinstance(metadata, dict):
+        ns = metadata.get("namespace", "default")
+    body: Json = {
         "apiVersion": api_version,
         "kind": "AdmissionReview",
         "request": {
@@ -80,6 +85,11 @@ def review(
             "dryRun": False,
         },
     }
+    if sub_resource is not None:
+        body["request"]["subResource"] = sub_resource
+    if old is not None:
+        body["request"]["oldObject"] = old
+    return body
 
 
 def decoded_patch(answer: Json) -> list[Json]:

@@ -2,38 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-from hami_webhook.rules import AdmissionRefused, VendorResources
-from hami_webhook.rules.base import exact_int, raw_resource, resource_int, set_env, set_limit
+from hami_webhook.rules.base import container_name, set_env, set_limit
 from hami_webhook.testing import container
-
-
-def test_limits_win_over_requests() -> None:
-    c = container(limits={"r": "2"}, requests={"r": "1", "only": "5"})
-    assert (raw_resource(c, "r"), raw_resource(c, "only"), raw_resource(c, "none")) == (
-        "2",
-        "5",
-        None,
-    )
-    assert raw_resource(c, "") is None
-
-
-def test_resource_int_refuses_garbage_naming_container_and_resource() -> None:
-    with pytest.raises(AdmissionRefused, match="container main: r is not a valid quantity") as err:
-        resource_int(container(limits={"r": "lots"}), "r")
-    assert err.value.code == 400
-
-
-def test_exact_int_accepts_only_whole_int32_values() -> None:
-    assert [exact_int(v) for v in ("3", "1k", "0", "-1", "1.5", "3Gi", "x")] == [
-        3,
-        1000,
-        0,
-        None,
-        None,
-        None,
-        None,
-    ]
 
 
 def test_set_limit_and_set_env_create_what_is_missing() -> None:
@@ -45,12 +15,21 @@ def test_set_limit_and_set_env_create_what_is_missing() -> None:
     assert c["env"] == [{"name": "A", "value": "2"}]
 
 
+def test_set_limit_keeps_requests() -> None:
+    c = container(requests={"nvidia.com/gpu": "1"})
+    set_limit(c, "nvidia.com/gpucores", "100")
+    assert c["resources"] == {
+        "requests": {"nvidia.com/gpu": "1"},
+        "limits": {"nvidia.com/gpucores": "100"},
+    }
+
+
 def test_env_replacement_drops_value_from() -> None:
     c = container(env=[{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}])
     set_env(c, "A", "v")
     assert c["env"] == [{"name": "A", "value": "v"}]
 
 
-def test_vendor_resources_lists_configured_names() -> None:
-    names = VendorResources(count="c", memory="", cores="k")
-    assert names.named() == ("c", "k")
+def test_container_name_of_an_unnamed_container() -> None:
+    assert container_name({"image": "x"}) == "<unnamed>"
+    assert container_name(container("main")) == "main"

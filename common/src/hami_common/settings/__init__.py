@@ -15,6 +15,7 @@ from hami_common.settings.device_config import (
 )
 from hami_common.settings.errors import SettingsError
 from hami_common.settings.service import ServiceSettings
+from hami_common.settings.vendors import VendorTable, core_vendor_table
 
 __all__ = [
     "AscendChipConfig",
@@ -27,6 +28,8 @@ __all__ = [
     "NvidiaNodeConfig",
     "ServiceSettings",
     "SettingsError",
+    "VendorTable",
+    "core_vendor_table",
     "load_device_config",
     "load_node_config",
     "parse_device_config",

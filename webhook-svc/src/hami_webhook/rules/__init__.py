@@ -1,14 +1,8 @@
-"""Per-vendor admission rules. `rules_from_config` builds the enabled vendors' rules in order."""
+"""Per-vendor mutation rules. `rules_from_config` builds the enabled vendors' rules in order."""
 
 from hami_common.settings import DeviceConfig
 
-from hami_webhook.rules.base import (
-    PERCENT_UNSET,
-    AdmissionRefused,
-    AdmissionRules,
-    DeviceRequest,
-    VendorResources,
-)
+from hami_webhook.rules.base import AdmissionRules
 from hami_webhook.rules.nvidia import NvidiaRules
 
 
@@ -17,12 +11,4 @@ def rules_from_config(config: DeviceConfig) -> list[AdmissionRules]:
     return [NvidiaRules(config.nvidia)]
 
 
-__all__ = [
-    "PERCENT_UNSET",
-    "AdmissionRefused",
-    "AdmissionRules",
-    "DeviceRequest",
-    "NvidiaRules",
-    "VendorResources",
-    "rules_from_config",
-]
+__all__ = ["AdmissionRules", "NvidiaRules", "rules_from_config"]
