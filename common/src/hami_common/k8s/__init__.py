@@ -2,6 +2,9 @@
 
 Public API (import from here):
 - `load_config`, `config_from_kubeconfig`, `in_cluster_config`, `ClusterConfig`, `ConfigError`
+  (kubeconfig files and the in-cluster service account, read by the official client's loaders)
+- `Credentials`, `CredentialsError`, `ExecPlugin` (credentials in use: token files re-read,
+  exec plugins run, rotated certificates picked up)
 - `KubeClient` (get, list, list_metadata, create, replace, patch, delete, version, request, stream)
 - `watch`, `list_then_watch`, `WatchEvent`
 - `Resource` and the common resources (`PODS`, `NODES`, ...)
@@ -14,10 +17,12 @@ from hami_common.k8s.client import KubeClient, PatchType
 from hami_common.k8s.config import (
     ClusterConfig,
     ConfigError,
+    ExecPlugin,
     config_from_kubeconfig,
     in_cluster_config,
     load_config,
 )
+from hami_common.k8s.credentials import Credentials, CredentialsError
 from hami_common.k8s.errors import (
     AlreadyExists,
     ApiError,
@@ -78,6 +83,9 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ConnectionFailed",
+    "Credentials",
+    "CredentialsError",
+    "ExecPlugin",
     "Forbidden",
     "Gone",
     "Invalid",

@@ -47,7 +47,8 @@ class Backoff:
 
     def ceiling(self, attempt: int) -> float:
         """The longest wait before retry ``attempt`` (0-based), ignoring Retry-After."""
-        return float(min(self.cap, self.base * self.factor**attempt))
+        # A loop that retries forever reaches attempts whose power overflows a float.
+        return float(min(self.cap, self.base * self.factor ** min(attempt, 64)))
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """The wait before retry ``attempt``: full jitter, raised to `Retry-After` if given."""
