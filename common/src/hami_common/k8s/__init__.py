@@ -8,11 +8,11 @@ Public API (import from here):
 - `KubeClient` (get, list, list_metadata, create, replace, patch, delete, version, request, stream)
 - `watch`, `list_then_watch`, `WatchEvent`
 - `Resource` and the common resources (`PODS`, `NODES`, ...)
-- `Backoff`, `NO_RETRY`, `is_retryable`
+- `Backoff`, `NO_RETRY`, `is_retryable`, `Retrier` and `LOOP_BACKOFF` (loops that retry forever)
 - the errors: `ApiError` and its subclasses
 """
 
-from hami_common.k8s.backoff import NO_RETRY, Backoff, is_retryable
+from hami_common.k8s.backoff import LOOP_BACKOFF, NO_RETRY, Backoff, Retrier, is_retryable
 from hami_common.k8s.client import KubeClient, PatchType
 from hami_common.k8s.config import (
     ClusterConfig,
@@ -65,6 +65,7 @@ __all__ = [
     "DEPLOYMENTS",
     "EVENTS",
     "LEASES",
+    "LOOP_BACKOFF",
     "MUTATING_WEBHOOK_CONFIGURATIONS",
     "NAMESPACES",
     "NODES",
@@ -94,6 +95,7 @@ __all__ = [
     "NotFound",
     "PatchType",
     "Resource",
+    "Retrier",
     "ServerError",
     "TooManyRequests",
     "TransportError",

@@ -294,7 +294,7 @@ def _from_entries(
             base_path=os.path.dirname(os.path.abspath(u_src)),
             cluster=cluster,
             user=user_name,
-            source=u_src,
+            source=f"kubeconfig {u_src} (context {context!r})",
         )
     token_source = _auth_provider_source(loader) if provider is not None else None
     uwhere = f"kubeconfig {u_src}"
