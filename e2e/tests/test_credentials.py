@@ -176,8 +176,11 @@ def test_a_token_rotated_on_disk_is_picked_up_without_a_read_per_request(
             third = await bound_token(admin, ns, "third", "s3")
             await admin.delete(SECRETS, "s3", namespace=ns)  # revokes `third`
             probe = load_config(kubeconfig(tmp_path / "probe", kube_cluster, {"token": third}))
+            # Let the API server's Secret cache see the deletion before the first use: a token
+            # it accepts is cached as valid for 10 s.
+            await asyncio.sleep(0.3)
             async with KubeClient(probe, backoff=NO_RETRY) as check:
-                for _ in range(50):  # the API server's Secret cache sees the deletion
+                for _ in range(150):
                     try:
                         await whoami(check)
                     except Unauthorized:
