@@ -231,7 +231,10 @@ def test_unusable_kubeconfigs_say_what_to_fix(kube_cluster: Cluster, tmp_path: P
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(ConfigError) as missing:
         load_config(path)
-    assert f"certificate-authority: {tmp_path}/ca.pem, which does not exist" in str(missing.value)
+    assert str(missing.value) == (
+        f"kubeconfig {path}: certificate-authority (the cluster's CA) is {tmp_path}/ca.pem, "
+        "which does not exist; fix the path or use certificate-authority-data"
+    )
 
     # A malformed kubeconfig: the file and the problem.
     broken = tmp_path / "broken"

@@ -141,7 +141,7 @@ def test_oidc_auth_provider_token_comes_from_the_library(tmp_path: Path) -> None
         ({"client-key-data": "!!!"}, None, "client-key-data is not valid base64"),
         ({}, "other", "names user 'missing', and there is no user of that name"),
         ({}, "nope", r"no context named 'nope' \(there are \['main', 'other'\]\)"),
-        ({"tokenFile": "absent"}, None, "tokenFile: .*absent, which does not exist"),
+        ({"tokenFile": "absent"}, None, r"tokenFile \(user 'u'\) is .*absent, which does not"),
     ],
 )
 def test_unusable_configs_say_why(
@@ -157,7 +157,7 @@ def test_missing_ca_file_names_the_file_and_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         config_from_kubeconfig(path)
     assert str(info.value) == (
-        f"kubeconfig {path}: the cluster's CA names certificate-authority: {tmp_path}/ca.pem, "
+        f"kubeconfig {path}: certificate-authority (the cluster's CA) is {tmp_path}/ca.pem, "
         "which does not exist; fix the path or use certificate-authority-data"
     )
 

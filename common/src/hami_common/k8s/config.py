@@ -197,7 +197,7 @@ def _existing(node: Any, key: str, what: str, where: str) -> Path | None:
     path = Path(os.path.normpath(os.path.join(os.path.dirname(where), str(value))))
     if not path.is_file():
         raise ConfigError(
-            f"kubeconfig {where}: {what} names {key}: {path}, which does not exist; fix the path "
+            f"kubeconfig {where}: {key} ({what}) is {path}, which does not exist; fix the path "
             f"or use {key}-data" + ("" if key != "tokenFile" else " (or token)")
         )
     return path
