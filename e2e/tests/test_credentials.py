@@ -166,7 +166,6 @@ def test_a_token_rotated_on_disk_is_picked_up_without_a_read_per_request(
 
     monkeypatch.setattr(credentials_mod, "read_token_file", counted)
     token_file = tmp_path / "token"
-    config = load_config(kubeconfig(tmp_path / "kc", kube_cluster, {"tokenFile": "token"}))
 
     async def main() -> None:
         async with kube_cluster.client() as admin:
@@ -191,6 +190,7 @@ def test_a_token_rotated_on_disk_is_picked_up_without_a_read_per_request(
 
         # Periodic: read once, used for many requests, re-read after the period.
         token_file.write_text(first)
+        config = load_config(kubeconfig(tmp_path / "kc", kube_cluster, {"tokenFile": "token"}))
         async with KubeClient(config, refresh_interval=1.0) as kube:
             for _ in range(20):
                 await kube.list(PODS, namespace=ns)

@@ -141,7 +141,7 @@ def test_oidc_auth_provider_token_comes_from_the_library(tmp_path: Path) -> None
         ({"client-key-data": "!!!"}, None, "client-key-data is not valid base64"),
         ({}, "other", "names user 'missing', and there is no user of that name"),
         ({}, "nope", r"no context named 'nope' \(there are \['main', 'other'\]\)"),
-        ({"tokenFile": "absent"}, None, r"tokenFile \(user 'u'\) is .*absent, which does not"),
+        ({"tokenFile": "absent"}, None, r"tokenFile \(user 'u'\) is .*absent, .* or use token$"),
     ],
 )
 def test_unusable_configs_say_why(

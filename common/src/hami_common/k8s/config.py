@@ -198,7 +198,7 @@ def _existing(node: Any, key: str, what: str, where: str) -> Path | None:
     if not path.is_file():
         raise ConfigError(
             f"kubeconfig {where}: {key} ({what}) is {path}, which does not exist; fix the path "
-            f"or use {key}-data" + ("" if key != "tokenFile" else " (or token)")
+            f"or use {'token' if key == 'tokenFile' else f'{key}-data'}"
         )
     return path
 
