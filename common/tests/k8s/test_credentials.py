@@ -297,18 +297,18 @@ def test_rotated_client_certificate_files_are_picked_up(
 
     async def main() -> None:
         kube = KubeClient(cfg, refresh_interval=0.0)
-        first = kube._http
-        async with kube._connection() as http:
+        first = kube._connections.current
+        async with kube._connections.lease() as http:
             assert http is first
             write_pair(tmp_path, pem_pair, time.time())  # rotated (same content, new mtime)
-            async with kube._connection() as newer:
+            async with kube._connections.lease() as newer:
                 assert newer is not first
                 assert not first.is_closed  # the request in flight finishes on it
         assert first.is_closed
-        async with kube._connection() as again:
+        async with kube._connections.lease() as again:
             assert again is newer
         (tmp_path / "me.crt").write_bytes(b"half-written")  # a broken rotation is not used
-        async with kube._connection() as kept:
+        async with kube._connections.lease() as kept:
             assert kept is newer
         await kube.aclose()
         assert newer.is_closed

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,7 +26,8 @@ import httpx
 import orjson
 
 from hami_common.k8s.backoff import Backoff, is_retryable
-from hami_common.k8s.config import ClusterConfig, ConfigError
+from hami_common.k8s.config import ClusterConfig
+from hami_common.k8s.connections import Connections
 from hami_common.k8s.credentials import Credentials
 from hami_common.k8s.errors import (
     ApiError,
@@ -59,8 +59,6 @@ _METADATA_HEADERS = {"Accept": f"{METADATA_ACCEPT},application/json"}
 Json = dict[str, Any]
 JsonList = list[Json]  # module-level: `KubeClient.list` shadows the builtin in the class
 Params = dict[str, str | int]
-
-log = logging.getLogger(__name__)
 
 
 def _transport_error(exc: httpx.HTTPError, what: str, server: str) -> ApiError:
@@ -118,59 +116,14 @@ class KubeClient:
         self.backoff = backoff or Backoff()
         self.timeout = timeout
         self.credentials = Credentials(config, refresh_interval=refresh_interval)
-        self._user_agent = user_agent
-        self._max_connections = max_connections
-        self._transport = transport  # unit tests inject httpx.MockTransport here
         self._sni = {"sni_hostname": config.tls_server_name} if config.tls_server_name else None
-        self._http = self._new_http()
-        self._http_version = self.credentials.tls_version
-        # Requests in flight per HTTP client; a client replaced after a certificate rotation
-        # is closed when its last request ends.
-        self._users: dict[httpx.AsyncClient, int] = {}
-
-    def _new_http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.config.server,
-            verify=True if self._transport is not None else self.credentials.ssl_context(),
-            timeout=httpx.Timeout(self.timeout),
-            headers={"User-Agent": self._user_agent},
-            limits=httpx.Limits(max_connections=self._max_connections),
-            # HTTP/1.1 only: httpcore's HTTP/2 (one connection for every request and watch)
-            # wedged the extender's connection at start in about one start in six, its leader
-            # election never answered, as in encode/httpcore#1022.
-            transport=self._transport,
+        self._connections = Connections(
+            self.credentials,
+            timeout=timeout,
+            user_agent=user_agent,
+            max_connections=max_connections,
+            transport=transport,
         )
-
-    async def _renew_http(self) -> None:
-        """New connections with the current TLS material; the old client closes when idle."""
-        self._http_version = self.credentials.tls_version
-        try:
-            fresh = self._new_http()
-        except ConfigError as exc:  # e.g. a certificate caught half-written: try again later
-            log.warning("%s; keeping the connections open with the previous one", exc)
-            return
-        old, self._http = self._http, fresh
-        log.info("TLS credentials for %s changed: new connections use them", self.config.server)
-        if not self._users.get(old):
-            self._users.pop(old, None)
-            await old.aclose()
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[httpx.AsyncClient]:
-        creds = self.credentials
-        if self._transport is None and (
-            creds.check_files() or self._http_version != creds.tls_version
-        ):
-            await self._renew_http()
-        http = self._http
-        self._users[http] = self._users.get(http, 0) + 1
-        try:
-            yield http
-        finally:
-            self._users[http] -= 1
-            if http is not self._http and not self._users[http]:
-                del self._users[http]
-                await http.aclose()
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -179,9 +132,7 @@ class KubeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for http in [*self._users, self._http]:
-            await http.aclose()
-        self._users.clear()
+        await self._connections.aclose()
 
     @staticmethod
     def _headers(extra: Mapping[str, str] | None, authorization: str | None) -> dict[str, str]:
@@ -239,7 +190,7 @@ class KubeClient:
             if content is not None:
                 hdrs.setdefault("Content-Type", "application/json")
             try:
-                async with self._connection() as http:
+                async with self._connections.lease() as http:
                     req = http.build_request(
                         method, path, params=params, content=content, headers=hdrs,
                         extensions=self._sni,
@@ -284,7 +235,7 @@ class KubeClient:
         while True:
             authorization, generation = await self.credentials.authorization()
             lease = AsyncExitStack()
-            http = await lease.enter_async_context(self._connection())
+            http = await lease.enter_async_context(self._connections.lease())
             try:
                 req = http.build_request(
                     "GET", path, params=params, headers=self._headers(headers, authorization),
