@@ -4,9 +4,12 @@ compare-and-swap, step down before anyone may take over, release on a clean stop
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 
 import httpx
+import pytest
 from hami_extender.leader import LeaderElector
 from hami_extender.testing import FakeApi
 
@@ -97,3 +100,36 @@ def test_a_clean_stop_releases_the_lease_for_an_immediate_takeover(api: FakeApi)
 
     assert asyncio.run(go()) == (True, True)
     assert api.get(LEASE)["spec"]["holderIdentity"] == "b"
+
+
+def test_a_forbidden_lease_is_one_line_per_round_with_the_rbac_to_grant(
+    api: FakeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    def forbid(request: httpx.Request) -> httpx.Response:
+        if len(api.requests) >= 4:
+            enough.set()
+        body = {"kind": "Status", "code": 403, "reason": "Forbidden",
+                "message": 'leases.coordination.k8s.io "hami" is forbidden'}  # fmt: skip
+        return httpx.Response(403, json=body)
+
+    enough = asyncio.Event()
+    api.intercept = forbid
+
+    async def go() -> None:
+        task = asyncio.create_task(elector(api, "a", duration=0.2).run())
+        await enough.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level(logging.WARNING, logger="hami_extender.leader"):
+        asyncio.run(go())
+    lines = [r for r in caplog.records if r.name == "hami_extender.leader"]
+    assert len(lines) == len(api.requests)
+    for n, record in enumerate(lines, start=1):
+        assert record.exc_info is None
+        assert record.getMessage().startswith(
+            f"lease round failed ({n} in a row): GET https://fake.invalid{LEASE}: HTTP 403 "
+            'Forbidden: leases.coordination.k8s.io "hami" is forbidden; check the RBAC rules '
+            "that grant this user get leases.coordination.k8s.io; retrying in "
+        )

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import hami_rustcore as core
 import httpx
 import pytest
-from hami_common.k8s import ServerError, WatchEvent
+from hami_common.k8s import Backoff, ServerError, WatchEvent
 from hami_extender.sync import Pending, StateSync
 from hami_extender.testing import ALLOCATED, REGISTER, FakeApi
 
@@ -391,3 +392,45 @@ def test_a_410_on_the_watch_lists_again(api: FakeApi, sync: StateSync) -> None:
     lists = [u for m, u in api.requests if m == "GET" and "watch" not in u]
     assert len(lists) >= 2  # listed, watch expired, listed again and saw the new pod
     assert used(sync.cluster, "a-g0") == 700
+
+
+def test_a_refusing_api_server_gives_one_line_per_failure_not_a_traceback(
+    api: FakeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a wrong token both watch loops logged a 20-line traceback every second (415 lines
+    in 12 s). Each failure is now one line that names the URL, the status and what to check,
+    and the waits between tries grow with the failures in a row."""
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        if len(api.requests) >= 16:
+            enough.set()
+        body = {"kind": "Status", "code": 401, "reason": "Unauthorized", "message": "Unauthorized"}
+        return httpx.Response(401, json=body)
+
+    enough = asyncio.Event()
+    api.intercept = refuse
+    backoff = Backoff(base=0.002, cap=0.02)
+    sync = StateSync(api.client(), core.Cluster(), retry_backoff=backoff)
+
+    async def go() -> None:
+        task = asyncio.create_task(sync.run())
+        await enough.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level(logging.INFO, logger="hami_extender.sync"):
+        asyncio.run(go())
+    lines = [r for r in caplog.records if r.name == "hami_extender.sync"]
+    assert len(lines) >= len(api.requests) - 2  # a request per failure (two may be cut short)
+    for loop, url in (("node", "/api/v1/nodes"), ("pod", "/api/v1/pods")):
+        mine = [r.getMessage() for r in lines if r.getMessage().startswith(f"{loop} watch")]
+        assert len(mine) >= 4
+        for n, text in enumerate(mine, start=1):
+            assert text.startswith(
+                f"{loop} watch failed ({n} in a row): GET https://fake.invalid{url}: "
+                "HTTP 401 Unauthorized: Unauthorized; the API server refused our credentials"
+            ), text
+            wait = float(text.rsplit("retrying in ", 1)[1].removesuffix("s"))
+            assert wait <= backoff.ceiling(n - 1) + 0.05
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import cast
 
+import httpx
 import pytest
 from hami_common.deviceplugin.backend import BackendInitError, HealthChange, Link
 from hami_common.deviceplugin.devices import DeviceTable, physical_id, virtual_ids
 from hami_common.deviceplugin.registrar import NodeRegistrar
 from hami_common.deviceplugin.testing import FakeBackend, SpecError, device_spec
-from hami_common.k8s import NODES, KubeClient
+from hami_common.k8s import NODES, ClusterConfig, KubeClient
 
 from .fake_kube import FakeKube
 
@@ -133,3 +135,47 @@ def test_registrar_patches_only_changes_and_rewrites_deleted_annotations() -> No
         {"hami.io/node-nvidia-score": '[{"uuid":"a","score":{}}]'},
     ]
     assert kube.obj(NODES, "n1")["metadata"]["annotations"]["other"] == "x"
+
+
+def test_a_refusing_api_server_makes_one_line_per_failed_registration(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each failed pass is one warning line (URL, status, what to check), and the passes slow
+    down to the ``retry`` cap instead of coming every ``retry`` seconds forever."""
+    seen: list[httpx.Request] = []
+    six = asyncio.Event()
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 6:
+            six.set()
+        return httpx.Response(401, json={"kind": "Status", "code": 401, "reason": "Unauthorized"})
+
+    kube = KubeClient(
+        ClusterConfig(server="https://k8s.test"), transport=httpx.MockTransport(refuse)
+    )
+    table = DeviceTable([], 1, numa=False)
+    registrar = NodeRegistrar(kube, "n1", table, dict, retry=0.05)
+    registrar_log = "hami_common.deviceplugin.registrar"
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(registrar.run(stop))
+        await six.wait()
+        stop.set()
+        await task
+        await kube.aclose()
+
+    with caplog.at_level(logging.WARNING, logger=registrar_log):
+        asyncio.run(main())
+    lines = [r for r in caplog.records if r.name == registrar_log]
+    assert len(lines) == len(seen)
+    for n, record in enumerate(lines, start=1):
+        text = record.getMessage()
+        assert record.exc_info is None
+        assert text.startswith(
+            f"node n1: registration failed ({n} in a row): GET https://k8s.test/api/v1/nodes/n1: "
+            "HTTP 401 Unauthorized: "
+        )
+        assert "the API server refused our credentials" in text
+        assert float(text.rsplit("retrying in ", 1)[1].removesuffix("s")) <= 0.05

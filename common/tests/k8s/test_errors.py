@@ -53,7 +53,36 @@ def test_status_maps_to_its_class_and_keeps_reason_and_message(
     assert type(err) is cls
     assert isinstance(err, ApiError)
     assert (err.status, err.reason, err.message) == (code, reason, 'pods "x" boom')
-    assert str(err) == f'HTTP {code} {reason}: pods "x" boom'
+    hint = f"; {err.hint}" if code in (401, 403) else ""
+    assert str(err) == f'HTTP {code} {reason}: pods "x" boom{hint}'
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "action"),
+    [
+        ("GET", "https://k:6443/api/v1/pods?limit=500", "list pods"),
+        ("GET", "https://k:6443/api/v1/pods?watch=true", "watch pods"),
+        ("GET", "https://k/api/v1/namespaces/ns/pods/p", "get pods"),
+        ("POST", "https://k/api/v1/namespaces/ns/pods/p/binding", "create pods/binding"),
+        ("PUT", "https://k/apis/coordination.k8s.io/v1/namespaces/ns/leases/l",
+         "update leases.coordination.k8s.io"),
+        ("PATCH", "https://k/api/v1/nodes/n", "patch nodes"),
+        ("DELETE", "https://k/api/v1/namespaces/ns", "delete namespaces"),
+    ],
+)  # fmt: skip
+def test_forbidden_names_the_verb_and_resource_to_grant(method: str, url: str, action: str) -> None:
+    err = error_from_status(403, status(403, "Forbidden", "no")).at(method, url)
+    hint = f"check the RBAC rules that grant this user {action}"
+    assert str(err) == f"{method} {url}: HTTP 403 Forbidden: no; {hint}"
+
+
+def test_unauthorized_says_to_check_the_credentials_and_names_the_server() -> None:
+    err = error_from_status(401, status(401, "Unauthorized", "Unauthorized"))
+    err.at("GET", "https://k:6443/api/v1/nodes")
+    assert str(err).startswith(
+        "GET https://k:6443/api/v1/nodes: HTTP 401 Unauthorized: Unauthorized; the API server "
+        "refused our credentials: check the kubeconfig user"
+    )
 
 
 def test_invalid_keeps_the_field_causes() -> None:

@@ -18,7 +18,19 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
-from hami_common.k8s import EVENTS, ApiError, KubeClient
+from hami_common.k8s import (
+    EVENTS,
+    LOOP_BACKOFF,
+    ApiError,
+    Backoff,
+    Forbidden,
+    KubeClient,
+    Retrier,
+    ServerError,
+    TooManyRequests,
+    TransportError,
+    Unauthorized,
+)
 
 log = logging.getLogger(__name__)
 DEDUP_SECONDS = 600.0
@@ -73,7 +85,11 @@ class EventSink:
                 self.dropped += 1
         self.queue.put_nowait(event)
 
-    async def run(self, workers: int = 4) -> None:
+    async def run(self, workers: int = 4, retry_backoff: Backoff = LOOP_BACKOFF) -> None:
+        """Write queued events; while the API refuses or is down, each failed write is one
+        log line and the writer waits a backoff (growing to its cap) before the next event."""
+        retry = Retrier("event write", log, retry_backoff)  # shared: one streak for all workers
+
         async def worker() -> None:
             while True:
                 event = await self.queue.get()
@@ -81,8 +97,18 @@ class EventSink:
                     continue
                 try:
                     await self._write(self.client, event)
+                except (
+                    TransportError,
+                    ServerError,
+                    TooManyRequests,
+                    Unauthorized,
+                    Forbidden,
+                ) as exc:
+                    await asyncio.sleep(retry.failed(exc))  # the API server, not this event
                 except ApiError as exc:
                     log.debug("event not written: %s", exc)
+                else:
+                    retry.succeeded()
 
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):

@@ -16,7 +16,16 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from hami_common.k8s import LEASES, AlreadyExists, ApiError, Conflict, KubeClient, NotFound
+from hami_common.k8s import (
+    LEASES,
+    AlreadyExists,
+    ApiError,
+    Backoff,
+    Conflict,
+    KubeClient,
+    NotFound,
+    Retrier,
+)
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -127,12 +136,17 @@ class LeaderElector:
             log.warning("could not release the lease: %s", exc)
 
     async def run(self) -> None:
-        """Campaign and renew forever; API errors count as a failed round."""
+        """Campaign and renew forever; API errors count as a failed round, logged in one line,
+        and the next round comes after a backoff that grows to the usual period."""
+        retry = Retrier("lease round", log, Backoff(base=0.5, cap=self.duration / 4))
         while True:
+            period = self.duration / 3 if self.is_leader else self.duration / 4
             try:
                 await self.try_acquire_or_renew()
             except ApiError as exc:
-                log.warning("lease round failed: %s", exc)
                 if not self.is_leader:
                     self._set_leader(False)
-            await asyncio.sleep(self.duration / 3 if self.is_leader else self.duration / 4)
+                period = min(period, retry.failed(exc))
+            else:
+                retry.succeeded()
+            await asyncio.sleep(period)

@@ -26,10 +26,13 @@ from typing import Any
 import hami_rustcore as core
 import orjson
 from hami_common.k8s import (
+    LOOP_BACKOFF,
     NODES,
     PODS,
+    Backoff,
     Gone,
     KubeClient,
+    Retrier,
     ServerError,
     TransportError,
     WatchEvent,
@@ -90,9 +93,12 @@ class StateSync:
 
     def __init__(
         self, client: KubeClient, cluster: core.Cluster, node_selector: str = "",
-        page_size: int = 500,
+        page_size: int = 500, retry_backoff: Backoff = LOOP_BACKOFF,
     ) -> None:  # fmt: skip
+        """``retry_backoff``: the waits of a watch loop that keeps failing (grows to a cap)."""
         self.client = client
+        self.retry_backoff = retry_backoff
+        self.lists = {"node": 0, "pod": 0}  # lists loaded by each loop (the API worked)
         self.page_size = page_size
         self.cluster = cluster
         self.node_selector = node_selector or None
@@ -261,6 +267,8 @@ class StateSync:
             self.client, NODES, label_selector=self.node_selector, metadata_only=True
         ):
             self.handle_node_event(event)
+            if event.type == "SYNC":
+                self.lists["node"] += 1
 
     async def load_pods(self) -> str:
         """List the placed pods page by page into one `PodBatch` (each page goes from the
@@ -302,6 +310,7 @@ class StateSync:
         while True:
             if version is None:
                 version = await self.load_pods()
+                self.lists["pod"] += 1
             try:
                 async for event in watch(
                     self.client, PODS, resource_version=version, label_selector=VGPU_NODE
@@ -316,20 +325,27 @@ class StateSync:
                 failures += 1
                 if failures > self.client.backoff.retries:
                     raise
-                await asyncio.sleep(self.client.backoff.delay(failures - 1, exc.retry_after))
+                delay = self.client.backoff.delay(failures - 1, exc.retry_after)
+                log.info("pod watch broke: %s; reconnecting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
 
     async def run(self) -> None:
-        """Both loops; a loop that fails (API unreachable past its retries) starts over."""
+        """Both loops; a loop that fails (API unreachable past its retries, or refusing us)
+        starts over after a wait that grows while it keeps failing, with one log line per
+        failure. A loop that loaded its list before failing starts a new streak."""
 
         async def forever(name: str, loop: Callable[[], Any]) -> None:
+            retry = Retrier(f"{name} watch", log, self.retry_backoff)
             while True:
+                listed = self.lists[name]
                 try:
                     await loop()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("%s watch failed; listing again in 1s", name)
-                    await asyncio.sleep(1.0)
+                except Exception as exc:
+                    if self.lists[name] != listed:
+                        retry.succeeded()
+                    await asyncio.sleep(retry.failed(exc))
 
         async with asyncio.TaskGroup() as group:
             group.create_task(forever("node", self.run_nodes))

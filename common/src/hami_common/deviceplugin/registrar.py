@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 from hami_common.deviceplugin.devices import DeviceTable
-from hami_common.k8s import NODES, ApiError, KubeClient
+from hami_common.k8s import NODES, ApiError, Backoff, KubeClient, Retrier
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class NodeRegistrar:
         self.table = table
         self.desired = desired
         self.interval = interval
-        self.retry = retry
+        self.retry = retry  # the longest wait after failed passes (they start shorter)
         self.patches = 0
 
     async def sync_once(self) -> bool:
@@ -53,14 +53,21 @@ class NodeRegistrar:
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
+        """A pass every ``interval`` and at each device change; a failed pass is one log line
+        and the next comes after a backoff that grows to ``retry``."""
         seen = self.table.version
+        retry = Retrier(
+            f"node {self.node}: registration",
+            log,
+            Backoff(base=min(0.5, self.retry), cap=self.retry),
+        )
         while not stop.is_set():
             try:
                 await self.sync_once()
                 wait = self.interval
+                retry.succeeded()
             except ApiError as exc:
-                log.warning("node %s: registration failed (%s); retrying", self.node, exc)
-                wait = self.retry
+                wait = retry.failed(exc)
             waiters = {
                 asyncio.ensure_future(stop.wait()),
                 asyncio.ensure_future(self.table.wait_change(seen)),

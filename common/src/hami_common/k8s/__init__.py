@@ -2,22 +2,27 @@
 
 Public API (import from here):
 - `load_config`, `config_from_kubeconfig`, `in_cluster_config`, `ClusterConfig`, `ConfigError`
+  (kubeconfig files and the in-cluster service account, read by the official client's loaders)
+- `Credentials`, `CredentialsError`, `ExecPlugin` (credentials in use: token files re-read,
+  exec plugins run, rotated certificates picked up)
 - `KubeClient` (get, list, list_metadata, create, replace, patch, delete, version, request, stream)
 - `watch`, `list_then_watch`, `WatchEvent`
 - `Resource` and the common resources (`PODS`, `NODES`, ...)
-- `Backoff`, `NO_RETRY`, `is_retryable`
+- `Backoff`, `NO_RETRY`, `is_retryable`, `Retrier` and `LOOP_BACKOFF` (loops that retry forever)
 - the errors: `ApiError` and its subclasses
 """
 
-from hami_common.k8s.backoff import NO_RETRY, Backoff, is_retryable
+from hami_common.k8s.backoff import LOOP_BACKOFF, NO_RETRY, Backoff, Retrier, is_retryable
 from hami_common.k8s.client import KubeClient, PatchType
 from hami_common.k8s.config import (
     ClusterConfig,
     ConfigError,
+    ExecPlugin,
     config_from_kubeconfig,
     in_cluster_config,
     load_config,
 )
+from hami_common.k8s.credentials import Credentials, CredentialsError
 from hami_common.k8s.errors import (
     AlreadyExists,
     ApiError,
@@ -60,6 +65,7 @@ __all__ = [
     "DEPLOYMENTS",
     "EVENTS",
     "LEASES",
+    "LOOP_BACKOFF",
     "MUTATING_WEBHOOK_CONFIGURATIONS",
     "NAMESPACES",
     "NODES",
@@ -78,6 +84,9 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ConnectionFailed",
+    "Credentials",
+    "CredentialsError",
+    "ExecPlugin",
     "Forbidden",
     "Gone",
     "Invalid",
@@ -86,6 +95,7 @@ __all__ = [
     "NotFound",
     "PatchType",
     "Resource",
+    "Retrier",
     "ServerError",
     "TooManyRequests",
     "TransportError",

@@ -15,6 +15,7 @@ What is retried (see `is_retryable`):
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,7 +48,8 @@ class Backoff:
 
     def ceiling(self, attempt: int) -> float:
         """The longest wait before retry ``attempt`` (0-based), ignoring Retry-After."""
-        return float(min(self.cap, self.base * self.factor**attempt))
+        # A loop that retries forever reaches attempts whose power overflows a float.
+        return float(min(self.cap, self.base * self.factor ** min(attempt, 64)))
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """The wait before retry ``attempt``: full jitter, raised to `Retry-After` if given."""
@@ -74,3 +76,41 @@ def is_retryable(error: ApiError, method: str) -> bool:
     if isinstance(error, TransportError):
         return method.upper() in SAFE_METHODS
     return False
+
+
+# Loops that retry forever (watches, leader election, event writing, node registration): about
+# 1, 2, 4, 8, 16, 30, 30... seconds at most between tries.
+LOOP_BACKOFF = Backoff(retries=0, base=1.0, cap=30.0)
+
+
+class Retrier:
+    """The consecutive failures of one loop that retries API calls forever.
+
+    Each failure logs one warning line (for an `ApiError`: the request, the server's URL, the
+    status and, on 401 and 403, what to check) and returns the wait before the next try, which
+    grows with the failures in a row up to the backoff's cap; `succeeded` starts over. A failure
+    that is not an `ApiError` (a bug) logs its traceback once per streak, then one line.
+    """
+
+    def __init__(self, what: str, log: logging.Logger, backoff: Backoff = LOOP_BACKOFF) -> None:
+        self.what = what
+        self.log = log
+        self.backoff = backoff
+        self.failures = 0
+
+    def failed(self, error: BaseException) -> float:
+        delay = self.backoff.delay(self.failures, getattr(error, "retry_after", None))
+        self.failures += 1
+        known = isinstance(error, ApiError)
+        self.log.warning(
+            "%s failed (%d in a row): %s; retrying in %.1fs",
+            self.what,
+            self.failures,
+            error if known else f"{type(error).__name__}: {error}",
+            delay,
+            exc_info=None if known or self.failures > 1 else error,
+        )
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0

@@ -2,7 +2,12 @@
 
 Objects are plain ``dict``s as the API server sends them; no typed models. Every method raises
 only `ApiError` subclasses (see `errors`); transient failures are retried as `backoff`
-describes. Use it as an async context manager, or call `aclose()`::
+describes. The credentials come from `credentials.Credentials`: a 401 makes it read or run them
+again once, and the request is retried with the new ones; when the client certificate or CA
+changes on disk (or an exec plugin returns a new certificate), new requests go over new
+connections with a new TLS context while those in flight finish on the old ones.
+
+Use it as an async context manager, or call `aclose()`::
 
     async with KubeClient(load_config()) as kube:
         pod = await kube.get(PODS, "web-0", namespace="default")
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -22,12 +27,15 @@ import orjson
 
 from hami_common.k8s.backoff import Backoff, is_retryable
 from hami_common.k8s.config import ClusterConfig
+from hami_common.k8s.connections import Connections
+from hami_common.k8s.credentials import Credentials
 from hami_common.k8s.errors import (
     ApiError,
     ConnectionFailed,
     Gone,
     ServerError,
     TransportError,
+    Unauthorized,
     error_from_status,
 )
 from hami_common.k8s.resources import Resource
@@ -53,9 +61,18 @@ JsonList = list[Json]  # module-level: `KubeClient.list` shadows the builtin in 
 Params = dict[str, str | int]
 
 
-def _transport_error(exc: httpx.HTTPError, what: str) -> ApiError:
+def _transport_error(exc: httpx.HTTPError, what: str, server: str) -> ApiError:
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return ConnectionFailed(f"{what}: cannot connect: {exc}")
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return ConnectionFailed(
+                f"{what}: the API server's certificate is not trusted ({exc}): check the "
+                "cluster's certificate-authority(-data) or tls-server-name in the kubeconfig"
+            )
+        cause = str(exc) or type(exc).__name__
+        return ConnectionFailed(
+            f"{what}: cannot connect to the API server at {server} ({cause}): check the server "
+            "URL in the kubeconfig and that the API server is running"
+        )
     return TransportError(f"{what}: {type(exc).__name__}: {exc}")
 
 
@@ -91,20 +108,21 @@ class KubeClient:
         user_agent: str = "hami-rs",
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
+        refresh_interval: float = 60.0,
     ) -> None:
+        """``refresh_interval``: how often a token file is re-read and the certificate files
+        are checked for a rotation (see `credentials`)."""
         self.config = config
         self.backoff = backoff or Backoff()
         self.timeout = timeout
-        self._http = httpx.AsyncClient(
-            base_url=config.server,
-            verify=config.ssl_context(),
-            timeout=httpx.Timeout(timeout),
-            headers={"User-Agent": user_agent},
-            limits=httpx.Limits(max_connections=max_connections),
-            # HTTP/1.1 only: httpcore's HTTP/2 (one connection for every request and watch)
-            # wedged the extender's connection at start in about one start in six, its leader
-            # election never answered, as in encode/httpcore#1022.
-            transport=transport,  # unit tests inject httpx.MockTransport here
+        self.credentials = Credentials(config, refresh_interval=refresh_interval)
+        self._sni = {"sni_hostname": config.tls_server_name} if config.tls_server_name else None
+        self._connections = Connections(
+            self.credentials,
+            timeout=timeout,
+            user_agent=user_agent,
+            max_connections=max_connections,
+            transport=transport,
         )
 
     async def __aenter__(self) -> KubeClient:
@@ -114,16 +132,24 @@ class KubeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._connections.aclose()
 
-    def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+    @staticmethod
+    def _headers(extra: Mapping[str, str] | None, authorization: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        token = self.config.bearer_token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        if authorization:
+            headers["Authorization"] = authorization
         if extra:
             headers.update(extra)
         return headers
+
+    async def _reauthorize(self, error: ApiError, generation: int, first: bool) -> bool:
+        """After a 401, whether the request may go again with refreshed credentials."""
+        return (
+            first
+            and isinstance(error, Unauthorized)
+            and await self.credentials.after_unauthorized(generation)
+        )
 
     async def request(
         self,
@@ -154,28 +180,36 @@ class KubeClient:
         httpx response sits in a reference cycle, so it lives until a cyclic collection, and
         while one is turned off (the extender's state load) every body read would stay in
         memory."""
-        what = f"{method} {path}"
+        url = f"{self.config.server}{path}"
+        what = f"{method} {url}"
         content = None if body is None else json.dumps(body).encode()
-        hdrs = self._headers(headers)
-        if content is not None:
-            hdrs.setdefault("Content-Type", "application/json")
-        attempt = 0
+        attempt, first_401 = 0, True
         while True:
+            authorization, generation = await self.credentials.authorization()
+            hdrs = self._headers(headers, authorization)
+            if content is not None:
+                hdrs.setdefault("Content-Type", "application/json")
             try:
-                req = self._http.build_request(
-                    method, path, params=params, content=content, headers=hdrs
-                )
-                resp = await self._http.send(req, stream=True)
-                try:
-                    answer = b"".join([chunk async for chunk in resp.aiter_bytes()])
-                finally:
-                    await resp.aclose()
+                async with self._connections.lease() as http:
+                    req = http.build_request(
+                        method, path, params=params, content=content, headers=hdrs,
+                        extensions=self._sni,
+                    )  # fmt: skip
+                    resp = await http.send(req, stream=True)
+                    try:
+                        answer = b"".join([chunk async for chunk in resp.aiter_bytes()])
+                    finally:
+                        await resp.aclose()
             except httpx.HTTPError as exc:
-                error = _transport_error(exc, what)
+                error = _transport_error(exc, what, self.config.server)
             else:
                 if resp.status_code < 400:
                     return answer
                 error = error_from_status(resp.status_code, answer, resp.headers.get("Retry-After"))
+            error.at(method, url)
+            if await self._reauthorize(error, generation, first_401):
+                first_401 = False
+                continue
             if attempt >= self.backoff.retries or not is_retryable(error, method):
                 raise error
             await asyncio.sleep(self.backoff.delay(attempt, error.retry_after))
@@ -194,17 +228,23 @@ class KubeClient:
 
         Opening is retried like any GET; a stream that breaks later raises `TransportError`.
         """
-        what = f"GET {path} (stream)"
+        url = f"{self.config.server}{path}"
+        what = f"GET {url} (stream)"
         timeout = httpx.Timeout(self.timeout, read=read_timeout)
-        attempt = 0
+        attempt, first_401 = 0, True
         while True:
+            authorization, generation = await self.credentials.authorization()
+            lease = AsyncExitStack()
+            http = await lease.enter_async_context(self._connections.lease())
             try:
-                req = self._http.build_request(
-                    "GET", path, params=params, headers=self._headers(headers), timeout=timeout
-                )
-                resp = await self._http.send(req, stream=True)
+                req = http.build_request(
+                    "GET", path, params=params, headers=self._headers(headers, authorization),
+                    timeout=timeout, extensions=self._sni,
+                )  # fmt: skip
+                resp = await http.send(req, stream=True)
             except httpx.HTTPError as exc:
-                error = _transport_error(exc, what)
+                await lease.aclose()
+                error = _transport_error(exc, what, self.config.server)
             else:
                 if resp.status_code < 400:
                     break
@@ -214,7 +254,12 @@ class KubeClient:
                     body = b""
                 finally:
                     await resp.aclose()
+                    await lease.aclose()
                 error = error_from_status(resp.status_code, body, resp.headers.get("Retry-After"))
+            error.at("GET", f"{url}?watch=true" if params and params.get("watch") else url)
+            if await self._reauthorize(error, generation, first_401):
+                first_401 = False
+                continue
             if attempt >= self.backoff.retries or not is_retryable(error, "GET"):
                 raise error
             await asyncio.sleep(self.backoff.delay(attempt, error.retry_after))
@@ -226,12 +271,13 @@ class KubeClient:
                     if line:
                         yield line
             except httpx.HTTPError as exc:
-                raise _transport_error(exc, what) from None
+                raise _transport_error(exc, what, self.config.server).at("GET", url) from None
 
         try:
             yield lines()
         finally:
             await resp.aclose()
+            await lease.aclose()
 
     # -- verbs ---------------------------------------------------------------------------
 

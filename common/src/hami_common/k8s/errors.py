@@ -6,6 +6,10 @@ Every failure the adapter reports is an `ApiError`: HTTP errors are mapped from 
 and the `Status` object the API server returns; transport failures (connection refused, TLS,
 timeouts, a stream cut mid-response) become `TransportError` with ``status=0``. The HTTP
 library's own exceptions never escape.
+
+`KubeClient` records the request on each error (``method`` and the full ``url``), so that
+``str(error)`` is one line that says which server answered what, and, for 401 and 403, what to
+check: that line is what the retry loops log, once per failure.
 """
 
 from __future__ import annotations
@@ -39,10 +43,26 @@ class ApiError(Exception):
         self.message = message
         self.details = details or {}
         self.retry_after = retry_after
+        self.method: str | None = None
+        self.url: str | None = None
+
+    def at(self, method: str, url: str) -> ApiError:
+        """Record the request that failed (the client does, before raising); returns self."""
+        self.method, self.url = method, url
+        return self
+
+    @property
+    def hint(self) -> str:
+        """What to check, for the errors a user can fix; empty for the others."""
+        return ""
 
     def __str__(self) -> str:
         code = f"HTTP {self.status} " if self.status else ""
-        return f"{code}{self.reason}: {self.message}"
+        where = ""
+        if self.url is not None and self.url not in self.message:
+            where = f"{self.method} {self.url}: "
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{where}{code}{self.reason}: {self.message}{hint}"
 
 
 class BadRequest(ApiError):
@@ -52,9 +72,25 @@ class BadRequest(ApiError):
 class Unauthorized(ApiError):
     default_reason = "Unauthorized"
 
+    @property
+    def hint(self) -> str:
+        return (
+            "the API server refused our credentials: check the kubeconfig user (its token, "
+            "client certificate or exec plugin) or the ServiceAccount token"
+        )
+
 
 class Forbidden(ApiError):
     default_reason = "Forbidden"
+
+    @property
+    def hint(self) -> str:
+        action = _verb_and_resource(self.method, self.url)
+        return (
+            f"check the RBAC rules that grant this user {action}"
+            if action
+            else ("check the RBAC rules that grant this user the request")
+        )
 
 
 class NotFound(ApiError):
@@ -111,6 +147,34 @@ class ConnectionFailed(TransportError):
     """The connection could not be opened, so the request was never sent."""
 
     default_reason = "ConnectionFailed"
+
+
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def _verb_and_resource(method: str | None, url: str | None) -> str:
+    """``"list pods"``, ``"update leases.coordination.k8s.io"``... from a request's URL."""
+    if not method or not url:
+        return ""
+    path, _, query = url.partition("://")[2].partition("/")[2].partition("?")
+    parts = path.split("/")
+    if parts[:1] == ["api"] and len(parts) >= 2:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        group, rest = parts[1], parts[3:]
+    else:
+        return ""
+    if rest[:1] == ["namespaces"] and len(rest) >= 3:
+        rest = rest[2:]  # namespaces/NS/RESOURCE...; a bare namespaces/NS is the namespace
+    if not rest or not rest[0]:
+        return ""
+    resource = rest[0] + (f"/{rest[2]}" if len(rest) >= 3 else "")
+    resource = f"{resource}.{group}" if group else resource
+    if method.upper() == "GET":
+        verb = "watch" if "watch=true" in query else ("get" if len(rest) >= 2 else "list")
+    else:
+        verb = _VERBS.get(method.upper(), method.lower())
+    return f"{verb} {resource}"
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {

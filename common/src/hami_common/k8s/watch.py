@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,6 +20,8 @@ from typing import Any, Literal
 from hami_common.k8s.client import METADATA_ACCEPT, KubeClient, Params, _selectors
 from hami_common.k8s.errors import ApiError, Gone, ServerError, TransportError, error_from_status
 from hami_common.k8s.resources import Resource
+
+log = logging.getLogger(__name__)
 
 EventType = Literal["SYNC", "ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
 
@@ -100,7 +103,8 @@ async def list_then_watch(
     """Yield ``SYNC`` then changes, forever; see the module docstring.
 
     A watch that fails to reconnect ``client.backoff.retries`` times in a row raises its last
-    `ApiError`; an event received resets that count.
+    `ApiError`; an event received resets that count. Each reconnect logs one line (the URL and
+    the failure).
     """
     resource_version: str | None = None
     failures = 0
@@ -137,6 +141,8 @@ async def list_then_watch(
             failures += 1
             if failures > client.backoff.retries:
                 raise
-            await asyncio.sleep(client.backoff.delay(failures - 1, exc.retry_after))
+            delay = client.backoff.delay(failures - 1, exc.retry_after)
+            log.info("watch of %s broke: %s; reconnecting in %.1fs", resource.plural, exc, delay)
+            await asyncio.sleep(delay)
         except ApiError:
             raise
