@@ -5,10 +5,16 @@ The upstream Go types carry no JSON tags, so Go writes the field names verbatim 
 carry every field of the Go struct, nil ones as ``null``, and errors travel in ``Error`` with
 HTTP 200 (kube-scheduler reads only the body). Parsing is defensive: anything malformed becomes
 a `WireError` whose message says what was wrong, never an exception escaping the handler.
+
+Nesting: the core reads a body of any depth (it keeps the pod and the nodes as raw JSON), but
+orjson refuses to read past 1,024 levels and to write past 254, and the core's pod decoder stops
+at 128; so every JSON text Python reads here is first checked against `MAX_DEPTH` levels, far
+beyond any real pod or node (about 20), and a deeper one is a clear error.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +25,32 @@ import orjson
 Json = dict[str, Any]
 
 
+MAX_DEPTH = 100
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+
+
 class WireError(ValueError):
     """The request body is not a valid extender argument; the message says what to fix."""
+
+
+def check_depth(text: bytes, what: str, limit: int = MAX_DEPTH) -> None:
+    """Raise `WireError` when the JSON ``text`` nests arrays and objects deeper than ``limit``.
+    Cheap on the hot path: a text with no more than ``limit`` opening brackets in all cannot be
+    deeper; otherwise the strings are blanked and the innermost pairs peeled, level by level, in
+    C (at most ``limit`` passes)."""
+    if text.count(b"[") + text.count(b"{") <= limit:
+        return
+    brackets = _STRINGS.sub(b"", text).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        brackets, peeled = _INNERMOST.subn(b"", brackets)
+        if not brackets or not peeled:
+            return  # fully peeled; or brackets that do not pair, which the parser reports
+    raise WireError(
+        f"{what}: JSON nested deeper than {limit} levels; no Kubernetes object is, so this is "
+        "not one"
+    )
 
 
 def _fold(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -34,6 +64,7 @@ def _fold(obj: Mapping[str, Any]) -> dict[str, Any]:
 def _load(body: bytes, what: str) -> dict[str, Any]:
     if not body:
         raise WireError(f"{what}: empty body; send a JSON object")
+    check_depth(body, what)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -64,6 +95,7 @@ class FilterArgs:
     name: str
     node_names: core.NodeNames | None
     nodes: list[Json] | None
+    scheduler_name: str = "default-scheduler"
 
     @property
     def key(self) -> str:
@@ -81,9 +113,15 @@ def parse_filter_args(body: bytes) -> FilterArgs:
         raise WireError(str(exc)) from None
     if pod_json is None:
         raise WireError("ExtenderArgs: extender args missing pod")
-    pod = orjson.loads(pod_json)  # valid JSON: the core read it
+    check_depth(pod_json, "ExtenderArgs: Pod")
+    pod = orjson.loads(pod_json)  # valid JSON (the core read it), and not too deep
     if not isinstance(pod, dict):
         raise WireError(f"ExtenderArgs: Pod must be an object, not {type(pod).__name__}")
+    spec = pod.get("spec")
+    scheduler = _string(
+        spec.get("schedulerName") if isinstance(spec, dict) else None,
+        "Pod.spec.schedulerName", "ExtenderArgs",
+    )  # fmt: skip
     meta = pod.get("metadata")
     if not isinstance(meta, dict):
         raise WireError("ExtenderArgs: Pod.metadata must be an object")
@@ -94,6 +132,7 @@ def parse_filter_args(body: bytes) -> FilterArgs:
         raise WireError("ExtenderArgs: Pod.metadata needs a uid and a name")
     nodes: list[Json] | None = None
     if nodes_json is not None:
+        check_depth(nodes_json, "ExtenderArgs: Nodes")
         nodes_list = orjson.loads(nodes_json)
         items = nodes_list.get("items") if isinstance(nodes_list, dict) else None
         if items is None and isinstance(nodes_list, dict):
@@ -106,7 +145,9 @@ def parse_filter_args(body: bytes) -> FilterArgs:
             "ExtenderArgs: neither NodeNames nor Nodes is set; configure the extender with "
             "nodeCacheCapable: true"
         )
-    return FilterArgs(pod, pod_json, uid, namespace or "default", name, names, nodes)
+    # the API server defaults an empty schedulerName to default-scheduler
+    return FilterArgs(pod, pod_json, uid, namespace or "default", name, names, nodes,
+                      scheduler or "default-scheduler")  # fmt: skip
 
 
 @dataclass(frozen=True)
