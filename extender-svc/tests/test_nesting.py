@@ -47,7 +47,7 @@ def bodies(depth: int, kind: str) -> dict[str, bytes]:
         "pod": f'{{"Pod":{pod(deep)},"NodeNames":["n0"]}}'.encode(),
         "nodes": f'{{"Pod":{pod("1")},"Nodes":{{"items":[{node}]}}}}'.encode(),
         "unread": f'{{"Pod":{pod("1")},"NodeNames":["n0"],"Junk":{deep}}}'.encode(),
-        "bind": f'{{"PodName":"p","PodNamespace":"ns","PodUID":"u","Node":"n0","x":{deep}}}'.encode(),
+        "bind": f'{{"PodName":"p","PodNamespace":"ns","PodUID":"u","x":{deep}}}'.encode(),
     }
 
 

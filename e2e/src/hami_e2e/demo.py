@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 from hami_common.k8s import NAMESPACES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
 
 from hami_e2e.kubelet.node import GpuNode
@@ -103,7 +102,7 @@ def show(name: str, what: str, p: Json, env: Mapping[str, str] | None, why: Json
     steps = why.get("steps") or [{}]
     summary = why.get("summary") or steps[-1].get("message") or json.dumps(steps[-1])
     print(f"   explain: {summary}")
-    if steps[0].get("failed"):
+    if steps[-1].get("failed"):  # the last step's (a bind step has none)
         print(f"   reasons per node: {json.dumps(steps[-1]['failed'], sort_keys=True)}")
 
 
@@ -121,8 +120,8 @@ async def run(stack: HamiStack) -> int:
             for name, limits, annotations, _ in EXAMPLES:
                 await kube.create(PODS, pod(name, limits, annotations), namespace=NAMESPACE)
             pods = await settle(kube, [e[0] for e in EXAMPLES], within=120)
-            explain_url = f"http://127.0.0.1:{stack.extender_port}/api/v1/explain/{NAMESPACE}"
-            async with httpx.AsyncClient(timeout=10) as http:
+            explain_url = f"{stack.extender_url()}/api/v1/explain/{NAMESPACE}"
+            async with stack.extender_http(timeout=10) as http:
                 for name, _, _, what in EXAMPLES:
                     p = pods[name]
                     env = None

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import hami_rustcore as core
-import httpx
 import pytest
 from hami_common.k8s import EVENTS, PODS, KubeClient
 from hami_e2e.nodes import NodePool
@@ -167,8 +166,8 @@ def test_too_big_stays_pending_with_the_reason(hami_stack, hami_ns, gpu_nodes) -
                 break
             await asyncio.sleep(0.3)
         pod = await kube.get(PODS, "huge", namespace=hami_ns)
-        async with httpx.AsyncClient() as http:
-            url = f"http://127.0.0.1:{hami_stack.extender_port}/api/v1/explain/{hami_ns}/huge"
+        async with hami_stack.extender_http() as http:
+            url = f"{hami_stack.extender_url()}/api/v1/explain/{hami_ns}/huge"
             explain = (await http.get(url)).json()
         return pod, mine, explain
 
