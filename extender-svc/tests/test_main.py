@@ -82,3 +82,13 @@ def test_every_interface_without_tls(tmp_path: Path) -> None:
         "exposes /filter and /bind (which reserve devices and bind any pod) to the network, so "
         "it needs --cert-file, --key-file, --client-ca-file; set them, or listen on 127.0.0.1"
     )
+
+
+def test_help_says_what_listening_beyond_loopback_exposes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = "".join(capsys.readouterr().out.split())  # whatever argparse's wrapping
+    assert "Anyotheraddress(0.0.0.0:everyinterface)exposes/filterand/bind" in text
+    assert "soitneeds--cert-file,--key-fileand--client-ca-file" in text

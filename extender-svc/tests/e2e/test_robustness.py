@@ -224,3 +224,37 @@ def test_standby_takes_over_within_seconds_and_keeps_allocations(hami_stack, ham
     # The standby now serves the scheduler's port too: restart a leader on it for later tests.
     standby.kill()
     hami_stack.extender().wait_ready(60)
+
+
+def test_a_pod_filtered_before_a_restart_binds_after_it(hami_stack, hami_ns, gpu_nodes):
+    """With --persist-reservation filter (as HAMi) the allocation is on the pod from /filter on:
+    an extender restarted between a pod's filter and its bind finds it in the API, reads the pod
+    back (same UID, its scheduler, unbound, labelled for that node), and binds it."""
+    [node] = gpu_nodes(NodePool(name="rst", count=1, devices_per_node=1))
+    port = free_port()
+    flags = ("--scheduler-name", MANUAL_SCHEDULER, "--lease-name", "hami-extender-restart",
+             "--persist-reservation", "filter")  # fmt: skip
+    hami_stack.extender(port, *flags, name="before").wait_ready(60)
+
+    async def filtered() -> Json:
+        async with hami_stack.client() as kube:
+            pod = await unscheduled_pod(kube, hami_ns, "carried")
+            answer = await post(hami_stack, port, "filter", {"Pod": pod, "NodeNames": [node]})
+            assert answer["NodeNames"] == [node], answer
+            return pod
+
+    pod = asyncio.run(filtered())
+    hami_stack.extender_on(port).kill()  # SIGKILL between filter and bind
+    hami_stack.extender(port, *flags, name="after").wait_ready(60)
+
+    async def bind() -> tuple[str, Json]:
+        async with hami_stack.client() as kube, FakePlugin(kube, hami_ns).running():
+            answer = await post(hami_stack, port, "bind", {
+                "PodName": "carried", "PodNamespace": hami_ns, "PodUID": pod["metadata"]["uid"],
+                "Node": node})  # fmt: skip
+            return str(answer["Error"]), await bound(kube, hami_ns, "carried")
+
+    error, after = asyncio.run(bind())
+    hami_stack.extender_on(port).kill()
+    assert error == ""
+    assert after["spec"]["nodeName"] == node
