@@ -47,20 +47,21 @@ def start_fake_api(pods: int) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def serve(port: int, persist: str, api_port: int) -> None:
-    import uvicorn
+    """The extender's own server (plain HTTP on loopback, as the listening rule allows), on
+    uvloop as the service runs, over a client of the fake API."""
+    import uvloop
     from hami_common.k8s import ClusterConfig, KubeClient
     from hami_extender.app import create_app
-    from hami_extender.server import KEEP_ALIVE_SECONDS
+    from hami_extender.server import build_server
     from hami_extender.settings import ExtenderSettings
 
     # HAMI_EXTENDER_* variables apply (threads, policies...), as they would to the service.
     settings = ExtenderSettings.load(
-        ["--port", str(port), "--persist-reservation", persist], os.environ
+        ["--port", str(port), "--persist-reservation", persist, "--log-level", "warning"],
+        os.environ,
     )
     client = KubeClient(ClusterConfig(server=f"http://127.0.0.1:{api_port}"))
-    app = create_app(settings, client=client)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                timeout_keep_alive=KEEP_ALIVE_SECONDS)  # fmt: skip
+    uvloop.run(build_server(settings, create_app(settings, client=client)).serve())
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -73,11 +74,11 @@ def memory_mb(pid: int) -> tuple[float, float]:
 
 
 def pod(i: int) -> dict[str, Any]:
+    limits = {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "2000", "nvidia.com/gpucores": "5"}
     return {"metadata": {"uid": f"bench-{i}", "namespace": "bench", "name": f"b-{i}",
                          "resourceVersion": "5"},
-            "spec": {"containers": [{"name": "c", "resources": {"limits": {
-                "nvidia.com/gpu": "1", "nvidia.com/gpumem": "2000",
-                "nvidia.com/gpucores": "5"}}}]}}  # fmt: skip
+            "spec": {"schedulerName": "hami-scheduler",
+                     "containers": [{"name": "c", "resources": {"limits": limits}}]}}  # fmt: skip
 
 
 Procs = list[subprocess.Popen[bytes]]

@@ -191,9 +191,12 @@ def main() -> int:
         proc: subprocess.Popen[bytes] | None = None
         try:
             with (Path(tmp) / "extender.log").open("wb") as log:
+                # plain HTTP on loopback (the listening rule allows it); the GPU pods here are
+                # the default profile's (no webhook sets schedulerName), so is the extender
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "hami_extender", "--kubeconfig",
-                     str(cluster.kubeconfig), "--port", str(port)],
+                     str(cluster.kubeconfig), "--port", str(port),
+                     "--scheduler-name", "default-scheduler"],
                     stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
             _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, 60)

@@ -5,26 +5,20 @@ arguments always answer with an error in the body."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import hami_rustcore as core
 import orjson
 import pytest
+from hami_common.k8s import WatchEvent
 from hami_common.protocol import nodelock
 from hami_common.protocol.annotations import BIND_PHASE, NODE_LOCK, VGPU_NODE
-from hami_common.telemetry import in_memory_tracing, new_registry
-from hami_extender.events import EventSink
-from hami_extender.explain import SPAN_NODE_REASONS, Explanations
-from hami_extender.extender import Extender, server_minor
-from hami_extender.metrics import ExtenderMetrics
-from hami_extender.settings import ExtenderSettings
-from hami_extender.sync import StateSync
-from hami_extender.testing import ALLOCATED, REGISTER, FakeApi
+from hami_extender.explain import SPAN_NODE_REASONS
+from hami_extender.extender import server_minor
+from hami_extender.testing import ALLOCATED, FakeApi, Rig
+from hami_extender.testing import extender_rig as rig
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry, generate_latest
 
 Json = dict[str, Any]
@@ -32,56 +26,12 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 
 
-@dataclass
-class Rig:
-    api: FakeApi
-    ext: Extender
-    spans: InMemorySpanExporter
-    registry: CollectorRegistry
-    events: EventSink
-
-
-def rig(api: FakeApi, nodes: int = 3, persist: str = "bind", lock_wait: float = 5.0) -> Rig:
-    """An Extender on ``nodes`` nodes of one 16 GB GPU each (must run inside an event loop)."""
-    client = api.client()
-    cluster = core.Cluster("binpack", "spread")
-    listed = []
-    for n in range(nodes):
-        dev = core.Device(f"gpu-{n}", 10, 16000, 100, "NVIDIA-T4")
-        obj = {
-            "metadata": {
-                "name": f"n{n}",
-                "annotations": {REGISTER: core.encode_node_devices([dev])},
-            }
-        }
-        listed.append(api.put("/api/v1/nodes", obj))
-    sync = StateSync(client, cluster)
-    sync.handle_node_event(_event("SYNC", {"items": listed}))
-    sync.handle_pod_event(_event("SYNC", {"items": []}))
-    registry = new_registry()
-    provider, spans = in_memory_tracing("hami-extender")
-    events = EventSink(client, "hami-scheduler")
-    ext = Extender(
-        ExtenderSettings(persist_reservation=persist, lock_wait_seconds=lock_wait),  # type: ignore[arg-type]
-        cluster=cluster, sync=sync, client=client, events=events, explanations=Explanations(10),
-        metrics=ExtenderMetrics(registry, cluster), tracer=provider.get_tracer("t"),
-        is_leader=lambda: True,
-    )  # fmt: skip
-    return Rig(api, ext, spans, registry, events)
-
-
-def _event(kind: str, obj: Json) -> Any:
-    from hami_common.k8s import WatchEvent  # noqa: PLC0415
-
-    return WatchEvent(kind, obj)
-
-
 def gpu_pod(name: str, mem: int) -> Json:
     return {
         "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}",
                      "annotations": {"hami.io/trace-context": f"00-{TRACE}-{PARENT}-01"}},
-        "spec": {"containers": [{"name": "c", "resources": {"limits": {
-            "nvidia.com/gpu": "1", "nvidia.com/gpumem": str(mem)}}}]},
+        "spec": {"schedulerName": "hami-scheduler", "containers": [{"name": "c", "resources": {
+            "limits": {"nvidia.com/gpu": "1", "nvidia.com/gpumem": str(mem)}}}]},
     }  # fmt: skip
 
 
@@ -238,7 +188,8 @@ def test_nothing_fits_answers_reasons_an_event_and_an_explanation(api: FakeApi) 
     assert answer["NodeNames"] == []
     assert len(answer["FailedNodes"]) == 30
     assert all("CardInsufficientMemory" in v for v in answer["FailedNodes"].values())
-    event = r.events.queue.get_nowait()
+    event, exists = r.events.queue.get_nowait()
+    assert not exists  # the writer checks that the pod exists before it writes
     assert event["reason"] == "FilteringFailed"
     assert "30 nodes do not meet" in event["message"]
     span = next(s for s in r.spans.get_finished_spans() if s.name == "filter")
@@ -322,11 +273,11 @@ def test_filter_prefers_nodes_whose_lock_is_free(api: FakeApi) -> None:
         first = await place(r, "a", bind=True)
         second = await place(r, "b", bind=True)  # binpack alone would pick `first` again
         third = await place(r, "c", bind=False)  # both locked: the best node all the same
-        r.ext.sync.handle_node_event(_event("MODIFIED", api.get(f"/api/v1/nodes/{first}")))
+        r.ext.sync.handle_node_event(WatchEvent("MODIFIED", api.get(f"/api/v1/nodes/{first}")))
         released = dict(api.get(f"/api/v1/nodes/{second}"))
         kept = {k: v for k, v in released["metadata"]["annotations"].items() if k != NODE_LOCK}
         released["metadata"] = {**released["metadata"], "annotations": kept}
-        r.ext.sync.handle_node_event(_event("MODIFIED", released))
+        r.ext.sync.handle_node_event(WatchEvent("MODIFIED", released))
         return [first, second, third], set(r.ext.sync.locked)
 
     placed, locked = asyncio.run(go())
@@ -339,7 +290,7 @@ def test_a_bind_that_cannot_take_the_lock_gives_the_reservation_back(api: FakeAp
     """The retry must be free to choose a node whose lock is free, not wait on this one again."""
 
     async def go() -> tuple[Rig, Json]:
-        r = rig(api, nodes=1, lock_wait=0.3)
+        r = rig(api, nodes=1, lock_wait_seconds=0.3)
         ann = {BIND_PHASE: "allocating", "hami.io/vgpu-node": "n0"}
         holder = {"metadata": {"name": "holder", "namespace": "ns", "annotations": ann},
                   "spec": {"nodeName": "n0"}, "status": {"phase": "Pending"}}  # fmt: skip
@@ -367,7 +318,7 @@ def test_a_queued_bind_waits_on_the_watch_not_the_api(api: FakeApi) -> None:
     lock with one compare-and-swap from the watch's copy."""
 
     async def go() -> tuple[Json, list[tuple[str, str]], list[tuple[str, str]]]:
-        r = rig(api, nodes=1, lock_wait=5)
+        r = rig(api, nodes=1, lock_wait_seconds=5)
 
         def watched_lock(value: str | None) -> Json:
             """The node's lock set (None: released, as the plugin does), as the watch shows."""
@@ -376,7 +327,7 @@ def test_a_queued_bind_waits_on_the_watch_not_the_api(api: FakeApi) -> None:
             if value is not None:
                 node["metadata"]["annotations"][NODE_LOCK] = value
             node = api.put("/api/v1/nodes", node)
-            r.ext.sync.handle_node_event(_event("MODIFIED", node))
+            r.ext.sync.handle_node_event(WatchEvent("MODIFIED", node))
             return node
 
         async def filter_then_bind(name: str) -> asyncio.Task[bytes]:

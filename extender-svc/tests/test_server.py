@@ -1,16 +1,26 @@
 """The served app over a real socket: kube-scheduler's client keeps idle connections for up to
 90 s and reuses them, so one idle past uvicorn's default keep-alive (5 s) must still answer;
-and the routes a person uses (/healthz, /readyz, the explain API) on the same connection."""
+the routes a person uses (/healthz, /readyz, the explain API) on the same connection; a
+stalled request cut at its deadline; a body nested too deep answered, not a 500; over TLS the
+verbs need kube-scheduler's client certificate; and the listening rule."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+from pathlib import Path
+from typing import Any
 
+import httpx
 import orjson
+import pytest
+from hami_common.serving import bound_port, wait_started
+from hami_common.settings import SettingsError
 from hami_common.telemetry import in_memory_tracing
+from hami_e2e.pki import ServingPki, serving_pki
 from hami_extender.app import create_app
-from hami_extender.server import KEEP_ALIVE_SECONDS, build_server
+from hami_extender.server import KEEP_ALIVE_SECONDS, build_server, certificate
 from hami_extender.settings import ExtenderSettings
 from hami_extender.testing import FakeApi
 
@@ -34,11 +44,12 @@ async def _get(
 
 
 async def _scenario(
-    idle: float, requests: list[tuple[str, str, bytes]] | None = None
-) -> list[tuple[int, bytes]]:
+    idle: float, requests: list[tuple[str, str, bytes]] | None = None,
+    settings: ExtenderSettings | None = None,
+) -> list[tuple[int, bytes]]:  # fmt: skip
     """/healthz, an idle pause, the explain API, /readyz until ready, then ``requests``, all on
     one connection."""
-    settings = ExtenderSettings(host="127.0.0.1", port=0, max_request_bytes=1024)
+    settings = settings or ExtenderSettings(host="127.0.0.1", port=0, max_request_bytes=1024)
     provider, _ = in_memory_tracing("hami-extender")
     app = create_app(settings, client=FakeApi().client(), tracer_provider=provider)
     server = build_server(settings, app)
@@ -105,3 +116,107 @@ def test_the_verbs_answer_over_http_and_keep_the_connection() -> None:
     assert passthrough[0] == 200
     assert orjson.loads(passthrough[1])["NodeNames"] == ["n1", "n2"]
     assert nowhere[0] == 404
+
+
+def test_a_body_nested_too_deep_is_an_error_in_the_result_not_a_500() -> None:
+    deep = b'{"Pod":{"metadata":{"uid":"u","name":"p"},"x":' + b"[" * 1000 + b"]" * 1000 + b"}}"
+    settings = ExtenderSettings(host="127.0.0.1", port=0)
+    answers = asyncio.run(_scenario(0, [("POST", "/filter", deep)], settings))
+    status, body = answers[3]
+    assert status == 200
+    assert "JSON nested deeper than 100 levels" in orjson.loads(body)["Error"]
+
+
+def test_a_stalled_request_is_cut_at_its_deadline() -> None:
+    settings = ExtenderSettings(host="127.0.0.1", port=0, read_body_timeout_seconds=0.5)
+
+    async def go() -> bytes:
+        app = create_app(settings, client=FakeApi().client(),
+                         tracer_provider=in_memory_tracing("hami-extender")[0])  # fmt: skip
+        server = build_server(settings, app)
+        serving = asyncio.create_task(server.serve())
+        try:
+            async with asyncio.timeout(30):
+                await wait_started(server, serving)
+                reader, writer = await asyncio.open_connection("127.0.0.1", bound_port(server))
+                writer.write(b"POST /filter HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+                data = await reader.read()
+                writer.close()
+                return data
+        finally:
+            server.should_exit = True
+            await serving
+
+    assert asyncio.run(go()).startswith(b"HTTP/1.1 408 Request Timeout")
+
+
+def _tls_settings(pki: ServingPki, **extra: Any) -> ExtenderSettings:
+    fields: dict[str, Any] = {
+        "host": "127.0.0.1", "port": 0, "cert_file": pki.server.cert, "key_file": pki.server.key,
+        "client_ca_file": pki.ca_file,
+    }  # fmt: skip
+    return ExtenderSettings(**{**fields, **extra})
+
+
+def test_over_tls_the_verbs_need_the_client_certificate_and_health_does_not(
+    tmp_path: Path,
+) -> None:
+    pki = serving_pki(tmp_path, "ext", client_name="system:kube-scheduler")
+    settings = _tls_settings(pki)
+    pod = {"metadata": {"uid": "u", "name": "p", "namespace": "ns"}, "spec": {"containers": []}}
+    body = orjson.dumps({"Pod": pod, "NodeNames": ["n1"]})
+
+    async def go() -> list[tuple[int, bytes]]:
+        tls = certificate(settings)
+        app = create_app(settings, client=FakeApi().client(),
+                         tracer_provider=in_memory_tracing("hami-extender")[0])  # fmt: skip
+        server = build_server(settings, app, tls)
+        serving = asyncio.create_task(server.serve())
+        try:
+            async with asyncio.timeout(30):
+                await wait_started(server, serving)
+                url = f"https://127.0.0.1:{bound_port(server)}"
+                verify = ssl.create_default_context(cafile=str(pki.ca_file))
+                async with httpx.AsyncClient(verify=verify, base_url=url) as anonymous:
+                    refused = await anonymous.post("/filter", content=body)
+                    health = await anonymous.get("/healthz")
+                verify.load_cert_chain(pki.client.cert, pki.client.key)
+                async with httpx.AsyncClient(verify=verify, base_url=url) as scheduler:
+                    for _ in range(200):  # the state (nothing) loads from the fake API
+                        if (await scheduler.get("/readyz")).status_code == 200:
+                            break
+                        await asyncio.sleep(0.05)
+                    served = await scheduler.post("/filter", content=body)
+                return [(r.status_code, r.content) for r in (refused, health, served)]
+        finally:
+            server.should_exit = True
+            await serving
+
+    refused, health, served = asyncio.run(go())
+    assert refused[0] == 403
+    assert b"client certificate signed by the extender's --client-ca-file" in refused[1]
+    assert health == (200, b"ok")
+    assert served[0] == 200
+    assert orjson.loads(served[1])["NodeNames"] == ["n1"]
+
+
+def test_the_listening_rule_and_the_tls_flags(tmp_path: Path) -> None:
+    pki = serving_pki(tmp_path, "ext")
+    assert certificate(ExtenderSettings()) is None  # loopback, plain HTTP
+    assert certificate(_tls_settings(pki, host="0.0.0.0")) is not None
+    cases = {
+        "--host 0.0.0.0 with no TLS": (ExtenderSettings(host="0.0.0.0"), "host (--host 0.0.0.0): "
+            "listening beyond loopback exposes /filter and /bind (which reserve devices and bind "
+            "any pod) to the network, so it needs --cert-file, --key-file, --client-ca-file; set "
+            "them, or listen on 127.0.0.1"),
+        "no client CA": (_tls_settings(pki, host="::", client_ca_file=None),
+                         "so it needs --client-ca-file; set it, or listen on 127.0.0.1"),
+        "a key without its certificate": (ExtenderSettings(key_file=pki.server.key),
+                                          "set both --cert-file and --key-file"),
+        "a client CA without TLS": (ExtenderSettings(client_ca_file=pki.ca_file),
+                                    "client_ca_file (--client-ca-file) needs TLS"),
+    }  # fmt: skip
+    for what, (settings, message) in cases.items():
+        with pytest.raises(SettingsError) as caught:
+            certificate(settings)
+        assert message in caught.value.problems[0], what

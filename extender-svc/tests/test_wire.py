@@ -123,3 +123,14 @@ def test_garbage_is_an_error_never_a_crash(body: bytes) -> None:
         else:
             continue
         assert message, "a refusal must say what was wrong"
+
+
+@pytest.mark.parametrize("value", [b"1e400", b'"\\ud800"', b"-1e999"])
+def test_json_the_core_reads_and_orjson_refuses_is_a_clear_error(value: bytes) -> None:
+    """Once an unhandled exception: HTTP 500 to kube-scheduler."""
+    pod = b'{"metadata":{"uid":"u","name":"p"},"x":' + value + b"}"
+    with pytest.raises(WireError, match=r"^ExtenderArgs: Pod: not JSON that can be read \("):
+        parse_filter_args(b'{"Pod":' + pod + b',"NodeNames":["a"]}')
+    nodes = b'{"items":[{"metadata":{"name":"n"},"x":' + value + b"}]}"
+    with pytest.raises(WireError, match=r"^ExtenderArgs: Nodes: not JSON that can be read \("):
+        parse_filter_args(b'{"Pod":{"metadata":{"uid":"u","name":"p"}},"Nodes":' + nodes + b"}")

@@ -89,3 +89,31 @@ def test_invalid_device_config_exits_2(
     ]
     assert main(argv) == 2
     assert "nvidia.gpuCorePolicy" in capsys.readouterr().err
+
+
+def _start_up_error(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """``python -m hami_webhook`` with ``argv``: its exit status and stderr."""
+    done = subprocess.run([sys.executable, "-m", "hami_webhook", *argv], capture_output=True,
+                          env=env, timeout=60, check=False)  # fmt: skip
+    return done.returncode, done.stderr.decode()
+
+
+def test_a_kubeconfig_that_does_not_load_is_one_line_naming_its_fix(
+    tls_pair_factory: Callable[[str], TlsPair], tmp_path: Path
+) -> None:
+    pair = tls_pair_factory("kc")
+    tls = ["--cert-file", str(pair.cert_file), "--key-file", str(pair.key_file), "--port", "0"]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    given = tmp_path / "missing.kubeconfig"
+    status, err = _start_up_error([*tls, "--kubeconfig", str(given)], env)
+    assert status == 2
+    assert err.count("\n") == 1
+    assert err.startswith(f"hami-webhook: cannot read kubeconfig {given}")
+    assert "fix the file that --kubeconfig names" in err
+    assert "Traceback" not in err
+
+    status, err = _start_up_error(tls, env)  # none given, no KUBECONFIG, not in a pod
+    assert status == 2
+    assert err.count("\n") == 1
+    assert "set --kubeconfig (or KUBECONFIG)" in err
+    assert "--no-quota-check --no-namespace-check" in err

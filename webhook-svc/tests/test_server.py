@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import ssl
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,44 @@ def test_an_idle_connection_stays_usable_past_the_old_keep_alive(
     _install(pair, cert_file, key_file)
     assert asyncio.run(_idle_scenario(cert_file, key_file, pair.ca_file, idle=6.5)) == [200, 200]
     assert KEEP_ALIVE_SECONDS > 90
+
+
+async def _stalled(pair: TlsPair, tmp_path: Path) -> tuple[float, bytes]:
+    """Half a request header over TLS, then nothing: what the server sends, and when."""
+    settings = WebhookSettings.load([
+        "--port", "0", "--cert-file", str(pair.cert_file), "--key-file", str(pair.key_file),
+        "--read-header-timeout-seconds", "0.5",
+    ])  # fmt: skip
+    provider, _ = in_memory_tracing("hami-webhook")
+    app = create_app(settings, tracer_provider=provider, quota=InMemoryQuotaSource(),
+                     namespaces=InMemoryNamespaceSource())  # fmt: skip
+    server, certificate = build_server(settings, app)
+    serving = asyncio.create_task(run(server, certificate, interval=5))
+    try:
+        async with asyncio.timeout(30):
+            await wait_started(server, serving)
+            context = ssl.create_default_context(cafile=str(pair.ca_file))
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", bound_port(server), ssl=context, server_hostname="127.0.0.1"
+            )
+            writer.write(b"POST /webhook HTTP/1.1\r\nHost: webh")
+            began = time.monotonic()
+            data = await reader.read()
+            took = time.monotonic() - began
+            writer.close()
+    finally:
+        server.should_exit = True
+        await serving
+    return took, data
+
+
+def test_a_stalled_request_header_is_cut_at_its_deadline(
+    tls_pair_factory: Callable[[str], TlsPair], tmp_path: Path
+) -> None:
+    took, data = asyncio.run(_stalled(tls_pair_factory("stall"), tmp_path))
+    assert took < 3
+    assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+
+
+def test_listens_on_loopback_unless_told() -> None:
+    assert WebhookSettings.load([]).host == "127.0.0.1"

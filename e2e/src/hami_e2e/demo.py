@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import hami_rustcore as core
-import httpx
 from hami_common.k8s import NAMESPACES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
 
 from hami_e2e.kubelet.node import GpuNode
@@ -221,9 +220,9 @@ async def collect(stack: HamiStack, gpu_nodes: list[GpuNode]) -> list[Outcome]:
         for ex in EXAMPLES:
             await kube.create(PODS, pod(ex), namespace=NAMESPACE)
         pods = await settle(kube, [ex.name for ex in EXAMPLES], SETTLE_SECONDS)
-    explain_url = f"http://127.0.0.1:{stack.extender_port}/api/v1/explain/{NAMESPACE}"
+    explain_url = f"{stack.extender_url()}/api/v1/explain/{NAMESPACE}"
     outcomes = []
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with stack.extender_http(timeout=10) as http:
         for ex in EXAMPLES:
             env = None
             for g in gpu_nodes:

@@ -190,3 +190,28 @@ def cluster_pki(folder: Path, service_ip: str = "10.96.0.1") -> ClusterPki:
             "front-proxy-client", common_name="front-proxy-client", client=True
         ),
     )
+
+
+@dataclass(frozen=True)
+class ServingPki:
+    """A CA of its own, a serving certificate it signed for 127.0.0.1 and localhost, and a
+    client certificate it signed (what a service with ``--client-ca-file`` and its one caller
+    need)."""
+
+    ca: CertificateAuthority
+    server: CertPair
+    client: CertPair
+
+    @property
+    def ca_file(self) -> Path:
+        return self.ca.pair.cert
+
+
+def serving_pki(folder: Path, name: str, client_name: str = "client") -> ServingPki:
+    """`ServingPki` in ``folder``: ``ca-<name>``, ``tls-<name>`` and ``client-<name>`` PEM files;
+    the client certificate's common name is ``client_name``."""
+    ca = CertificateAuthority(folder, name=f"ca-{name}")
+    server = ca.issue(f"tls-{name}", common_name="127.0.0.1", dns_names=("localhost",),
+                      ips=("127.0.0.1",), server=True)  # fmt: skip
+    client = ca.issue(f"client-{name}", common_name=client_name, client=True)
+    return ServingPki(ca, server, client)

@@ -1,6 +1,7 @@
 """The whole hami-rs control plane on the local cluster: the webhook and the extender as real
 processes (the real kube-apiserver calls the webhook over TLS; the real kube-scheduler calls the
-extender), for the demo and the end-to-end suites."""
+extender over TLS with its client certificate, both issued by the stack's own CA), for the demo
+and the end-to-end suites."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import base64
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -22,20 +24,30 @@ from hami_extender.testing import extender_config
 
 from hami_e2e.backend import Cluster, make_cluster
 from hami_e2e.components import free_port
-from hami_e2e.pki import CertificateAuthority
+from hami_e2e.pki import CertificateAuthority, ServingPki, serving_pki
 
 Json = dict[str, Any]
 
 # Namespaces whose pods the webhook sees carry this label.
 WEBHOOK_NAMESPACE_LABEL = "hami-e2e"
+# A scheduler name that no profile of the stack's kube-scheduler has: an extender started with
+# ``--scheduler-name nobody`` places pods that only a test (acting as kube-scheduler) sends it.
+MANUAL_SCHEDULER = "nobody"
 
 
 class Service:
     """A Python service as a real process in its own session, with its own log."""
 
-    def __init__(self, name: str, argv: list[str], log: Path, ready_url: str) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log: Path, ready_url: str, port: int | None = None
+    ) -> None:
         self.name, self.argv, self.log, self.ready_url = name, argv, log, ready_url
+        self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
@@ -63,33 +75,63 @@ class Service:
 
     def ready_status(self) -> int:
         try:
-            return httpx.get(self.ready_url, timeout=2).status_code
+            # Readiness of a local server whose certificate our own test CA signed.
+            return httpx.get(self.ready_url, verify=False, timeout=2).status_code  # noqa: S501
         except httpx.HTTPError:
             return 0
+
+
+def extender_pki(workdir: Path) -> ServingPki:
+    """The extender's serving certificate, and kube-scheduler's client certificate for it."""
+    return serving_pki(workdir / "extender-pki", "extender", client_name="system:kube-scheduler")
 
 
 class HamiStack:
     """A local cluster whose kube-scheduler calls our extender, plus our processes on it."""
 
-    def __init__(self, cluster: Cluster, workdir: Path, extender_port: int) -> None:
+    def __init__(
+        self, cluster: Cluster, workdir: Path, extender_port: int, extender_tls: ServingPki
+    ) -> None:
         self.cluster = cluster
         self.workdir = workdir
         self.extender_port = extender_port
+        self.extender_tls = extender_tls
         self.services: list[Service] = []
         self.extenders: list[Service] = []
 
     def extender(self, port: int | None = None, *extra: str, name: str = "extender") -> Service:
+        """Start an extender on ``port`` (default: the one kube-scheduler calls), serving HTTPS
+        with kube-scheduler's client certificate required on the verbs."""
         port = port or self.extender_port
+        tls = self.extender_tls
         argv = [sys.executable, "-m", "hami_extender", "--kubeconfig", str(self.cluster.kubeconfig),
                 "--port", str(port), "--leader-elect", "--lease-namespace", "default",
                 "--lease-duration-seconds", "4", "--identity", f"{name}-{port}",
-                "--reservation-ttl-seconds", "60", *extra]  # fmt: skip
+                "--reservation-ttl-seconds", "60", "--cert-file", str(tls.server.cert),
+                "--key-file", str(tls.server.key), "--client-ca-file", str(tls.ca_file),
+                *extra]  # fmt: skip
         svc = Service(name, argv, self.workdir / f"{name}-{port}.log",
-                      f"http://127.0.0.1:{port}/readyz")  # fmt: skip
+                      f"{self.extender_url(port)}/readyz", port=port)  # fmt: skip
         svc.start()
         self.services.append(svc)
         self.extenders.append(svc)
         return svc
+
+    def extender_on(self, port: int | None = None) -> Service:
+        """The extender last started on ``port`` (default: the one kube-scheduler calls)."""
+        port = port or self.extender_port
+        return next(s for s in reversed(self.extenders) if s.port == port)
+
+    def extender_url(self, port: int | None = None) -> str:
+        return f"https://127.0.0.1:{port or self.extender_port}"
+
+    def extender_http(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An HTTP client that trusts the extender's certificate and presents kube-scheduler's
+        (the verbs need it; health, metrics and explanations do not)."""
+        tls = self.extender_tls
+        verify = ssl.create_default_context(cafile=str(tls.ca_file))
+        verify.load_cert_chain(tls.client.cert, tls.client.key)
+        return httpx.AsyncClient(verify=verify, **kwargs)
 
     def webhook(self) -> tuple[Service, int, bytes]:
         """Starts the webhook over TLS; returns it, its port and the CA that signed it."""
@@ -113,11 +155,16 @@ class HamiStack:
         return self.cluster.client()
 
 
-def scheduler_extra(extender_port: int) -> Json:
-    """kube-scheduler with HAMi's profile calling the extender (HAMi's chart, §2.7)."""
+def scheduler_extra(extender_port: int, tls: ServingPki) -> Json:
+    """kube-scheduler with HAMi's profile calling the extender (HAMi's chart, §2.7) over HTTPS,
+    with the client certificate the extender's --client-ca-file signed."""
+    config = extender_config(
+        f"https://127.0.0.1:{extender_port}", cert_file=tls.client.cert,
+        key_file=tls.client.key, ca_file=tls.ca_file,
+    )  # fmt: skip
     return {
         "profiles": [{"schedulerName": "default-scheduler"}, {"schedulerName": "hami-scheduler"}],
-        "extenders": [extender_config(f"http://127.0.0.1:{extender_port}")],
+        "extenders": [config],
     }
 
 
@@ -147,8 +194,9 @@ async def install_webhook(kube: KubeClient, port: int, ca_pem: bytes) -> None:
 def running_stack(workdir: Path) -> Iterator[HamiStack]:
     """Starts the cluster, the webhook (installed) and one extender; stops all on exit."""
     port = free_port()
-    cluster = make_cluster(workdir / "cluster", scheduler_extra=scheduler_extra(port))
-    stack = HamiStack(cluster, workdir, port)
+    tls = extender_pki(workdir)
+    cluster = make_cluster(workdir / "cluster", scheduler_extra=scheduler_extra(port, tls))
+    stack = HamiStack(cluster, workdir, port, tls)
     try:
         cluster.start()
         webhook, wport, ca_pem = stack.webhook()

@@ -1,10 +1,12 @@
-"""``python -m hami_extender --kubeconfig admin.kubeconfig --port 8080``"""
+"""``python -m hami_extender --kubeconfig admin.kubeconfig --port 8080`` (add ``--cert-file``,
+``--key-file`` and ``--client-ca-file`` to serve kube-scheduler over TLS)"""
 
 from __future__ import annotations
 
 import sys
 
 from hami_common.k8s import ConfigError
+from hami_common.serving import CertificateError
 from hami_common.settings.main import run_service
 
 from hami_extender.server import serve
@@ -14,7 +16,8 @@ from hami_extender.settings import ExtenderSettings
 def main(argv: list[str] | None = None) -> int:
     return run_service(
         ExtenderSettings, "hami-extender", serve, argv,
-        config_errors=(ConfigError,), quiet_loggers=("httpx",),  # one line per API call otherwise
+        config_errors=(ConfigError, CertificateError),
+        quiet_loggers=("httpx",),  # one line per API call otherwise
     )  # fmt: skip
 
 

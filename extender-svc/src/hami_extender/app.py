@@ -23,7 +23,8 @@ from typing import Any
 
 import hami_rustcore as core
 import orjson
-from hami_common.k8s import ConfigError, KubeClient, load_config
+from hami_common.k8s import ClusterConfig, ConfigError, KubeClient, load_config
+from hami_common.settings.main import kubeconfig_hint
 from hami_common.telemetry import metrics_route, new_registry, setup_tracing
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
@@ -59,6 +60,18 @@ class _Runtime:
     elector: LeaderElector | None = None
 
 
+def kube_config(settings: ExtenderSettings) -> ClusterConfig:
+    """The API server's connection settings (``--kubeconfig``, ``KUBECONFIG``, in-cluster),
+    their certificate files loaded once; `ConfigError` says what to fix, by where they came
+    from."""
+    try:
+        config = load_config(settings.kubeconfig)
+        config.ssl_context()
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; {kubeconfig_hint(settings.kubeconfig)}") from None
+    return config
+
+
 def create_app(
     settings: ExtenderSettings,
     *,
@@ -66,7 +79,10 @@ def create_app(
     tracer_provider: TracerProvider | None = None,
     registry: CollectorRegistry | None = None,
 ) -> ExtenderApp:
-    """Build the app. Raises `SettingsError` when the device config file is invalid."""
+    """Build the app. Raises `SettingsError` when the device config file is invalid, and
+    `ConfigError` when no ``client`` is given and the kubeconfig does not load (so a bad one
+    fails before the server starts, not in its lifespan)."""
+    config = kube_config(settings) if client is None else None
     vendors = settings.vendors()
     cluster = core.Cluster(
         settings.node_scheduler_policy, settings.gpu_scheduler_policy, vendors=vendors,
@@ -89,14 +105,11 @@ def create_app(
                 stack.callback(provider.shutdown)
             kube = client
             if kube is None:
-                try:
-                    config = load_config(settings.kubeconfig)
-                except ConfigError as exc:
-                    raise ConfigError(f"{exc}; set --kubeconfig or KUBECONFIG") from None
+                assert config is not None  # noqa: S101  # loaded by create_app
                 kube = KubeClient(config, user_agent=SERVICE_NAME)
                 stack.push_async_callback(kube.aclose)
             sync = StateSync(kube, cluster, settings.node_label_selector)
-            events = EventSink(kube, settings.scheduler_name)
+            events = EventSink(kube, settings.scheduler_name, known=sync.pods.__contains__)
             if settings.leader_elect:
                 rt.elector = LeaderElector(
                     kube, settings.lease_name, settings.lease_namespace,
@@ -177,7 +190,9 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    return ExtenderApp(rest, verbs, settings.max_request_bytes)
+    return ExtenderApp(
+        rest, verbs, settings.max_request_bytes, client_cert=settings.client_ca_file is not None
+    )
 
 
 async def _post_only(_: Request) -> Response:
@@ -194,15 +209,23 @@ class ExtenderApp:
     """The ASGI app: ``POST /filter`` and ``POST /bind`` straight from ASGI (kube-scheduler's
     scheduling cycle is serial and waits on every /filter, so that path skips the framework's
     middleware, routing and request objects: about a sixth of its time at 5,000 nodes);
-    everything else, and the lifespan, through the Starlette app."""
+    everything else, and the lifespan, through the Starlette app. With ``client_cert`` the
+    verbs answer 403 to a client whose TLS handshake verified no certificate (see
+    `hami_common.serving.protocol`); the other routes stay open."""
 
-    def __init__(self, rest: Starlette, verbs: dict[str, Verb], limit: int) -> None:
+    def __init__(
+        self, rest: Starlette, verbs: dict[str, Verb], limit: int, *, client_cert: bool = False
+    ) -> None:
         self.rest, self.verbs, self.limit = rest, verbs, limit
+        self.client_cert = client_cert
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         verb = self.verbs.get(scope["path"]) if scope["type"] == "http" else None
         if verb is None or scope["method"] != "POST":
             await self.rest(scope, receive, send)
+            return
+        if self.client_cert and not _verified_client(scope):
+            await _respond(send, 403, FORBIDDEN)  # the body is not read (uvicorn skips it)
             return
         read = await self._body(receive)
         if read is None:  # the client went away
@@ -213,10 +236,7 @@ class ExtenderApp:
         except Exception:  # the handlers answer every error themselves; this is a bug
             log.exception("%s failed", scope["path"])
             status, answer = 500, b"Internal Server Error"
-        headers = _JSON_HEADERS if status == 200 else _TEXT_HEADERS
-        length = (b"content-length", str(len(answer)).encode())
-        await send({"type": "http.response.start", "status": status, "headers": [*headers, length]})
-        await send({"type": "http.response.body", "body": answer})
+        await _respond(send, status, answer)
 
     async def _body(self, receive: Receive) -> tuple[bytes, bool] | None:
         """The request body and whether it exceeds the limit (then the rest is drained, not
@@ -234,6 +254,24 @@ class ExtenderApp:
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks), over
+
+
+FORBIDDEN = (
+    b"a client certificate signed by the extender's --client-ca-file is required for "
+    b"/filter and /bind (kube-scheduler's extender tlsConfig certFile and keyFile)"
+)
+
+
+def _verified_client(scope: Scope) -> bool:
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    return bool(tls.get("client_cert_name"))
+
+
+async def _respond(send: Send, status: int, answer: bytes) -> None:
+    headers = _JSON_HEADERS if status == 200 else _TEXT_HEADERS
+    length = (b"content-length", str(len(answer)).encode())
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, length]})
+    await send({"type": "http.response.body", "body": answer})
 
 
 async def _sweep(extender: Extender, ttl: float, is_leader: Callable[[], bool]) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import hami_rustcore as core
-from hami_common.k8s import PODS, ApiError, Conflict, KubeClient
+from hami_common.k8s import PODS, ApiError, Conflict, KubeClient, NotFound
 from hami_common.protocol import nodelock
 from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, PHASE_ALLOCATING, VGPU_NODE
 from hami_common.telemetry import context_from_pod
@@ -47,6 +47,8 @@ from hami_extender.wire import (
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
+# bind refusals about a pod that is not ours to bind: no Event is written on it
+NOT_OUR_POD = frozenset({"other-scheduler", "wrong-pod"})
 
 
 def _devices_text(devices: list[list[core.AllocDevice]]) -> str:
@@ -152,6 +154,8 @@ class Extender:
         if not request.has_devices():
             self.metrics.decisions.labels("filter", "passthrough", "no-devices").inc()
             return filter_result(node_names=args.node_names, nodes=args.nodes)
+        if args.scheduler_name != self.settings.scheduler_name:
+            return self._other_scheduler(args, span)
         if args.nodes is not None:
             return self._simulate(args, request, span)
         now = time.time()
@@ -203,6 +207,21 @@ class Extender:
         return self.cluster.filter(
             request, names, reserve=True, now=now, prefer_idle=self.settings.prefer_idle_nodes
         )
+
+    def _other_scheduler(self, args: FilterArgs, span: Span) -> bytes:
+        """A device pod of another scheduler (kube-scheduler calls its extenders for every
+        profile): an error, and nothing reserved, so that its own scheduler's view stands."""
+        ours = self.settings.scheduler_name
+        message = (f"pod {args.key} names schedulerName {args.scheduler_name!r}; this "
+                   f"hami-extender places only pods of {ours!r} (the webhook sets it on device "
+                   "pods)")  # fmt: skip
+        self.metrics.decisions.labels("filter", "error", "other-scheduler").inc()
+        span.set_status(StatusCode.ERROR, "other scheduler")
+        self.explain.record(args.namespace, args.name, args.uid, {
+            "step": "filter", "outcome": "refused", "message": message,
+            "trace_id": f"{span.get_span_context().trace_id:032x}",
+        })  # fmt: skip
+        return filter_result(error=message)
 
     def _unschedulable(
         self, args: FilterArgs, result: core.FilterResult, failed: dict[str, str], span: Span
@@ -305,13 +324,14 @@ class Extender:
             if error:
                 span.set_status(StatusCode.ERROR, reason)
                 self.metrics.decisions.labels("bind", "error", reason).inc()
-                self.events.emit(args.namespace, args.name, args.uid, "BindingFailed", error,
-                                 warning=True)  # fmt: skip
+                if reason not in NOT_OUR_POD:  # no Event on a pod another scheduler owns
+                    self.events.emit(args.namespace, args.name, args.uid, "BindingFailed",
+                                     error, warning=True)  # fmt: skip
             else:
                 self.metrics.decisions.labels("bind", "bound", "ok").inc()
                 self.events.emit(args.namespace, args.name, args.uid, "BindingSucceed",
                                  f"Successfully binding node [{args.node}] to {args.key}",
-                                 warning=False)  # fmt: skip
+                                 warning=False, exists=True)  # fmt: skip
             self.explain.record(args.namespace, args.name, args.uid, {
                 "step": "bind", "outcome": "failed" if error else "bound", "node": args.node,
                 "error": error, "trace_id": f"{span.get_span_context().trace_id:032x}",
@@ -320,13 +340,11 @@ class Extender:
         return bind_result(error)
 
     async def _bind(self, args: BindArgs, pending: Pending | None, span: Span) -> tuple[str, str]:
+        error, reason = await self._may_bind(args, pending)
+        if error:
+            return error, reason
         held = self.cluster.pod(args.uid)
-        if held is None or held.node != args.node:
-            where = f"on node {held.node}" if held else "(none, or it expired)"
-            return (
-                f"pod {args.key} has no device reservation on node {args.node} {where}; "
-                "it will be filtered again", "no-reservation",
-            )  # fmt: skip
+        assert held is not None  # noqa: S101  # checked, and nothing awaited since
         span.set_attribute("hami.bind.devices", _devices_text(held.devices))
         error = await self._lock(args)
         if error:
@@ -367,6 +385,49 @@ class Extender:
         self.sync.pending.pop(args.uid, None)
         if carried and not self._labels_checked:
             await self._check_binding_labels(args)
+        return "", ""
+
+    async def _may_bind(self, args: BindArgs, pending: Pending | None) -> tuple[str, str]:
+        """Whether this extender may bind the pod: it holds a reservation for exactly that pod
+        (UID, namespace and name) on that node, not yet bound, and either its own filter made
+        it (in memory: the filter checked the scheduler name) or the allocation is on the pod
+        (``persist_reservation=filter`` by a previous leader, found by the pod watch), which
+        one read then confirms: same UID, our scheduler, unbound, labelled for that node. The
+        error and its reason when not; nothing is written either way."""
+        held = self.cluster.pod(args.uid)
+        if held is None or held.node != args.node:
+            where = f"on node {held.node}" if held else "(none, or it expired)"
+            return (
+                f"pod {args.key} has no device reservation on node {args.node} {where}; "
+                "it will be filtered again", "no-reservation",
+            )  # fmt: skip
+        if ((held.namespace or "default"), held.name) != (args.namespace, args.name):
+            return (f"pod UID {args.uid} is {held.namespace}/{held.name}, not {args.key}; "
+                    "not binding", "wrong-pod")  # fmt: skip
+        if held.reserved_at is None:
+            return f"pod {args.key} is bound already", "already-bound"
+        if pending is not None and pending.node == args.node:
+            return "", ""
+        try:
+            pod = await self.client.get(PODS, args.name, namespace=args.namespace)
+        except NotFound:
+            return f"pod {args.key} does not exist", "no-reservation"
+        except ApiError as exc:
+            return f"could not read pod {args.key} to check its allocation: {exc}", "api-error"
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        scheduler = spec.get("schedulerName") or "default-scheduler"
+        if meta.get("uid") != args.uid:
+            return (f"pod {args.key} was replaced (UID {meta.get('uid')}, not {args.uid}); "
+                    "not binding", "wrong-pod")  # fmt: skip
+        if scheduler != self.settings.scheduler_name:
+            ours = self.settings.scheduler_name
+            return (f"pod {args.key} names schedulerName {scheduler!r}, not {ours!r}; "
+                    "not binding", "other-scheduler")  # fmt: skip
+        if spec.get("nodeName"):
+            return f"pod {args.key} is bound already, to {spec['nodeName']}", "already-bound"
+        if (meta.get("labels") or {}).get(VGPU_NODE) != args.node:
+            return (f"pod {args.key} carries no allocation for node {args.node}; it will be "
+                    "filtered again", "no-reservation")  # fmt: skip
         return "", ""
 
     async def _check_binding_labels(self, args: BindArgs) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
+from hami_common.serving import HttpServerSettings
 from hami_common.settings import (
     DeviceConfig,
-    ServiceSettings,
     VendorTable,
     core_vendor_table,
     load_device_config,
@@ -15,20 +15,45 @@ from hami_common.settings import (
 from pydantic import Field
 
 
-class ExtenderSettings(ServiceSettings):
+class ExtenderSettings(HttpServerSettings):
     """hami-extender: the kube-scheduler extender (filter, bind, explanation API)."""
 
     env_prefix: ClassVar[str] = "HAMI_EXTENDER_"
 
-    host: str = Field(default="127.0.0.1", description="address to listen on")
+    host: str = Field(
+        default="127.0.0.1",
+        description="address to listen on. 127.0.0.1: only processes on this host (a "
+        "kube-scheduler beside it) reach the port. Any other address (0.0.0.0: every "
+        "interface) exposes /filter and /bind, which reserve devices and bind pods, to the "
+        "network, so it needs --cert-file, --key-file and --client-ca-file: only clients with a "
+        "certificate that CA signed (kube-scheduler's) may call the verbs",
+    )
     port: Annotated[int, Field(ge=0, le=65535)] = Field(
-        default=8080, description="HTTP port of /filter, /bind, health, metrics (0: a free one)"
+        default=8080,
+        description="port of /filter, /bind, health, metrics, explanations (0: a free one)",
+    )
+    cert_file: Path | None = Field(
+        default=None, description="PEM certificate chain to serve HTTPS with (reloaded on change)"
+    )
+    key_file: Path | None = Field(default=None, description="PEM private key of --cert-file")
+    client_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle: /filter and /bind then answer 403 to a client without a "
+        "certificate it signed (use a CA that signs kube-scheduler's client certificate, not "
+        "every client's); health, metrics and explanations stay open to any TLS client",
+    )
+    cert_reload_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=10.0, description="how often the TLS files are checked for changes"
     )
     kubeconfig: Path | None = Field(
         default=None, description="kubeconfig for the API (default: KUBECONFIG, in-cluster)"
     )
     scheduler_name: str = Field(
-        default="hami-scheduler", description="source component of the Events on pods"
+        default="hami-scheduler",
+        min_length=1,
+        description="the schedulerName of the pods this extender places: /filter and /bind "
+        "refuse a device pod of any other scheduler (kube-scheduler calls an extender for "
+        "every profile); also the source component of the Events on pods",
     )
     node_scheduler_policy: Literal["binpack", "spread"] = Field(
         default="binpack", description="default node policy (pods may override by annotation)"

@@ -4,6 +4,7 @@
 that make PUT a compare-and-swap and a merge-patch precondition; POST, a pod's ``binding``,
 paged lists, watches that stay open and silent; every request recorded; `intercept` to inject
 answers).
+`extender_rig` builds an `Extender` on a `FakeApi` with a few one-GPU nodes, for unit tests.
 `FakePlugin` stands in for the NVIDIA device plugin until it lands: it performs exactly the
 plugin's annotation steps after ``Allocate`` (blank the to-allocate entries, set ``bind-phase``,
 release the node lock) for every bound pod in ``allocating``. `register_annotation` is what the
@@ -16,14 +17,33 @@ import asyncio
 import contextlib
 import copy
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hami_rustcore as core
 import httpx
 import orjson
-from hami_common.k8s import PODS, ApiError, ClusterConfig, KubeClient, list_then_watch
+from hami_common.k8s import (
+    PODS,
+    ApiError,
+    ClusterConfig,
+    KubeClient,
+    WatchEvent,
+    list_then_watch,
+)
 from hami_common.protocol import nodelock
 from hami_common.protocol.annotations import BIND_PHASE, PHASE_ALLOCATING, PHASE_SUCCESS
+from hami_common.telemetry import in_memory_tracing, new_registry
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+
+from hami_extender.events import EventSink
+from hami_extender.explain import Explanations
+from hami_extender.extender import Extender
+from hami_extender.metrics import ExtenderMetrics
+from hami_extender.settings import ExtenderSettings
+from hami_extender.sync import StateSync
 
 Json = dict[str, Any]
 REGISTER = "hami.io/node-nvidia-register"
@@ -55,13 +75,26 @@ def gpu_pod(name: str, limits: Mapping[str, str], annotations: Mapping[str, str]
     return {"metadata": {"name": name, "annotations": dict(annotations or {})}, "spec": spec}
 
 
-def extender_config(url: str) -> Json:
-    """kube-scheduler's extender section, as HAMi's chart writes it (§2.7)."""
-    return {
-        "urlPrefix": url, "filterVerb": "filter", "bindVerb": "bind", "enableHTTPS": False,
+def extender_config(
+    url: str, *, cert_file: Path | None = None, key_file: Path | None = None,
+    ca_file: Path | None = None,
+) -> Json:  # fmt: skip
+    """kube-scheduler's extender section, as HAMi's chart writes it (§2.7). For an ``https://``
+    url, ``tlsConfig`` (k8s.io/kube-scheduler/config/v1 ExtenderTLSConfig) names kube-scheduler's
+    client certificate and key, which the extender's ``--client-ca-file`` must have signed, and
+    the CA that signed the extender's serving certificate (``caFile``)."""
+    https = url.startswith("https://")
+    config: Json = {
+        "urlPrefix": url, "filterVerb": "filter", "bindVerb": "bind", "enableHTTPS": https,
         "nodeCacheCapable": True, "weight": 1, "httpTimeout": "30s",
         "managedResources": [{"name": n, "ignoredByScheduler": True} for n in MANAGED_RESOURCES],
     }  # fmt: skip
+    files = {"certFile": cert_file, "keyFile": key_file, "caFile": ca_file}
+    if any(files.values()):
+        if not https:
+            raise ValueError(f"a tlsConfig needs an https:// urlPrefix, not {url}")
+        config["tlsConfig"] = {key: str(path) for key, path in files.items() if path is not None}
+    return config
 
 
 class FakePlugin:
@@ -222,3 +255,39 @@ class FakeApi:
             updated = copy.deepcopy(current)
             _merge(updated, body)
         return httpx.Response(200, json=self.put(path.rsplit("/", 1)[0], updated))
+
+
+@dataclass
+class Rig:
+    """An `Extender` on a `FakeApi`, with what tests read back: spans, metrics, events."""
+
+    api: FakeApi
+    ext: Extender
+    spans: InMemorySpanExporter
+    registry: CollectorRegistry
+    events: EventSink
+
+
+def extender_rig(api: FakeApi, nodes: int = 3, **settings: Any) -> Rig:
+    """An Extender on ``nodes`` nodes ``n0``.. of one 16 GB GPU each, state synced, leading;
+    ``settings`` are `ExtenderSettings` fields (must run inside an event loop)."""
+    client = api.client()
+    cluster = core.Cluster("binpack", "spread")
+    listed = []
+    for n in range(nodes):
+        dev = core.Device(f"gpu-{n}", 10, 16000, 100, "NVIDIA-T4")
+        register = {REGISTER: core.encode_node_devices([dev])}
+        obj = {"metadata": {"name": f"n{n}", "annotations": register}}
+        listed.append(api.put("/api/v1/nodes", obj))
+    sync = StateSync(client, cluster)
+    sync.handle_node_event(WatchEvent("SYNC", {"items": listed}))
+    sync.handle_pod_event(WatchEvent("SYNC", {"items": []}))
+    registry = new_registry()
+    provider, spans = in_memory_tracing("hami-extender")
+    events = EventSink(client, "hami-scheduler", known=sync.pods.__contains__)
+    ext = Extender(
+        ExtenderSettings(**settings), cluster=cluster, sync=sync, client=client, events=events,
+        explanations=Explanations(10), metrics=ExtenderMetrics(registry, cluster),
+        tracer=provider.get_tracer("t"), is_leader=lambda: True,
+    )  # fmt: skip
+    return Rig(api, ext, spans, registry, events)

@@ -4,7 +4,11 @@
 configured as HAMi's chart does (§2.7: ``nodeCacheCapable``, filter and bind verbs, the device
 resources ``ignoredByScheduler``), the webhook as a real process that the real kube-apiserver calls
 over TLS, and the extender as a real process (so tests can kill it), all from
-`hami_e2e.stack` (which the demo shares). `FakePlugin` writes the node registration annotation
+`hami_e2e.stack` (which the demo shares). The extender serves HTTPS and kube-scheduler presents
+its client certificate. `manual_extender` (session) is a second extender that places only pods
+of the scheduler name ``nobody``, which no kube-scheduler profile has: tests act as
+kube-scheduler there, calling its verbs in the order they need. `FakePlugin` writes the node
+registration annotation
 and performs exactly the plugin's steps after Allocate (blank the to-allocate entries,
 ``bind-phase=success``, release the node lock); `test_nvidia_plugin.py` runs the real plugin.
 """
@@ -25,8 +29,14 @@ from hami_common.k8s import (
     KubeClient,
     NotFound,
 )
+from hami_e2e.components import free_port
 from hami_e2e.nodes import NodePool, create_nodes, delete_nodes
-from hami_e2e.stack import WEBHOOK_NAMESPACE_LABEL, HamiStack, running_stack
+from hami_e2e.stack import (
+    MANUAL_SCHEDULER,
+    WEBHOOK_NAMESPACE_LABEL,
+    HamiStack,
+    running_stack,
+)
 from hami_extender.testing import REGISTER, register_annotation
 
 Json = dict[str, Any]
@@ -45,6 +55,16 @@ async def register_nodes(kube: KubeClient, pool: NodePool) -> list[str]:
 def hami_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HamiStack]:
     with running_stack(tmp_path_factory.mktemp("hami-stack")) as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def manual_extender(hami_stack: HamiStack) -> int:
+    """The port of an extender for pods of ``nobody`` (its own Lease; kube-scheduler never calls
+    it)."""
+    port = free_port()
+    hami_stack.extender(port, "--scheduler-name", MANUAL_SCHEDULER, "--lease-name",
+                        "hami-extender-manual", name="manual").wait_ready(60)  # fmt: skip
+    return port
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 import hami_rustcore as core
-import httpx
 import pytest
-from hami_common.k8s import EVENTS, PODS, KubeClient
+from hami_common.k8s import EVENTS, NODES, PODS, KubeClient
+from hami_common.protocol.annotations import NODE_LOCK
 from hami_e2e.nodes import NodePool
 from hami_extender.testing import ALLOCATED, FakePlugin, gpu_pod
 
@@ -28,6 +28,14 @@ async def wait_bound(kube: KubeClient, ns: str, name: str, within: float = 60) -
         if time.monotonic() > deadline:
             raise AssertionError(f"{ns}/{name} not bound: {pod.get('status')}")
         await asyncio.sleep(0.2)
+
+
+async def wait_unlocked(kube: KubeClient, node: str, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    while NODE_LOCK in ((await kube.get(NODES, node))["metadata"].get("annotations") or {}):
+        assert time.monotonic() < deadline, f"the lock of {node} was never released"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # and the extender's node watch has shown it
 
 
 def devices_of(pod: Json) -> list[list[core.AllocDevice]]:
@@ -145,6 +153,8 @@ def test_binpack_packs_and_spread_spreads(hami_stack, hami_ns, gpu_nodes) -> Non
             await kube.create(PODS, gpu_pod(name, limits, {
                 "hami.io/node-scheduler-policy": policy}), namespace=hami_ns)  # fmt: skip
             placed[name] = (await wait_bound(kube, hami_ns, name))["spec"]["nodeName"]
+            # allocated, its node's lock released: else the next pod prefers the idle node
+            await wait_unlocked(kube, placed[name])
         return placed
 
     placed = run(hami_stack, hami_ns, go)
@@ -167,8 +177,8 @@ def test_too_big_stays_pending_with_the_reason(hami_stack, hami_ns, gpu_nodes) -
                 break
             await asyncio.sleep(0.3)
         pod = await kube.get(PODS, "huge", namespace=hami_ns)
-        async with httpx.AsyncClient() as http:
-            url = f"http://127.0.0.1:{hami_stack.extender_port}/api/v1/explain/{hami_ns}/huge"
+        async with hami_stack.extender_http() as http:
+            url = f"{hami_stack.extender_url()}/api/v1/explain/{hami_ns}/huge"
             explain = (await http.get(url)).json()
         return pod, mine, explain
 

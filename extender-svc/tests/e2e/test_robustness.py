@@ -1,5 +1,6 @@
-"""The node lock's HAMi bugs, a burst of 200 pods with the extender killed in the middle, and a
-Lease handover, all on the real control plane."""
+"""The node lock's HAMi bugs, a burst of 200 pods with the extender killed in the middle, a
+Lease handover, and what a caller without kube-scheduler's certificate or its pods gets, all on
+the real control plane."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import hami_rustcore as core
-import httpx
 import orjson
 import pytest
 from hami_common.k8s import NODES, PODS, KubeClient
@@ -18,6 +18,7 @@ from hami_common.protocol import nodelock
 from hami_common.protocol.annotations import NODE_LOCK
 from hami_e2e.components import free_port
 from hami_e2e.nodes import NodePool
+from hami_e2e.stack import MANUAL_SCHEDULER, HamiStack
 from hami_extender.testing import ALLOCATED, FakePlugin, gpu_pod
 
 pytestmark = pytest.mark.e2e
@@ -25,37 +26,49 @@ Json = dict[str, Any]
 LIMITS = {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "8000", "nvidia.com/gpucores": "25"}
 
 
-async def post(port: int, verb: str, body: Json) -> Json:
-    async with httpx.AsyncClient(timeout=40) as http:
-        resp = await http.post(f"http://127.0.0.1:{port}/{verb}", content=orjson.dumps(body))
+async def post(stack: HamiStack, port: int, verb: str, body: Json) -> Json:
+    """A verb as kube-scheduler calls it: HTTPS, with its client certificate."""
+    async with stack.extender_http(timeout=40) as http:
+        resp = await http.post(f"{stack.extender_url(port)}/{verb}", content=orjson.dumps(body))
         return dict(resp.json())
 
 
 async def unscheduled_pod(kube: KubeClient, ns: str, name: str) -> Json:
-    """A device pod kube-scheduler ignores (no such scheduler), so the test drives the verbs."""
-    return await kube.create(PODS, gpu_pod(name, LIMITS, scheduler="nobody"), namespace=ns)
+    """A device pod kube-scheduler ignores (no such profile) and `manual_extender` serves, so
+    the test drives the verbs."""
+    return await kube.create(PODS, gpu_pod(name, LIMITS, scheduler=MANUAL_SCHEDULER),
+                             namespace=ns)  # fmt: skip
 
 
-async def filter_and_bind(port: int, pod: Json, node: str) -> str:
-    answer = await post(port, "filter", {"Pod": pod, "NodeNames": [node]})
+async def filter_and_bind(stack: HamiStack, port: int, pod: Json, node: str) -> str:
+    answer = await post(stack, port, "filter", {"Pod": pod, "NodeNames": [node]})
     assert answer["NodeNames"] == [node], answer
     meta = pod["metadata"]
-    bound = await post(port, "bind", {"PodName": meta["name"], "PodNamespace": meta["namespace"],
-                                      "PodUID": meta["uid"], "Node": node})  # fmt: skip
+    bound = await post(stack, port, "bind", {
+        "PodName": meta["name"], "PodNamespace": meta["namespace"], "PodUID": meta["uid"],
+        "Node": node})  # fmt: skip
     return str(bound["Error"])
+
+
+async def bound(kube: KubeClient, ns: str, name: str, within: float = 60) -> Json:
+    deadline = time.monotonic() + within
+    while not (pod := await kube.get(PODS, name, namespace=ns))["spec"].get("nodeName"):
+        assert time.monotonic() < deadline, f"{ns}/{name} not bound: {pod.get('status')}"
+        await asyncio.sleep(0.2)
+    return pod
 
 
 async def lock_value(kube: KubeClient, node: str) -> str | None:
     return ((await kube.get(NODES, node))["metadata"].get("annotations") or {}).get(NODE_LOCK)
 
 
-def test_2214_failed_bind_never_leaks_the_lock(hami_stack, hami_ns, gpu_nodes) -> None:
+def test_2214_failed_bind_never_leaks_the_lock(hami_stack, hami_ns, gpu_nodes, manual_extender):
     [node] = gpu_nodes(NodePool(name="lk2214", count=1, devices_per_node=2))
 
     async def go() -> tuple[str, str | None]:
         async with hami_stack.client() as kube:
             pod = await unscheduled_pod(kube, hami_ns, "doomed")
-            answer = await post(hami_stack.extender_port, "filter",
+            answer = await post(hami_stack, manual_extender, "filter",
                                 {"Pod": pod, "NodeNames": [node]})  # fmt: skip
             assert answer["NodeNames"] == [node]
             # The pod is bound elsewhere behind our back: our Binding must fail.
@@ -71,7 +84,7 @@ def test_2214_failed_bind_never_leaks_the_lock(hami_stack, hami_ns, gpu_nodes) -
                 name="doomed",
                 subresource="binding",
             )
-            error = (await post(hami_stack.extender_port, "bind", {
+            error = (await post(hami_stack, manual_extender, "bind", {
                 "PodName": "doomed", "PodNamespace": hami_ns, "PodUID": pod["metadata"]["uid"],
                 "Node": node}))["Error"]  # fmt: skip
             return error, await lock_value(kube, node)
@@ -81,25 +94,27 @@ def test_2214_failed_bind_never_leaks_the_lock(hami_stack, hami_ns, gpu_nodes) -
     assert lock is None  # HAMi #2214 leaked it here
 
 
-def test_3096_a_live_holder_keeps_its_lock_past_hamis_expiry(hami_stack, hami_ns, gpu_nodes):
+def test_3096_a_live_holder_keeps_its_lock_past_hamis_expiry(
+    hami_stack, hami_ns, gpu_nodes, manual_extender
+):
     [node] = gpu_nodes(NodePool(name="lk3096", count=1, devices_per_node=2))
 
     async def go() -> tuple[str, str, str]:
         async with hami_stack.client() as kube:
             first = await unscheduled_pod(kube, hami_ns, "first")
-            assert await filter_and_bind(hami_stack.extender_port, first, node) == ""
+            assert await filter_and_bind(hami_stack, manual_extender, first, node) == ""
             # The holder's Allocate is slow: make its lock older than HAMi's 5-minute expiry.
             old = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
             await kube.patch(NODES, node, {"metadata": {"annotations": {
                 NODE_LOCK: f"{old},{hami_ns},first"}}})  # fmt: skip
             second = await unscheduled_pod(kube, hami_ns, "second")
-            error = await filter_and_bind(hami_stack.extender_port, second, node)
+            error = await filter_and_bind(hami_stack, manual_extender, second, node)
             # HAMi #3096 handed the lock over here; the two pods then swapped limits.
             holder = str(await lock_value(kube, node))
             # The first pod's plugin step finishes: now the second may bind. The refused bind
             # gave its reservation back, so kube-scheduler's retry filters again, then binds.
             await FakePlugin(kube).allocate(await kube.get(PODS, "first", namespace=hami_ns))
-            retry = await filter_and_bind(hami_stack.extender_port, second, node)
+            retry = await filter_and_bind(hami_stack, manual_extender, second, node)
             return error, holder, retry
 
     error, holder, retry = asyncio.run(go())
@@ -108,13 +123,15 @@ def test_3096_a_live_holder_keeps_its_lock_past_hamis_expiry(hami_stack, hami_ns
     assert retry == ""
 
 
-def test_1433_a_substring_named_pod_cannot_release_the_lock(hami_stack, hami_ns, gpu_nodes):
+def test_1433_a_substring_named_pod_cannot_release_the_lock(
+    hami_stack, hami_ns, gpu_nodes, manual_extender
+):
     [node] = gpu_nodes(NodePool(name="lk1433", count=1, devices_per_node=2))
 
     async def go() -> tuple[bool, str | None]:
         async with hami_stack.client() as kube:
             holder = await unscheduled_pod(kube, hami_ns, "gpu-pod-1")
-            assert await filter_and_bind(hami_stack.extender_port, holder, node) == ""
+            assert await filter_and_bind(hami_stack, manual_extender, holder, node) == ""
             # A pod whose name is a suffix of the holder's finishes and releases "its" lock.
             released = await nodelock.release(kube, node, hami_ns, "pod-1")
             return released, await lock_value(kube, node)
@@ -151,7 +168,7 @@ def test_200_pods_with_the_extender_killed_midway(hami_stack, hami_ns, gpu_nodes
                 pods = (await kube.list(PODS, namespace=hami_ns))["items"]
                 bound = [p for p in pods if p["spec"].get("nodeName")]
                 if not killed and len(bound) >= 60:
-                    victim = hami_stack.extenders[-1]
+                    victim = hami_stack.extender_on()
                     victim.kill()
                     hami_stack.extender().wait_ready(60)
                     killed = True
@@ -184,20 +201,20 @@ def test_standby_takes_over_within_seconds_and_keeps_allocations(hami_stack, ham
 
     async def go() -> tuple[float, Json]:
         async with hami_stack.client() as kube, FakePlugin(kube, hami_ns).running():
-            first = await unscheduled_pod(kube, hami_ns, "held")
-            assert await filter_and_bind(hami_stack.extender_port, first, node) == ""
-            leader = hami_stack.extenders[-2]
-            leader.kill()  # SIGKILL: no Lease release
+            await kube.create(PODS, gpu_pod("held", LIMITS), namespace=hami_ns)
+            await bound(kube, hami_ns, "held")  # by kube-scheduler and the leader
+            hami_stack.extender_on().kill()  # the leader; SIGKILL: no Lease release
             began = time.monotonic()
             while standby.ready_status() != 200:
                 assert time.monotonic() - began < 30, "the standby never took over"
                 await asyncio.sleep(0.1)
             took = time.monotonic() - began
-            # 8000 MiB more would exceed the one 16000 MiB card only if "held" were forgotten.
-            second = await unscheduled_pod(kube, hami_ns, "second")
-            big = dict(second)
-            big["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpumem"] = "9000"
-            answer = await post(port, "filter", {"Pod": big, "NodeNames": [node]})
+            # 9000 MiB more would exceed the one 16000 MiB card only if "held" were forgotten;
+            # kube-scheduler would send this pod, as the leader's scheduler name.
+            big = gpu_pod("second", {**LIMITS, "nvidia.com/gpumem": "9000"},
+                          scheduler="hami-scheduler")  # fmt: skip
+            big["metadata"].update(namespace=hami_ns, uid="uid-second")
+            answer = await post(hami_stack, port, "filter", {"Pod": big, "NodeNames": [node]})
             return took, answer
 
     took, answer = asyncio.run(go())
@@ -207,3 +224,37 @@ def test_standby_takes_over_within_seconds_and_keeps_allocations(hami_stack, ham
     # The standby now serves the scheduler's port too: restart a leader on it for later tests.
     standby.kill()
     hami_stack.extender().wait_ready(60)
+
+
+def test_a_pod_filtered_before_a_restart_binds_after_it(hami_stack, hami_ns, gpu_nodes):
+    """With --persist-reservation filter (as HAMi) the allocation is on the pod from /filter on:
+    an extender restarted between a pod's filter and its bind finds it in the API, reads the pod
+    back (same UID, its scheduler, unbound, labelled for that node), and binds it."""
+    [node] = gpu_nodes(NodePool(name="rst", count=1, devices_per_node=1))
+    port = free_port()
+    flags = ("--scheduler-name", MANUAL_SCHEDULER, "--lease-name", "hami-extender-restart",
+             "--persist-reservation", "filter")  # fmt: skip
+    hami_stack.extender(port, *flags, name="before").wait_ready(60)
+
+    async def filtered() -> Json:
+        async with hami_stack.client() as kube:
+            pod = await unscheduled_pod(kube, hami_ns, "carried")
+            answer = await post(hami_stack, port, "filter", {"Pod": pod, "NodeNames": [node]})
+            assert answer["NodeNames"] == [node], answer
+            return pod
+
+    pod = asyncio.run(filtered())
+    hami_stack.extender_on(port).kill()  # SIGKILL between filter and bind
+    hami_stack.extender(port, *flags, name="after").wait_ready(60)
+
+    async def bind() -> tuple[str, Json]:
+        async with hami_stack.client() as kube, FakePlugin(kube, hami_ns).running():
+            answer = await post(hami_stack, port, "bind", {
+                "PodName": "carried", "PodNamespace": hami_ns, "PodUID": pod["metadata"]["uid"],
+                "Node": node})  # fmt: skip
+            return str(answer["Error"]), await bound(kube, hami_ns, "carried")
+
+    error, after = asyncio.run(bind())
+    hami_stack.extender_on(port).kill()
+    assert error == ""
+    assert after["spec"]["nodeName"] == node

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import sys
 
+from hami_common.k8s import ConfigError
+from hami_common.serving import CertificateError
 from hami_common.settings.main import run_service
 
 from hami_webhook.server import serve
 from hami_webhook.settings import WebhookSettings
-from hami_webhook.tls import CertificateError
 
 
 def main(argv: list[str] | None = None) -> int:
     return run_service(
-        WebhookSettings, "hami-webhook", serve, argv, config_errors=(CertificateError,)
+        WebhookSettings, "hami-webhook", serve, argv, config_errors=(CertificateError, ConfigError)
     )
 
 

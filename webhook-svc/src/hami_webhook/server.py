@@ -1,19 +1,27 @@
-"""Serve the app over TLS with uvicorn, reloading the certificate when its files change."""
+"""Serve the app over TLS with uvicorn, reloading the certificate when its files change.
+
+The webhook serves TLS only, so the listening rule (`hami_common.serving.server`) always holds;
+it listens on 127.0.0.1 unless ``--host`` says otherwise, like every hami-rs server. The
+kubeconfig (when a check needs the API) and the certificate are loaded before the server
+starts, so a bad one is one line and exit status 2, not a traceback from the lifespan.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import socket
 
 import uvicorn
+from hami_common.k8s import ConfigError, load_config
+from hami_common.serving import ReloadingCertificate, bound_port, run, wait_started
+from hami_common.serving import build_server as _build
 from hami_common.settings import SettingsError
+from hami_common.settings.main import kubeconfig_hint
 from starlette.applications import Starlette
 
 from hami_webhook.app import create_app
 from hami_webhook.settings import WebhookSettings
-from hami_webhook.tls import ReloadingCertificate
+
+__all__ = ["KEEP_ALIVE_SECONDS", "bound_port", "build_server", "run", "serve", "wait_started"]
 
 log = logging.getLogger(__name__)
 # The API server's webhook client (Go net/http) keeps idle connections for 90 s and reuses them;
@@ -32,55 +40,29 @@ def build_server(
              "set --cert-file and --key-file (or HAMI_WEBHOOK_CERT_FILE / HAMI_WEBHOOK_KEY_FILE)"]
         )  # fmt: skip
     certificate = ReloadingCertificate(settings.cert_file, settings.key_file)
-    config = uvicorn.Config(
-        app if app is not None else create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        ssl_certfile=str(settings.cert_file),
-        ssl_keyfile=str(settings.key_file),
-        lifespan="on",
-        http="httptools",  # the C HTTP parser (h11, pure Python, costs more per request)
+    server = _build(
+        app if app is not None else create_app(settings), settings, port=settings.port,
+        tls=certificate.context, keep_alive=KEEP_ALIVE_SECONDS, graceful_shutdown=10,
         log_level=settings.log_level,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
-    config.load()
-    config.ssl = certificate.context  # replace uvicorn's own, which never reloads
-    return uvicorn.Server(config), certificate
+    )  # fmt: skip
+    return server, certificate
 
 
-def bound_port(server: uvicorn.Server) -> int:
-    """The port a started server listens on (useful with port 0)."""
-    for listener in server.servers:
-        for sock in listener.sockets:
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                return int(sock.getsockname()[1])
-    raise RuntimeError("server is not listening")
-
-
-async def wait_started(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
-    """Wait until `server` listens (wrap in ``asyncio.timeout``); uvicorn has only a flag."""
-    while not server.started:
-        if serving.done():
-            serving.result()  # raise the start-up error
-            raise RuntimeError("the server exited before it started listening")
-        await asyncio.sleep(0.01)
-
-
-async def run(server: uvicorn.Server, certificate: ReloadingCertificate, interval: float) -> None:
-    """Serve until the server exits, checking the certificate every `interval` seconds."""
-    watcher = asyncio.create_task(certificate.watch(interval))
+def check_kubeconfig(settings: WebhookSettings) -> None:
+    """Load the kubeconfig the quota and namespace checks will use, to fail before serving."""
+    if not settings.uses_kube_api:
+        return
     try:
-        await server.serve()
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        load_config(settings.kubeconfig)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{exc}; {kubeconfig_hint(settings.kubeconfig)}; or run without the API: "
+            "--no-quota-check --no-namespace-check"
+        ) from None
 
 
 async def serve(settings: WebhookSettings) -> None:
     """Run until SIGINT/SIGTERM; the certificate is checked every ``cert_reload_seconds``."""
     server, certificate = build_server(settings)
+    check_kubeconfig(settings)
     await run(server, certificate, settings.cert_reload_seconds)

@@ -5,16 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar
 
-from hami_common.settings import DeviceConfig, ServiceSettings, load_device_config
+from hami_common.serving import HttpServerSettings
+from hami_common.settings import DeviceConfig, load_device_config
 from pydantic import Field
 
 
-class WebhookSettings(ServiceSettings):
+class WebhookSettings(HttpServerSettings):
     """hami-webhook: the mutating admission webhook for accelerator-sharing pods."""
 
     env_prefix: ClassVar[str] = "HAMI_WEBHOOK_"
 
-    host: str = Field(default="0.0.0.0", description="address to listen on")  # noqa: S104
+    host: str = Field(
+        default="127.0.0.1",
+        description="address to listen on: 127.0.0.1 reaches only this host (an API server on "
+        "it); 0.0.0.0 (every interface, as in a Deployment) exposes admission, /metrics and "
+        "health to the network, over TLS (the webhook serves TLS only)",
+    )
     port: Annotated[int, Field(ge=0, le=65535)] = Field(
         default=8443, description="HTTPS port (0 picks a free one)"
     )

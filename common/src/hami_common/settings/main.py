@@ -1,13 +1,16 @@
 """The ``python -m`` entry point the HTTP services share: settings from the command line and the
 environment, logging, then the server on uvloop; a configuration error is one line on stderr
-and exit status 2, never a traceback."""
+per problem and exit status 2, never a traceback. A service loads everything it can fail on
+(kubeconfig, certificates, device config) in ``serve`` before its server starts, so that such an
+error reaches here rather than uvicorn's lifespan."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvloop
@@ -16,6 +19,20 @@ from hami_common.settings.errors import SettingsError
 from hami_common.settings.service import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
+
+
+def kubeconfig_hint(given: Path | None, environ: Mapping[str, str] | None = None) -> str:
+    """What to do about a kubeconfig that did not load, by where it came from: the file that
+    ``--kubeconfig`` named, the one ``KUBECONFIG`` named, the in-cluster service account, or
+    none of these (then ``~/.kube/config`` was tried)."""
+    env = os.environ if environ is None else environ
+    if given is not None:
+        return "fix the file that --kubeconfig names, or name another"
+    if env.get("KUBECONFIG"):
+        return "fix the file that KUBECONFIG names, or set --kubeconfig"
+    if env.get("KUBERNETES_SERVICE_HOST"):
+        return "mount the pod's service account token, or set --kubeconfig"
+    return "set --kubeconfig (or KUBECONFIG), or run in a pod with a service account"
 
 
 def run_service(
@@ -29,7 +46,7 @@ def run_service(
 ) -> int:
     """Load ``settings_type`` (CLI ``argv``, default ``sys.argv[1:]``, then ``HAMI_*`` env), set
     up logging (``quiet_loggers`` at WARNING) and run ``serve(settings)`` until it returns.
-    `SettingsError` and ``config_errors`` exit 2 with the message."""
+    `SettingsError` (one line per problem) and ``config_errors`` exit 2 with the message."""
     handled: tuple[type[Exception], ...] = (SettingsError, *config_errors)
     try:
         settings = settings_type.load(sys.argv[1:] if argv is None else argv, os.environ, prog=prog)
@@ -40,8 +57,13 @@ def run_service(
         for name in quiet_loggers:
             logging.getLogger(name).setLevel(logging.WARNING)
         uvloop.run(serve(settings))  # libuv's event loop: faster than asyncio's own
-    except handled as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"{prog}: invalid setting {problem}", file=sys.stderr)
+        return 2
+    except handled as exc:  # one line, even for a message that quotes a YAML parser's
+        text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"{prog}: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
