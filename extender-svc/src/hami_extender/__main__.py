@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from hami_common.k8s import ConfigError
-from hami_common.settings.main import run_service
+from hami_common.settings.main import package_version, run_service
 
 from hami_extender.server import serve
 from hami_extender.settings import ExtenderSettings
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_service(
         ExtenderSettings, "hami-extender", serve, argv,
         config_errors=(ConfigError,), quiet_loggers=("httpx",),  # one line per API call otherwise
+        version=package_version("hami-extender"),
     )  # fmt: skip
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from hami_common.settings.main import run_service
+from hami_common.settings.main import package_version, run_service
 
 from hami_webhook.server import serve
 from hami_webhook.settings import WebhookSettings
@@ -13,8 +13,9 @@ from hami_webhook.tls import CertificateError
 
 def main(argv: list[str] | None = None) -> int:
     return run_service(
-        WebhookSettings, "hami-webhook", serve, argv, config_errors=(CertificateError,)
-    )
+        WebhookSettings, "hami-webhook", serve, argv, config_errors=(CertificateError,),
+        version=package_version("hami-webhook"),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
