@@ -2,9 +2,11 @@
 
 `python -m hami_e2e.build` (or `just build-cluster`) builds etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler, kubectl, kwok and helm from the modules pinned in
-``e2e/tools/`` into ``$HAMI_CACHE/k8s/<key>/bin``, where the key names every version. It is a
-no-op when that folder is complete. Builds are serialised by a lock file, written into a
-temporary folder and renamed into place, so an interrupted build never leaves a half cache.
+``e2e/tools/`` into ``$HAMI_CACHE/k8s/<key>/bin``, where the key names every version, and the
+trace store Jaeger into ``$HAMI_CACHE/jaeger/<version>_r<rev>/bin`` (a folder of its own, so
+a Jaeger bump never rebuilds Kubernetes). Each is a no-op when its folder is complete. Builds
+are serialised by a lock file, written into a temporary folder and renamed into place, so an
+interrupted build never leaves a half cache.
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ class BuildError(RuntimeError):
     """A step of the build failed; the message says which and shows the tail of its log."""
 
 
+def _read_versions(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise BuildError(f"{path}: line {raw!r} is not NAME=VALUE")
+        values[name.strip()] = value.strip()
+    return values
+
+
 @dataclass(frozen=True)
 class Versions:
     k8s: str
@@ -60,15 +75,7 @@ class Versions:
     @classmethod
     def load(cls, path: Path | None = None) -> Versions:
         path = path or tools_dir() / "versions.env"
-        values: dict[str, str] = {}
-        for raw in path.read_text().splitlines():
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            name, sep, value = line.partition("=")
-            if not sep:
-                raise BuildError(f"{path}: line {raw!r} is not NAME=VALUE")
-            values[name.strip()] = value.strip()
+        values = _read_versions(path)
         try:
             return cls(
                 k8s=values["K8S_VERSION"],
@@ -126,6 +133,44 @@ class Layout:
 def layout(versions: Versions | None = None, cache: Path | None = None) -> Layout:
     versions = versions or Versions.load()
     return Layout((cache or cache_root()) / "k8s" / versions.key)
+
+
+JAEGER_PACKAGE = "github.com/jaegertracing/jaeger/cmd/jaeger"
+
+
+@dataclass(frozen=True)
+class JaegerLayout:
+    """Where one Jaeger version lives in the cache: ``jaeger/<version>_r<rev>/bin/jaeger``."""
+
+    root: Path
+    version: str
+    rev: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.version}_r{self.rev}"
+
+    @property
+    def binary(self) -> Path:
+        return self.root / "bin" / "jaeger"
+
+    @property
+    def marker(self) -> Path:
+        return self.root / "complete.json"
+
+    def is_complete(self) -> bool:
+        return self.marker.is_file() and os.access(self.binary, os.X_OK)
+
+
+def jaeger_layout(cache: Path | None = None, versions: Path | None = None) -> JaegerLayout:
+    """The cache folder of the pinned Jaeger (``JAEGER_VERSION``, ``JAEGER_BUILD_REV``)."""
+    path = versions or tools_dir() / "versions.env"
+    values = _read_versions(path)
+    try:
+        version, rev = values["JAEGER_VERSION"], values["JAEGER_BUILD_REV"]
+    except KeyError as exc:
+        raise BuildError(f"{path}: {exc.args[0]} is missing") from None
+    return JaegerLayout((cache or cache_root()) / "jaeger" / f"{version}_r{rev}", version, rev)
 
 
 def _log(msg: str) -> None:
@@ -277,8 +322,15 @@ def _lock(path: Path) -> Iterator[None]:
 
 
 def ensure_built(cache: Path | None = None) -> tuple[Layout, float | None]:
-    """Build the binaries unless the cache has them. Returns the layout and the cold build
-    time in seconds, or None when the cache was warm."""
+    """Build the control-plane binaries and Jaeger unless the cache has them. Returns the
+    control plane's layout and its cold build time in seconds, or None when it was cached."""
+    built = ensure_control_plane(cache)
+    ensure_jaeger(cache)
+    return built
+
+
+def ensure_control_plane(cache: Path | None = None) -> tuple[Layout, float | None]:
+    """The Kubernetes binaries (see `ensure_built`)."""
     versions = Versions.load()
     lay = layout(versions, cache)
     if lay.is_complete():
@@ -324,6 +376,53 @@ def _build(versions: Versions, lay: Layout) -> float:
     return seconds
 
 
+def ensure_jaeger(cache: Path | None = None) -> tuple[JaegerLayout, float | None]:
+    """Build Jaeger unless the cache has it. Returns its layout and the cold build time in
+    seconds, or None when the cache was warm."""
+    lay = jaeger_layout(cache)
+    if lay.is_complete():
+        _log(f"jaeger cache is warm: {lay.binary}")
+        return lay, None
+    with _lock(lay.root.parent / f".{lay.key}.lock"):
+        if lay.is_complete():
+            _log(f"jaeger cache is warm: {lay.binary}")
+            return lay, None
+        return lay, _build_jaeger(lay)
+
+
+def _jaeger_ldflags(lay: JaegerLayout) -> str:
+    pkg = "github.com/jaegertracing/jaeger/internal/version"
+    return f"-s -w -X {pkg}.latestVersion={lay.version} -X {pkg}.commitSHA=module-{lay.version}"
+
+
+def _build_jaeger(lay: JaegerLayout) -> float:
+    go_version = check_go()
+    start = time.monotonic()
+    work = lay.root.with_name(lay.root.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "bin").mkdir(parents=True)
+    log = work / "build.log"
+    cwd = tools_dir() / "jaeger"
+    _log(f"cold build of jaeger {lay.key} with {go_version} into {lay.root}")
+    _log(f"log: {log} (the final copy stays in the cache folder)")
+    _run_logged(["go", "mod", "download"], cwd, log, "jaeger: download modules")
+    cmd = ["go", "build", "-v", "-ldflags", _jaeger_ldflags(lay)]
+    cmd += ["-o", str(work / "bin" / "jaeger"), JAEGER_PACKAGE]
+    total = _count_packages(cwd, [], [JAEGER_PACKAGE])
+    _run_logged(cmd, cwd, log, "jaeger: compile jaeger", total)
+    seconds = time.monotonic() - start
+    (work / "complete.json").write_text(
+        json.dumps(
+            {"jaeger": lay.version, "build_rev": lay.rev, "go": go_version,
+             "build_seconds": round(seconds)}
+        ) + "\n"
+    )  # fmt: skip
+    shutil.rmtree(lay.root, ignore_errors=True)
+    work.rename(lay.root)
+    _log(f"built jaeger in {seconds:.0f}s: {lay.binary}")
+    return seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="build-cluster", description=__doc__)
     parser.add_argument("--print-bin", action="store_true", help="print the bin folder and exit")
@@ -332,13 +431,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(layout().bin)
         return 0
     try:
-        lay, cold = ensure_built()
+        lay, cold = ensure_control_plane()
+        jaeger, jaeger_cold = ensure_jaeger()
     except BuildError as exc:
         print(f"build-cluster: {exc}", file=sys.stderr)
         return 1
     if cold is not None:
         print(f"cluster_build_cold_s={cold:.0f}")
+    if jaeger_cold is not None:
+        print(f"jaeger_build_cold_s={jaeger_cold:.0f}")
     print(f"binaries: {lay.bin}")
+    print(f"jaeger: {jaeger.binary}")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 ``up`` starts the local cluster in ``<repo>/.cache/cluster`` (or ``--workdir``), detaches its
 processes (each in its own process group), records their group ids in ``state.json`` and
-prints how to point kubectl at it. ``down`` stops every recorded group and removes the state.
+prints how to point kubectl at it and where the traces are (Jaeger's query API and UI, and the
+OTLP endpoint to export to). ``down`` stops every recorded group and removes the state.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def up(workdir: Path) -> int:
     print(f"  export KUBECONFIG={cluster.kubeconfig}")
     print(f"  alias kubectl={kubectl}")
     print("  kubectl get nodes,pods -A")
+    if cluster.jaeger is not None:
+        print(f"traces (Jaeger): {cluster.jaeger.query_url}")
+        print(f"  export OTEL_EXPORTER_OTLP_ENDPOINT={cluster.jaeger.otlp_endpoint}")
+        print(f"  a pod's trace: {cluster.jaeger.query_url}/api/v3/traces/<trace id>")
     print("stop it with: ./just cluster-down")
     return 0
 

@@ -1,6 +1,7 @@
 """The whole hami-rs control plane on the local cluster: the webhook and the extender as real
 processes (the real kube-apiserver calls the webhook over TLS; the real kube-scheduler calls the
-extender), for the demo and the end-to-end suites."""
+extender), for the demo and the end-to-end suites. Each exports its spans to the cluster's
+Jaeger through the standard ``OTEL_*`` variables."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from hami_extender.testing import extender_config
 
 from hami_e2e.backend import Cluster, make_cluster
 from hami_e2e.components import free_port
+from hami_e2e.jaeger import otel_env
 from hami_e2e.pki import CertificateAuthority
 
 Json = dict[str, Any]
@@ -33,15 +35,20 @@ WEBHOOK_NAMESPACE_LABEL = "hami-e2e"
 class Service:
     """A Python service as a real process in its own session, with its own log."""
 
-    def __init__(self, name: str, argv: list[str], log: Path, ready_url: str) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log: Path, ready_url: str,
+        env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.name, self.argv, self.log, self.ready_url = name, argv, log, ready_url
+        self.env = env or {}  # on top of ours
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+                self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, **self.env},
+            )  # fmt: skip
 
     def wait_ready(self, within: float = 60.0, status: int = 200) -> None:
         deadline = time.monotonic() + within
@@ -85,7 +92,8 @@ class HamiStack:
                 "--lease-duration-seconds", "4", "--identity", f"{name}-{port}",
                 "--reservation-ttl-seconds", "60", *extra]  # fmt: skip
         svc = Service(name, argv, self.workdir / f"{name}-{port}.log",
-                      f"http://127.0.0.1:{port}/readyz")  # fmt: skip
+                      f"http://127.0.0.1:{port}/readyz",
+                      self.otel_env("hami-extender"))  # fmt: skip
         svc.start()
         self.services.append(svc)
         self.extenders.append(svc)
@@ -100,14 +108,19 @@ class HamiStack:
             sys.executable, "-m", "hami_webhook", "--cert-file", str(pair.cert),
             "--key-file", str(pair.key), "--port", str(port), "--host", "127.0.0.1",
             "--kubeconfig", str(self.cluster.kubeconfig),
-        ], self.workdir / "webhook.log", f"https://127.0.0.1:{port}/readyz")  # fmt: skip
+        ], self.workdir / "webhook.log", f"https://127.0.0.1:{port}/readyz",
+           self.otel_env("hami-webhook"))  # fmt: skip
         svc.start()
         self.services.append(svc)
         return svc, port, ca.pem
 
+    def otel_env(self, service_name: str) -> dict[str, str]:
+        """What makes a service export its spans to the cluster's Jaeger."""
+        return otel_env(self.cluster.otlp_endpoint, service_name)
+
     def stop(self) -> None:
         for svc in self.services:
-            svc.kill(signal.SIGTERM)
+            svc.kill(signal.SIGTERM)  # waits: each flushes its last spans on the way out
 
     def client(self) -> KubeClient:
         return self.cluster.client()
