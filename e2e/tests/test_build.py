@@ -4,7 +4,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hami_e2e.build import BINARIES, BuildError, Layout, Versions, _ldflags, layout
+from hami_e2e.build import (
+    BINARIES,
+    BuildError,
+    JaegerLayout,
+    Layout,
+    Versions,
+    _jaeger_ldflags,
+    _ldflags,
+    jaeger_layout,
+    layout,
+)
 from hami_e2e.paths import tools_dir
 
 
@@ -70,6 +80,51 @@ def test_version_stamps() -> None:
     assert f"-X k8s.io/component-base/version.gitVersion={v.k8s}" in k8s
     assert f"-X k8s.io/client-go/pkg/version.gitVersion={v.k8s}" in k8s
     assert "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=" in _ldflags(v, "helm")
+
+
+def test_jaeger_has_a_cache_folder_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HAMI_CACHE", str(tmp_path))
+    jaeger = jaeger_layout()
+    assert jaeger.root == tmp_path / "jaeger" / f"{jaeger.version}_r{jaeger.rev}"
+    assert jaeger.binary == jaeger.root / "bin" / "jaeger"
+    gomod = (tools_dir() / "jaeger" / "go.mod").read_text()
+    assert f"github.com/jaegertracing/jaeger {jaeger.version}" in gomod
+    assert f"latestVersion={jaeger.version}" in _jaeger_ldflags(jaeger)
+
+
+def test_a_jaeger_bump_keeps_the_kubernetes_cache_key(tmp_path: Path) -> None:
+    pinned = (tools_dir() / "versions.env").read_text()
+    bumped = tmp_path / "versions.env"
+    bumped.write_text(pinned.replace("JAEGER_VERSION=", "JAEGER_VERSION=v9.9.9-was-"))
+    assert Versions.load(bumped).key == Versions.load().key
+    assert jaeger_layout(tmp_path, bumped).version.startswith("v9.9.9")
+    bumped.write_text("JAEGER_VERSION=v1.75.0\n")
+    with pytest.raises(BuildError, match="JAEGER_BUILD_REV is missing"):
+        jaeger_layout(tmp_path, bumped)
+
+
+def test_jaeger_layout_is_complete_only_with_the_binary_and_the_marker(tmp_path: Path) -> None:
+    jaeger = JaegerLayout(tmp_path / "j", "v1", "1")
+    assert not jaeger.is_complete()
+    jaeger.binary.parent.mkdir(parents=True)
+    jaeger.binary.write_text("")
+    jaeger.binary.chmod(0o755)
+    assert not jaeger.is_complete()
+    jaeger.marker.write_text("{}")
+    assert jaeger.is_complete()
+
+
+@pytest.mark.e2e
+def test_cached_jaeger_reports_the_pinned_version() -> None:
+    jaeger = jaeger_layout()
+    marker = json.loads(jaeger.marker.read_text())
+    assert marker["jaeger"] == jaeger.version
+    out = subprocess.run(
+        [str(jaeger.binary), "version"], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert jaeger.version in out.stdout + out.stderr
 
 
 @pytest.mark.e2e

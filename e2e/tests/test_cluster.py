@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hami_common.k8s import NODES, PODS, RESOURCE_QUOTAS, Forbidden, KubeClient
 from hami_e2e.backend import Cluster
-from hami_e2e.build import BINARIES, Layout
+from hami_e2e.build import BINARIES, JaegerLayout, Layout
 from hami_e2e.cluster import ClusterError, LocalCluster
 from hami_e2e.nodes import NodePool
 
@@ -176,14 +176,41 @@ def test_a_component_that_dies_at_start_is_named_with_its_log_and_nothing_is_lef
         script.chmod(0o755)
     lay.stages.write_text("")
     lay.marker.write_text("{}")
-    cluster = LocalCluster(tmp_path / "run", binaries=lay)
+    jaeger = _fake_jaeger(tmp_path)
+    cluster = LocalCluster(tmp_path / "run", binaries=lay, jaeger_binary=jaeger)
     with pytest.raises(ClusterError, match=r"etcd exited with code 2(.|\n)*unknown flag --nope"):
         cluster.start()
     assert cluster.processes == []
     assert (tmp_path / "run" / "logs" / "etcd.log").exists()
 
 
+def _fake_jaeger(tmp_path: Path) -> JaegerLayout:
+    jaeger = JaegerLayout(tmp_path / "jaeger-cache", "v0", "1")
+    jaeger.binary.parent.mkdir(parents=True)
+    jaeger.binary.write_text("#!/bin/sh\nsleep 60\n")
+    jaeger.binary.chmod(0o755)
+    jaeger.marker.write_text("{}")
+    return jaeger
+
+
 def test_missing_binaries_say_how_to_build_them(tmp_path: Path) -> None:
-    cluster = LocalCluster(tmp_path, binaries=Layout(tmp_path / "nothing"))
+    cluster = LocalCluster(
+        tmp_path, binaries=Layout(tmp_path / "nothing"), jaeger_binary=_fake_jaeger(tmp_path)
+    )
     with pytest.raises(ClusterError, match=r"`\./just build-cluster`"):
         cluster.start()
+
+
+def test_a_missing_trace_store_says_how_to_build_it(tmp_path: Path) -> None:
+    lay = Layout(tmp_path / "bin-cache")
+    lay.bin.mkdir(parents=True)
+    for name in BINARIES:
+        lay.binary(name).write_text("#!/bin/sh\nexit 2\n")
+        lay.binary(name).chmod(0o755)
+    lay.stages.write_text("")
+    lay.marker.write_text("{}")
+    missing = JaegerLayout(tmp_path / "no-jaeger", "v0", "1")
+    cluster = LocalCluster(tmp_path / "run", binaries=lay, jaeger_binary=missing)
+    with pytest.raises(ClusterError, match=r"trace store is not built.*`\./just build-cluster`"):
+        cluster.start()
+    assert cluster.processes == []

@@ -197,6 +197,7 @@ def test_nothing_fits_answers_reasons_an_event_and_an_explanation(api: FakeApi) 
     assert attrs["hami.filter.failed_count"] == 30
     assert len(orjson.loads(str(attrs["hami.filter.failed_nodes"]))) == SPAN_NODE_REASONS
     assert orjson.loads(str(attrs["hami.filter.reasons"])) == {"CardInsufficientMemory": 30}
+    assert attrs["hami.filter.message"] == event["message"]  # why, in words, on the span
     explained = r.ext.explain.get("ns", "big")
     assert explained is not None
     assert explained["summary"].startswith("pending: no node fits (30 nodes rejected")

@@ -1,9 +1,13 @@
-"""The entry point: clear exits for bad settings and a backend that cannot start, and a clean
-stop on SIGTERM after serving (as its own process)."""
+"""The entry point: `--help`, `--version`, clear exits for bad settings and a backend that cannot
+start, and a clean stop on SIGTERM after serving (as its own process, as kubelet's DaemonSet runs
+it: ``python -m hami_plugin_nvidia``)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,7 +18,67 @@ from pathlib import Path
 
 import pytest
 from hami_plugin_nvidia.cli import main
+from hami_plugin_nvidia.config import PluginSettings
 from hami_plugin_nvidia.nvml import numa_of
+
+
+def _plugin(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real entry point as its own process, without our own HAMI_*/NODE_NAME/OTEL_* env."""
+    base = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("HAMI_", "OTEL_")) and k != "NODE_NAME"
+    }  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "hami_plugin_nvidia", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**base, "COLUMNS": "400", **env},
+    )  # fmt: skip
+
+
+def test_help_names_the_program_and_documents_every_flag() -> None:
+    done = _plugin("--help")
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())  # as one line: argparse wraps the help
+    assert out.startswith("usage: hami-plugin-nvidia ")
+    assert "PydanticUndefined" not in out
+    assert "PosixPath" not in out
+    for name, info in PluginSettings.model_fields.items():
+        assert info.description, f"{name} has no help"
+        assert PluginSettings.flag(name) in out
+        assert PluginSettings.env_name(name) in out
+    assert re.search(r"--node-name VALUE [^-]*?; required\)", out)
+    assert re.search(r"--plugin-dir PATH .*?; default: /var/lib/kubelet/device-plugins\)", out)
+    assert "--backend {nvml,fake}" in out
+    assert "--[no-]register-with-kubelet" in out or "--no-register-with-kubelet" in out
+    # the fake backend's spec format is documented where the flag is
+    assert re.search(r"--fake-spec PATH .*?\"uuid\": \"GPU-\.\.\.\"", out)
+    assert "--version" in out
+
+
+def test_version_prints_the_program_and_its_version() -> None:
+    done = _plugin("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"hami-plugin-nvidia {importlib.metadata.version('hami-plugin-nvidia')}"
+    )
+
+
+def test_a_missing_node_name_names_the_flag_and_its_env() -> None:
+    done = _plugin("--backend", "fake")
+    assert done.returncode == 2
+    assert "--node-name is required (or env HAMI_PLUGIN_NODE_NAME" in done.stderr
+    assert "Traceback" not in done.stderr
+    # HAMi's variable counts: then the next problem is reported, naming its flag
+    done = _plugin("--backend", "fake", NODE_NAME="n1")
+    assert done.returncode == 2
+    assert "fake_spec: required with --backend fake" in done.stderr
+
+
+def test_an_unsupported_otel_setting_names_the_variable() -> None:
+    done = _plugin("--node-name", "n1", OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
+    assert done.returncode == 2
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL='grpc' is not supported; use http/protobuf" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_bad_settings_exit_2_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:

@@ -66,8 +66,9 @@ def setup(*pods: dict[str, Any], lock: str | None = None) -> tuple[FakeKube, All
     allocator = Allocator(
         cast(KubeClient, kube),
         NODE,
-        policy,
-        to_allocate_keys=to_allocate_keys(),  # type: ignore[arg-type]
+        policy,  # type: ignore[arg-type]
+        to_allocate_keys=to_allocate_keys(),
+        tracer=in_memory_tracing("test")[0].get_tracer("test"),
     )
     return kube, allocator, policy
 

@@ -16,6 +16,7 @@ from hami_common.deviceplugin.backend import Links, PhysicalDevice
 from hami_common.deviceplugin.runtime import PluginRuntime, RuntimeOptions
 from hami_common.deviceplugin.testing import FakeBackend, device_spec
 from hami_common.deviceplugin.vendor import ContainerContext
+from hami_common.telemetry import in_memory_tracing
 from hami_e2e.kubelet import DeviceManager
 
 RESOURCE = "example.com/gpu"
@@ -50,7 +51,9 @@ def plugin_dir() -> Iterator[Path]:
 
 def _runtime(backend: FakeBackend, plugin_dir: Path) -> PluginRuntime:
     options = RuntimeOptions(node="n1", plugin_dir=plugin_dir, socket_poll_interval=0.05)
-    return PluginRuntime(Policy(), backend, None, options)
+    return PluginRuntime(
+        Policy(), backend, None, options, tracer_provider=in_memory_tracing("test")[0]
+    )
 
 
 async def _with_plugin(plugin_dir: Path, backend: FakeBackend, body):  # type: ignore[no-untyped-def]

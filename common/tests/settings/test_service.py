@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import pytest
 from hami_common.settings import ServiceSettings, SettingsError
@@ -124,3 +124,44 @@ def test_settings_are_frozen_and_the_cli_help_names_env_variables() -> None:
     help_text = DemoSettings.arg_parser("demo").format_help()
     assert "--cert-file" in help_text
     assert "DEMO_CERT_FILE" in help_text
+
+
+class RequiredSettings(ServiceSettings):
+    """Needs a node."""
+
+    env_prefix: ClassVar[str] = "REQ_"
+    node_name: str = Field(description="this node")
+    plugin_dir: Path = Field(default=Path("/var/lib/x"), description="the folder")
+    mode: Literal["a", "b"] = Field(default="a", description="the mode")
+    ratio: float = Field(default=0.5, description="100% means all")
+
+
+def test_help_renders_required_fields_defaults_and_choices_for_people() -> None:
+    help_text = " ".join(RequiredSettings.arg_parser("req").format_help().split())
+    assert "PydanticUndefined" not in help_text
+    assert "PosixPath" not in help_text
+    assert "--node-name VALUE this node (env REQ_NODE_NAME; required)" in help_text
+    assert "--plugin-dir PATH the folder (env REQ_PLUGIN_DIR; default: /var/lib/x)" in help_text
+    assert "--mode {a,b} the mode (env REQ_MODE; default: a)" in help_text
+    assert "100% means all" in help_text
+    demo = " ".join(DemoSettings.arg_parser("demo").format_help().split())
+    assert "(env DEMO_FORCE; default: on)" in demo
+    assert "(env DEMO_CERT_FILE; default: none)" in demo
+    assert "(env DEMO_NAMES; default: empty)" in demo
+
+
+def test_a_missing_required_setting_names_its_flag_env_and_file_key() -> None:
+    with pytest.raises(SettingsError) as caught:
+        RequiredSettings.load([], {})
+    assert caught.value.problems == [
+        "--node-name is required (or env REQ_NODE_NAME, or 'node_name' in the --config-file file)"
+    ]
+
+
+def test_version_flag_prints_the_program_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        RequiredSettings.load(["--version"], {}, prog="req", version="1.2.3")
+    assert caught.value.code == 0
+    assert capsys.readouterr().out.strip() == "req 1.2.3"
+    with pytest.raises(SettingsError, match="unrecognized arguments: --version"):
+        RequiredSettings.load(["--version"], {}, prog="req")  # no version given: no flag

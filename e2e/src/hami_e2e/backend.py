@@ -25,6 +25,14 @@ class Cluster(Protocol):
     kubeconfig: Path
     start_seconds: float | None
 
+    @property
+    def otlp_endpoint(self) -> str | None:
+        """Jaeger's OTLP/HTTP endpoint, for ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
+
+    @property
+    def traces_url(self) -> str | None:
+        """Jaeger's query API and UI."""
+
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def client(self, max_connections: int = 100) -> KubeClient: ...

@@ -2,27 +2,39 @@
 
 `python -m hami_e2e.build` (or `./just build-cluster`) builds etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler, kubectl, kwok and helm from the modules pinned in
-``e2e/tools/`` into ``$HAMI_CACHE/k8s/<key>/bin``, where the key names every version. It is a
-no-op when that folder is complete. Builds are serialised by a lock file, written into a
-temporary folder and renamed into place, so an interrupted build never leaves a half cache.
+``e2e/tools/`` into ``$HAMI_CACHE/k8s/<key>/bin``, where the key names every version, and the
+trace store Jaeger into ``$HAMI_CACHE/jaeger/<version>_r<rev>/bin`` (a folder of its own, so
+a Jaeger bump never rebuilds Kubernetes). Each is a no-op when its folder is complete. Builds
+are serialised by a lock file, written into a temporary folder and renamed into place, so an
+interrupted build never leaves a half cache.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hami_e2e.gobuild import (
+    BuildError,
+    check_go,
+    count_packages,
+    go_env,
+    lock,
+    read_versions,
+    run_logged,
+    say,
+)
 from hami_e2e.paths import cache_root, tools_dir
+
+__all__ = ["BINARIES", "BuildError", "JaegerLayout", "Layout", "Versions", "ensure_built"]
 
 BINARIES = (
     "etcd",
@@ -42,11 +54,6 @@ KWOK_STAGES = (
     "kustomize/stage/pod/fast/pod-complete.yaml",
     "kustomize/stage/pod/fast/pod-delete.yaml",
 )
-MIN_GO = (1, 26)
-
-
-class BuildError(RuntimeError):
-    """A step of the build failed; the message says which and shows the tail of its log."""
 
 
 @dataclass(frozen=True)
@@ -60,15 +67,7 @@ class Versions:
     @classmethod
     def load(cls, path: Path | None = None) -> Versions:
         path = path or tools_dir() / "versions.env"
-        values: dict[str, str] = {}
-        for raw in path.read_text().splitlines():
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            name, sep, value = line.partition("=")
-            if not sep:
-                raise BuildError(f"{path}: line {raw!r} is not NAME=VALUE")
-            values[name.strip()] = value.strip()
+        values = read_versions(path)
         try:
             return cls(
                 k8s=values["K8S_VERSION"],
@@ -128,34 +127,42 @@ def layout(versions: Versions | None = None, cache: Path | None = None) -> Layou
     return Layout((cache or cache_root()) / "k8s" / versions.key)
 
 
-def _log(msg: str) -> None:
-    print(f"[build-cluster {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+JAEGER_PACKAGE = "github.com/jaegertracing/jaeger/cmd/jaeger"
 
 
-def go_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        CGO_ENABLED="0",
-        GOTOOLCHAIN="local",
-        GOFLAGS="-trimpath -buildvcs=false -mod=readonly",
-    )
-    return env
+@dataclass(frozen=True)
+class JaegerLayout:
+    """Where one Jaeger version lives in the cache: ``jaeger/<version>_r<rev>/bin/jaeger``."""
+
+    root: Path
+    version: str
+    rev: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.version}_r{self.rev}"
+
+    @property
+    def binary(self) -> Path:
+        return self.root / "bin" / "jaeger"
+
+    @property
+    def marker(self) -> Path:
+        return self.root / "complete.json"
+
+    def is_complete(self) -> bool:
+        return self.marker.is_file() and os.access(self.binary, os.X_OK)
 
 
-def check_go() -> str:
-    go = shutil.which("go")
-    if go is None:
-        raise BuildError("`go` is not on PATH: install Go >= 1.26 (https://go.dev/dl/)")
-    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=True)
-    version = out.stdout.strip()
-    parts = version.removeprefix("go").split(".")
+def jaeger_layout(cache: Path | None = None, versions: Path | None = None) -> JaegerLayout:
+    """The cache folder of the pinned Jaeger (``JAEGER_VERSION``, ``JAEGER_BUILD_REV``)."""
+    path = versions or tools_dir() / "versions.env"
+    values = read_versions(path)
     try:
-        found = (int(parts[0]), int(parts[1]))
-    except (IndexError, ValueError):
-        raise BuildError(f"cannot parse the Go version {version!r}") from None
-    if found < MIN_GO:
-        raise BuildError(f"Go {version} is too old: the pinned modules need go >= 1.26")
-    return version
+        version, rev = values["JAEGER_VERSION"], values["JAEGER_BUILD_REV"]
+    except KeyError as exc:
+        raise BuildError(f"{path}: {exc.args[0]} is missing") from None
+    return JaegerLayout((cache or cache_root()) / "jaeger" / f"{version}_r{rev}", version, rev)
 
 
 def _ldflags(v: Versions, module: str) -> str:
@@ -196,50 +203,6 @@ def _targets(module: str) -> tuple[list[str], list[str]]:
     return ["helm.sh/helm/v3/cmd/helm"], []
 
 
-def _count_packages(cwd: Path, extra: Sequence[str], pkgs: Sequence[str]) -> int | None:
-    """How many packages the build graph has (for progress), or None if go cannot tell."""
-    out = subprocess.run(
-        ["go", "list", "-deps", *extra, *pkgs],
-        cwd=cwd,
-        env=go_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return len(out.stdout.split()) if out.returncode == 0 else None
-
-
-def _run_logged(
-    cmd: Sequence[str], cwd: Path, log: Path, what: str, total: int | None = None
-) -> None:
-    """Run a go command, write its output to `log`, and print progress while it runs.
-
-    With `go build -v` each output line is one package compiled (cached ones are not printed).
-    """
-    start = time.monotonic()
-    packages = 0
-    of = f" of {total} in the graph" if total else ""
-    last = start
-    with log.open("a") as sink:
-        sink.write(f"$ {' '.join(cmd)}\n")
-        sink.flush()
-        proc = subprocess.Popen(
-            cmd, cwd=cwd, env=go_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for line in proc.stdout or ():
-            sink.write(line)
-            packages += 1
-            now = time.monotonic()
-            if now - last >= 30:
-                _log(f"  {what}: {packages} packages compiled{of}, {now - start:.0f}s")
-                last = now
-        rc = proc.wait()
-    if rc != 0:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-40:])
-        raise BuildError(f"{what} failed (exit {rc}); full log: {log}\n{tail}")
-    _log(f"  {what}: done in {time.monotonic() - start:.0f}s")
-
-
 def _module_dir(module: str, cwd: Path, env: dict[str, str], pkg: str) -> Path:
     out = subprocess.run(
         ["go", "list", "-m", "-f", "{{.Dir}}", pkg],
@@ -261,32 +224,24 @@ def _write_stages(versions: Versions, dest: Path) -> None:
     dest.write_text(header + "\n" + "\n---\n".join(docs) + "\n")
 
 
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _log(f"another build holds {path}; waiting for it")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_built(cache: Path | None = None) -> tuple[Layout, float | None]:
-    """Build the binaries unless the cache has them. Returns the layout and the cold build
-    time in seconds, or None when the cache was warm."""
+    """Build the control-plane binaries and Jaeger unless the cache has them. Returns the
+    control plane's layout and its cold build time in seconds, or None when it was cached."""
+    built = ensure_control_plane(cache)
+    ensure_jaeger(cache)
+    return built
+
+
+def ensure_control_plane(cache: Path | None = None) -> tuple[Layout, float | None]:
+    """The Kubernetes binaries (see `ensure_built`)."""
     versions = Versions.load()
     lay = layout(versions, cache)
     if lay.is_complete():
-        _log(f"cache is warm: {lay.bin}")
+        say(f"cache is warm: {lay.bin}")
         return lay, None
-    with _lock(lay.root.parent / f".{versions.key}.lock"):
+    with lock(lay.root.parent / f".{versions.key}.lock"):
         if lay.is_complete():  # another process finished it while we waited
-            _log(f"cache is warm: {lay.bin}")
+            say(f"cache is warm: {lay.bin}")
             return lay, None
         return lay, _build(versions, lay)
 
@@ -298,12 +253,12 @@ def _build(versions: Versions, lay: Layout) -> float:
     shutil.rmtree(work, ignore_errors=True)
     (work / "bin").mkdir(parents=True)
     log = work / "build.log"
-    _log(f"cold build of {versions.key} with {go_version} into {lay.root}")
-    _log(f"log: {log} (the final copy stays in the cache folder)")
+    say(f"cold build of {versions.key} with {go_version} into {lay.root}")
+    say(f"log: {log} (the final copy stays in the cache folder)")
     for module in ("etcd", "kwok", "helm", "k8s"):
         cwd = tools_dir() / module
         pkgs, extra = _targets(module)
-        _run_logged(["go", "mod", "download"], cwd, log, f"{module}: download modules")
+        run_logged(["go", "mod", "download"], cwd, log, f"{module}: download modules")
         cmd = ["go", "build", "-v", *extra, "-ldflags", _ldflags(versions, module)]
         if len(pkgs) == 1:
             name = "etcd" if module == "etcd" else module
@@ -311,8 +266,8 @@ def _build(versions: Versions, lay: Layout) -> float:
         else:
             cmd += ["-o", str(work / "bin") + "/", *pkgs]
         names = ", ".join("etcd" if module == "etcd" else p.rsplit("/", 1)[-1] for p in pkgs)
-        total = _count_packages(cwd, extra, pkgs)
-        _run_logged(cmd, cwd, log, f"{module}: compile {names}", total)
+        total = count_packages(cwd, extra, pkgs)
+        run_logged(cmd, cwd, log, f"{module}: compile {names}", total)
     _write_stages(versions, work / "kwok-stages.yaml")
     seconds = time.monotonic() - start
     (work / "complete.json").write_text(
@@ -320,7 +275,54 @@ def _build(versions: Versions, lay: Layout) -> float:
     )
     shutil.rmtree(lay.root, ignore_errors=True)
     work.rename(lay.root)
-    _log(f"built {len(BINARIES)} binaries in {seconds:.0f}s: {lay.bin}")
+    say(f"built {len(BINARIES)} binaries in {seconds:.0f}s: {lay.bin}")
+    return seconds
+
+
+def ensure_jaeger(cache: Path | None = None) -> tuple[JaegerLayout, float | None]:
+    """Build Jaeger unless the cache has it. Returns its layout and the cold build time in
+    seconds, or None when the cache was warm."""
+    lay = jaeger_layout(cache)
+    if lay.is_complete():
+        say(f"jaeger cache is warm: {lay.binary}")
+        return lay, None
+    with lock(lay.root.parent / f".{lay.key}.lock"):
+        if lay.is_complete():
+            say(f"jaeger cache is warm: {lay.binary}")
+            return lay, None
+        return lay, _build_jaeger(lay)
+
+
+def _jaeger_ldflags(lay: JaegerLayout) -> str:
+    pkg = "github.com/jaegertracing/jaeger/internal/version"
+    return f"-s -w -X {pkg}.latestVersion={lay.version} -X {pkg}.commitSHA=module-{lay.version}"
+
+
+def _build_jaeger(lay: JaegerLayout) -> float:
+    go_version = check_go()
+    start = time.monotonic()
+    work = lay.root.with_name(lay.root.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "bin").mkdir(parents=True)
+    log = work / "build.log"
+    cwd = tools_dir() / "jaeger"
+    say(f"cold build of jaeger {lay.key} with {go_version} into {lay.root}")
+    say(f"log: {log} (the final copy stays in the cache folder)")
+    run_logged(["go", "mod", "download"], cwd, log, "jaeger: download modules")
+    cmd = ["go", "build", "-v", "-ldflags", _jaeger_ldflags(lay)]
+    cmd += ["-o", str(work / "bin" / "jaeger"), JAEGER_PACKAGE]
+    total = count_packages(cwd, [], [JAEGER_PACKAGE])
+    run_logged(cmd, cwd, log, "jaeger: compile jaeger", total)
+    seconds = time.monotonic() - start
+    (work / "complete.json").write_text(
+        json.dumps(
+            {"jaeger": lay.version, "build_rev": lay.rev, "go": go_version,
+             "build_seconds": round(seconds)}
+        ) + "\n"
+    )  # fmt: skip
+    shutil.rmtree(lay.root, ignore_errors=True)
+    work.rename(lay.root)
+    say(f"built jaeger in {seconds:.0f}s: {lay.binary}")
     return seconds
 
 
@@ -332,13 +334,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(layout().bin)
         return 0
     try:
-        lay, cold = ensure_built()
+        lay, cold = ensure_control_plane()
+        jaeger, jaeger_cold = ensure_jaeger()
     except BuildError as exc:
         print(f"build-cluster: {exc}", file=sys.stderr)
         return 1
     if cold is not None:
         print(f"cluster_build_cold_s={cold:.0f}")
+    if jaeger_cold is not None:
+        print(f"jaeger_build_cold_s={jaeger_cold:.0f}")
     print(f"binaries: {lay.bin}")
+    print(f"jaeger: {jaeger.binary}")
     return 0
 
 

@@ -2,10 +2,11 @@
 
 ``up`` starts the local cluster in ``<repo>/.cache/cluster`` (or ``--workdir``), detaches its
 processes (each in its own process group), records who each one is in ``state.json`` (its pid,
-start time and boot, see `ProcessIdentity`) and prints how to point kubectl at it. ``down``
-stops every recorded process group whose leader is still provably that process, and removes the
-state: a stale state file (after a reboot, or a process that already exited and whose pid went
-to another program) never gets an unrelated process signalled.
+start time and boot, see `ProcessIdentity`) and prints how to point kubectl at it and where the
+traces are (Jaeger's query API and UI, and the OTLP endpoint to export to). ``down`` stops every
+recorded process group whose leader is still provably that process, and removes the state: a
+stale state file (after a reboot, or a process that already exited and whose pid went to another
+program) never gets an unrelated process signalled.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def up(workdir: Path) -> int:
     print(f"  export KUBECONFIG={cluster.kubeconfig}")
     print(f"  alias kubectl={kubectl}")
     print("  kubectl get nodes,pods -A")
+    if cluster.jaeger is not None:
+        print(f"traces (Jaeger): {cluster.jaeger.query_url}")
+        print(f"  export OTEL_EXPORTER_OTLP_ENDPOINT={cluster.jaeger.otlp_endpoint}")
+        print(f"  a pod's trace: {cluster.jaeger.query_url}/api/v3/traces/<trace id>")
     print("stop it with: ./just cluster-down")
     return 0
 

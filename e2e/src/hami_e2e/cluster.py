@@ -1,7 +1,10 @@
-"""The local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok.
+"""The local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok,
+and the trace store Jaeger.
 
 `LocalCluster` starts the upstream binaries from the build cache as processes on loopback,
-with generated certificates, waits until each is ready, and writes an admin kubeconfig. Every
+with generated certificates, waits until each is ready, and writes an admin kubeconfig. Jaeger
+receives OTLP at `jaeger.otlp_endpoint` (services started on this cluster get it as
+``OTEL_EXPORTER_OTLP_ENDPOINT``) and serves its query API and UI at `jaeger.query_url`. Every
 component logs into ``<workdir>/logs``; when one fails to start or dies, the error names it
 and shows the tail of its log. `stop()` (also run by `with`) stops all of them, newest first.
 """
@@ -20,7 +23,8 @@ from hami_common.k8s import KubeClient, NotFound, load_config
 from hami_common.k8s.resources import SERVICE_ACCOUNTS
 
 from hami_e2e import components as comp
-from hami_e2e.build import Layout, layout
+from hami_e2e.build import JaegerLayout, Layout, jaeger_layout, layout
+from hami_e2e.jaeger import JaegerServer
 from hami_e2e.pki import ClusterPki, cluster_pki
 from hami_e2e.process import ManagedProcess, ProcessError, tail
 
@@ -41,6 +45,7 @@ class LocalCluster:
         workdir: Path,
         *,
         binaries: Layout | None = None,
+        jaeger_binary: JaegerLayout | None = None,
         scheduler_extra: dict[str, Any] | None = None,
         detachable: bool = False,
     ) -> None:
@@ -51,6 +56,8 @@ class LocalCluster:
         self.detachable = detachable
         self.logs = workdir / "logs"
         self.binaries = binaries or layout()
+        self.jaeger_binary = jaeger_binary or jaeger_layout()
+        self.jaeger: JaegerServer | None = None
         self.scheduler_extra = scheduler_extra
         self.ports = comp.Ports.pick()
         self.processes: list[ManagedProcess] = []
@@ -72,6 +79,11 @@ class LocalCluster:
         if not self.binaries.is_complete():
             raise ClusterError(
                 f"the control-plane binaries are not built at {self.binaries.bin}: "
+                "run `./just build-cluster`"
+            )
+        if not self.jaeger_binary.is_complete():
+            raise ClusterError(
+                f"the trace store is not built at {self.jaeger_binary.binary}: "
                 "run `./just build-cluster`"
             )
         began = time.monotonic()
@@ -100,6 +112,8 @@ class LocalCluster:
             comp.scheduler_config(sched_kc, self.scheduler_extra),
         )
 
+        jaeger = self.jaeger = JaegerServer.create(self.jaeger_binary.binary, self.workdir)
+        jaeger_proc = self._spawn("jaeger", jaeger.argv())
         etcd = self._spawn(
             "etcd", comp.etcd_args(bins.binary("etcd"), self.workdir / "etcd", ports)
         )
@@ -122,6 +136,7 @@ class LocalCluster:
         self._wait(kcm, lambda: _https_ok(f"https://127.0.0.1:{ports.controller_manager}/healthz"))
         self._wait(sched, lambda: _https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"))
         self._wait(kwok, lambda: _http_ok(f"http://127.0.0.1:{ports.kwok}/healthz"))
+        self._wait(jaeger_proc, jaeger.ready)
         # The ServiceAccount admission plugin rejects pods until the controller-manager has
         # created the namespace's `default` ServiceAccount: wait for it.
         self._wait(kcm, self._default_service_account_exists)
@@ -130,6 +145,16 @@ class LocalCluster:
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
+
+    @property
+    def otlp_endpoint(self) -> str | None:
+        """Where services export their spans (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+        return self.jaeger.otlp_endpoint if self.jaeger else None
+
+    @property
+    def traces_url(self) -> str | None:
+        """Jaeger's query API and UI."""
+        return self.jaeger.query_url if self.jaeger else None
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from typing import Any
 from hami_common.k8s import KubeClient, load_config
 
 from hami_e2e import components as comp
-from hami_e2e.build import Layout, layout
+from hami_e2e.build import JaegerLayout, Layout, jaeger_layout, layout
+from hami_e2e.jaeger import JaegerServer
 from hami_e2e.process import ManagedProcess, ProcessError, tail
 
 SCHEDULER_CONFIG_IN_NODE = "/etc/hami/scheduler-config.yaml"
@@ -41,12 +42,15 @@ class KindCluster:
         workdir: Path,
         *,
         binaries: Layout | None = None,
+        jaeger_binary: JaegerLayout | None = None,
         scheduler_extra: dict[str, Any] | None = None,
         name: str = "hami-e2e",
     ) -> None:
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.binaries = binaries or layout()
+        self.jaeger_binary = jaeger_binary or jaeger_layout()
+        self.jaeger: JaegerServer | None = None
         self.scheduler_extra = scheduler_extra
         self.name = f"{name}-{int(time.time()) % 100000}"
         self.kubeconfig = workdir / "admin.kubeconfig"
@@ -131,7 +135,29 @@ class KindCluster:
         )
         kwok.start()
         self.processes.append(kwok)
+        self._start_jaeger()
         self.start_seconds = time.monotonic() - began
+
+    def _start_jaeger(self) -> None:
+        """The trace store, as a local process beside kwok (our services run here too)."""
+        jaeger = self.jaeger = JaegerServer.create(self.jaeger_binary.binary, self.workdir)
+        proc = ManagedProcess("jaeger", jaeger.argv(), self.logs / "jaeger.log")
+        proc.start()
+        self.processes.append(proc)
+        deadline = time.monotonic() + 60
+        while not jaeger.ready():
+            proc.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"jaeger was not ready in 60s:\n{tail(proc.log)}")
+            time.sleep(0.2)
+
+    @property
+    def otlp_endpoint(self) -> str | None:
+        return self.jaeger.otlp_endpoint if self.jaeger else None
+
+    @property
+    def traces_url(self) -> str | None:
+        return self.jaeger.query_url if self.jaeger else None
 
     def stop(self) -> None:
         for proc in reversed(self.processes):

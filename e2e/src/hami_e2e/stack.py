@@ -1,7 +1,8 @@
 """The whole hami-rs control plane on the local cluster: the webhook and the extender as real
 processes (the real kube-apiserver calls the webhook over TLS; the real kube-scheduler calls the
 extender over TLS with its client certificate, both issued by the stack's own CA), for the demo
-and the end-to-end suites."""
+and the end-to-end suites. Each exports its spans to the cluster's Jaeger through the standard
+``OTEL_*`` variables."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from hami_extender.testing import extender_config
 
 from hami_e2e.backend import Cluster, make_cluster
 from hami_e2e.components import free_port
+from hami_e2e.jaeger import otel_env
 from hami_e2e.pki import CertificateAuthority, ServingPki, serving_pki
 
 Json = dict[str, Any]
@@ -39,10 +41,12 @@ class Service:
     """A Python service as a real process in its own session, with its own log."""
 
     def __init__(
-        self, name: str, argv: list[str], log: Path, ready_url: str, port: int | None = None
-    ) -> None:
+        self, name: str, argv: list[str], log: Path, ready_url: str,
+        *, port: int | None = None, env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.name, self.argv, self.log, self.ready_url = name, argv, log, ready_url
         self.port = port
+        self.env = env or {}  # on top of ours
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,8 +56,9 @@ class Service:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+                self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, **self.env},
+            )  # fmt: skip
 
     def wait_ready(self, within: float = 60.0, status: int = 200) -> None:
         deadline = time.monotonic() + within
@@ -111,7 +116,8 @@ class HamiStack:
                 "--key-file", str(tls.server.key), "--client-ca-file", str(tls.ca_file),
                 *extra]  # fmt: skip
         svc = Service(name, argv, self.workdir / f"{name}-{port}.log",
-                      f"{self.extender_url(port)}/readyz", port=port)  # fmt: skip
+                      f"{self.extender_url(port)}/readyz", port=port,
+                      env=self.otel_env("hami-extender"))  # fmt: skip
         svc.start()
         self.services.append(svc)
         self.extenders.append(svc)
@@ -142,14 +148,19 @@ class HamiStack:
             sys.executable, "-m", "hami_webhook", "--cert-file", str(pair.cert),
             "--key-file", str(pair.key), "--port", str(port), "--host", "127.0.0.1",
             "--kubeconfig", str(self.cluster.kubeconfig),
-        ], self.workdir / "webhook.log", f"https://127.0.0.1:{port}/readyz")  # fmt: skip
+        ], self.workdir / "webhook.log", f"https://127.0.0.1:{port}/readyz", port=port,
+           env=self.otel_env("hami-webhook"))  # fmt: skip
         svc.start()
         self.services.append(svc)
         return svc, port, ca.pem
 
+    def otel_env(self, service_name: str) -> dict[str, str]:
+        """What makes a service export its spans to the cluster's Jaeger."""
+        return otel_env(self.cluster.otlp_endpoint, service_name)
+
     def stop(self) -> None:
         for svc in self.services:
-            svc.kill(signal.SIGTERM)
+            svc.kill(signal.SIGTERM)  # waits: each flushes its last spans on the way out
 
     def client(self) -> KubeClient:
         return self.cluster.client()

@@ -7,7 +7,7 @@ import sys
 
 from hami_common.k8s import ConfigError
 from hami_common.serving import CertificateError
-from hami_common.settings.main import run_service
+from hami_common.settings.main import package_version, run_service
 
 from hami_extender.server import serve
 from hami_extender.settings import ExtenderSettings
@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         ExtenderSettings, "hami-extender", serve, argv,
         config_errors=(ConfigError, CertificateError),
         quiet_loggers=("httpx",),  # one line per API call otherwise
+        version=package_version("hami-extender"),
     )  # fmt: skip
 
 

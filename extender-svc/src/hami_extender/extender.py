@@ -236,6 +236,7 @@ class Extender:
             detail = f"{detail}, " if detail else ""
             detail += f"{unregistered} nodes unregistered (no device plugin annotation)"
         message = f"no available node, {count} nodes do not meet: {detail or 'no nodes'}"
+        span.set_attribute("hami.filter.message", message)  # why it stays pending, for people
         self.events.emit(args.namespace, args.name, args.uid, "FilteringFailed", message,
                          warning=True)  # fmt: skip
         self.explain.record(args.namespace, args.name, args.uid, {

@@ -1,5 +1,8 @@
+"""``python -m hami_plugin_nvidia --node-name "$NODE_NAME"`` (``--help`` lists every flag)."""
+
 import sys
 
 from hami_plugin_nvidia.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,10 @@
-"""``python -m hami_plugin_nvidia``: settings in, plugin runtime out (thin entry point).
+"""``python -m hami_plugin_nvidia``: settings in, plugin runtime out (thin entry point), through
+the entry point every service shares (`hami_common.settings.main.run_service`).
 
-Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for invalid settings, 1 when the device
-backend cannot start (e.g. NVML init failed), each with a message that says what was wrong.
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for invalid settings (a flag, the config
+files, the kubeconfig, an ``OTEL_*`` variable), 1 when the device backend cannot start (e.g.
+NVML init failed), each with a message that says what was wrong. The tracer provider is built
+here, passed down to the allocator, and shut down (exporting the last spans) on the way out.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 from collections.abc import Mapping, Sequence
 
 from hami_common.deviceplugin.backend import (
@@ -22,13 +24,16 @@ from hami_common.deviceplugin.runtime import PluginRuntime, RuntimeOptions
 from hami_common.deviceplugin.testing import FakeBackend, SpecError
 from hami_common.k8s import ConfigError, KubeClient, load_config
 from hami_common.settings import SettingsError
-from hami_common.telemetry import setup_tracing
+from hami_common.settings.main import package_version, run_service
+from hami_common.telemetry import TelemetryConfigError, setup_tracing
+from opentelemetry.trace import TracerProvider
 
 from hami_plugin_nvidia.config import NvidiaOptions, PluginSettings, load_options
 from hami_plugin_nvidia.events import AsymmetricLinkReporter
 from hami_plugin_nvidia.policy import NvidiaPolicy
 
 log = logging.getLogger("hami_plugin_nvidia")
+SERVICE_NAME = "hami-plugin-nvidia"
 
 
 class FilteredBackend:
@@ -66,17 +71,23 @@ def make_backend(settings: PluginSettings) -> DeviceBackend:
     return NvmlBackend()
 
 
-async def serve(settings: PluginSettings, options: NvidiaOptions, backend: DeviceBackend) -> None:
+async def run(
+    settings: PluginSettings,
+    options: NvidiaOptions,
+    backend: DeviceBackend,
+    tracer_provider: TracerProvider,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     policy = NvidiaPolicy(
-        options, hook_path=settings.hook_path, lock_dir=settings.lock_dir, version=settings.version
-    )
+        options, hook_path=settings.hook_path, lock_dir=settings.lock_dir,
+        version=settings.hook_version,
+    )  # fmt: skip
     devices = backend.discover()  # first: a backend that cannot start is the clearer error
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
-    async with KubeClient(config, user_agent="hami-plugin-nvidia") as client:
+    async with KubeClient(config, user_agent=SERVICE_NAME) as client:
         policy.on_asymmetric = AsymmetricLinkReporter(client, settings.node_name)
         runtime = PluginRuntime(
             policy,
@@ -90,6 +101,7 @@ async def serve(settings: PluginSettings, options: NvidiaOptions, backend: Devic
                 socket_poll_interval=settings.socket_poll_interval,
             ),
             devices,
+            tracer_provider=tracer_provider,
         )
         log.info(
             "node %s: %d device(s), split %d, resource %s",
@@ -102,24 +114,25 @@ async def serve(settings: PluginSettings, options: NvidiaOptions, backend: Devic
     log.info("stopped")
 
 
+async def serve(settings: PluginSettings) -> None:
+    """The plugin until SIGTERM/SIGINT. The tracer provider lives exactly as long."""
+    options = load_options(settings)
+    provider = setup_tracing(SERVICE_NAME)
+    try:
+        backend: DeviceBackend = FilteredBackend(make_backend(settings), options)
+        await run(settings, options, backend, provider)
+    finally:
+        provider.shutdown()  # exports the spans still in the batch
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = dict(os.environ if environ is None else environ)
     if "NODE_NAME" in env and "HAMI_PLUGIN_NODE_NAME" not in env:
         env["HAMI_PLUGIN_NODE_NAME"] = env["NODE_NAME"]  # HAMi's variable
-    try:
-        settings = PluginSettings.load(sys.argv[1:] if argv is None else argv, env)
-        options = load_options(settings)
-    except SettingsError as exc:
-        print(f"hami-plugin-nvidia: invalid settings:\n{exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    setup_tracing("hami-plugin-nvidia", env)
-    try:
-        backend: DeviceBackend = FilteredBackend(make_backend(settings), options)
-        asyncio.run(serve(settings, options, backend))
-    except (BackendInitError, SpecError, ConfigError, SettingsError) as exc:
-        print(f"hami-plugin-nvidia: cannot start: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, SettingsError) else 1
-    return 0
+    return run_service(
+        PluginSettings, SERVICE_NAME, serve, argv, environ=env,
+        version=package_version(SERVICE_NAME),
+        config_errors=(ConfigError, TelemetryConfigError),
+        startup_errors=(BackendInitError, SpecError),
+        quiet_loggers=("httpx",),
+    )  # fmt: skip

@@ -27,31 +27,73 @@ _T = TypeVar("_T")
 
 
 class PluginSettings(ServiceSettings):
+    """hami-plugin-nvidia: the NVIDIA device plugin (kubelet's device plugin API, HAMi's node
+    registration and allocation protocol). Tracing: the standard OTEL_* variables."""
+
     env_prefix: ClassVar[str] = "HAMI_PLUGIN_"
 
-    node_name: Annotated[str, Field(min_length=1)]
-    """This node (the DaemonSet passes ``spec.nodeName``)."""
-    device_config_file: Path | None = None
-    """HAMi's ``device-config.yaml``; absent means HAMi's defaults."""
-    node_config_file: Path | None = None
-    """HAMi's per-node ``config.json`` (``{"nodeconfig": [...]}``)."""
-    plugin_dir: Path = Path("/var/lib/kubelet/device-plugins")
-    register_with_kubelet: bool = True
-    hook_path: Path = Path("/usr/local")
-    """HAMi's ``HOOK_PATH``: the hook library is in ``<hook_path>/vgpu``."""
-    lock_dir: Path = Path("/tmp/vgpulock")  # noqa: S108 (HAMi-core's fixed lock folder)
-    enable_topology_score: bool = False
-    """Publish ``hami.io/node-nvidia-score`` (HAMi's ``ENABLE_TOPOLOGY_SCORE``)."""
-    backend: Literal["nvml", "fake"] = "nvml"
-    fake_spec: Path | None = None
-    """The device spec of the fake backend (``--backend fake``)."""
-    kubeconfig: Path | None = None
-    """Default: ``$KUBECONFIG``, ``~/.kube/config``, then in-cluster."""
-    register_interval: Annotated[float, Field(gt=0, le=3600)] = 30.0
-    socket_poll_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    version: str = "0.1.0"
-    """Used to pick ``libvgpu.so.<version>`` when it exists (as HAMi does)."""
+    node_name: Annotated[str, Field(min_length=1)] = Field(
+        description="this node; the DaemonSet passes spec.nodeName (also read from NODE_NAME)"
+    )
+    device_config_file: Path | None = Field(
+        default=None,
+        description="HAMi's device-config.yaml (its nvidia: section); HAMi's defaults when unset",
+    )
+    node_config_file: Path | None = Field(
+        default=None, description='HAMi\'s per-node config.json ({"nodeconfig": [...]})'
+    )
+    plugin_dir: Path = Field(
+        default=Path("/var/lib/kubelet/device-plugins"),
+        description="kubelet's device plugin folder: kubelet.sock is there, our socket goes there",
+    )
+    register_with_kubelet: bool = Field(
+        default=True, description="register with kubelet (off: only serve the socket)"
+    )
+    hook_path: Path = Field(
+        default=Path("/usr/local"),
+        description="HAMi's HOOK_PATH: the hook library and per-container folders in "
+        "<hook-path>/vgpu",
+    )
+    lock_dir: Path = Field(
+        default=Path("/tmp/vgpulock"),  # noqa: S108 (HAMi-core's fixed lock folder)
+        description="host folder mounted at /tmp/vgpulock in every container",
+    )
+    hook_version: str = Field(
+        default="0.1.0",
+        description="mount <hook-path>/vgpu/libvgpu.so.<hook-version> when it exists "
+        "(as HAMi does), else libvgpu.so",
+    )
+    enable_topology_score: bool = Field(
+        default=False,
+        description="publish hami.io/node-nvidia-score (HAMi's ENABLE_TOPOLOGY_SCORE)",
+    )
+    backend: Literal["nvml", "fake"] = Field(
+        default="nvml",
+        description="where devices come from: NVML, or fake: the device spec in --fake-spec",
+    )
+    fake_spec: Path | None = Field(
+        default=None,
+        description="the fake backend's device spec, JSON or YAML: a list of devices, or "
+        '{"devices": [...], "init_error": "..."}; a device is {"uuid": "GPU-...", "index": 0, '
+        '"model": "Tesla T4", "memory_mib": 15360, "numa": 0, "healthy": true, "links": '
+        '{"GPU-other": {"p2p": "SameBoard", "nvlinks": 2}}, "fail": "query|health|links"}; '
+        "only uuid is required; the file is re-read for health changes",
+    )
+    kubeconfig: Path | None = Field(
+        default=None, description="kubeconfig for the API (default: KUBECONFIG, "
+        "~/.kube/config, then in-cluster)",
+    )  # fmt: skip
+    register_interval: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0,
+        description="seconds between node annotation checks (health changes are published at once)",
+    )
+    socket_poll_interval: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=1.0,
+        description="seconds between checks that kubelet.sock and our socket are still there",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="log level"
+    )
 
 
 @dataclass(frozen=True)

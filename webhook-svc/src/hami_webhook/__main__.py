@@ -6,7 +6,7 @@ import sys
 
 from hami_common.k8s import ConfigError
 from hami_common.serving import CertificateError
-from hami_common.settings.main import run_service
+from hami_common.settings.main import package_version, run_service
 
 from hami_webhook.server import serve
 from hami_webhook.settings import WebhookSettings
@@ -14,8 +14,10 @@ from hami_webhook.settings import WebhookSettings
 
 def main(argv: list[str] | None = None) -> int:
     return run_service(
-        WebhookSettings, "hami-webhook", serve, argv, config_errors=(CertificateError, ConfigError)
-    )
+        WebhookSettings, "hami-webhook", serve, argv,
+        config_errors=(CertificateError, ConfigError),
+        version=package_version("hami-webhook"),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ from hami_common.protocol.annotations import (
 from hami_common.telemetry import context_from_pod
 
 log = logging.getLogger(__name__)
-_TRACER = trace.get_tracer("hami.deviceplugin")
 
 Json = dict[str, Any]
 EVENT_REASON = "HAMiAllocationFailed"
@@ -84,16 +83,18 @@ class Allocator:
         policy: VendorPolicy,
         *,
         to_allocate_keys: Mapping[str, str],
+        tracer: trace.Tracer,
         component: str = "hami-device-plugin",
-        tracer: trace.Tracer | None = None,
     ) -> None:
+        """``tracer`` comes from the provider the entry point built (and shuts down, which
+        exports the last spans): the Allocate span joins the pod's trace through it."""
         self.client = client
         self.node = node
         self.policy = policy
         self.key = to_allocate_keys[policy.vendor]
         self.all_keys = sorted(set(to_allocate_keys.values()))
         self.component = component
-        self.tracer = tracer or _TRACER
+        self.tracer = tracer
         self._lock = asyncio.Lock()
         self._node_read: Json | None = None
 
@@ -147,15 +148,17 @@ class Allocator:
                 span.set_attribute("k8s.namespace.name", ns)
                 span.set_attribute("k8s.node.name", self.node)
                 try:
-                    return await self._allocate(pod, request)
+                    return await self._allocate(pod, request, span)
                 except AllocationFailed as exc:
                     span.set_status(trace.StatusCode.ERROR, str(exc))
                     await self.fail(pod, str(exc))
                     raise
 
-    async def _allocate(self, pod: Json, request: pb.AllocateRequest) -> pb.AllocateResponse:
+    async def _allocate(
+        self, pod: Json, request: pb.AllocateRequest, span: trace.Span
+    ) -> pb.AllocateResponse:
         for attempt in range(_ATTEMPTS):
-            response, patch = self._answer(pod, request)
+            response, patch, given = self._answer(pod, request)
             ns, name = _pod_ref(pod)
             try:
                 await self.client.patch(PODS, name, patch, namespace=ns)
@@ -164,13 +167,23 @@ class Allocator:
                     raise
                 pod = await self.client.get(PODS, name, namespace=ns)
                 continue
-            if patch["metadata"]["annotations"].get(BIND_PHASE) == PHASE_SUCCESS:
+            # what this call handed out: per container, the entry of the annotation
+            span.set_attribute("hami.allocate.containers", [name for name, _ in given])
+            span.set_attribute(
+                "hami.allocate.devices", hami_rustcore.encode_pod_devices([e for _, e in given])
+            )
+            phase = patch["metadata"]["annotations"].get(BIND_PHASE, PHASE_ALLOCATING)
+            span.set_attribute("hami.allocate.bind_phase", phase)
+            if phase == PHASE_SUCCESS:
                 # the node read of the pod lookup saves a GET unless the node moved since
                 await nodelock.release(self.client, self.node, ns, name, known=self._node_read)
             return response
         raise AssertionError("unreachable")
 
-    def _answer(self, pod: Json, request: pb.AllocateRequest) -> tuple[pb.AllocateResponse, Json]:
+    def _answer(
+        self, pod: Json, request: pb.AllocateRequest
+    ) -> tuple[pb.AllocateResponse, Json, list[tuple[str, list[hami_rustcore.AllocDevice]]]]:
+        """The response, the pod patch, and (container name, devices) per container."""
         ann = _annotations(pod)
         try:
             entries = hami_rustcore.decode_pod_devices(ann.get(self.key, ""))
@@ -178,6 +191,7 @@ class Allocator:
             raise AllocationFailed(f"annotation {self.key}: {exc}") from None
         containers = containers_in_annotation_order(pod)
         response = pb.AllocateResponse()
+        given: list[tuple[str, list[hami_rustcore.AllocDevice]]] = []
         for creq in request.container_requests:
             idx = next((i for i, entry in enumerate(entries) if entry), None)
             if idx is None:
@@ -208,6 +222,7 @@ class Allocator:
                 response.container_responses.append(self.policy.container_response(ctx))
             except ValueError as exc:
                 raise AllocationFailed(str(exc)) from None
+            given.append((str(containers[idx].get("name", idx)), entry))
         remaining = hami_rustcore.encode_pod_devices(entries)
         updates: dict[str, str] = {self.key: remaining}
         others = [ann.get(k) for k in self.all_keys if k != self.key]
@@ -215,7 +230,7 @@ class Allocator:
             updates[BIND_PHASE] = PHASE_SUCCESS
         rv = str((pod.get("metadata") or {}).get("resourceVersion", ""))
         patch: Json = {"metadata": {"resourceVersion": rv, "annotations": updates}}
-        return response, patch
+        return response, patch, given
 
     # -- failure --------------------------------------------------------------------------------
 

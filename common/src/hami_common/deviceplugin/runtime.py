@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hami_rustcore
+from opentelemetry.trace import TracerProvider
 
 from hami_common.deviceplugin.allocator import Allocator
 from hami_common.deviceplugin.backend import DeviceBackend, PhysicalDevice
@@ -54,8 +55,11 @@ class PluginRuntime:
         client: KubeClient | None,
         options: RuntimeOptions,
         devices: list[PhysicalDevice] | None = None,
+        *,
+        tracer_provider: TracerProvider,
     ) -> None:
-        """``devices``: what ``backend.discover()`` returned, when the caller already asked."""
+        """``devices``: what ``backend.discover()`` returned, when the caller already asked.
+        ``tracer_provider``: the entry point's (it owns it and shuts it down)."""
         self.policy = policy
         self.backend = backend
         self.client = client
@@ -68,10 +72,13 @@ class PluginRuntime:
                 )
         self.table = DeviceTable(devices, policy.split_count, policy.numa_topology)
         self.allocator = (
-            Allocator(client, options.node, policy, to_allocate_keys=to_allocate_keys())
+            Allocator(
+                client, options.node, policy, to_allocate_keys=to_allocate_keys(),
+                tracer=tracer_provider.get_tracer("hami_common.deviceplugin"),
+            )
             if client is not None
             else None
-        )
+        )  # fmt: skip
         self.service = DevicePluginService(self.table, policy, self.allocator)
         self.server = PluginServer(
             self.service,

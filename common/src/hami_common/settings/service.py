@@ -65,6 +65,42 @@ def _is_bool(annotation: Any) -> bool:
     return annotation is bool
 
 
+def _literal_choices(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _literal_choices(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        return list(typing.get_args(annotation))
+    return []
+
+
+def _metavar(annotation: Any) -> str:
+    """``{a,b}`` for a choice, ``PATH`` for a path, ``A,B`` for a list, else ``VALUE``."""
+    choices = _literal_choices(annotation)
+    if choices:
+        return "{" + ",".join(str(c) for c in choices) + "}"
+    if _is_list(annotation):
+        return "A,B"
+    args = typing.get_args(annotation) if typing.get_origin(annotation) else (annotation,)
+    return "PATH" if Path in args else "VALUE"
+
+
+def _default_text(info: Any) -> str:
+    """How `--help` shows a field's default: required, none, on/off, or the value as typed."""
+    if info.is_required():
+        return "required"
+    value = info.get_default(call_default_factory=True)
+    if value is None:
+        return "default: none"
+    if isinstance(value, bool):
+        return f"default: {'on' if value else 'off'}"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return f"default: {','.join(map(str, value)) or 'empty'}"
+    if value == "":
+        return "default: empty"
+    return f"default: {value}".replace("%", "%%")
+
+
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -88,23 +124,36 @@ class ServiceSettings(BaseModel):
         return cls.env_prefix + field.upper()
 
     @classmethod
-    def arg_parser(cls, prog: str | None = None) -> argparse.ArgumentParser:
-        """The CLI of these settings; every option defaults to 'not given'."""
-        parser = _Parser(prog=prog, description=cls.__doc__, argument_default=argparse.SUPPRESS)
+    def arg_parser(
+        cls, prog: str | None = None, version: str | None = None
+    ) -> argparse.ArgumentParser:
+        """The CLI of these settings; every option defaults to 'not given'. With `version`,
+        ``--version`` prints ``<prog> <version>`` and exits."""
+        parser = _Parser(
+            prog=prog, description=cls.__doc__, argument_default=argparse.SUPPRESS,
+            epilog=f"Sources, highest first: command line, env {cls.env_prefix}*, "
+            f"{cls.flag(CONFIG_FILE)}, default. Lists are comma-separated.",
+        )  # fmt: skip
+        if version is not None:
+            parser.add_argument(
+                "--version", action="version", version=f"{prog or parser.prog} {version}",
+                help="print the version and exit",
+            )  # fmt: skip
         parser.add_argument(
             cls.flag(CONFIG_FILE), dest=CONFIG_FILE, metavar="PATH",
             help=f"YAML or JSON settings file (env {cls.env_name(CONFIG_FILE)})",
         )  # fmt: skip
         for name, info in cls.model_fields.items():
-            help_text = (
-                f"{info.description or ''} (env {cls.env_name(name)}; default {info.default!r})"
-            )
+            about = (info.description or "").replace("%", "%%")
+            help_text = f"{about} (env {cls.env_name(name)}; {_default_text(info)})".lstrip()
             if _is_bool(info.annotation):
                 parser.add_argument(
                     cls.flag(name), dest=name, action=argparse.BooleanOptionalAction, help=help_text
                 )
             else:
-                parser.add_argument(cls.flag(name), dest=name, metavar="VALUE", help=help_text)
+                parser.add_argument(
+                    cls.flag(name), dest=name, metavar=_metavar(info.annotation), help=help_text
+                )
         return parser
 
     @classmethod
@@ -114,13 +163,15 @@ class ServiceSettings(BaseModel):
         environ: Mapping[str, str] | None = None,
         *,
         prog: str | None = None,
+        version: str | None = None,
     ) -> Self:
         """Load from the command line, the environment and the settings file, in that order.
 
         `argv` excludes the program name; None means no CLI arguments (not ``sys.argv``), so that
         callers are explicit. `environ` None means an empty environment, for the same reason.
+        ``--help`` (and ``--version`` when `version` is given) print and raise `SystemExit(0)`.
         """
-        cli = vars(cls.arg_parser(prog).parse_args(list(argv or [])))
+        cli = vars(cls.arg_parser(prog, version).parse_args(list(argv or [])))
         env_values, config_path_env, problems = cls._from_env(environ or {})
         config_path = cli.pop(CONFIG_FILE, None) or config_path_env
         cli = {k: cls._coerce_text(k, v) if isinstance(v, str) else v for k, v in cli.items()}
@@ -206,6 +257,11 @@ class ServiceSettings(BaseModel):
     def _describe(cls, err: Any, sources: Mapping[str, str]) -> str:
         loc = [str(part) for part in err["loc"]]
         head = loc[0] if loc else ""
+        if err.get("type") == "missing" and len(loc) == 1 and head in cls.model_fields:
+            return (
+                f"{cls.flag(head)} is required (or env {cls.env_name(head)}, "
+                f"or {head!r} in the {cls.flag(CONFIG_FILE)} file)"
+            )
         where = sources.get(head, f"{head} (default)") if head else "settings"
         inner = ".".join(loc[1:])
         got = f"; got {err['input']!r}" if head in sources else ""

@@ -8,6 +8,7 @@ from hami_common.telemetry.propagation import (
     context_from_pod,
     context_from_traceparent,
     format_traceparent,
+    pod_trace_id,
     trace_annotation,
 )
 from hami_common.telemetry.tracing import TelemetryConfigError, in_memory_tracing, setup_tracing
@@ -23,6 +24,7 @@ __all__ = [
     "in_memory_tracing",
     "metrics_route",
     "new_registry",
+    "pod_trace_id",
     "setup_tracing",
     "trace_annotation",
 ]

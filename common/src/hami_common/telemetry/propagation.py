@@ -55,6 +55,15 @@ def context_from_pod(pod: Any) -> Context | None:
     )
 
 
+def pod_trace_id(pod: Any) -> str | None:
+    """The trace id (32 lower-case hex digits) of the trace context on a pod, or None: what to
+    look the pod's placement up by in a trace store."""
+    ctx = context_from_pod(pod)
+    if ctx is None:
+        return None
+    return f"{trace.get_current_span(ctx).get_span_context().trace_id:032x}"
+
+
 def trace_annotation(span: Span) -> dict[str, str]:
     """``{"hami.io/trace-context": <traceparent of span>}``, ready to merge into annotations."""
     return {TRACE_CONTEXT_ANNOTATION: format_traceparent(span.get_span_context())}

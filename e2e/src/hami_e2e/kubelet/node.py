@@ -1,6 +1,7 @@
 """A fake GPU node end to end: the NVIDIA plugin as its own process (fake backend, the node's
 device spec) and the device-manager stand-in in the test's event loop, talking over real unix
-sockets, against the real API server.
+sockets, against the real API server. The plugin exports its spans (Allocate) to the cluster's
+Jaeger, as service ``hami-plugin-nvidia``.
 
     async with GpuNode(kube_cluster, "kwok-gpu-0", workdir) as node:
         await node.wait_registered()
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 import hami_rustcore
 from hami_common.k8s import NODES, KubeClient
 
+from hami_e2e.jaeger import otel_env
 from hami_e2e.kubelet.manager import DeviceManager
 from hami_e2e.nodes import DEVICES_ANNOTATION
 from hami_e2e.process import ManagedProcess
@@ -34,6 +37,9 @@ RESOURCE = "nvidia.com/gpu"
 class _Cluster(Protocol):
     kubeconfig: Path
     logs: Path
+
+    @property
+    def otlp_endpoint(self) -> str | None: ...
 
     def client(self) -> KubeClient: ...
 
@@ -120,8 +126,9 @@ class GpuNode:
             "--socket-poll-interval", "0.1",
             *self.extra_args,
         ]  # fmt: skip
+        env = {**os.environ, **otel_env(self.cluster.otlp_endpoint, "hami-plugin-nvidia")}
         self.plugin = ManagedProcess(
-            f"plugin-{self.node}", argv, self.cluster.logs / f"plugin-{self.node}.log"
+            f"plugin-{self.node}", argv, self.cluster.logs / f"plugin-{self.node}.log", env=env
         )
         self.plugin.start()
 
