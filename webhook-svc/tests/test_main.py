@@ -108,7 +108,7 @@ def test_a_kubeconfig_that_does_not_load_is_one_line_naming_its_fix(
     status, err = _start_up_error([*tls, "--kubeconfig", str(given)], env)
     assert status == 2
     assert err.count("\n") == 1
-    assert err.startswith(f"hami-webhook: cannot read kubeconfig {given}")
+    assert err.startswith(f"hami-webhook: kubeconfig {given} does not exist; ")
     assert "fix the file that --kubeconfig names" in err
     assert "Traceback" not in err
 
