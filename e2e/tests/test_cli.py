@@ -51,7 +51,8 @@ def test_cluster_up_prints_where_the_traces_are_and_down_stops_everything(tmp_pa
             headers={"Content-Type": "application/x-protobuf"}, timeout=5,
         )  # fmt: skip
         assert export.status_code == 200
-        groups = json.loads((workdir / "state.json").read_text())["process_groups"]
+        recorded = json.loads((workdir / "state.json").read_text())["processes"]
+        groups = {name: int(identity["pid"]) for name, identity in recorded.items()}
         assert "jaeger" in groups
     finally:
         down = _cli("down", "--workdir", str(workdir))

@@ -25,6 +25,7 @@ import pytest
 from hami_common.k8s import (
     NAMESPACES,
     NODES,
+    PODS,
     SERVICE_ACCOUNTS,
     KubeClient,
     NotFound,
@@ -89,7 +90,14 @@ def hami_ns(hami_stack: HamiStack, request: pytest.FixtureRequest) -> Iterator[s
     yield name
 
     async def delete() -> None:
+        # The test's pods go first, at once: a pod still Pending while its namespace terminates
+        # would be placed on the next test's nodes and hold devices there until its
+        # reservation expires.
         async with hami_stack.client() as kube:
+            for pod in (await kube.list(PODS, namespace=name)).get("items") or []:
+                with contextlib.suppress(NotFound):
+                    await kube.delete(PODS, pod["metadata"]["name"], namespace=name,
+                                      grace_period_seconds=0)  # fmt: skip
             with contextlib.suppress(NotFound):
                 await kube.delete(NAMESPACES, name)
 
