@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hami_e2e.demo import EXAMPLES, Example, Outcome, check, summary
+from hami_e2e.demo import EXAMPLES, Example, Outcome, check, span_counts, summary
 
 
 def blocks(out: str) -> dict[str, str]:
@@ -37,7 +37,9 @@ def test_demo_prints_every_pods_outcome_and_exits_0(tmp_path: Path) -> None:
     for ex in EXAMPLES:
         block = shown[ex.name]
         assert f"(expected: {ex.expected};" in block
-        assert re.search(r"   trace: [0-9a-f]{32}", block), block
+        spans = "admission, filter" if ex.reason else "admission, filter, bind, Allocate"
+        assert re.search(rf"   trace: [0-9a-f]{{32}} \({spans}", block), block
+        assert re.search(r"     http://127\.0\.0\.1:\d+/trace/[0-9a-f]{32}  \(as JSON: ", block)
         if ex.reason:
             assert "outcome: Pending on node -" in block, block
             assert f"pending: no node fits (2 nodes rejected: 8 {ex.reason})" in block, block
@@ -59,7 +61,8 @@ def _outcome(ex: Example, phase: str, devices: str, reasons: dict[str, int]) -> 
         "status": {"phase": phase},
     }
     why = {"steps": [{"step": "filter", "reasons": reasons}]}
-    return Outcome(ex, pod, {"NVIDIA_VISIBLE_DEVICES": "GPU-a"}, why)  # fmt: skip
+    spans = ["admission", "filter"] + (["bind", "Allocate"] if phase == "Running" else [])
+    return Outcome(ex, pod, {"NVIDIA_VISIBLE_DEVICES": "GPU-a"}, why, spans=spans)  # fmt: skip
 
 
 def test_an_outcome_other_than_expected_is_reported() -> None:
@@ -70,6 +73,13 @@ def test_an_outcome_other_than_expected_is_reported() -> None:
         "expected devices [(3000, 30)], got [(2000, 30)]"
     ]
     assert check(_outcome(a100, "Pending", "", {"CardTypeMismatch": 2})) == []
+    untraced = _outcome(one_gpu, "Running", placed, {})
+    untraced.spans = ["admission", "filter", "bind"]
+    assert check(untraced) == [
+        "expected the trace to hold admission, filter, bind, Allocate, Jaeger has "
+        "admission, filter, bind"
+    ]
+    assert span_counts(["admission", "filter", "filter", "filter"]) == "admission, filter x3"
     wrong = _outcome(a100, "Pending", "", {"CardInsufficientMemory": 2})
     wrong.problems = check(wrong)
     assert wrong.problems == [

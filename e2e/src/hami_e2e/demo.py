@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,9 @@ from typing import Any
 
 import hami_rustcore as core
 from hami_common.k8s import NAMESPACES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
+from hami_common.telemetry import pod_trace_id
 
+from hami_e2e.jaeger import JaegerError, JaegerQuery, Trace, trace_api_url, trace_url
 from hami_e2e.kubelet.node import GpuNode
 from hami_e2e.nodes import NodePool, create_nodes
 from hami_e2e.stack import WEBHOOK_NAMESPACE_LABEL, HamiStack, running_stack
@@ -35,7 +38,6 @@ from hami_e2e.stack import WEBHOOK_NAMESPACE_LABEL, HamiStack, running_stack
 Json = dict[str, Any]
 NAMESPACE = "demo"
 ALLOCATED = "hami.io/vgpu-devices-allocated"
-TRACE_CONTEXT = "hami.io/trace-context"
 ENV_SHOWN = ("NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_MEMORY_LIMIT_0", "CUDA_DEVICE_MEMORY_LIMIT_1",
              "CUDA_DEVICE_SM_LIMIT", "CUDA_DEVICE_MEMORY_SHARED_CACHE")  # fmt: skip
 # Sized so that every example runs whatever order the pods are placed in (kube-scheduler's queue
@@ -44,6 +46,9 @@ ENV_SHOWN = ("NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_MEMORY_LIMIT_0", "CUDA_DEVIC
 POOL = NodePool(name="demo-gpu", count=2, devices_per_node=4, device_memory_mib=16384,
                 model="NVIDIA-Tesla-T4")  # fmt: skip
 SETTLE_SECONDS = 120.0
+TRACE_SECONDS = 30.0
+PLACED_SPANS = ("admission", "filter", "bind", "Allocate")
+PENDING_SPANS = ("admission", "filter")
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class Outcome:
     env: Mapping[str, str] | None
     explanation: Json
     problems: list[str] = field(default_factory=list)
+    spans: list[str] = field(default_factory=list)
+    """The names of the spans of the pod's trace that Jaeger holds, in the placement's order."""
 
     @property
     def phase(self) -> str:
@@ -113,8 +120,7 @@ class Outcome:
 
     def trace_id(self) -> str:
         """The trace every step of the placement joined (from the pod's trace context)."""
-        parts = self.annotations.get(TRACE_CONTEXT, "").split("-")
-        return parts[1] if len(parts) == 4 else ""
+        return pod_trace_id(self.pod) or ""
 
 
 def pod(example: Example) -> Json:
@@ -164,6 +170,9 @@ def check(outcome: Outcome) -> list[str]:
         if outcome.phase != "Pending" or outcome.pod["spec"].get("nodeName"):
             problems.append(f"expected to stay pending, but it is {outcome.phase} "
                             f"on {outcome.pod['spec'].get('nodeName')}")  # fmt: skip
+        if not set(PENDING_SPANS) <= set(outcome.spans):
+            problems.append(f"expected the trace to hold {', '.join(PENDING_SPANS)}, Jaeger has "
+                            f"{', '.join(outcome.spans) or 'nothing'}")  # fmt: skip
         reasons = outcome.last_filter().get("reasons") or {}
         if set(reasons) != {ex.reason}:
             recorded = json.dumps(reasons, sort_keys=True) if reasons else "nothing"
@@ -173,6 +182,9 @@ def check(outcome: Outcome) -> list[str]:
         return problems
     if outcome.phase != "Running":
         problems.append(f"expected Running, but it is {outcome.phase}")
+    if not set(PLACED_SPANS) <= set(outcome.spans):
+        problems.append(f"expected the trace to hold {', '.join(PLACED_SPANS)}, Jaeger has "
+                        f"{', '.join(outcome.spans) or 'nothing'}")  # fmt: skip
     got = [(d.usedmem, d.usedcores) for d in outcome.devices()]
     if got != list(ex.devices):
         problems.append(f"expected devices {list(ex.devices)}, got {got}")
@@ -181,7 +193,7 @@ def check(outcome: Outcome) -> list[str]:
     return problems
 
 
-def show(outcome: Outcome, trace_url: str | None) -> None:
+def show(outcome: Outcome, traces: str | None) -> None:
     ex, p = outcome.example, outcome.pod
     spec, annotations = p["spec"], outcome.annotations
     print(f"\n== {ex.name}: {ex.what}")
@@ -200,9 +212,19 @@ def show(outcome: Outcome, trace_url: str | None) -> None:
         print(f"   reasons per node: {json.dumps(failed, sort_keys=True)}")
     trace_id = outcome.trace_id()
     if trace_id:
-        print(f"   trace: {trace_id}" + (f"  {trace_url}" if trace_url else ""))
+        print(f"   trace: {trace_id} ({span_counts(outcome.spans) or 'no spans in Jaeger'})")
+        if traces:
+            print(f"     {trace_url(traces, trace_id)}  (as JSON: "
+                  f"{trace_api_url(traces, trace_id)})")  # fmt: skip
     for problem in outcome.problems:
         print(f"   UNEXPECTED: {problem}")
+
+
+def span_counts(names: list[str]) -> str:
+    """``admission, filter x3, bind``: each span name once, with its count when it repeats
+    (kube-scheduler filters a pending pod again on every cluster change)."""
+    counts = Counter(names)
+    return ", ".join(n if counts[n] == 1 else f"{n} x{counts[n]}" for n in dict.fromkeys(names))
 
 
 def summary(outcomes: list[Outcome]) -> str:
@@ -216,6 +238,7 @@ def summary(outcomes: list[Outcome]) -> str:
 
 
 async def collect(stack: HamiStack, gpu_nodes: list[GpuNode]) -> list[Outcome]:
+    traces = stack.cluster.traces_url
     async with stack.client() as kube:
         for ex in EXAMPLES:
             await kube.create(PODS, pod(ex), namespace=NAMESPACE)
@@ -232,9 +255,30 @@ async def collect(stack: HamiStack, gpu_nodes: list[GpuNode]) -> list[Outcome]:
             reply = await http.get(f"{explain_url}/{ex.name}")
             why = reply.json() if reply.status_code == 200 else {}
             outcome = Outcome(ex, pods[ex.name], env, why)
+            if traces:
+                outcome.spans = await asyncio.to_thread(trace_spans, traces, outcome)
             outcome.problems = check(outcome)
             outcomes.append(outcome)
     return outcomes
+
+
+def trace_spans(traces: str, outcome: Outcome) -> list[str]:
+    """The span names of the pod's trace in Jaeger, once it holds every step expected of the
+    pod (the services export in batches), or whatever it holds after `TRACE_SECONDS`."""
+    trace_id = outcome.trace_id()
+    if not trace_id:
+        return []
+    wanted = PENDING_SPANS if outcome.example.reason else PLACED_SPANS
+    query = JaegerQuery(traces)
+    trace: Trace | None
+    try:
+        trace = query.wait_trace(trace_id, lambda t: t.has(*wanted), TRACE_SECONDS)
+    except JaegerError:
+        trace = query.trace(trace_id)
+    if trace is None:
+        return []
+    rank = {name: i for i, name in enumerate(PLACED_SPANS)}
+    return sorted((s.name for s in trace.spans), key=lambda n: (rank.get(n, len(rank)), n))
 
 
 async def run(stack: HamiStack) -> list[Outcome]:
@@ -261,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     with running_stack(workdir) as stack:
         outcomes = asyncio.run(run(stack))
         for outcome in outcomes:
-            show(outcome, None)
+            show(outcome, stack.cluster.traces_url)
     print()
     print(summary(outcomes))
     return 1 if any(o.problems for o in outcomes) else 0
