@@ -1,10 +1,14 @@
-"""`cluster-up` / `cluster-down` as a person runs them: what up prints works, down stops it all."""
+"""`./just cluster-up` / `./just cluster-down` as a person runs them: the commands that up prints
+work as printed (kubectl applies the example pod, the extender explains it, the kubelet stand-in
+logs its Allocate, Jaeger holds its trace), and down stops every process it started."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shlex
+import ssl
 import subprocess
 import sys
 import time
@@ -12,49 +16,90 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hami_e2e.process import ProcessIdentity
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hami_e2e.cli", *args],
-        capture_output=True, text=True, timeout=180, check=False,
+        capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
 
 
-def _gone(pgid: int, within: float = 10.0) -> bool:
+def _printed(out: str, pattern: str) -> str:
+    found = re.search(pattern, out, flags=re.MULTILINE)
+    assert found is not None, f"{pattern!r} not in:\n{out}"
+    return found[1]
+
+
+def _until(probe, within: float = 60.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.3)
 
 
 @pytest.mark.e2e
-def test_cluster_up_prints_where_the_traces_are_and_down_stops_everything(tmp_path: Path) -> None:
+@pytest.mark.timeout(400)
+def test_cluster_up_brings_the_whole_stack_and_its_printed_commands_work(tmp_path: Path) -> None:
     workdir = tmp_path / "cluster"
-    groups: dict[str, int] = {}
+    recorded: dict[str, ProcessIdentity | None] = {}
     try:
-        up = _cli("up", "--workdir", str(workdir))
-        assert up.returncode == 0, up.stderr
+        up = _cli("up", "--workdir", str(workdir), "--gpu-nodes", "1")
+        assert up.returncode == 0, up.stdout + up.stderr
         out = up.stdout
-        assert f"export KUBECONFIG={workdir / 'admin.kubeconfig'}" in out
-        ui = re.search(r"traces \(Jaeger\): (http://127\.0\.0\.1:\d+)", out)
-        otlp = re.search(r"export OTEL_EXPORTER_OTLP_ENDPOINT=(http://127\.0\.0\.1:\d+)", out)
-        assert ui is not None, out
-        assert otlp is not None, out
-        assert httpx.get(f"{ui[1]}/api/v3/services", timeout=5).status_code == 200
-        export = httpx.post(
-            f"{otlp[1]}/v1/traces", content=b"",
-            headers={"Content-Type": "application/x-protobuf"}, timeout=5,
-        )  # fmt: skip
-        assert export.status_code == 200
-        recorded = json.loads((workdir / "state.json").read_text())["processes"]
-        groups = {name: int(identity["pid"]) for name, identity in recorded.items()}
-        assert "jaeger" in groups
+        env = {**os.environ, "KUBECONFIG": _printed(out, r"^  export KUBECONFIG=(\S+)$")}
+        kubectl = _printed(out, r"^  alias kubectl=(\S+)$")
+        state = json.loads((workdir / "state.json").read_text())
+        recorded = {n: ProcessIdentity.from_dict(i) for n, i in state["processes"].items()}
+        assert {"etcd", "kube-apiserver", "kube-scheduler", "jaeger", "webhook", "extender",
+                "kubelet-gpu-0", "plugin-gpu-0"} <= set(recorded)  # fmt: skip
+
+        apply = _printed(out, r"^  kubectl apply -f (\S+)$")
+        subprocess.run([kubectl, "apply", "-f", apply], env=env, check=True, timeout=60)
+
+        def pod() -> dict[str, object] | None:
+            argv = [kubectl, "get", "pod", "gpu-pod", "-o", "json"]
+            got = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+            doc: dict[str, object] = json.loads(got.stdout)
+            return doc if doc["status"]["phase"] == "Running" else None  # type: ignore[index]
+
+        running = _until(pod)
+        assert running["spec"]["nodeName"] == "gpu-0"
+        assert running["spec"]["schedulerName"] == "hami-scheduler"
+
+        curl = shlex.split(_printed(out, r"^  (curl -s --cacert .*)$"))
+        cafile, url = curl[curl.index("--cacert") + 1], curl[-1]
+        trust = ssl.create_default_context(cafile=cafile)
+        explained = httpx.get(url, verify=trust, timeout=10).json()
+        assert explained["summary"] == "bound to node gpu-0"
+
+        kubelet_log = workdir / "cluster" / "logs" / "kubelet-gpu-0.log"
+        allocated = _until(lambda: "Allocate for default/gpu-pod" in kubelet_log.read_text())
+        assert allocated
+        line = next(x for x in kubelet_log.read_text().splitlines() if "default/gpu-pod" in x)
+        assert "CUDA_DEVICE_MEMORY_LIMIT_0=3000m" in line
+        assert "CUDA_DEVICE_SM_LIMIT=30" in line
+
+        traces = _printed(out, r"^traces \(Jaeger\): (\S+)$")
+        trace_id = running["metadata"]["annotations"]["hami.io/trace-context"].split("-")[1]
+
+        def spans() -> set[str]:
+            reply = httpx.get(f"{traces}/api/v3/traces/{trace_id}", timeout=5)
+            if reply.status_code != 200:
+                return set()
+            names = {s["name"] for rs in reply.json()["result"]["resourceSpans"]
+                     for ss in rs["scopeSpans"] for s in ss["spans"]}  # fmt: skip
+            return names if {"admission", "filter", "bind", "Allocate"} <= names else set()
+
+        assert _until(spans, 30)
     finally:
         down = _cli("down", "--workdir", str(workdir))
         assert down.returncode == 0, down.stderr
-    assert all(_gone(pgid) for pgid in groups.values()), groups
+    time.sleep(0.5)
+    still = [n for n, who in recorded.items() if who is not None and who.is_running()]
+    assert still == []
+    assert not (workdir / "state.json").exists()

@@ -14,6 +14,7 @@ from hami_common.k8s import KubeClient
 
 from hami_e2e.cluster import LocalCluster
 from hami_e2e.kind import KindCluster, kind_available
+from hami_e2e.process import ManagedProcess
 
 
 class Cluster(Protocol):
@@ -24,6 +25,8 @@ class Cluster(Protocol):
     logs: Path
     kubeconfig: Path
     start_seconds: float | None
+    processes: list[ManagedProcess]
+    """The processes it started on this machine (all of them, for the local backend)."""
 
     @property
     def otlp_endpoint(self) -> str | None:
@@ -41,7 +44,13 @@ class Cluster(Protocol):
     def log_tails(self, lines: int = 30) -> str: ...
 
 
-def make_cluster(workdir: Path, scheduler_extra: dict[str, Any] | None = None) -> Cluster:
+def make_cluster(
+    workdir: Path, scheduler_extra: dict[str, Any] | None = None, *, detachable: bool = False
+) -> Cluster:
+    """The backend ``HAMI_E2E_BACKEND`` selects; ``detachable`` (a cluster left running for
+    people, `./just cluster-up`) is always the local one."""
+    if detachable:
+        return LocalCluster(workdir, scheduler_extra=scheduler_extra, detachable=True)
     choice = os.environ.get("HAMI_E2E_BACKEND", "auto")
     if choice not in ("auto", "local", "kind"):
         raise ValueError(f"HAMI_E2E_BACKEND={choice!r}: expected auto, local or kind")

@@ -1,65 +1,164 @@
-"""`./just cluster-up` / `./just cluster-down`: a control plane for people, left running.
+"""`./just cluster-up` / `./just cluster-down`: the whole hami-rs stack for people, left running.
 
-``up`` starts the local cluster in ``<repo>/.cache/cluster`` (or ``--workdir``), detaches its
-processes (each in its own process group), records who each one is in ``state.json`` (its pid,
-start time and boot, see `ProcessIdentity`) and prints how to point kubectl at it and where the
-traces are (Jaeger's query API and UI, and the OTLP endpoint to export to). ``down`` stops every
-recorded process group whose leader is still provably that process, and removes the state: a
-stale state file (after a reboot, or a process that already exited and whose pid went to another
-program) never gets an unrelated process signalled.
+``up`` starts, in ``<repo>/.cache/cluster`` (or ``--workdir``): the control plane built from
+upstream with Jaeger, the webhook (registered for every namespace but kube-system and those
+labelled ``hami.io/webhook=ignore``, as HAMi's chart does), the extender (which kube-scheduler's
+``hami-scheduler`` profile calls over TLS), and fake GPU nodes, each with the NVIDIA device plugin
+(fake backend) and kubelet's device-manager stand-in as processes of their own. Every process is
+detached (its own process group) and recorded in ``state.json`` by who it is (pid, start time and
+boot, see `ProcessIdentity`); then it prints how to use the stack. ``down`` stops every recorded
+process group whose leader is still provably that process and removes the state: a stale state
+file (after a reboot, or a process that already exited and whose pid went to another program)
+never gets an unrelated process signalled.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from hami_common.k8s import NODES, KubeClient
+
 from hami_e2e.build import layout
-from hami_e2e.cluster import ClusterError, LocalCluster
+from hami_e2e.cluster import ClusterError
+from hami_e2e.kubelet.node import (
+    NODE_FOLDER_PREFIX,
+    NODE_FOLDERS,
+    REGISTER,
+    RESOURCE,
+    kubelet_process,
+    node_folder,
+    plugin_process,
+    spec_from_node,
+    write_spec,
+)
+from hami_e2e.nodes import NodePool, create_nodes
 from hami_e2e.paths import repo_root
-from hami_e2e.process import ProcessError, ProcessIdentity, detach, kill_group
+from hami_e2e.process import ManagedProcess, ProcessError, ProcessIdentity, detach, kill_group
+from hami_e2e.stack import ALL_NAMESPACES, HamiStack, start_stack
+
+SPLIT_COUNT = 10
+EXAMPLE = repo_root() / "e2e" / "examples" / "gpu-pod.yaml"
 
 
 def _state(workdir: Path) -> Path:
     return workdir / "state.json"
 
 
-def up(workdir: Path) -> int:
+async def _start_nodes(stack: HamiStack, pool: NodePool, started: list[ManagedProcess],
+                       folders: list[Path], within: float = 60.0) -> list[str]:  # fmt: skip
+    """The pool's fake nodes, each with its kubelet stand-in and device plugin, registered."""
+    cluster = stack.cluster
+    async with stack.client() as kube:
+        names = await create_nodes(kube, [pool])
+        for name in names:
+            root = node_folder(name)
+            folders.append(root)
+            write_spec(root, spec_from_node(await kube.get(NODES, name)))
+            kubelet = kubelet_process(cluster, name, root)
+            kubelet.start()
+            started.append(kubelet)
+            deadline = time.monotonic() + within
+            while not (root / "dp" / "kubelet.sock").exists():
+                kubelet.check()
+                if time.monotonic() > deadline:
+                    raise ProcessError(f"kubelet stand-in of {name} never served its socket")
+                await asyncio.sleep(0.1)
+            config = {"nvidia": {"deviceSplitCount": SPLIT_COUNT}}
+            plugin = plugin_process(cluster, name, root, config, detachable=True)
+            plugin.start()
+            started.append(plugin)
+        for name in names:
+            await _wait_registered(kube, name, pool.devices_per_node * SPLIT_COUNT, started,
+                                   within)  # fmt: skip
+    return names
+
+
+async def _wait_registered(kube: KubeClient, node: str, count: int,
+                           processes: list[ManagedProcess], within: float) -> None:  # fmt: skip
+    deadline = time.monotonic() + within
+    while True:
+        for proc in processes:
+            proc.check()
+        obj = await kube.get(NODES, node)
+        allocatable = (obj.get("status") or {}).get("allocatable") or {}
+        registered = REGISTER in (obj["metadata"].get("annotations") or {})
+        if registered and allocatable.get(RESOURCE) == str(count):
+            return
+        if time.monotonic() > deadline:
+            raise ProcessError(f"node {node}: the NVIDIA plugin did not register in {within:.0f}s")
+        await asyncio.sleep(0.2)
+
+
+def up(workdir: Path, pool: NodePool) -> int:
     if _state(workdir).exists():
         print(
             f"a cluster is already recorded in {_state(workdir)}; run `./just cluster-down` first"
         )
         return 1
     shutil.rmtree(workdir, ignore_errors=True)
-    cluster = LocalCluster(workdir, detachable=True)
+    began = time.monotonic()
+    started: list[ManagedProcess] = []
+    folders: list[Path] = []
     try:
-        cluster.start()
-    except (ClusterError, ProcessError) as exc:
+        stack = start_stack(workdir, detachable=True, namespace_selector=ALL_NAMESPACES)
+    except (ClusterError, ProcessError, RuntimeError, TimeoutError) as exc:
         print(f"cluster-up failed: {exc}", file=sys.stderr)
         return 1
+    try:
+        nodes = asyncio.run(_start_nodes(stack, pool, started, folders))
+    except (ProcessError, TimeoutError) as exc:
+        print(f"cluster-up failed: {exc}", file=sys.stderr)
+        for proc in reversed(started):
+            proc.stop()
+        stack.stop()
+        stack.cluster.stop()
+        return 1
+    processes = [*stack.cluster.processes, *(s.process for s in stack.services), *started]
     recorded: dict[str, dict[str, int | str]] = {}
-    for proc in cluster.processes:
+    for proc in processes:
         identity = ProcessIdentity.of(proc.pid) if proc.pid is not None else None
         if identity is not None:
             recorded[proc.name] = identity.as_dict()
         detach(proc)
-    _state(workdir).write_text(json.dumps({"processes": recorded}, indent=2) + "\n")
-    kubectl = layout().binary("kubectl")
-    print(f"cluster is up in {cluster.start_seconds:.1f}s; logs in {cluster.logs}")
+    state = {"processes": recorded, "folders": [str(f) for f in folders]}
+    _state(workdir).write_text(json.dumps(state, indent=2) + "\n")
+    _explain_use(stack, nodes, pool, time.monotonic() - began)
+    return 0
+
+
+def _explain_use(stack: HamiStack, nodes: list[str], pool: NodePool, seconds: float) -> None:
+    cluster = stack.cluster
+    print(f"hami-rs is up in {seconds:.1f}s: the control plane, Jaeger, the webhook, the "
+          f"extender and {len(nodes)} fake GPU nodes ({', '.join(nodes)}: "
+          f"{pool.devices_per_node} x {pool.model}, {pool.device_memory_mib} MiB each) with the "
+          "NVIDIA device plugin")  # fmt: skip
+    print(f"logs: {cluster.logs} (control plane, plugins, kubelet stand-ins), {stack.workdir} "
+          "(webhook, extender)")  # fmt: skip
     print("point kubectl at it:")
     print(f"  export KUBECONFIG={cluster.kubeconfig}")
-    print(f"  alias kubectl={kubectl}")
-    print("  kubectl get nodes,pods -A")
-    if cluster.jaeger is not None:
-        print(f"traces (Jaeger): {cluster.jaeger.query_url}")
-        print(f"  export OTEL_EXPORTER_OTLP_ENDPOINT={cluster.jaeger.otlp_endpoint}")
-        print(f"  a pod's trace: {cluster.jaeger.query_url}/api/v3/traces/<trace id>")
+    print(f"  alias kubectl={layout().binary('kubectl')}")
+    print("create a GPU pod (the webhook sees every namespace but kube-system and those labelled "
+          "hami.io/webhook=ignore):")  # fmt: skip
+    print(f"  kubectl apply -f {EXAMPLE}")
+    print("  kubectl get pods -o wide")
+    print("why a pod is pending, or where it went and with which devices:")
+    print(f"  curl -s --cacert {stack.extender_tls.ca_file} "
+          f"{stack.extender_url()}/api/v1/explain/default/gpu-pod")  # fmt: skip
+    print("what the device plugin's Allocate gave each container (kubelet stand-in's log):")
+    print(f"  grep Allocate {cluster.logs}/kubelet-*.log")
+    if cluster.traces_url is not None:
+        print(f"traces (Jaeger): {cluster.traces_url}")
+        print(f"  export OTEL_EXPORTER_OTLP_ENDPOINT={cluster.otlp_endpoint}")
+        print(f"  a pod's trace: {cluster.traces_url}/api/v3/traces/<trace id> (the id is in "
+              "the pod's hami.io/trace-context annotation)")  # fmt: skip
     print("stop it with: ./just cluster-down")
-    return 0
 
 
 def down(workdir: Path) -> int:
@@ -68,9 +167,10 @@ def down(workdir: Path) -> int:
         print(f"no cluster recorded in {state}")
         return 0
     try:
-        recorded = json.loads(state.read_text()).get("processes")
+        doc = json.loads(state.read_text())
+        recorded, folders = doc.get("processes"), doc.get("folders") or []
     except (OSError, ValueError, AttributeError):
-        recorded = None
+        recorded, folders = None, []
     if not isinstance(recorded, dict):
         print(f"{state} records no process identities (written by an older version, or damaged): "
               "nothing was signalled; stop the cluster's processes by hand, then remove it",
@@ -84,6 +184,10 @@ def down(workdir: Path) -> int:
             print(f"stopped {name} (process group {identity.pid})")
         else:
             print(f"{name} (pid {identity.pid}) had already exited; its pid was not signalled")
+    for folder in folders if isinstance(folders, list) else []:
+        path = Path(str(folder))
+        if path.parent == NODE_FOLDERS and path.name.startswith(NODE_FOLDER_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)
     state.unlink()
     return 0
 
@@ -92,8 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hami-e2e-cluster", description=__doc__)
     parser.add_argument("action", choices=("up", "down"))
     parser.add_argument("--workdir", type=Path, default=repo_root() / ".cache" / "cluster")
+    parser.add_argument("--gpu-nodes", type=int, default=2, help="fake GPU nodes (up)")
+    parser.add_argument("--devices-per-node", type=int, default=4, help="GPUs per node (up)")
     args = parser.parse_args(argv)
-    return up(args.workdir) if args.action == "up" else down(args.workdir)
+    if args.action == "down":
+        return down(args.workdir)
+    if not 0 <= args.gpu_nodes <= 50 or not 1 <= args.devices_per_node <= 16:
+        parser.error("--gpu-nodes is 0..50 and --devices-per-node 1..16")
+    pool = NodePool(name="gpu", count=args.gpu_nodes, devices_per_node=args.devices_per_node,
+                    model="NVIDIA-Tesla-T4", device_memory_mib=16384)  # fmt: skip
+    return up(args.workdir, pool)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import ssl
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from hami_e2e.backend import Cluster, make_cluster
 from hami_e2e.components import free_port
 from hami_e2e.jaeger import otel_env
 from hami_e2e.pki import CertificateAuthority, ServingPki, serving_pki
+from hami_e2e.process import ManagedProcess, tail
 
 Json = dict[str, Any]
 
@@ -38,45 +38,49 @@ MANUAL_SCHEDULER = "nobody"
 
 
 class Service:
-    """A Python service as a real process in its own session, with its own log."""
+    """A Python service as a real process in its own session, with its own log (a
+    `ManagedProcess`: stopped with the harness, unless ``detachable``)."""
 
     def __init__(
         self, name: str, argv: list[str], log: Path, ready_url: str,
-        *, port: int | None = None, env: dict[str, str] | None = None,
+        *, port: int | None = None, env: dict[str, str] | None = None, detachable: bool = False,
     ) -> None:  # fmt: skip
         self.name, self.argv, self.log, self.ready_url = name, argv, log, ready_url
         self.port = port
         self.env = env or {}  # on top of ours
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process = ManagedProcess(name, argv, log, env={**os.environ, **self.env},
+                                      die_with_parent=not detachable)  # fmt: skip
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.process.running()
 
     def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, **self.env},
-            )  # fmt: skip
+        self.process.start()
 
     def wait_ready(self, within: float = 60.0, status: int = 200) -> None:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
+            if not self.process.running():
+                raise RuntimeError(f"{self.name} exited: {tail(self.log, 60)}")
             with contextlib.suppress(httpx.HTTPError):
                 # Readiness of a local server whose certificate our own test CA signed.
                 reply = httpx.get(self.ready_url, verify=False, timeout=2)  # noqa: S501
                 if reply.status_code == status:
                     return
             time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready in {within}s: {self.log.read_text()[-3000:]}")
+        raise TimeoutError(f"{self.name} not ready in {within}s: {tail(self.log, 60)}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(15)
+        """SIGTERM: a clean stop (the service flushes its last spans); SIGKILL: a crash."""
+        if not self.process.running():
+            return
+        if sig == signal.SIGTERM:
+            self.process.stop(timeout=15)
+        else:
+            assert self.process.pid is not None  # noqa: S101 - running
+            os.killpg(self.process.pid, sig)
+            self.process.stop(timeout=15)  # reaps it (and anything left in its group)
 
     def ready_status(self) -> int:
         try:
@@ -95,12 +99,15 @@ class HamiStack:
     """A local cluster whose kube-scheduler calls our extender, plus our processes on it."""
 
     def __init__(
-        self, cluster: Cluster, workdir: Path, extender_port: int, extender_tls: ServingPki
-    ) -> None:
+        self, cluster: Cluster, workdir: Path, extender_port: int, extender_tls: ServingPki,
+        *, detachable: bool = False,
+    ) -> None:  # fmt: skip
+        """``detachable`` services outlive this process (`./just cluster-up`)."""
         self.cluster = cluster
         self.workdir = workdir
         self.extender_port = extender_port
         self.extender_tls = extender_tls
+        self.detachable = detachable
         self.services: list[Service] = []
         self.extenders: list[Service] = []
 
@@ -117,7 +124,7 @@ class HamiStack:
                 *extra]  # fmt: skip
         svc = Service(name, argv, self.workdir / f"{name}-{port}.log",
                       f"{self.extender_url(port)}/readyz", port=port,
-                      env=self.otel_env("hami-extender"))  # fmt: skip
+                      env=self.otel_env("hami-extender"), detachable=self.detachable)  # fmt: skip
         svc.start()
         self.services.append(svc)
         self.extenders.append(svc)
@@ -149,7 +156,7 @@ class HamiStack:
             "--key-file", str(pair.key), "--port", str(port), "--host", "127.0.0.1",
             "--kubeconfig", str(self.cluster.kubeconfig),
         ], self.workdir / "webhook.log", f"https://127.0.0.1:{port}/readyz", port=port,
-           env=self.otel_env("hami-webhook"))  # fmt: skip
+           env=self.otel_env("hami-webhook"), detachable=self.detachable)  # fmt: skip
         svc.start()
         self.services.append(svc)
         return svc, port, ca.pem
@@ -179,9 +186,20 @@ def scheduler_extra(extender_port: int, tls: ServingPki) -> Json:
     }
 
 
-async def install_webhook(kube: KubeClient, port: int, ca_pem: bytes) -> None:
+# The test suites' selector: only namespaces a test labelled, so suites never see each other.
+TEST_NAMESPACES: Json = {"matchLabels": {WEBHOOK_NAMESPACE_LABEL: "true"}}
+# HAMi's chart: every namespace but those labelled hami.io/webhook=ignore (and kube-system).
+ALL_NAMESPACES: Json = {"matchExpressions": [
+    {"key": "hami.io/webhook", "operator": "NotIn", "values": ["ignore"]},
+    {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]},
+]}  # fmt: skip
+
+
+async def install_webhook(
+    kube: KubeClient, port: int, ca_pem: bytes, namespace_selector: Json = TEST_NAMESPACES
+) -> None:
     """The MutatingWebhookConfiguration that sends pod CREATEs, and UPDATEs of
-    ``pods/ephemeralcontainers`` (ephemeral containers added to a running pod), of labelled
+    ``pods/ephemeralcontainers`` (ephemeral containers added to a running pod), of the selected
     namespaces to us (webhook-svc/README.md, Registration)."""
     body = {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
@@ -195,19 +213,23 @@ async def install_webhook(kube: KubeClient, port: int, ca_pem: bytes) -> None:
                        "resources": ["pods"], "scope": "Namespaced"},
                       {"operations": ["UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
                        "resources": ["pods/ephemeralcontainers"], "scope": "Namespaced"}],
-            "namespaceSelector": {"matchLabels": {WEBHOOK_NAMESPACE_LABEL: "true"}},
+            "namespaceSelector": namespace_selector,
         }],
     }  # fmt: skip
     await kube.create(MUTATING_WEBHOOK_CONFIGURATIONS, body)
 
 
-@contextlib.contextmanager
-def running_stack(workdir: Path) -> Iterator[HamiStack]:
-    """Starts the cluster, the webhook (installed) and one extender; stops all on exit."""
+def start_stack(
+    workdir: Path, *, detachable: bool = False, namespace_selector: Json = TEST_NAMESPACES
+) -> HamiStack:
+    """Starts the cluster (its kube-scheduler calling our extender), the webhook (registered
+    for ``namespace_selector``) and one extender, each ready; stops what started if one fails.
+    ``detachable``: everything outlives this process (`./just cluster-up`)."""
     port = free_port()
     tls = extender_pki(workdir)
-    cluster = make_cluster(workdir / "cluster", scheduler_extra=scheduler_extra(port, tls))
-    stack = HamiStack(cluster, workdir, port, tls)
+    cluster = make_cluster(workdir / "cluster", scheduler_extra=scheduler_extra(port, tls),
+                           detachable=detachable)  # fmt: skip
+    stack = HamiStack(cluster, workdir, port, tls, detachable=detachable)
     try:
         cluster.start()
         webhook, wport, ca_pem = stack.webhook()
@@ -215,11 +237,23 @@ def running_stack(workdir: Path) -> Iterator[HamiStack]:
 
         async def setup() -> None:
             async with cluster.client() as kube:
-                await install_webhook(kube, wport, ca_pem)
+                await install_webhook(kube, wport, ca_pem, namespace_selector)
 
         asyncio.run(setup())
         stack.extender().wait_ready()
+    except BaseException:
+        stack.stop()
+        cluster.stop()
+        raise
+    return stack
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path) -> Iterator[HamiStack]:
+    """`start_stack` for the demo and the suites: stops everything on exit."""
+    stack = start_stack(workdir)
+    try:
         yield stack
     finally:
         stack.stop()
-        cluster.stop()
+        stack.cluster.stop()

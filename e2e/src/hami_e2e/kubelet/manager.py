@@ -70,11 +70,20 @@ def _requests(container: Json, resource: str) -> int:
 
 
 class DeviceManager:
-    def __init__(self, node: str, plugin_dir: Path, client: KubeClient | None = None) -> None:
+    def __init__(
+        self,
+        node: str,
+        plugin_dir: Path,
+        client: KubeClient | None = None,
+        *,
+        on_allocation: Callable[[Allocation], None] | None = None,
+    ) -> None:
+        """``on_allocation`` is told of every container's Allocate answer (or error)."""
         self.node = node
         self.plugin_dir = plugin_dir
         self.socket = plugin_dir / "kubelet.sock"
         self.client = client
+        self.on_allocation = on_allocation
         self.plugins: dict[str, PluginEndpoint] = {}
         self.allocations: dict[tuple[str, str, str], Allocation] = {}
         self.registrations: list[pb.RegisterRequest] = []
@@ -274,6 +283,8 @@ class DeviceManager:
             time.perf_counter() - started,
         )
         self.allocations[(record.namespace, record.pod, record.container)] = record
+        if self.on_allocation is not None:
+            self.on_allocation(record)
         return record
 
     def release(self, uid: str) -> None:

@@ -50,6 +50,67 @@ def spec_from_node(node: dict[str, Any]) -> dict[str, Any]:
     return {"devices": devices}
 
 
+def write_spec(root: Path, spec: dict[str, Any]) -> Path:
+    """The fake backend's spec file in a node's folder, replaced whole (the plugin re-reads it
+    for health changes and must never see half of it)."""
+    path = root / "spec.json"
+    staged = path.with_suffix(".tmp")
+    staged.write_text(json.dumps(spec), encoding="utf-8")
+    staged.replace(path)
+    return path
+
+
+def plugin_process(
+    cluster: _Cluster,
+    node: str,
+    root: Path,
+    device_config: dict[str, Any],
+    extra_args: tuple[str, ...] = (),
+    *,
+    detachable: bool = False,
+) -> ManagedProcess:
+    """The NVIDIA device plugin of one fake node (fake backend reading ``root/spec.json``), as
+    a process exporting its spans to the cluster's Jaeger; not started."""
+    config = root / "device-config.json"
+    config.write_text(json.dumps(device_config), encoding="utf-8")
+    argv = [
+        sys.executable, "-m", "hami_plugin_nvidia",
+        "--node-name", node,
+        "--backend", "fake",
+        "--fake-spec", str(root / "spec.json"),
+        "--device-config-file", str(config),
+        "--plugin-dir", str(root / "dp"),
+        "--hook-path", str(root / "hook"),
+        "--lock-dir", str(root / "vgpulock"),
+        "--kubeconfig", str(cluster.kubeconfig),
+        "--register-interval", "0.5",
+        "--socket-poll-interval", "0.1",
+        *extra_args,
+    ]  # fmt: skip
+    env = {**os.environ, **otel_env(cluster.otlp_endpoint, "hami-plugin-nvidia")}
+    log = cluster.logs / f"plugin-{node}.log"
+    return ManagedProcess(f"plugin-{node}", argv, log, env=env, die_with_parent=not detachable)
+
+
+def kubelet_process(cluster: _Cluster, node: str, root: Path) -> ManagedProcess:
+    """kubelet's device-manager stand-in for one node as its own process (``python -m
+    hami_e2e.kubelet``), for a stack left running (`./just cluster-up`); not started."""
+    argv = [sys.executable, "-m", "hami_e2e.kubelet", "--node", node,
+            "--plugin-dir", str(root / "dp"), "--kubeconfig", str(cluster.kubeconfig)]  # fmt: skip
+    log = cluster.logs / f"kubelet-{node}.log"
+    return ManagedProcess(f"kubelet-{node}", argv, log, die_with_parent=False)
+
+
+# unix socket paths are limited to 107 bytes: node folders are short, under /tmp
+NODE_FOLDERS = Path("/tmp")  # noqa: S108 - mkdtemp makes each one private and unique
+NODE_FOLDER_PREFIX = "gpu-"
+
+
+def node_folder(node: str) -> Path:
+    """A new folder for a node's sockets and files (`NODE_FOLDERS`, named ``gpu-<node>-*``)."""
+    return Path(tempfile.mkdtemp(prefix=f"{NODE_FOLDER_PREFIX}{node[:20]}-", dir=NODE_FOLDERS))
+
+
 class GpuNode:
     def __init__(
         self,
@@ -67,8 +128,7 @@ class GpuNode:
         self.extra_args = extra_args
         self.device_config = device_config
         self.edit_spec = edit_spec
-        # unix socket paths are limited to 107 bytes: a short folder under /tmp
-        self.root = Path(tempfile.mkdtemp(prefix=f"gpu-{node[:20]}-", dir="/tmp"))
+        self.root = node_folder(node)
         self.plugin_dir = self.root / "dp"
         self.spec_path = self.root / "spec.json"
         self.hook_path = self.root / "hook"
@@ -96,40 +156,17 @@ class GpuNode:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def write_spec(self) -> None:
-        staged = self.spec_path.with_suffix(".tmp")
-        staged.write_text(json.dumps(self.spec), encoding="utf-8")
-        staged.replace(self.spec_path)
+        write_spec(self.root, self.spec)
 
     def set_health(self, index: int, healthy: bool) -> None:
         self.spec["devices"][index]["healthy"] = healthy
         self.write_spec()
 
     def start_plugin(self) -> None:
-        config = self.root / "device-config.json"
-        config.write_text(
-            json.dumps(self.device_config or {"nvidia": {"deviceSplitCount": self.split_count}}),
-            encoding="utf-8",
-        )
-        argv = [
-            sys.executable,
-            "-m",
-            "hami_plugin_nvidia",
-            "--node-name", self.node,
-            "--backend", "fake",
-            "--fake-spec", str(self.spec_path),
-            "--device-config-file", str(config),
-            "--plugin-dir", str(self.plugin_dir),
-            "--hook-path", str(self.hook_path),
-            "--lock-dir", str(self.root / "vgpulock"),
-            "--kubeconfig", str(self.cluster.kubeconfig),
-            "--register-interval", "0.5",
-            "--socket-poll-interval", "0.1",
-            *self.extra_args,
-        ]  # fmt: skip
-        env = {**os.environ, **otel_env(self.cluster.otlp_endpoint, "hami-plugin-nvidia")}
-        self.plugin = ManagedProcess(
-            f"plugin-{self.node}", argv, self.cluster.logs / f"plugin-{self.node}.log", env=env
-        )
+        self.plugin = plugin_process(
+            self.cluster, self.node, self.root, self.device_config
+            or {"nvidia": {"deviceSplitCount": self.split_count}}, self.extra_args,
+        )  # fmt: skip
         self.plugin.start()
 
     def stop_plugin(self) -> None:
