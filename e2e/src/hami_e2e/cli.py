@@ -23,24 +23,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from hami_common.k8s import NODES, KubeClient
-
 from hami_e2e.build import layout
 from hami_e2e.cluster import ClusterError
-from hami_e2e.kubelet.node import (
-    NODE_FOLDER_PREFIX,
-    NODE_FOLDERS,
-    REGISTER,
-    RESOURCE,
-    kubelet_process,
-    node_folder,
-    plugin_process,
-    spec_from_node,
-    write_spec,
-)
+from hami_e2e.kubelet.node import NODE_FOLDER_PREFIX, NODE_FOLDERS, NodeAgents, start_agents
 from hami_e2e.nodes import NodePool, create_nodes
 from hami_e2e.paths import repo_root
-from hami_e2e.process import ManagedProcess, ProcessError, ProcessIdentity, detach, kill_group
+from hami_e2e.process import ProcessError, ProcessIdentity, detach, kill_group
 from hami_e2e.stack import ALL_NAMESPACES, HamiStack, start_stack
 
 SPLIT_COUNT = 10
@@ -51,49 +39,12 @@ def _state(workdir: Path) -> Path:
     return workdir / "state.json"
 
 
-async def _start_nodes(stack: HamiStack, pool: NodePool, started: list[ManagedProcess],
-                       folders: list[Path], within: float = 60.0) -> list[str]:  # fmt: skip
-    """The pool's fake nodes, each with its kubelet stand-in and device plugin, registered."""
-    cluster = stack.cluster
+async def _start_nodes(stack: HamiStack, pool: NodePool) -> NodeAgents:
+    """The pool's fake nodes, each with its device plugin, and kubelet's stand-in, registered."""
     async with stack.client() as kube:
         names = await create_nodes(kube, [pool])
-        for name in names:
-            root = node_folder(name)
-            folders.append(root)
-            write_spec(root, spec_from_node(await kube.get(NODES, name)))
-            kubelet = kubelet_process(cluster, name, root)
-            kubelet.start()
-            started.append(kubelet)
-            deadline = time.monotonic() + within
-            while not (root / "dp" / "kubelet.sock").exists():
-                kubelet.check()
-                if time.monotonic() > deadline:
-                    raise ProcessError(f"kubelet stand-in of {name} never served its socket")
-                await asyncio.sleep(0.1)
-            config = {"nvidia": {"deviceSplitCount": SPLIT_COUNT}}
-            plugin = plugin_process(cluster, name, root, config, detachable=True)
-            plugin.start()
-            started.append(plugin)
-        for name in names:
-            await _wait_registered(kube, name, pool.devices_per_node * SPLIT_COUNT, started,
-                                   within)  # fmt: skip
-    return names
-
-
-async def _wait_registered(kube: KubeClient, node: str, count: int,
-                           processes: list[ManagedProcess], within: float) -> None:  # fmt: skip
-    deadline = time.monotonic() + within
-    while True:
-        for proc in processes:
-            proc.check()
-        obj = await kube.get(NODES, node)
-        allocatable = (obj.get("status") or {}).get("allocatable") or {}
-        registered = REGISTER in (obj["metadata"].get("annotations") or {})
-        if registered and allocatable.get(RESOURCE) == str(count):
-            return
-        if time.monotonic() > deadline:
-            raise ProcessError(f"node {node}: the NVIDIA plugin did not register in {within:.0f}s")
-        await asyncio.sleep(0.2)
+        return await start_agents(stack.cluster, kube, names, split_count=SPLIT_COUNT,
+                                  detachable=True)  # fmt: skip
 
 
 def up(workdir: Path, pool: NodePool) -> int:
@@ -104,32 +55,29 @@ def up(workdir: Path, pool: NodePool) -> int:
         return 1
     shutil.rmtree(workdir, ignore_errors=True)
     began = time.monotonic()
-    started: list[ManagedProcess] = []
-    folders: list[Path] = []
     try:
         stack = start_stack(workdir, detachable=True, namespace_selector=ALL_NAMESPACES)
     except (ClusterError, ProcessError, RuntimeError, TimeoutError) as exc:
         print(f"cluster-up failed: {exc}", file=sys.stderr)
         return 1
     try:
-        nodes = asyncio.run(_start_nodes(stack, pool, started, folders))
+        agents = asyncio.run(_start_nodes(stack, pool))
     except (ProcessError, TimeoutError) as exc:
         print(f"cluster-up failed: {exc}", file=sys.stderr)
-        for proc in reversed(started):
-            proc.stop()
         stack.stop()
         stack.cluster.stop()
         return 1
-    processes = [*stack.cluster.processes, *(s.process for s in stack.services), *started]
+    processes = [*stack.cluster.processes, *(s.process for s in stack.services),
+                 *agents.processes]  # fmt: skip
     recorded: dict[str, dict[str, int | str]] = {}
     for proc in processes:
         identity = ProcessIdentity.of(proc.pid) if proc.pid is not None else None
         if identity is not None:
             recorded[proc.name] = identity.as_dict()
         detach(proc)
-    state = {"processes": recorded, "folders": [str(f) for f in folders]}
+    state = {"processes": recorded, "folders": [str(f) for f in agents.folders]}
     _state(workdir).write_text(json.dumps(state, indent=2) + "\n")
-    _explain_use(stack, nodes, pool, time.monotonic() - began)
+    _explain_use(stack, agents.nodes, pool, time.monotonic() - began)
     return 0
 
 

@@ -7,10 +7,11 @@ over TLS, and the extender as a real process (so tests can kill it), all from
 `hami_e2e.stack` (which the demo shares). The extender serves HTTPS and kube-scheduler presents
 its client certificate. `manual_extender` (session) is a second extender that places only pods
 of the scheduler name ``nobody``, which no kube-scheduler profile has: tests act as
-kube-scheduler there, calling its verbs in the order they need. `FakePlugin` writes the node
-registration annotation
-and performs exactly the plugin's steps after Allocate (blank the to-allocate entries,
-``bind-phase=success``, release the node lock); `test_nvidia_plugin.py` runs the real plugin.
+kube-scheduler there, calling its verbs in the order they need. `gpu_nodes` makes fake nodes
+with what runs on a real GPU node: the real NVIDIA device plugin (its own process, fake backend)
+on each, and kubelet's device-manager stand-in (`hami_e2e.kubelet`, its own process) calling the
+plugins' Allocate for every pod bound there. With ``agents=False`` the nodes are bare: a test
+then runs `hami_e2e.kubelet.node.GpuNode` itself, to decide when kubelet calls Allocate.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ from typing import Any
 import pytest
 from hami_common.k8s import (
     NAMESPACES,
-    NODES,
     PODS,
     SERVICE_ACCOUNTS,
-    KubeClient,
     NotFound,
 )
 from hami_e2e.components import free_port
+from hami_e2e.kubelet.node import NodeAgents, start_agents
 from hami_e2e.nodes import NodePool, create_nodes, delete_nodes
 from hami_e2e.stack import (
     MANUAL_SCHEDULER,
@@ -38,18 +38,8 @@ from hami_e2e.stack import (
     HamiStack,
     running_stack,
 )
-from hami_extender.testing import REGISTER, register_annotation
 
 Json = dict[str, Any]
-
-
-async def register_nodes(kube: KubeClient, pool: NodePool) -> list[str]:
-    """Fake nodes, and what the device plugin does at start: the register annotation."""
-    names = await create_nodes(kube, [pool])
-    for node in names:
-        value = register_annotation(pool.devices(node))
-        await kube.patch(NODES, node, {"metadata": {"annotations": {REGISTER: value}}})
-    return names
 
 
 @pytest.fixture(scope="session")
@@ -105,19 +95,26 @@ def hami_ns(hami_stack: HamiStack, request: pytest.FixtureRequest) -> Iterator[s
 
 
 @pytest.fixture
-def gpu_nodes(hami_stack: HamiStack) -> Iterator[Callable[[NodePool], list[str]]]:
+def gpu_nodes(hami_stack: HamiStack) -> Iterator[Callable[..., list[str]]]:
+    """``gpu_nodes(pool, agents=True)``: the pool's nodes, with their plugins registered."""
     pools: list[NodePool] = []
+    running: list[NodeAgents] = []
 
-    def make(pool: NodePool) -> list[str]:
+    def make(pool: NodePool, *, agents: bool = True) -> list[str]:
         pools.append(pool)
 
         async def go() -> list[str]:
             async with hami_stack.client() as kube:
-                return await register_nodes(kube, pool)
+                names = await create_nodes(kube, [pool])
+                if agents:
+                    running.append(await start_agents(hami_stack.cluster, kube, names))
+                return names
 
         return asyncio.run(go())
 
     yield make
+    for agents in running:
+        agents.stop()
 
     async def cleanup() -> None:
         async with hami_stack.client() as kube:

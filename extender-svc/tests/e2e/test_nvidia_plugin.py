@@ -1,7 +1,7 @@
 """The whole path with the real NVIDIA device plugin: webhook, kube-scheduler with the extender
 (filter writes the devices, bind takes the node lock), then the plugin (its own process, fake
 backend) answering the kubelet stand-in's Allocate from those annotations, marking the pod
-``success`` and releasing the lock. No FakePlugin here."""
+``success`` and releasing the lock."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ async def _until(probe: Any, within: float = 60.0) -> Any:
 
 
 def test_extender_placement_gets_its_env_from_the_plugin(hami_stack, hami_ns, gpu_nodes) -> None:  # type: ignore[no-untyped-def]
-    [node] = gpu_nodes(NodePool(name="plug", count=1, devices_per_node=2))
+    [node] = gpu_nodes(NodePool(name="plug", count=1, devices_per_node=2), agents=False)
 
     async def main() -> None:
         async with GpuNode(hami_stack.cluster, node) as gpu, hami_stack.client() as kube:

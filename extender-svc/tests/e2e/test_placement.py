@@ -13,7 +13,7 @@ import pytest
 from hami_common.k8s import EVENTS, NODES, PODS, KubeClient
 from hami_common.protocol.annotations import NODE_LOCK
 from hami_e2e.nodes import NodePool
-from hami_extender.testing import ALLOCATED, FakePlugin, gpu_pod
+from hami_extender.testing import ALLOCATED, gpu_pod
 
 pytestmark = pytest.mark.e2e
 Json = dict[str, Any]
@@ -44,7 +44,7 @@ def devices_of(pod: Json) -> list[list[core.AllocDevice]]:
 
 def run(stack: Any, ns: str, coro_fn: Any) -> Any:
     async def main() -> Any:
-        async with stack.client() as kube, FakePlugin(kube, ns).running():
+        async with stack.client() as kube:
             return await coro_fn(kube)
 
     return asyncio.run(main())

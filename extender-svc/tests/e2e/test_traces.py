@@ -102,7 +102,7 @@ def _traces_naming(query: JaegerQuery, ns: str, since: datetime) -> dict[str, se
 def test_each_pod_has_one_trace_from_admission_to_allocate(
     hami_stack: HamiStack, hami_ns: str, gpu_nodes: Any
 ) -> None:
-    [t4] = gpu_nodes(NodePool(name="trace-t4", count=1, devices_per_node=2, **T4))
+    [t4] = gpu_nodes(NodePool(name="trace-t4", count=1, devices_per_node=2, **T4), agents=False)
     [v100] = gpu_nodes(NodePool(name="trace-v100", count=1, devices_per_node=2))
     assert hami_stack.cluster.traces_url is not None, "the cluster has no trace store"
     query = JaegerQuery(hami_stack.cluster.traces_url)

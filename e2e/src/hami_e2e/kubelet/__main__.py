@@ -1,9 +1,9 @@
-"""``python -m hami_e2e.kubelet --node N --plugin-dir D --kubeconfig K``: kubelet's
-device-manager role for one fake node as a process of its own (what `./just cluster-up` runs
-beside each node's device plugin). It serves ``<plugin-dir>/kubelet.sock``, follows every plugin
-that registers, publishes the node's capacity, and calls ``Allocate`` for each container of a pod
-bound to the node, logging one line per container with the env the plugin answered, until
-SIGTERM."""
+"""``python -m hami_e2e.kubelet --kubeconfig K --node N --plugin-dir D [--node N2 --plugin-dir
+D2 ...]``: kubelet's device-manager role for fake nodes as a process of its own (what `./just
+cluster-up` and the e2e suites run beside the nodes' device plugins). For each node it serves
+``<plugin-dir>/kubelet.sock``, follows every plugin that registers, publishes the node's
+capacity, and calls ``Allocate`` for each container of a pod bound to the node, logging one line
+per container with the env the plugin answered, until SIGTERM."""
 
 from __future__ import annotations
 
@@ -33,35 +33,44 @@ def describe(record: Allocation) -> str:
     )
 
 
-async def serve(node: str, plugin_dir: Path, kubeconfig: Path) -> None:
+async def serve(nodes: list[tuple[str, Path]], kubeconfig: Path) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with KubeClient(load_config(kubeconfig), user_agent="hami-e2e-kubelet") as client:
-        manager = DeviceManager(
-            node, plugin_dir, client, on_allocation=lambda r: log.info("%s", describe(r))
-        )
-        await manager.start()
-        log.info("node %s: serving %s", node, manager.socket)
+        managers = [
+            DeviceManager(node, plugin_dir, client, on_allocation=lambda r: log.info(
+                "%s", describe(r)))
+            for node, plugin_dir in nodes
+        ]  # fmt: skip
         try:
+            for manager in managers:
+                await manager.start()
+                log.info("node %s: serving %s", manager.node, manager.socket)
             await stop.wait()
         finally:
-            await manager.stop()
+            for manager in managers:
+                await manager.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hami-e2e-kubelet", description=__doc__.splitlines()[0])
-    parser.add_argument("--node", required=True, help="the fake node this stands in for")
-    parser.add_argument(
-        "--plugin-dir", required=True, type=Path, help="where kubelet.sock and the plugins are"
-    )
     parser.add_argument("--kubeconfig", required=True, type=Path, help="the cluster's kubeconfig")
+    parser.add_argument(
+        "--node", action="append", required=True, help="a fake node (repeat, with --plugin-dir)"
+    )
+    parser.add_argument(
+        "--plugin-dir", action="append", required=True, type=Path,
+        help="that node's folder of kubelet.sock and the plugins' sockets",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if len(args.node) != len(args.plugin_dir):
+        parser.error("give one --plugin-dir per --node, in the same order")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(args.node, args.plugin_dir, args.kubeconfig))
+        asyncio.run(serve(list(zip(args.node, args.plugin_dir, strict=True)), args.kubeconfig))
     except ConfigError as exc:
         print(f"hami-e2e-kubelet: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,7 +29,7 @@ from hami_common.k8s import NODES, KubeClient
 from hami_e2e.jaeger import otel_env
 from hami_e2e.kubelet.manager import DeviceManager
 from hami_e2e.nodes import DEVICES_ANNOTATION
-from hami_e2e.process import ManagedProcess
+from hami_e2e.process import ManagedProcess, ProcessError
 
 REGISTER = "hami.io/node-nvidia-register"
 RESOURCE = "nvidia.com/gpu"
@@ -92,13 +93,91 @@ def plugin_process(
     return ManagedProcess(f"plugin-{node}", argv, log, env=env, die_with_parent=not detachable)
 
 
-def kubelet_process(cluster: _Cluster, node: str, root: Path) -> ManagedProcess:
-    """kubelet's device-manager stand-in for one node as its own process (``python -m
-    hami_e2e.kubelet``), for a stack left running (`./just cluster-up`); not started."""
-    argv = [sys.executable, "-m", "hami_e2e.kubelet", "--node", node,
-            "--plugin-dir", str(root / "dp"), "--kubeconfig", str(cluster.kubeconfig)]  # fmt: skip
-    log = cluster.logs / f"kubelet-{node}.log"
-    return ManagedProcess(f"kubelet-{node}", argv, log, die_with_parent=False)
+def kubelet_process(
+    cluster: _Cluster, nodes: list[tuple[str, Path]], *, detachable: bool = False
+) -> ManagedProcess:
+    """kubelet's device-manager stand-in for ``(node, folder)`` pairs as a process of its own
+    (``python -m hami_e2e.kubelet``); not started."""
+    argv = [sys.executable, "-m", "hami_e2e.kubelet", "--kubeconfig", str(cluster.kubeconfig)]
+    for node, root in nodes:
+        argv += ["--node", node, "--plugin-dir", str(root / "dp")]
+    name = f"kubelet-{nodes[0][0]}" if len(nodes) == 1 else f"kubelet-{nodes[0][0]}-and-more"
+    return ManagedProcess(name, argv, cluster.logs / f"{name}.log",
+                          die_with_parent=not detachable)  # fmt: skip
+
+
+@dataclass
+class NodeAgents:
+    """What runs on fake nodes as on real ones: each node's NVIDIA plugin, and kubelet's
+    device-manager role for all of them (one process), each a process of its own."""
+
+    nodes: list[str]
+    processes: list[ManagedProcess] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+async def start_agents(
+    cluster: _Cluster,
+    kube: KubeClient,
+    nodes: list[str],
+    *,
+    split_count: int = 10,
+    detachable: bool = False,
+    within: float = 90.0,
+) -> NodeAgents:
+    """Starts the agents of existing fake nodes (`NodePool` nodes, whose inventory annotation
+    becomes each plugin's fake spec) and waits until every plugin has registered its node and
+    kubelet's stand-in publishes its devices. On failure, stops what it started."""
+    agents = NodeAgents(list(nodes))
+    try:
+        for node in nodes:
+            root = node_folder(node)
+            agents.folders.append(root)
+            write_spec(root, spec_from_node(await kube.get(NODES, node)))
+        kubelet = kubelet_process(cluster, list(zip(nodes, agents.folders, strict=True)),
+                                  detachable=detachable)  # fmt: skip
+        kubelet.start()
+        agents.processes.append(kubelet)
+        deadline = time.monotonic() + within
+        while not all((root / "dp" / "kubelet.sock").exists() for root in agents.folders):
+            kubelet.check()
+            if time.monotonic() > deadline:
+                raise ProcessError(f"kubelet stand-in never served its sockets: {kubelet.log}")
+            await asyncio.sleep(0.1)
+        config = {"nvidia": {"deviceSplitCount": split_count}}
+        for node, root in zip(nodes, agents.folders, strict=True):
+            plugin = plugin_process(cluster, node, root, config, detachable=detachable)
+            plugin.start()
+            agents.processes.append(plugin)
+        for node in nodes:
+            await _wait_registered(kube, node, split_count, agents.processes, deadline)
+    except BaseException:
+        agents.stop()
+        raise
+    return agents
+
+
+async def _wait_registered(
+    kube: KubeClient, node: str, split_count: int, processes: list[ManagedProcess], deadline: float
+) -> None:
+    while True:
+        for proc in processes:
+            proc.check()
+        obj = await kube.get(NODES, node)
+        devices = json.loads(obj["metadata"]["annotations"][DEVICES_ANNOTATION])
+        allocatable = (obj.get("status") or {}).get("allocatable") or {}
+        registered = REGISTER in (obj["metadata"].get("annotations") or {})
+        if registered and allocatable.get(RESOURCE) == str(len(devices) * split_count):
+            return
+        if time.monotonic() > deadline:
+            raise ProcessError(f"node {node}: the NVIDIA plugin did not register in time")
+        await asyncio.sleep(0.2)
 
 
 # unix socket paths are limited to 107 bytes: node folders are short, under /tmp
@@ -121,8 +200,12 @@ class GpuNode:
         extra_args: tuple[str, ...] = (),
         device_config: dict[str, Any] | None = None,
         edit_spec: Callable[[dict[str, Any]], None] | None = None,
+        watch_pods: bool = True,
     ) -> None:
+        """``watch_pods=False``: kubelet's stand-in calls Allocate only when the test calls
+        ``node.kubelet.admit(pod)``, not for every pod bound to the node."""
         self.cluster = cluster
+        self.watch_pods = watch_pods
         self.node = node
         self.split_count = split_count
         self.extra_args = extra_args
@@ -144,7 +227,7 @@ class GpuNode:
             self.edit_spec(self.spec)  # links, injected failures...
         self.write_spec()
         self.kubelet = DeviceManager(self.node, self.plugin_dir, self.client)
-        await self.kubelet.start()
+        await self.kubelet.start(watch_pods=self.watch_pods)
         self.start_plugin()
         return self
 
