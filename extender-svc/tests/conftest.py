@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hami_extender.testing import FakeApi
+from hami_common.k8s.testing import FakeApiServer
 
 
 @pytest.fixture
-def api() -> FakeApi:
-    return FakeApi()
+def api() -> FakeApiServer:
+    return FakeApiServer()

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 from hami_common.k8s import Backoff
+from hami_common.k8s.testing import FakeApiServer
 from hami_extender.events import EventSink
-from hami_extender.testing import FakeApi
 
 PODS = "/api/v1/namespaces/ns/pods"
 
@@ -32,12 +32,12 @@ def _emit_all(sink: EventSink, emits: list[Callable[[], None]]) -> None:
     asyncio.run(go())
 
 
-def _events(api: FakeApi) -> list[dict[str, object]]:
+def _events(api: FakeApiServer) -> list[dict[str, object]]:
     return [o for path, o in api.objects.items() if "/events/" in path]
 
 
 def test_repeats_patch_the_count_and_new_messages_make_new_events() -> None:
-    api = FakeApi()
+    api = FakeApiServer()
     api.put(PODS, {"metadata": {"name": "p", "namespace": "ns", "uid": "uid-p"}})
     sink = EventSink(api.client(), "hami-scheduler")
     messages = ("no available node", "no available node", "no available node", "other")
@@ -57,7 +57,7 @@ def test_repeats_patch_the_count_and_new_messages_make_new_events() -> None:
 def test_a_refusing_api_server_is_one_line_per_failed_write_and_the_writer_waits(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    api = FakeApi()
+    api = FakeApiServer()
     api.intercept = lambda _: httpx.Response(
         401, json={"kind": "Status", "code": 401, "reason": "Unauthorized", "message": "nope"}
     )
@@ -90,7 +90,7 @@ def test_a_refusing_api_server_is_one_line_per_failed_write_and_the_writer_waits
 def test_no_event_for_a_pod_that_is_gone_or_was_replaced() -> None:
     """kube-scheduler filters pods deleted meanwhile in a burst (490 orphan Events once): each
     Event waits for a read that shows the pod, with that UID."""
-    api = FakeApi()
+    api = FakeApiServer()
     api.put(PODS, {"metadata": {"name": "new", "namespace": "ns", "uid": "uid-2"}})
     api.put(PODS, {"metadata": {"name": "here", "namespace": "ns", "uid": "uid-3"}})
     sink = EventSink(api.client(), "hami-scheduler")
@@ -104,7 +104,7 @@ def test_no_event_for_a_pod_that_is_gone_or_was_replaced() -> None:
 
 
 def test_a_pod_the_watch_or_the_caller_knows_costs_no_read() -> None:
-    api = FakeApi()  # neither pod is in the API: the sink takes the callers' word
+    api = FakeApiServer()  # neither pod is in the API: the sink takes the callers' word
     sink = EventSink(api.client(), "hami-scheduler", known={"uid-w"}.__contains__)
     _emit_all(sink, [
         lambda: sink.emit("ns", "watched", "uid-w", "FilteringFailed", "m", warning=True),

@@ -11,11 +11,12 @@ from typing import Any
 import orjson
 import pytest
 from hami_common.k8s import WatchEvent
+from hami_common.k8s.testing import FakeApiServer
 from hami_common.protocol import nodelock
 from hami_common.protocol.annotations import BIND_PHASE, NODE_LOCK, VGPU_NODE
 from hami_extender.explain import SPAN_NODE_REASONS
 from hami_extender.extender import server_minor
-from hami_extender.testing import ALLOCATED, FakeApi, Rig
+from hami_extender.testing import ALLOCATED, Rig
 from hami_extender.testing import extender_rig as rig
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -44,7 +45,7 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | Non
     return value
 
 
-def test_filter_then_bind_in_the_pods_trace(api: FakeApi) -> None:
+def test_filter_then_bind_in_the_pods_trace(api: FakeApiServer) -> None:
     async def go() -> tuple[Rig, Json, Json]:
         r = rig(api)
         pod = gpu_pod("p", 4000)
@@ -92,7 +93,7 @@ def test_filter_then_bind_in_the_pods_trace(api: FakeApi) -> None:
      ("34", ["PATCH nodes/n0", "PATCH pods/p", "POST pods/p/binding"])],
 )  # fmt: skip
 def test_the_allocation_rides_on_the_binding_from_1_35(
-    api: FakeApi, minor: str, writes: list[str]
+    api: FakeApiServer, minor: str, writes: list[str]
 ) -> None:
     """From Kubernetes 1.35 the API server copies a Binding's labels (and, always, its
     annotations) onto the pod: the allocation, bind-phase and the vgpu-node label then land in
@@ -122,7 +123,7 @@ def test_the_allocation_rides_on_the_binding_from_1_35(
 
 
 def test_a_server_that_drops_binding_labels_gets_them_patched_and_patch_first(
-    api: FakeApi,
+    api: FakeApiServer,
 ) -> None:
     """1.35+ with PodTopologyLabelsAdmission off: the Binding's labels are not copied. The first
     bind reads the pod back, labels it, and later binds patch before the Binding."""
@@ -155,7 +156,7 @@ def test_server_minor_reads_kubernetes_versions() -> None:
     assert server_minor({}) == (0, 0)
 
 
-def test_metrics_carry_hamis_names_with_values_after_a_filter(api: FakeApi) -> None:
+def test_metrics_carry_hamis_names_with_values_after_a_filter(api: FakeApiServer) -> None:
     async def go() -> Rig:
         r = rig(api)
         await r.ext.filter(filter_body(gpu_pod("p", 4000), ["n0", "n1", "n2"]))
@@ -178,7 +179,7 @@ def test_metrics_carry_hamis_names_with_values_after_a_filter(api: FakeApi) -> N
     assert sample(r.registry, "hami_extender_filter_duration_seconds_count") == 2.0
 
 
-def test_nothing_fits_answers_reasons_an_event_and_an_explanation(api: FakeApi) -> None:
+def test_nothing_fits_answers_reasons_an_event_and_an_explanation(api: FakeApiServer) -> None:
     async def go() -> tuple[Rig, Json]:
         r = rig(api, nodes=30)
         names = [f"n{n}" for n in range(30)]
@@ -203,7 +204,7 @@ def test_nothing_fits_answers_reasons_an_event_and_an_explanation(api: FakeApi) 
     assert explained["summary"].startswith("pending: no node fits (30 nodes rejected")
 
 
-def test_node_names_that_are_not_strings_are_a_clear_error(api: FakeApi) -> None:
+def test_node_names_that_are_not_strings_are_a_clear_error(api: FakeApiServer) -> None:
     async def go() -> tuple[Rig, Json]:
         r = rig(api)
         return r, orjson.loads(await r.ext.filter(filter_body(gpu_pod("p", 10), ["n0", 7])))
@@ -242,7 +243,7 @@ metadata = st.fixed_dictionaries(
 )
 def test_garbage_pods_and_node_lists_never_crash(pod: Json, names: Any) -> None:
     async def go() -> Json:
-        r = rig(FakeApi(), nodes=1)
+        r = rig(FakeApiServer(), nodes=1)
         return orjson.loads(await r.ext.filter(orjson.dumps({"Pod": pod, "NodeNames": names})))
 
     answer = asyncio.run(go())
@@ -256,7 +257,7 @@ def test_garbage_pods_and_node_lists_never_crash(pod: Json, names: Any) -> None:
     assert "hami-extender failed" not in answer["Error"], answer["Error"]  # no internal error
 
 
-def test_filter_prefers_nodes_whose_lock_is_free(api: FakeApi) -> None:
+def test_filter_prefers_nodes_whose_lock_is_free(api: FakeApiServer) -> None:
     """With binpack every pod would go to the fullest node and its bind would wait for the
     previous pod's lock; a free node is preferred while one fits, a locked one taken otherwise."""
 
@@ -287,7 +288,7 @@ def test_filter_prefers_nodes_whose_lock_is_free(api: FakeApi) -> None:
     assert locked == {placed[0]}  # still locked in the API; the other one's plugin released it
 
 
-def test_a_bind_that_cannot_take_the_lock_gives_the_reservation_back(api: FakeApi) -> None:
+def test_a_bind_that_cannot_take_the_lock_gives_the_reservation_back(api: FakeApiServer) -> None:
     """The retry must be free to choose a node whose lock is free, not wait on this one again."""
 
     async def go() -> tuple[Rig, Json]:
@@ -313,7 +314,7 @@ def test_a_bind_that_cannot_take_the_lock_gives_the_reservation_back(api: FakeAp
     assert "nodeName" not in api.get("/api/v1/namespaces/ns/pods/p")["spec"]
 
 
-def test_a_queued_bind_waits_on_the_watch_not_the_api(api: FakeApi) -> None:
+def test_a_queued_bind_waits_on_the_watch_not_the_api(api: FakeApiServer) -> None:
     """A lock whose holder was judged live is not read again while the node watch shows it
     held: the queued bind makes no API call until the watch shows the release, then takes the
     lock with one compare-and-swap from the watch's copy."""

@@ -10,17 +10,17 @@ import time
 
 import httpx
 import pytest
+from hami_common.k8s.testing import FakeApiServer
 from hami_extender.leader import LeaderElector
-from hami_extender.testing import FakeApi
 
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/default/leases/hami"
 
 
-def elector(api: FakeApi, who: str, duration: float = 10.0) -> LeaderElector:
+def elector(api: FakeApiServer, who: str, duration: float = 10.0) -> LeaderElector:
     return LeaderElector(api.client(), "hami", "default", who, duration)
 
 
-def test_the_first_replica_creates_the_lease_and_renews_it(api: FakeApi) -> None:
+def test_the_first_replica_creates_the_lease_and_renews_it(api: FakeApiServer) -> None:
     async def go() -> list[bool]:
         a, b = elector(api, "a"), elector(api, "b")
         return [await a.try_acquire_or_renew(), await b.try_acquire_or_renew(),
@@ -33,7 +33,7 @@ def test_the_first_replica_creates_the_lease_and_renews_it(api: FakeApi) -> None
     assert spec["leaseDurationSeconds"] == 10
 
 
-def test_a_lease_left_unrenewed_for_its_duration_is_taken_over(api: FakeApi) -> None:
+def test_a_lease_left_unrenewed_for_its_duration_is_taken_over(api: FakeApiServer) -> None:
     async def go() -> list[bool]:
         a, b = elector(api, "a", 0.3), elector(api, "b", 0.3)
         await a.try_acquire_or_renew()
@@ -52,7 +52,7 @@ def test_a_lease_left_unrenewed_for_its_duration_is_taken_over(api: FakeApi) -> 
     assert spec["leaseTransitions"] == 1
 
 
-def test_a_renewal_restarts_the_standbys_clock(api: FakeApi) -> None:
+def test_a_renewal_restarts_the_standbys_clock(api: FakeApiServer) -> None:
     async def go() -> list[bool]:
         a, b = elector(api, "a", 0.3), elector(api, "b", 0.3)
         await a.try_acquire_or_renew()
@@ -68,7 +68,7 @@ def test_a_renewal_restarts_the_standbys_clock(api: FakeApi) -> None:
     assert api.get(LEASE)["spec"]["holderIdentity"] == "a"
 
 
-def test_losing_the_compare_and_swap_means_not_leading(api: FakeApi) -> None:
+def test_losing_the_compare_and_swap_means_not_leading(api: FakeApiServer) -> None:
     async def go() -> tuple[bool, bool]:
         a, b = elector(api, "a", 0.2), elector(api, "b", 0.2)
         await a.try_acquire_or_renew()
@@ -89,7 +89,7 @@ def test_losing_the_compare_and_swap_means_not_leading(api: FakeApi) -> None:
     assert api.get(LEASE)["spec"]["holderIdentity"] == "a"
 
 
-def test_a_clean_stop_releases_the_lease_for_an_immediate_takeover(api: FakeApi) -> None:
+def test_a_clean_stop_releases_the_lease_for_an_immediate_takeover(api: FakeApiServer) -> None:
     async def go() -> tuple[bool, bool]:
         a, b = elector(api, "a"), elector(api, "b")
         await a.try_acquire_or_renew()
@@ -103,7 +103,7 @@ def test_a_clean_stop_releases_the_lease_for_an_immediate_takeover(api: FakeApi)
 
 
 def test_a_forbidden_lease_is_one_line_per_round_with_the_rbac_to_grant(
-    api: FakeApi, caplog: pytest.LogCaptureFixture
+    api: FakeApiServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     def forbid(request: httpx.Request) -> httpx.Response:
         if len(api.requests) >= 4:

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
-from hami_extender.testing import FakeApi, extender_rig
+from hami_common.k8s.testing import FakeApiServer
+from hami_extender.testing import extender_rig
 from hami_extender.wire import MAX_DEPTH, WireError, check_depth
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -52,7 +53,7 @@ def bodies(depth: int, kind: str) -> dict[str, bytes]:
 
 
 async def answers(depth: int, kind: str) -> dict[str, Json]:
-    r = extender_rig(FakeApi(), nodes=1)
+    r = extender_rig(FakeApiServer(), nodes=1)
     out = {}
     for where, body in bodies(depth, kind).items():
         verb = r.ext.bind if where == "bind" else r.ext.filter

@@ -8,9 +8,10 @@ import contextlib
 
 import hami_rustcore as core
 import httpx
+from hami_common.k8s.testing import FakeApiServer
 from hami_extender.settings import ExtenderSettings
 from hami_extender.sync import StateSync
-from hami_extender.testing import REGISTER, FakeApi
+from hami_extender.testing import REGISTER
 
 
 def _node(name: str, labels: dict[str, str]) -> dict[str, object]:
@@ -22,7 +23,7 @@ def _node(name: str, labels: dict[str, str]) -> dict[str, object]:
 def test_only_nodes_matching_the_selector_are_loaded() -> None:
     settings = ExtenderSettings.load([], {"HAMI_EXTENDER_NODE_LABEL_SELECTOR": "gpu=yes"})
     assert settings.node_label_selector == "gpu=yes"
-    api = FakeApi()
+    api = FakeApiServer()
     api.put("/api/v1/nodes", _node("a", {"gpu": "yes"}))
     api.put("/api/v1/nodes", _node("b", {}))
     selectors: list[str | None] = []

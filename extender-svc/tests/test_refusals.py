@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 import pytest
 from hami_common.k8s import WatchEvent
+from hami_common.k8s.testing import FakeApiServer
 from hami_common.protocol.annotations import NODE_LOCK, VGPU_NODE
-from hami_extender.testing import FakeApi, Rig, extender_rig
+from hami_extender.testing import Rig, extender_rig
 
 Json = dict[str, Any]
 PODS = "/api/v1/namespaces/ns/pods"
@@ -38,7 +39,7 @@ async def filter_pod(r: Rig, pod: Json, nodes: list[str] | None = None) -> Json:
     return answer
 
 
-def writes(api: FakeApi) -> list[tuple[str, str]]:
+def writes(api: FakeApiServer) -> list[tuple[str, str]]:
     return [(method, url) for method, url in api.requests if method != "GET"]
 
 
@@ -50,7 +51,7 @@ def decisions(r: Rig, verb: str, reason: str) -> float | None:
 
 @pytest.mark.parametrize("scheduler", ["default-scheduler", None, "volcano"])
 def test_a_device_pod_of_another_scheduler_is_refused_at_filter(
-    api: FakeApi, scheduler: str | None
+    api: FakeApiServer, scheduler: str | None
 ) -> None:
     async def go() -> tuple[Rig, Json]:
         r = extender_rig(api)
@@ -71,7 +72,7 @@ def test_a_device_pod_of_another_scheduler_is_refused_at_filter(
     assert explained["steps"][-1]["outcome"] == "refused"
 
 
-def test_a_pod_without_devices_passes_whatever_its_scheduler(api: FakeApi) -> None:
+def test_a_pod_without_devices_passes_whatever_its_scheduler(api: FakeApiServer) -> None:
     pod = gpu_pod("plain", "default-scheduler")
     pod["spec"]["containers"][0]["resources"] = {}
 
@@ -82,7 +83,7 @@ def test_a_pod_without_devices_passes_whatever_its_scheduler(api: FakeApi) -> No
     assert (answer["Error"], answer["NodeNames"]) == ("", ["n0", "n1"])
 
 
-def test_a_bind_without_a_reservation_writes_nothing(api: FakeApi) -> None:
+def test_a_bind_without_a_reservation_writes_nothing(api: FakeApiServer) -> None:
     """Anyone could once /bind any pending pod: the lock was taken and left held."""
     api.put(PODS, gpu_pod("stranger", "default-scheduler"))
 
@@ -100,7 +101,7 @@ def test_a_bind_without_a_reservation_writes_nothing(api: FakeApi) -> None:
     assert decisions(r, "bind", "no-reservation") == 1.0
 
 
-def test_a_bind_must_name_the_node_and_the_pod_that_were_filtered(api: FakeApi) -> None:
+def test_a_bind_must_name_the_node_and_the_pod_that_were_filtered(api: FakeApiServer) -> None:
     api.put(PODS, gpu_pod("p"))
     api.put(PODS, gpu_pod("other"))
 
@@ -123,7 +124,7 @@ def test_a_bind_must_name_the_node_and_the_pod_that_were_filtered(api: FakeApi) 
     assert r.ext.cluster.pod("uid-p") is not None  # p's own reservation stands
 
 
-def test_a_bound_pod_is_not_bound_again(api: FakeApi) -> None:
+def test_a_bound_pod_is_not_bound_again(api: FakeApiServer) -> None:
     api.put(PODS, gpu_pod("p"))
 
     async def go() -> str:
@@ -137,7 +138,7 @@ def test_a_bound_pod_is_not_bound_again(api: FakeApi) -> None:
     assert writes(api) == []
 
 
-async def _filtered_by_a_previous_leader(api: FakeApi, pod: Json) -> Rig:
+async def _filtered_by_a_previous_leader(api: FakeApiServer, pod: Json) -> Rig:
     """The previous leader filtered ``pod`` with --persist-reservation filter (the allocation is
     on the pod); this one starts, lists the pods, and holds the reservation from the API."""
     api.put(PODS, pod)
@@ -152,7 +153,9 @@ async def _filtered_by_a_previous_leader(api: FakeApi, pod: Json) -> Rig:
     return after
 
 
-def test_a_pod_filtered_by_the_previous_leader_still_binds_after_a_restart(api: FakeApi) -> None:
+def test_a_pod_filtered_by_the_previous_leader_still_binds_after_a_restart(
+    api: FakeApiServer,
+) -> None:
     async def go() -> Json:
         r = await _filtered_by_a_previous_leader(api, gpu_pod("p"))
         return orjson.loads(await r.ext.bind(bind_args("p")))
@@ -178,7 +181,7 @@ def test_a_pod_filtered_by_the_previous_leader_still_binds_after_a_restart(api: 
     ],
 )  # fmt: skip
 def test_a_reservation_from_the_api_binds_only_the_pod_it_is_on(
-    api: FakeApi, change: Json | None, error: str, reason: str
+    api: FakeApiServer, change: Json | None, error: str, reason: str
 ) -> None:
     """A reservation this process did not make is read back first: a pod that another scheduler
     owns, that was replaced, moved or bound since, or deleted, is not bound and nothing is

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from hami_common.k8s.testing import FakeApiServer
 from hami_common.serving import bound_port, wait_started
 from hami_common.settings import SettingsError
 from hami_common.telemetry import in_memory_tracing
@@ -22,7 +23,6 @@ from hami_e2e.pki import ServingPki, serving_pki
 from hami_extender.app import create_app
 from hami_extender.server import KEEP_ALIVE_SECONDS, build_server, certificate
 from hami_extender.settings import ExtenderSettings
-from hami_extender.testing import FakeApi
 
 
 async def _get(
@@ -51,7 +51,7 @@ async def _scenario(
     one connection."""
     settings = settings or ExtenderSettings(host="127.0.0.1", port=0, max_request_bytes=1024)
     provider, _ = in_memory_tracing("hami-extender")
-    app = create_app(settings, client=FakeApi().client(), tracer_provider=provider)
+    app = create_app(settings, client=FakeApiServer().client(), tracer_provider=provider)
     server = build_server(settings, app)
     serving = asyncio.create_task(server.serve())
     answers: list[tuple[int, bytes]] = []
@@ -131,7 +131,7 @@ def test_a_stalled_request_is_cut_at_its_deadline() -> None:
     settings = ExtenderSettings(host="127.0.0.1", port=0, read_body_timeout_seconds=0.5)
 
     async def go() -> bytes:
-        app = create_app(settings, client=FakeApi().client(),
+        app = create_app(settings, client=FakeApiServer().client(),
                          tracer_provider=in_memory_tracing("hami-extender")[0])  # fmt: skip
         server = build_server(settings, app)
         serving = asyncio.create_task(server.serve())
@@ -168,7 +168,7 @@ def test_over_tls_the_verbs_need_the_client_certificate_and_health_does_not(
 
     async def go() -> list[tuple[int, bytes]]:
         tls = certificate(settings)
-        app = create_app(settings, client=FakeApi().client(),
+        app = create_app(settings, client=FakeApiServer().client(),
                          tracer_provider=in_memory_tracing("hami-extender")[0])  # fmt: skip
         server = build_server(settings, app, tls)
         serving = asyncio.create_task(server.serve())

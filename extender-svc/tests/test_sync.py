@@ -13,8 +13,9 @@ import hami_rustcore as core
 import httpx
 import pytest
 from hami_common.k8s import Backoff, ServerError, WatchEvent
+from hami_common.k8s.testing import FakeApiServer
 from hami_extender.sync import Pending, StateSync
-from hami_extender.testing import ALLOCATED, REGISTER, FakeApi
+from hami_extender.testing import ALLOCATED, REGISTER
 
 Json = dict[str, Any]
 
@@ -37,8 +38,9 @@ def pod(uid: str, on: str | None, gpu: str = "", mem: int = 1000, phase: str = "
         spec["nodeName"] = on
     if init:
         spec["initContainers"] = [{"name": f"i{i}"} for i in range(init)]
+    labels = {"hami.io/vgpu-node": on} if on is not None else {}  # what the state lists by
     return {"metadata": {"uid": uid, "namespace": "ns", "name": f"p-{uid}",
-                         "annotations": ann},
+                         "annotations": ann, "labels": labels},
             "spec": spec, "status": {"phase": phase}}  # fmt: skip
 
 
@@ -47,7 +49,7 @@ def used(cluster: core.Cluster, uuid: str) -> int:
 
 
 @pytest.fixture
-def sync(api: FakeApi) -> StateSync:
+def sync(api: FakeApiServer) -> StateSync:
     return StateSync(api.client(), core.Cluster(), page_size=2)
 
 
@@ -154,7 +156,7 @@ def test_a_reservation_in_memory_wins_over_an_older_copy(sync: StateSync) -> Non
 
 
 def test_the_load_is_paged_and_restarts_when_the_continue_token_expires(
-    api: FakeApi, sync: StateSync
+    api: FakeApiServer, sync: StateSync
 ) -> None:
     sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a", gpus=5)]}))
     for i in range(5):
@@ -177,7 +179,7 @@ def test_the_load_is_paged_and_restarts_when_the_continue_token_expires(
 
 
 def test_a_pod_deleted_while_the_list_starts_over_leaves_the_state(
-    api: FakeApi, sync: StateSync
+    api: FakeApiServer, sync: StateSync
 ) -> None:
     """The first pages of a list that expires are in the state already; the list that
     completes decides, so a pod deleted in between goes."""
@@ -199,7 +201,7 @@ def test_a_pod_deleted_while_the_list_starts_over_leaves_the_state(
     assert sorted(sync.pods) == ["1", "2", "3", "4"]
 
 
-def serve_pages(api: FakeApi, items: list[Any], size: int) -> None:
+def serve_pages(api: FakeApiServer, items: list[Any], size: int) -> None:
     """The pod list as exactly these items (any shape), ``size`` per page."""
 
     def pages(request: httpx.Request) -> httpx.Response | None:
@@ -260,7 +262,7 @@ def mixed_items() -> list[Any]:
     ]  # fmt: skip
 
 
-def prepared(api: FakeApi) -> StateSync:
+def prepared(api: FakeApiServer) -> StateSync:
     """A sync with state from before the list: pods that will vanish, finish, or be listed again,
     and reservations in memory (one listed with an older copy, one not listed at all)."""
     sync = StateSync(api.client(), core.Cluster(), page_size=3)
@@ -285,15 +287,15 @@ def test_a_listed_page_gives_the_state_of_the_per_pod_path(
             and isinstance(i.get("metadata"), dict) and "uid" in i["metadata"]]  # fmt: skip
     uids += ["vanished", "reserved-only"]
 
-    api = FakeApi()
+    api = FakeApiServer()
     serve_pages(api, items, size=3)
     paged = prepared(api)
     assert asyncio.run(paged.load_pods()) == "77"
 
-    batch = prepared(FakeApi())
+    batch = prepared(FakeApiServer())
     batch.handle_pod_event(WatchEvent("SYNC", {"items": items}))
 
-    one_by_one = prepared(FakeApi())
+    one_by_one = prepared(FakeApiServer())
     for item in items:
         one_by_one.apply_pod(item)
     for gone in set(one_by_one.pods) - set(uids[:-2]):
@@ -313,7 +315,7 @@ def test_a_listed_page_gives_the_state_of_the_per_pod_path(
 
 
 def test_a_malformed_page_is_an_error_and_keeps_what_was_loaded(
-    api: FakeApi, sync: StateSync, caplog: pytest.LogCaptureFixture
+    api: FakeApiServer, sync: StateSync, caplog: pytest.LogCaptureFixture
 ) -> None:
     api.put("/api/v1/nodes", node("a", gpus=4))  # the node loop below lists it again
     sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a", gpus=4)]}))
@@ -359,7 +361,7 @@ def test_a_malformed_page_is_an_error_and_keeps_what_was_loaded(
     assert [used(sync.cluster, f"a-g{i}") for i in range(4)] == [0, 101, 102, 103]
 
 
-def test_a_410_on_the_watch_lists_again(api: FakeApi, sync: StateSync) -> None:
+def test_a_410_on_the_watch_lists_again(api: FakeApiServer, sync: StateSync) -> None:
     sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a")]}))
     watches: list[str] = []
 
@@ -395,7 +397,7 @@ def test_a_410_on_the_watch_lists_again(api: FakeApi, sync: StateSync) -> None:
 
 
 def test_a_refusing_api_server_gives_one_line_per_failure_not_a_traceback(
-    api: FakeApi, caplog: pytest.LogCaptureFixture
+    api: FakeApiServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With a wrong token both watch loops logged a 20-line traceback every second (415 lines
     in 12 s). Each failure is now one line that names the URL, the status and what to check,

@@ -3,38 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
 
-from hami_common.k8s import KubeClient, NotFound, Resource
+from hami_common.k8s import NAMESPACES
+from hami_common.k8s.testing import FakeApiServer
 from hami_webhook.namespaces import InMemoryNamespaceSource, KubeNamespaceSource
 
 
-class FakeKube:
-    def __init__(self) -> None:
-        self.gets = 0
-        self.labels: dict[str, str] = {"hami.io/webhook": "ignore"}
-
-    async def get(self, resource: Resource, name: str) -> dict[str, Any]:
-        self.gets += 1
-        if name == "missing":
-            raise NotFound('namespaces "missing" not found')
-        return {"metadata": {"name": name, "labels": dict(self.labels)}}
+def _api(labels: dict[str, str]) -> FakeApiServer:
+    api = FakeApiServer()
+    api.add(NAMESPACES, {"metadata": {"name": "team", "labels": labels}})
+    return api
 
 
 def test_labels_are_cached_for_the_ttl() -> None:
-    fake, now = FakeKube(), [0.0]
-    source = KubeNamespaceSource(cast(KubeClient, fake), ttl=30, clock=lambda: now[0])
+    api, now = _api({"hami.io/webhook": "ignore"}), [0.0]
+    source = KubeNamespaceSource(api.client(), ttl=30, clock=lambda: now[0])
     assert asyncio.run(source.labels("team")) == {"hami.io/webhook": "ignore"}
-    fake.labels = {}
+    api.obj(NAMESPACES, "team")["metadata"]["labels"] = {}
     now[0] = 29.0
     assert asyncio.run(source.labels("team")) == {"hami.io/webhook": "ignore"}
     now[0] = 31.0
     assert asyncio.run(source.labels("team")) == {}
-    assert fake.gets == 2
+    assert [method for method, _ in api.requests] == ["GET", "GET"]
 
 
 def test_a_failed_lookup_means_no_labels() -> None:
-    source = KubeNamespaceSource(cast(KubeClient, FakeKube()))
+    source = KubeNamespaceSource(_api({}).client())
     assert asyncio.run(source.labels("missing")) == {}
 
 

@@ -4,7 +4,7 @@ in-memory API; the same flows run on the real API server in e2e."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
 import hami_rustcore
 import pytest
@@ -12,11 +12,10 @@ from hami_common.deviceplugin.allocator import AllocationFailed, Allocator, NoPe
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.runtime import to_allocate_keys
 from hami_common.deviceplugin.vendor import ContainerContext
-from hami_common.k8s import NODES, PODS, KubeClient
+from hami_common.k8s import NODES, PODS
+from hami_common.k8s.testing import FakeApiServer
 from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, NODE_LOCK, VGPU_NODE
 from hami_common.telemetry import TRACE_CONTEXT_ANNOTATION, in_memory_tracing
-
-from .fake_kube import FakeKube
 
 NODE = "n1"
 KEY = "hami.io/vgpu-devices-to-allocate"
@@ -57,14 +56,16 @@ def pod(
     }
 
 
-def setup(*pods: dict[str, Any], lock: str | None = None) -> tuple[FakeKube, Allocator, Policy]:
-    kube = FakeKube()
+def setup(
+    *pods: dict[str, Any], lock: str | None = None
+) -> tuple[FakeApiServer, Allocator, Policy]:
+    kube = FakeApiServer()
     kube.add(NODES, {"metadata": {"name": NODE, "annotations": {NODE_LOCK: lock} if lock else {}}})
     for p in pods:
         kube.add(PODS, p)
     policy = Policy()
     allocator = Allocator(
-        cast(KubeClient, kube),
+        kube.client(),
         NODE,
         policy,  # type: ignore[arg-type]
         to_allocate_keys=to_allocate_keys(),
@@ -81,7 +82,7 @@ def request(*counts: int) -> pb.AllocateRequest:
     )
 
 
-def ann(kube: FakeKube, name: str) -> dict[str, str]:
+def ann(kube: FakeApiServer, name: str) -> dict[str, str]:
     return dict(kube.obj(PODS, name, "ns")["metadata"]["annotations"])
 
 
@@ -170,7 +171,7 @@ def test_failures_mark_the_pod_failed_record_an_event_and_release_the_lock(
     assert ann(kube, "bad")[BIND_PHASE] == "failed"
     assert ann(kube, "bad")[KEY] == devices
     assert NODE_LOCK not in kube.obj(NODES, NODE)["metadata"]["annotations"]
-    [event] = kube.events
+    [event] = kube.of("events")
     assert event["reason"] == "HAMiAllocationFailed"
     assert event["involvedObject"]["name"] == "bad"
     assert message in event["message"]
@@ -233,7 +234,7 @@ def test_allocate_is_a_span_in_the_pods_trace() -> None:
         lock=LOCK.format("p"),
     )
     alloc = Allocator(
-        cast(KubeClient, kube),
+        kube.client(),
         NODE,
         policy,  # type: ignore[arg-type]
         to_allocate_keys=to_allocate_keys(),

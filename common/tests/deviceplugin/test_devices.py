@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import cast
 
 import httpx
 import pytest
@@ -15,8 +14,7 @@ from hami_common.deviceplugin.devices import DeviceTable, physical_id, virtual_i
 from hami_common.deviceplugin.registrar import NodeRegistrar
 from hami_common.deviceplugin.testing import FakeBackend, SpecError, device_spec
 from hami_common.k8s import NODES, ClusterConfig, KubeClient
-
-from .fake_kube import FakeKube
+from hami_common.k8s.testing import FakeApiServer
 
 
 def test_virtual_and_physical_ids() -> None:
@@ -113,11 +111,11 @@ def test_health_follows_the_spec_file(tmp_path: Path) -> None:
 
 
 def test_registrar_patches_only_changes_and_rewrites_deleted_annotations() -> None:
-    kube = FakeKube()
+    kube = FakeApiServer()
     kube.add(NODES, {"metadata": {"name": "n1", "annotations": {"other": "x"}}})
     table = DeviceTable([], 1, numa=False)
     desired = {"hami.io/node-nvidia-register": "[]", "hami.io/node-nvidia-score": "[]"}
-    registrar = NodeRegistrar(cast(KubeClient, kube), "n1", table, lambda: dict(desired))
+    registrar = NodeRegistrar(kube.client(), "n1", table, lambda: dict(desired))
 
     async def main() -> None:
         assert await registrar.sync_once()

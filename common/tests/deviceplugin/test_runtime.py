@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import cast
 
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.runtime import PluginRuntime, RuntimeOptions
 from hami_common.deviceplugin.testing import FakeBackend, device_spec
 from hami_common.deviceplugin.vendor import ContainerContext
-from hami_common.k8s import NODES, PODS, KubeClient
+from hami_common.k8s import NODES, PODS
+from hami_common.k8s.testing import FakeApiServer
 from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, NODE_LOCK, VGPU_NODE
 from hami_common.telemetry import TRACE_CONTEXT_ANNOTATION, in_memory_tracing
 
-from .fake_kube import FakeKube
 from .test_server import Policy
 
 NODE = "n1"
@@ -28,8 +27,8 @@ class AllocatingPolicy(Policy):
         return pb.ContainerAllocateResponse(envs={"DEVICES": ctx.devices[0].uuid})
 
 
-def _kube() -> FakeKube:
-    kube = FakeKube()
+def _kube() -> FakeApiServer:
+    kube = FakeApiServer()
     kube.add(NODES, {"metadata": {"name": NODE, "annotations": {
         NODE_LOCK: "2026-01-01T00:00:00Z,ns,p"}}})  # fmt: skip
     annotations = {
@@ -50,7 +49,7 @@ def test_allocate_spans_go_to_the_provider_the_entry_point_passed(tmp_path: Path
     runtime = PluginRuntime(
         AllocatingPolicy(),
         FakeBackend(device_spec(1, node=NODE)),
-        cast(KubeClient, kube),
+        kube.client(),
         RuntimeOptions(node=NODE, plugin_dir=tmp_path),
         tracer_provider=provider,
     )

@@ -4,12 +4,12 @@ by the end-to-end suites on the real API server), and its use of a watched copy 
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-import orjson
-from hami_common.k8s import ClusterConfig, KubeClient
+from hami_common.k8s import NODES
+from hami_common.k8s.testing import FakeApiServer
 from hami_common.protocol.annotations import BIND_PHASE, NODE_LOCK, VGPU_NODE
 from hami_common.protocol.nodelock import (
     Holder,
@@ -84,55 +84,45 @@ def test_legacy_lock_without_owner_expires_after_five_minutes() -> None:
     assert holder_state(None, None, "n1", NOW) is Holder.STALE
 
 
-class _Nodes:
-    """One node behind a mock transport: GET, and merge patches with a resourceVersion
-    precondition (409 when stale), every request recorded."""
+def _nodes(lock: str | None = None) -> FakeApiServer:
+    """One node ``n1`` on the shared in-memory API server (merge patches with a
+    resourceVersion precondition answer 409 when stale; every request is recorded)."""
+    api = FakeApiServer()
+    api.add(NODES, {"metadata": {"name": "n1", "annotations": {NODE_LOCK: lock} if lock else {}}})
+    return api
 
-    def __init__(self, lock: str | None = None) -> None:
-        self.rv, self.lock = 7, lock
-        self.calls: list[str] = []
 
-    def node(self) -> dict[str, Any]:
-        ann = {NODE_LOCK: self.lock} if self.lock else {}
-        return {"metadata": {"name": "n1", "resourceVersion": str(self.rv), "annotations": ann}}
+def _calls(api: FakeApiServer) -> list[str]:
+    return [method for method, _ in api.requests]
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.calls.append(request.method)
-        if request.method == "GET":
-            return httpx.Response(200, json=self.node())
-        body = orjson.loads(request.content)["metadata"]
-        if body["resourceVersion"] != str(self.rv):
-            return httpx.Response(409, json={"kind": "Status", "code": 409, "reason": "Conflict"})
-        self.rv += 1
-        self.lock = body["annotations"][NODE_LOCK]
-        return httpx.Response(200, json=self.node())
 
-    def client(self) -> KubeClient:
-        return KubeClient(ClusterConfig(server="https://fake.invalid"),
-                          transport=httpx.MockTransport(self.handle))  # fmt: skip
+def _lock(api: FakeApiServer) -> str | None:
+    return (api.obj(NODES, "n1")["metadata"].get("annotations") or {}).get(NODE_LOCK)
 
 
 def test_acquire_from_a_watched_copy_skips_the_read_and_survives_a_stale_one() -> None:
-    fresh = _Nodes()
-    taken = asyncio.run(_acquire(fresh, fresh.node()))
-    assert fresh.calls == ["PATCH"]  # no GET: the watch's copy was current
-    assert fresh.lock == format_lock(NOW, "default", "p")
-    assert taken == fresh.node()  # as the write left it: the caller's next copy
-    stale = _Nodes()
-    copy = stale.node()
-    stale.rv += 5  # the node moved on since the watch saw it
-    asyncio.run(_acquire(stale, copy))
-    assert stale.calls == ["PATCH", "GET", "PATCH"]
-    assert stale.lock == format_lock(NOW, "default", "p")
+    fresh = _nodes()
+    taken = asyncio.run(_acquire(fresh, copy.deepcopy(fresh.obj(NODES, "n1"))))
+    assert _calls(fresh) == ["PATCH"]  # no GET: the watch's copy was current
+    assert _lock(fresh) == format_lock(NOW, "default", "p")
+    # as the write left it (metadata only, as asked): the caller's next copy
+    assert taken["metadata"] == fresh.obj(NODES, "n1")["metadata"]
+    stale = _nodes()
+    seen = copy.deepcopy(stale.obj(NODES, "n1"))
+    stale.put("/api/v1/nodes", stale.obj(NODES, "n1"))  # moved on since the watch saw it
+    asyncio.run(_acquire(stale, seen))
+    assert _calls(stale) == ["PATCH", "GET", "PATCH"]
+    assert _lock(stale) == format_lock(NOW, "default", "p")
 
 
 def test_acquire_judges_a_lock_on_a_fresh_read_not_the_watched_copy() -> None:
-    api = _Nodes()
-    copy = {"metadata": {"resourceVersion": "7", "annotations": {NODE_LOCK: "x,default,gone"}}}
-    asyncio.run(_acquire(api, copy))
-    assert api.calls == ["GET", "PATCH"]  # the copy said locked; the API said free
+    api = _nodes()
+    rv = api.obj(NODES, "n1")["metadata"]["resourceVersion"]
+    seen = {"metadata": {"resourceVersion": rv, "annotations": {NODE_LOCK: "x,default,gone"}}}
+    asyncio.run(_acquire(api, seen))
+    assert _calls(api) == ["GET", "PATCH"]  # the copy said locked; the API said free
 
 
-async def _acquire(api: _Nodes, known: dict[str, Any]) -> dict[str, Any]:
+async def _acquire(api: FakeApiServer, known: dict[str, Any]) -> dict[str, Any]:
     async with api.client() as client:
         return await acquire(client, "n1", "default", "p", now=NOW, known=known)

@@ -1,37 +1,32 @@
 """Builders and fakes shared by the tests, the e2e suites and the benchmark.
 
-`FakeApi` is a small in-memory API server for unit tests (objects by path; resourceVersions
-that make PUT a compare-and-swap and a merge-patch precondition; POST, a pod's ``binding``,
-paged lists, watches that stay open and silent; every request recorded; `intercept` to inject
-answers).
-`extender_rig` builds an `Extender` on a `FakeApi` with a few one-GPU nodes, for unit tests.
-`FakePlugin` stands in for the NVIDIA device plugin until it lands: it performs exactly the
-plugin's annotation steps after ``Allocate`` (blank the to-allocate entries, set ``bind-phase``,
-release the node lock) for every bound pod in ``allocating``. `register_annotation` is what the
-plugin writes at start from a device spec.
+`extender_rig` builds an `Extender` on the shared in-memory API server
+(`hami_common.k8s.testing.FakeApiServer`) with a few one-GPU nodes, for unit tests.
+`FakePlugin` stands in for the device plugins of many nodes in the scheduling benchmark (the
+suites run the real plugin): it performs exactly the plugin's annotation steps after
+``Allocate`` (blank the to-allocate entries, set ``bind-phase``, release the node lock) for every
+bound pod in ``allocating``. `register_annotation` is what the plugin writes at start from a
+device spec.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hami_rustcore as core
-import httpx
-import orjson
 from hami_common.k8s import (
     PODS,
     ApiError,
-    ClusterConfig,
     KubeClient,
     WatchEvent,
     list_then_watch,
 )
+from hami_common.k8s.testing import FakeApiServer
 from hami_common.protocol import nodelock
 from hami_common.protocol.annotations import BIND_PHASE, PHASE_ALLOCATING, PHASE_SUCCESS
 from hami_common.telemetry import in_memory_tracing, new_registry
@@ -150,125 +145,18 @@ class FakePlugin:
                     await pending
 
 
-async def _silence() -> AsyncIterator[bytes]:
-    await asyncio.sleep(3600)
-    yield b""
-
-
-def _merge(target: Json, patch: Json) -> None:
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            _merge(target[key], value)
-        else:
-            target[key] = copy.deepcopy(value)
-
-
-def _status(code: int, reason: str, message: str = "") -> httpx.Response:
-    body = {"kind": "Status", "status": "Failure", "code": code, "reason": reason,
-            "message": message or reason}  # fmt: skip
-    return httpx.Response(code, json=body)
-
-
-class FakeApi:
-    def __init__(self) -> None:
-        self.objects: dict[str, Json] = {}  # path without the collection's query -> object
-        self.version = 1
-        self.requests: list[tuple[str, str]] = []
-        self.intercept: Callable[[httpx.Request], httpx.Response | None] | None = None
-        self.server_version: Json = {"major": "1", "minor": "36", "gitVersion": "v1.36.5"}
-        self.binding_copies: tuple[str, ...] = ("annotations", "labels")
-
-    def put(self, collection: str, obj: Json) -> Json:
-        """Store ``obj`` under a collection path (``/api/v1/namespaces/ns/pods``)."""
-        self.version += 1
-        obj = copy.deepcopy(obj)
-        obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
-        self.objects[f"{collection}/{obj['metadata']['name']}"] = obj
-        return obj
-
-    def get(self, path: str) -> Json:
-        return self.objects[path]
-
-    def client(self) -> KubeClient:
-        return KubeClient(ClusterConfig(server="https://fake.invalid"),
-                          transport=httpx.MockTransport(self.handle))  # fmt: skip
-
-    def _list(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        items = [o for p, o in sorted(self.objects.items()) if p.rsplit("/", 1)[0] == path
-                 or (path == "/api/v1/pods" and "/pods/" in p)]  # fmt: skip
-        start = int(request.url.params.get("continue") or 0)
-        limit = int(request.url.params.get("limit") or 0) or len(items) or 1
-        meta: Json = {"resourceVersion": str(self.version)}
-        if start + limit < len(items):
-            meta["continue"] = str(start + limit)
-        return httpx.Response(200, json={"kind": "List", "metadata": meta,
-                                         "items": items[start:start + limit]})  # fmt: skip
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append((request.method, str(request.url)))
-        if self.intercept is not None:
-            answer = self.intercept(request)
-            if answer is not None:
-                return answer
-        path, method = request.url.path, request.method
-        if request.url.params.get("watch") == "true":
-            return httpx.Response(200, content=_silence())  # open, and nothing happens
-        if method == "GET":
-            if path == "/version":
-                return httpx.Response(200, json=self.server_version)
-            if path in self.objects:
-                return httpx.Response(200, json=self.objects[path])
-            if path.rsplit("/", 1)[1] in ("pods", "nodes", "leases", "events"):
-                return self._list(request)
-            return _status(404, "NotFound")
-        body = orjson.loads(request.content) if request.content else {}
-        if method == "POST":
-            if path.endswith("/binding"):
-                pod = self.objects.get(path.removesuffix("/binding"))
-                if pod is None:
-                    return _status(404, "NotFound")
-                pod.setdefault("spec", {})["nodeName"] = body["target"]["name"]
-                for key in self.binding_copies:  # copied onto the pod, labels from 1.35
-                    pod["metadata"].setdefault(key, {}).update(body["metadata"].get(key) or {})
-                self.version += 1
-                pod["metadata"]["resourceVersion"] = str(self.version)
-                return httpx.Response(201, json=body)
-            meta = body.setdefault("metadata", {})
-            if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = f"{meta['generateName']}{self.version:x}"
-            name = meta.get("name")
-            if f"{path}/{name}" in self.objects:
-                return _status(409, "AlreadyExists")
-            return httpx.Response(201, json=self.put(path, body))
-        current = self.objects.get(path)
-        if current is None:
-            return _status(404, "NotFound")
-        expected = (body.get("metadata") or {}).get("resourceVersion")
-        if expected is not None and expected != current["metadata"]["resourceVersion"]:
-            return _status(409, "Conflict", "the object has been modified")
-        if method == "PUT":
-            updated = body
-        else:
-            updated = copy.deepcopy(current)
-            _merge(updated, body)
-        return httpx.Response(200, json=self.put(path.rsplit("/", 1)[0], updated))
-
-
 @dataclass
 class Rig:
-    """An `Extender` on a `FakeApi`, with what tests read back: spans, metrics, events."""
+    """An `Extender` on a `FakeApiServer`, with what tests read back: spans, metrics, events."""
 
-    api: FakeApi
+    api: FakeApiServer
     ext: Extender
     spans: InMemorySpanExporter
     registry: CollectorRegistry
     events: EventSink
 
 
-def extender_rig(api: FakeApi, nodes: int = 3, **settings: Any) -> Rig:
+def extender_rig(api: FakeApiServer, nodes: int = 3, **settings: Any) -> Rig:
     """An Extender on ``nodes`` nodes ``n0``.. of one 16 GB GPU each, state synced, leading;
     ``settings`` are `ExtenderSettings` fields (must run inside an event loop)."""
     client = api.client()
