@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hami_common.k8s import (
     LEASES,
     MUTATING_WEBHOOK_CONFIGURATIONS,
@@ -33,10 +34,13 @@ from hami_common.k8s import (
 from hami_e2e.backend import Cluster
 from hami_e2e.charts.release import ChartStack
 from hami_e2e.nodes import NodePool, create_nodes, delete_nodes
+from hami_e2e.paths import repo_root
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 Json = dict[str, Any]
-POOL = NodePool(name="chart-gpu", count=1, devices_per_node=2)
+# Created without gpu=on: the test labels it, as the README's first step does.
+POOL = NodePool(name="chart-gpu", count=1, devices_per_node=2, labels={})
+EXAMPLE = repo_root() / "e2e" / "examples" / "gpu-pod.yaml"  # the README's example pod
 NODE = POOL.node_names()[0]
 KINDS = {
     "ServiceAccount": SERVICE_ACCOUNTS,
@@ -114,6 +118,34 @@ def test_every_object_is_accepted(stack: ChartStack, kube_cluster: Cluster) -> N
     asyncio.run(check())
 
 
+DAEMON_SETS = Resource("apps/v1", "daemonsets")
+
+
+async def _scheduled(kube: KubeClient, stack: ChartStack, want: int) -> None:
+    """Until the plugin's DaemonSet, as its controller last saw the nodes, wants ``want``."""
+    deadline = time.monotonic() + 30
+    while True:
+        ds = await kube.get(DAEMON_SETS, "hami-device-plugin", namespace=stack.namespace)
+        status = ds.get("status") or {}
+        seen = status.get("observedGeneration") == ds["metadata"]["generation"]
+        if seen and status.get("desiredNumberScheduled") == want:
+            return
+        assert time.monotonic() < deadline, f"the DaemonSet wants {status}, not {want}"
+        await asyncio.sleep(0.2)
+
+
+def test_the_plugin_runs_on_nodes_labelled_gpu_on(stack: ChartStack, kube_cluster: Cluster) -> None:
+    """`kubectl label nodes NODE gpu=on` is what puts the plugin on a node (HAMi #871, #2280)."""
+
+    async def run() -> None:
+        async with kube_cluster.client() as kube:
+            await _scheduled(kube, stack, 0)
+            await kube.patch(NODES, NODE, {"metadata": {"labels": {"gpu": "on"}}})
+            await _scheduled(kube, stack, 1)
+
+    asyncio.run(run())
+
+
 async def _device_namespace(kube: KubeClient, stack: ChartStack, name: str) -> str:
     labels = {"hami.io/chart-test": stack.label}
     await kube.create(NAMESPACES, {"metadata": {"name": name, "labels": labels}})
@@ -127,10 +159,10 @@ async def _device_namespace(kube: KubeClient, stack: ChartStack, name: str) -> s
 
 
 def gpu_pod(name: str) -> Json:
-    limits = {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "1000"}
-    return {"metadata": {"name": name}, "spec": {"terminationGracePeriodSeconds": 0,
-            "containers": [{"name": "cuda", "image": "nvidia/cuda:12.4.0-base-ubuntu22.04",
-                            "resources": {"limits": limits}}]}}  # fmt: skip
+    """The README's example pod (e2e/examples/gpu-pod.yaml), named ``name``."""
+    pod: Json = yaml.safe_load(EXAMPLE.read_text())
+    pod["metadata"]["name"] = name
+    return pod
 
 
 async def place(kube: KubeClient, stack: ChartStack, ns: str, name: str) -> Json:
@@ -157,10 +189,16 @@ def test_gpu_pod_is_placed_by_the_chart_components(
             return await place(kube, stack, ns, "first")
 
     pod = asyncio.run(run())
+
+    async def allocatable() -> str:
+        async with kube_cluster.client() as kube:
+            node = await kube.get(NODES, NODE)
+            return str(node["status"]["allocatable"]["nvidia.com/gpu"])
+
+    assert asyncio.run(allocatable()) == "20"  # 2 GPUs x deviceSplitCount 10 (README, verify)
     annotations = pod["metadata"]["annotations"]
     assert pod["spec"]["nodeName"] == NODE
-    assert "hami.io/vgpu-devices-allocated" in annotations
-    assert ",NVIDIA," in annotations["hami.io/vgpu-devices-allocated"]
+    assert ",NVIDIA,3000,30:" in annotations["hami.io/vgpu-devices-allocated"]
     for name, proc in stack.processes.items():
         text = proc.log.read_text(errors="replace")
         assert " 403" not in text, f"{name} was refused"
