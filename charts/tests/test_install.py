@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,6 +120,7 @@ def test_every_object_is_accepted(stack: ChartStack, kube_cluster: Cluster) -> N
 
 
 DAEMON_SETS = Resource("apps/v1", "daemonsets")
+REPLICA_SETS = Resource("apps/v1", "replicasets")
 
 
 async def _scheduled(kube: KubeClient, stack: ChartStack, want: int) -> None:
@@ -286,8 +288,10 @@ def test_upgrade_keeps_the_certificates_and_what_runs(
             assert {k: again["metadata"]["annotations"][k] for k in keys} == {
                 k: first["metadata"]["annotations"][k] for k in keys}  # fmt: skip
             await place(kube, stack, f"chart-{stack.label}", "second")
-        status = stack.helm.ok("history", stack.release, "-n", stack.namespace)
-        assert "upgrade complete" in status.lower() or status.count("deployed") == 1
+        history = stack.helm.ok("history", stack.release, "-n", stack.namespace, "-o", "json")
+        revisions = [(r["revision"], r["status"], r["description"]) for r in json.loads(history)]
+        assert revisions == [(1, "superseded", "Install complete"),
+                             (2, "deployed", "Upgrade complete")]  # fmt: skip
 
     asyncio.run(run())
 
@@ -311,3 +315,19 @@ def test_uninstall_removes_every_object(stack: ChartStack, kube_cluster: Cluster
 
     assert asyncio.run(run()) == []
     assert stack.helm.run("status", stack.release, "-n", stack.namespace).returncode != 0
+
+    async def owned_left() -> list[str]:
+        """What the controllers made from the release (ReplicaSets, pods) goes too."""
+        selector = f"app.kubernetes.io/instance={stack.release}"
+        deadline = time.monotonic() + 60
+        async with kube_cluster.client() as kube:
+            while True:
+                left = [f"{kind}/{o['metadata']['name']}"
+                        for kind, res in (("Pod", PODS), ("ReplicaSet", REPLICA_SETS))
+                        for o in (await kube.list(res, namespace=stack.namespace,
+                                                  label_selector=selector))["items"]]  # fmt: skip
+                if not left or time.monotonic() > deadline:
+                    return left
+                await asyncio.sleep(0.5)
+
+    assert asyncio.run(owned_left()) == []

@@ -89,6 +89,10 @@ def test_images_and_tags(default: list[Json], helm: Helm, charts: dict[str, Path
     k3s = helm.template(charts["hami"], extra=["--kube-version", "v1.31.2+k3s1"])
     sched = container(k3s, "Deployment", "hami-scheduler", "kube-scheduler")
     assert sched["image"] == "registry.k8s.io/kube-scheduler:v1.31.2"
+    # managed clusters' versions carry suffixes too, and pass the chart's kubeVersion (HAMi #744)
+    eks = helm.template(charts["hami"], extra=["--kube-version", "v1.29.11-eks-2f28eda"])
+    sched = container(eks, "Deployment", "hami-scheduler", "kube-scheduler")
+    assert sched["image"] == "registry.k8s.io/kube-scheduler:v1.29.11"
     mirrored = helm.template(charts["hami"], {"global": {"imageRegistry": "registry.local:5000",
                                                           "imageTag": "9.9.9"}})  # fmt: skip
     for kind in ("Deployment", "DaemonSet"):
