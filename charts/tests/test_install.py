@@ -26,6 +26,7 @@ from hami_common.k8s import (
     PODS,
     SECRETS,
     SERVICE_ACCOUNTS,
+    ApiError,
     Forbidden,
     KubeClient,
     NotFound,
@@ -255,6 +256,28 @@ def test_each_account_is_refused_what_it_does_not_need(
             assert "x" not in node["metadata"].get("labels", {})
             pod = await admin.get(PODS, "first", namespace=placed)
             assert "x" not in pod["metadata"].get("labels", {})
+
+    asyncio.run(run())
+
+
+def test_webhook_down_refuses_device_pods_only(stack: ChartStack, kube_cluster: Cluster) -> None:
+    """failurePolicy Fail with matchConditions: while no webhook answers, a device pod is
+    refused (it never lands on the default scheduler, HAMi #1536), and any other pod is
+    created as usual (it is never sent to the webhook)."""
+    ns = f"chart-{stack.label}"
+    stack.processes["hami-webhook"].stop()
+
+    async def run() -> None:
+        async with kube_cluster.client() as kube:
+            with pytest.raises(ApiError, match="failed calling webhook"):
+                await kube.create(PODS, gpu_pod("refused"), namespace=ns)
+            plain = gpu_pod("plain")
+            del plain["spec"]["containers"][0]["resources"]
+            created = await kube.create(PODS, plain, namespace=ns)
+            assert created["spec"]["schedulerName"] == "default-scheduler"
+            await kube.delete(PODS, "plain", namespace=ns, grace_period_seconds=0)
+            await stack.start_service(kube, "hami-webhook", container="webhook",
+                                      port=stack.webhook_port, ready="/readyz")  # fmt: skip
 
     asyncio.run(run())
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,3 +176,16 @@ def test_service_images_are_not_root() -> None:
         if spec.name.startswith("plugin-"):
             continue
         assert spec.user == NONROOT, spec.name
+
+
+def test_cli_prints_one_size_line_per_image() -> None:
+    """``./just images`` on a warm cache: builds nothing, one ``image_<name>_mb=`` line each."""
+    done = subprocess.run([sys.executable, "-m", "hami_images"], capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split("=")[0] for line in lines] == [
+        f"image_{spec.name.replace('-', '_')}_mb" for spec in IMAGES]  # fmt: skip
+    for line in lines:
+        assert re.fullmatch(r"image_\w+_mb=\d+\.\d MB", line), line
+    assert done.stderr.count("(cached)") == len(IMAGES)
