@@ -15,6 +15,8 @@ import 'hook/hook.just'
 import 'e2e/e2e.just'
 import 'extender-svc/extender.just'
 import 'plugin-nvidia/plugin.just'
+import 'images/images.just'
+import 'charts/charts.just'
 
 # List the recipes
 default:
@@ -34,7 +36,7 @@ build:
 lint: build
     uv run --no-sync ruff check .
     uv run --no-sync ruff format --check .
-    uv run --no-sync mypy common/src webhook-svc/src extender-svc/src plugin-nvidia/src plugin-ascend/src plugin-cambricon/src e2e/src rustcore/benches
+    uv run --no-sync mypy common/src webhook-svc/src extender-svc/src plugin-nvidia/src plugin-ascend/src plugin-cambricon/src e2e/src images/src rustcore/benches
     uv run --no-sync python -m mypy.stubtest hami_rustcore --allowlist rustcore/stubtest-allowlist.txt
     uv run --no-sync lint-imports --no-cache
     @# the scheduling core is a pure crate: no Python binding and no Kubernetes client in its tree
@@ -42,8 +44,8 @@ lint: build
     cargo fmt --manifest-path rustcore/Cargo.toml --all -- --check
     cargo clippy --manifest-path rustcore/Cargo.toml --workspace --all-targets -- -D warnings
 
-# Every test suite: Rust core, Python packages, hook, end-to-end (what .ci/run runs)
-test: lint test-core test-py test-e2e test-hook
+# Every test suite: Rust core, Python packages, hook, end-to-end, images, charts (what .ci/run runs)
+test: lint test-core test-py test-e2e test-hook test-images test-charts
 
 # Rust core: unit, golden and proptest suites
 test-core:

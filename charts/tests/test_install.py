@@ -1,0 +1,356 @@
+"""The umbrella chart installed into the real control plane by the real helm (README, "Install
+on a cluster"), then every component run as a process from what the release holds, each under
+its own chart-made ServiceAccount (`hami_e2e.charts.release`): the API server accepts every
+object, a GPU pod passes admission, kube-scheduler, the extender and the plugin's Allocate, each
+account is refused what its component does not need, `helm upgrade` keeps the certificates and
+what runs, and `helm uninstall` removes every object. The tests run in order on one release."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hami_common.k8s import (
+    LEASES,
+    MUTATING_WEBHOOK_CONFIGURATIONS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    SECRETS,
+    SERVICE_ACCOUNTS,
+    ApiError,
+    Forbidden,
+    KubeClient,
+    NotFound,
+    Resource,
+    load_config,
+)
+from hami_e2e.backend import Cluster
+from hami_e2e.charts.release import ChartStack
+from hami_e2e.nodes import NodePool, create_nodes, delete_nodes
+from hami_e2e.paths import repo_root
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+Json = dict[str, Any]
+# Created without gpu=on: the test labels it, as the README's first step does.
+POOL = NodePool(name="chart-gpu", count=1, devices_per_node=2, labels={})
+EXAMPLE = repo_root() / "e2e" / "examples" / "gpu-pod.yaml"  # the README's example pod
+NODE = POOL.node_names()[0]
+KINDS = {
+    "ServiceAccount": SERVICE_ACCOUNTS,
+    "Secret": SECRETS,
+    "ConfigMap": Resource("v1", "configmaps"),
+    "Service": Resource("v1", "services"),
+    "Deployment": Resource("apps/v1", "deployments"),
+    "DaemonSet": Resource("apps/v1", "daemonsets"),
+    "Role": Resource("rbac.authorization.k8s.io/v1", "roles"),
+    "RoleBinding": Resource("rbac.authorization.k8s.io/v1", "rolebindings"),
+    "ClusterRole": Resource("rbac.authorization.k8s.io/v1", "clusterroles", namespaced=False),
+    "ClusterRoleBinding": Resource(
+        "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False
+    ),
+    "MutatingWebhookConfiguration": MUTATING_WEBHOOK_CONFIGURATIONS,
+}
+
+
+@pytest.fixture(scope="module")
+def stack(kube_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartStack]:
+    chart = ChartStack(kube_cluster, tmp_path_factory.mktemp("chart"))
+
+    async def up() -> None:
+        async with kube_cluster.client() as kube:
+            await create_nodes(kube, [POOL])
+            chart.install()
+            await chart.start_service(kube, "hami-webhook", container="webhook",
+                                      port=chart.webhook_port, ready="/readyz")  # fmt: skip
+            await chart.start_service(kube, "hami-extender", container="extender",
+                                      port=chart.extender_port, ready="/readyz")  # fmt: skip
+            await chart.start_kube_scheduler(kube, "hami-scheduler")
+            await chart.start_node(kube, NODE, "hami-device-plugin")
+
+    async def down() -> None:
+        async with kube_cluster.client() as kube:
+            await delete_nodes(kube, POOL)
+
+    try:
+        asyncio.run(up())
+        yield chart
+    finally:
+        chart.stop()
+        with contextlib.suppress(Exception):
+            chart.uninstall()
+        asyncio.run(down())
+
+
+def client(path: Path) -> KubeClient:
+    return KubeClient(load_config(path))
+
+
+def resource(doc: Json) -> Resource:
+    return KINDS[doc["kind"]]
+
+
+async def get(kube: KubeClient, doc: Json) -> Json:
+    res = resource(doc)
+    ns = doc["metadata"].get("namespace") if res.namespaced else None
+    return await kube.get(res, doc["metadata"]["name"], namespace=ns)
+
+
+def test_every_object_is_accepted(stack: ChartStack, kube_cluster: Cluster) -> None:
+    kinds = {d["kind"] for d in stack.manifest}
+    assert kinds <= set(KINDS), kinds - set(KINDS)
+    assert {"Deployment", "DaemonSet", "MutatingWebhookConfiguration", "Secret"} <= kinds
+    status = stack.helm.ok("status", stack.release, "-n", stack.namespace)
+    assert "STATUS: deployed" in status
+
+    async def check() -> None:
+        async with kube_cluster.client() as kube:
+            for doc in stack.manifest:
+                live = await get(kube, doc)
+                assert live["metadata"]["labels"]["app.kubernetes.io/instance"] == stack.release
+
+    asyncio.run(check())
+
+
+DAEMON_SETS = Resource("apps/v1", "daemonsets")
+REPLICA_SETS = Resource("apps/v1", "replicasets")
+
+
+async def _scheduled(kube: KubeClient, stack: ChartStack, want: int) -> None:
+    """Until the plugin's DaemonSet, as its controller last saw the nodes, wants ``want``."""
+    deadline = time.monotonic() + 30
+    while True:
+        ds = await kube.get(DAEMON_SETS, "hami-device-plugin", namespace=stack.namespace)
+        status = ds.get("status") or {}
+        seen = status.get("observedGeneration") == ds["metadata"]["generation"]
+        if seen and status.get("desiredNumberScheduled") == want:
+            return
+        assert time.monotonic() < deadline, f"the DaemonSet wants {status}, not {want}"
+        await asyncio.sleep(0.2)
+
+
+def test_the_plugin_runs_on_nodes_labelled_gpu_on(stack: ChartStack, kube_cluster: Cluster) -> None:
+    """`kubectl label nodes NODE gpu=on` is what puts the plugin on a node (HAMi #871, #2280)."""
+
+    async def run() -> None:
+        async with kube_cluster.client() as kube:
+            await _scheduled(kube, stack, 0)
+            await kube.patch(NODES, NODE, {"metadata": {"labels": {"gpu": "on"}}})
+            await _scheduled(kube, stack, 1)
+
+    asyncio.run(run())
+
+
+async def _device_namespace(kube: KubeClient, stack: ChartStack, name: str) -> str:
+    labels = {"hami.io/chart-test": stack.label}
+    await kube.create(NAMESPACES, {"metadata": {"name": name, "labels": labels}})
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(NotFound):
+            await kube.get(SERVICE_ACCOUNTS, "default", namespace=name)
+            return name
+        assert time.monotonic() < deadline, "no default ServiceAccount"
+        await asyncio.sleep(0.1)
+
+
+def gpu_pod(name: str) -> Json:
+    """The README's example pod (e2e/examples/gpu-pod.yaml), named ``name``."""
+    pod: Json = yaml.safe_load(EXAMPLE.read_text())
+    pod["metadata"]["name"] = name
+    return pod
+
+
+async def place(kube: KubeClient, stack: ChartStack, ns: str, name: str) -> Json:
+    """Create a GPU pod and wait until the plugin's Allocate marked it bind-phase=success."""
+    created = await kube.create(PODS, gpu_pod(name), namespace=ns)
+    assert created["spec"]["schedulerName"] == "hami-scheduler", "the webhook did not admit it"
+    deadline = time.monotonic() + 60
+    while True:
+        pod = await kube.get(PODS, name, namespace=ns)
+        if (pod["metadata"].get("annotations") or {}).get("hami.io/bind-phase") == "success":
+            return pod
+        for proc in stack.processes.values():
+            proc.check()
+        assert time.monotonic() < deadline, f"pod {name} not placed: {pod}\n{stack.logs()}"
+        await asyncio.sleep(0.2)
+
+
+def test_gpu_pod_is_placed_by_the_chart_components(
+    stack: ChartStack, kube_cluster: Cluster
+) -> None:
+    async def run() -> Json:
+        async with kube_cluster.client() as kube:
+            ns = await _device_namespace(kube, stack, f"chart-{stack.label}")
+            return await place(kube, stack, ns, "first")
+
+    pod = asyncio.run(run())
+
+    async def allocatable() -> str:
+        async with kube_cluster.client() as kube:
+            node = await kube.get(NODES, NODE)
+            return str(node["status"]["allocatable"]["nvidia.com/gpu"])
+
+    assert asyncio.run(allocatable()) == "20"  # 2 GPUs x deviceSplitCount 10 (README, verify)
+    annotations = pod["metadata"]["annotations"]
+    assert pod["spec"]["nodeName"] == NODE
+    assert ",NVIDIA,3000,30:" in annotations["hami.io/vgpu-devices-allocated"]
+    for name, proc in stack.processes.items():
+        text = proc.log.read_text(errors="replace")
+        assert " 403" not in text, f"{name} was refused"
+        assert "forbidden" not in text.lower(), f"{name} was refused"
+
+
+# What each component's account must be refused (it never needs it): (account, verb, target).
+REFUSED = [
+    ("hami-webhook", "list", "secrets"),
+    ("hami-webhook", "patch", "pods"),
+    ("hami-webhook", "delete", "nodes"),
+    ("hami-extender", "list", "secrets"),
+    ("hami-extender", "delete", "pods"),
+    ("hami-extender", "delete", "nodes"),
+    ("hami-scheduler", "list", "secrets"),
+    ("hami-scheduler", "delete", "nodes"),
+    ("hami-scheduler", "patch", "nodes"),
+    ("hami-device-plugin", "list", "secrets"),
+    ("hami-device-plugin", "create", "pods"),
+    ("hami-device-plugin", "delete", "nodes"),
+]
+
+
+@pytest.mark.parametrize(("account", "verb", "target"), REFUSED)
+def test_each_account_is_refused_what_it_does_not_need(
+    stack: ChartStack, kube_cluster: Cluster, account: str, verb: str, target: str
+) -> None:
+    placed = f"chart-{stack.label}"  # the namespace of the pod placed above
+
+    async def attempt(kube: KubeClient) -> None:
+        if (verb, target) == ("list", "secrets"):
+            await kube.list(SECRETS, namespace=stack.namespace)
+        elif (verb, target) == ("patch", "pods"):
+            await kube.patch(PODS, "first", {"metadata": {"labels": {"x": "y"}}}, namespace=placed)
+        elif (verb, target) == ("delete", "pods"):
+            await kube.delete(PODS, "first", namespace=placed)
+        elif (verb, target) == ("create", "pods"):
+            await kube.create(PODS, gpu_pod("not-allowed"), namespace=placed)
+        elif (verb, target) == ("delete", "nodes"):
+            await kube.delete(NODES, NODE)
+        elif (verb, target) == ("patch", "nodes"):
+            await kube.patch(NODES, NODE, {"metadata": {"labels": {"x": "y"}}})
+        else:
+            raise AssertionError(f"no attempt written for {verb} {target}")
+
+    async def run() -> None:
+        async with client(stack.kubeconfigs[account]) as kube:
+            with pytest.raises(Forbidden):
+                await attempt(kube)
+        async with kube_cluster.client() as admin:  # and nothing was done
+            node = await admin.get(NODES, NODE)
+            assert "x" not in node["metadata"].get("labels", {})
+            pod = await admin.get(PODS, "first", namespace=placed)
+            assert "x" not in pod["metadata"].get("labels", {})
+
+    asyncio.run(run())
+
+
+def test_webhook_down_refuses_device_pods_only(stack: ChartStack, kube_cluster: Cluster) -> None:
+    """failurePolicy Fail with matchConditions: while no webhook answers, a device pod is
+    refused (it never lands on the default scheduler, HAMi #1536), and any other pod is
+    created as usual (it is never sent to the webhook)."""
+    ns = f"chart-{stack.label}"
+    stack.processes["hami-webhook"].stop()
+
+    async def run() -> None:
+        async with kube_cluster.client() as kube:
+            with pytest.raises(ApiError, match="failed calling webhook"):
+                await kube.create(PODS, gpu_pod("refused"), namespace=ns)
+            plain = gpu_pod("plain")
+            del plain["spec"]["containers"][0]["resources"]
+            created = await kube.create(PODS, plain, namespace=ns)
+            assert created["spec"]["schedulerName"] == "default-scheduler"
+            await kube.delete(PODS, "plain", namespace=ns, grace_period_seconds=0)
+            await stack.start_service(kube, "hami-webhook", container="webhook",
+                                      port=stack.webhook_port, ready="/readyz")  # fmt: skip
+
+    asyncio.run(run())
+
+
+async def _tls(kube: KubeClient, stack: ChartStack) -> dict[str, Json]:
+    names = ("hami-webhook-tls", "hami-extender-tls", "hami-scheduler-tls")
+    found = {n: await kube.get(SECRETS, n, namespace=stack.namespace) for n in names}
+    return {n: {"data": s["data"], "uid": s["metadata"]["uid"]} for n, s in found.items()}
+
+
+def test_upgrade_keeps_the_certificates_and_what_runs(
+    stack: ChartStack, kube_cluster: Cluster
+) -> None:
+    async def snapshot(kube: KubeClient) -> tuple[dict[str, Json], str]:
+        mwc = await kube.get(MUTATING_WEBHOOK_CONFIGURATIONS, "hami-webhook")
+        return await _tls(kube, stack), mwc["webhooks"][0]["clientConfig"]["caBundle"]
+
+    async def run() -> None:
+        async with kube_cluster.client() as kube:
+            before = await snapshot(kube)
+            first = await kube.get(PODS, "first", namespace=f"chart-{stack.label}")
+            stack.upgrade({"scheduler": {"extender": {"logLevel": "debug"}}})
+            after = await snapshot(kube)
+            assert after == before, "helm upgrade issued new certificates"
+            ca = base64.b64decode(after[1])
+            assert ca == base64.b64decode(after[0]["hami-webhook-tls"]["data"]["ca.crt"])
+            # what runs keeps working: the running webhook's certificate still matches the
+            # webhook configuration, and the placed pod keeps its devices
+            again = await kube.get(PODS, "first", namespace=f"chart-{stack.label}")
+            keys = ("hami.io/vgpu-devices-allocated", "hami.io/bind-phase")
+            assert {k: again["metadata"]["annotations"][k] for k in keys} == {
+                k: first["metadata"]["annotations"][k] for k in keys}  # fmt: skip
+            await place(kube, stack, f"chart-{stack.label}", "second")
+        history = stack.helm.ok("history", stack.release, "-n", stack.namespace, "-o", "json")
+        revisions = [(r["revision"], r["status"], r["description"]) for r in json.loads(history)]
+        assert revisions == [(1, "superseded", "Install complete"),
+                             (2, "deployed", "Upgrade complete")]  # fmt: skip
+
+    asyncio.run(run())
+
+
+def test_uninstall_removes_every_object(stack: ChartStack, kube_cluster: Cluster) -> None:
+    manifest = stack.read_manifest()
+    stack.stop()  # the components first, as their pods would stop
+    stack.uninstall()
+
+    async def run() -> list[str]:
+        left = []
+        async with kube_cluster.client() as kube:
+            for doc in manifest:
+                with contextlib.suppress(NotFound):
+                    await get(kube, doc)
+                    left.append(f"{doc['kind']}/{doc['metadata']['name']}")
+            # What the README says stays: the two leader-election Leases.
+            for lease in ("hami-extender", "hami-scheduler"):
+                await kube.get(LEASES, lease, namespace=stack.namespace)
+        return left
+
+    assert asyncio.run(run()) == []
+    assert stack.helm.run("status", stack.release, "-n", stack.namespace).returncode != 0
+
+    async def owned_left() -> list[str]:
+        """What the controllers made from the release (ReplicaSets, pods) goes too."""
+        selector = f"app.kubernetes.io/instance={stack.release}"
+        deadline = time.monotonic() + 60
+        async with kube_cluster.client() as kube:
+            while True:
+                left = [f"{kind}/{o['metadata']['name']}"
+                        for kind, res in (("Pod", PODS), ("ReplicaSet", REPLICA_SETS))
+                        for o in (await kube.list(res, namespace=stack.namespace,
+                                                  label_selector=selector))["items"]]  # fmt: skip
+                if not left or time.monotonic() > deadline:
+                    return left
+                await asyncio.sleep(0.5)
+
+    assert asyncio.run(owned_left()) == []

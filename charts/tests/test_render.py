@@ -1,0 +1,275 @@
+"""Rendered manifests (``helm template``) of the defaults and of the value sets users pick: one
+vendor only, an HA scheduler, cert-manager, custom resource names, a registry. What the
+services read from them (device config, command lines) is read back with the services' own
+loaders, so a flag or key they would refuse fails here."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from hami_common.settings.device_config import NodeConfigFile, parse_device_config
+from hami_e2e.charts.helm import Helm, find, one
+from hami_extender.settings import ExtenderSettings
+from hami_plugin_nvidia.config import PluginSettings
+from hami_webhook.settings import WebhookSettings
+
+Json = dict[str, Any]
+NVIDIA = ["nvidia.com/gpu", "nvidia.com/gpumem", "nvidia.com/gpumem-percentage",
+          "nvidia.com/gpucores", "nvidia.com/priority"]  # fmt: skip
+CAMBRICON = ["cambricon.com/vmlu", "cambricon.com/mlu.smlu.vmemory", "cambricon.com/mlu.smlu.vcore"]
+
+
+@pytest.fixture(scope="module")
+def default(helm: Helm, charts: dict[str, Path]) -> list[Json]:
+    return helm.template(charts["hami"])
+
+
+def names(docs: list[Json]) -> set[str]:
+    return {f"{d['kind']}/{d['metadata']['name']}" for d in docs}
+
+
+def pod_spec(docs: list[Json], kind: str, name: str) -> Json:
+    return dict(one(docs, kind, name)["spec"]["template"]["spec"])
+
+
+def container(docs: list[Json], kind: str, name: str, container_name: str) -> Json:
+    spec = pod_spec(docs, kind, name)
+    return next(c for c in spec["containers"] + spec.get("initContainers", [])
+                if c["name"] == container_name)  # fmt: skip
+
+
+def scheduler_config(docs: list[Json]) -> Json:
+    return dict(yaml.safe_load(one(docs, "ConfigMap", "hami-scheduler")["data"]["config.yaml"]))
+
+
+def managed(docs: list[Json]) -> list[str]:
+    return [r["name"] for r in scheduler_config(docs)["extenders"][0]["managedResources"]]
+
+
+def test_defaults_render_each_component(default: list[Json]) -> None:
+    assert names(default) == {
+        "ServiceAccount/hami-webhook", "ServiceAccount/hami-extender",
+        "ServiceAccount/hami-scheduler", "ServiceAccount/hami-device-plugin",
+        "Secret/hami-webhook-tls", "Secret/hami-extender-tls", "Secret/hami-scheduler-tls",
+        "ConfigMap/hami-scheduler-device", "ConfigMap/hami-scheduler",
+        "ConfigMap/hami-device-plugin",
+        "ClusterRole/hami-webhook", "ClusterRole/hami-extender", "ClusterRole/hami-device-plugin",
+        "ClusterRoleBinding/hami-webhook", "ClusterRoleBinding/hami-extender",
+        "ClusterRoleBinding/hami-scheduler-kube-scheduler",
+        "ClusterRoleBinding/hami-scheduler-volume-scheduler",
+        "ClusterRoleBinding/hami-device-plugin",
+        "Role/hami-extender", "Role/hami-scheduler",
+        "RoleBinding/hami-extender", "RoleBinding/hami-scheduler",
+        "Service/hami-webhook", "Service/hami-extender",
+        "Deployment/hami-webhook", "Deployment/hami-extender", "Deployment/hami-scheduler",
+        "DaemonSet/hami-device-plugin", "MutatingWebhookConfiguration/hami-webhook",
+    }  # fmt: skip
+    for doc in default:
+        labels = doc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == "hami"
+        assert labels["app.kubernetes.io/part-of"] == "hami"
+
+
+def test_images_and_tags(default: list[Json], helm: Helm, charts: dict[str, Path]) -> None:
+    images = {c["name"]: c["image"] for kind in ("Deployment", "DaemonSet")
+              for d in find(default, kind)
+              for c in d["spec"]["template"]["spec"]["containers"]}  # fmt: skip
+    assert images["webhook"] == "hami-rs/webhook:0.1.0"
+    assert images["extender"] == "hami-rs/extender:0.1.0"
+    assert images["device-plugin"] == "hami-rs/plugin-nvidia:0.1.0"
+    assert images["kube-scheduler"].startswith("registry.k8s.io/kube-scheduler:v1.")
+    # k3s and other distributions suffix their version: the tag is the upstream one (HAMi #642)
+    k3s = helm.template(charts["hami"], extra=["--kube-version", "v1.31.2+k3s1"])
+    sched = container(k3s, "Deployment", "hami-scheduler", "kube-scheduler")
+    assert sched["image"] == "registry.k8s.io/kube-scheduler:v1.31.2"
+    # managed clusters' versions carry suffixes too, and pass the chart's kubeVersion (HAMi #744)
+    eks = helm.template(charts["hami"], extra=["--kube-version", "v1.29.11-eks-2f28eda"])
+    sched = container(eks, "Deployment", "hami-scheduler", "kube-scheduler")
+    assert sched["image"] == "registry.k8s.io/kube-scheduler:v1.29.11"
+    mirrored = helm.template(charts["hami"], {"global": {"imageRegistry": "registry.local:5000",
+                                                          "imageTag": "9.9.9"}})  # fmt: skip
+    for kind in ("Deployment", "DaemonSet"):
+        for doc in find(mirrored, kind):
+            for c in doc["spec"]["template"]["spec"]["containers"]:
+                assert c["image"].startswith("registry.local:5000/"), c["image"]
+    assert container(mirrored, "Deployment", "hami-webhook", "webhook")["image"] == (
+        "registry.local:5000/hami-rs/webhook:9.9.9")  # fmt: skip
+
+
+def test_pods_are_locked_down(default: list[Json]) -> None:
+    """Nothing privileged, no host namespaces; non-root but for the device plugin, which is
+    root only for its host folders, with no capability."""
+    for kind in ("Deployment", "DaemonSet"):
+        for doc in find(default, kind):
+            spec = doc["spec"]["template"]["spec"]
+            assert not spec.get("hostNetwork")
+            assert not spec.get("hostPID")
+            assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert doc["spec"]["template"]["metadata"]["labels"]["hami.io/webhook"] == "ignore"
+            for c in spec["containers"] + spec.get("initContainers", []):
+                sc = c["securityContext"]
+                assert sc["allowPrivilegeEscalation"] is False
+                assert sc["readOnlyRootFilesystem"] is True
+                assert sc["capabilities"] == {"drop": ["ALL"]}
+                assert not sc.get("privileged")
+                root = sc.get("runAsUser", spec["securityContext"].get("runAsUser"))
+                assert (root == 0) == (kind == "DaemonSet"), f"{c['name']} runs as {root}"
+    plugin = pod_spec(default, "DaemonSet", "hami-device-plugin")
+    host = sorted(v["hostPath"]["path"] for v in plugin["volumes"] if "hostPath" in v)
+    assert host == ["/tmp/vgpulock", "/usr/local/vgpu", "/var/lib/kubelet/device-plugins"]
+    assert plugin["nodeSelector"] == {"gpu": "on"}
+
+
+def test_webhook_configuration(default: list[Json]) -> None:
+    hook = one(default, "MutatingWebhookConfiguration", "hami-webhook")["webhooks"][0]
+    secret = one(default, "Secret", "hami-webhook-tls")
+    assert hook["name"] == "vgpu.hami.io"
+    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    service = {"name": "hami-webhook", "namespace": "kube-system", "path": "/webhook", "port": 443}
+    assert hook["clientConfig"]["service"] == service
+    assert hook["failurePolicy"] == "Fail"
+    assert [r["operations"] + r["resources"] for r in hook["rules"]] == [
+        ["CREATE", "pods"], ["UPDATE", "pods/ephemeralcontainers"]]  # fmt: skip
+    expression = hook["matchConditions"][0]["expression"]
+    for name in NVIDIA + CAMBRICON:
+        assert f'"{name}"' in expression
+    assert {"key": "hami.io/webhook", "operator": "NotIn", "values": ["ignore"]} in (
+        hook["namespaceSelector"]["matchExpressions"])  # fmt: skip
+    cert = base64.b64decode(secret["data"]["tls.crt"])
+    assert cert.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert secret["metadata"]["annotations"]["hami.io/tls-names"] == (
+        "hami-webhook.kube-system.svc,hami-webhook.kube-system.svc.cluster.local")  # fmt: skip
+
+
+def test_kube_scheduler_calls_the_extender_with_its_client_certificate(default: list[Json]) -> None:
+    config = scheduler_config(default)
+    assert config["profiles"] == [{"schedulerName": "hami-scheduler"}]
+    assert config["leaderElection"]["resourceName"] == "hami-scheduler"
+    ext = config["extenders"][0]
+    assert ext["urlPrefix"] == "https://hami-extender.kube-system.svc:443"
+    assert ext["tlsConfig"]["serverName"] == "hami-extender.kube-system.svc"
+    assert (ext["filterVerb"], ext["bindVerb"], ext["nodeCacheCapable"]) == ("filter", "bind", True)
+    assert managed(default) == NVIDIA + CAMBRICON
+    assert all(r["ignoredByScheduler"] for r in ext["managedResources"])
+    client = one(default, "Secret", "hami-scheduler-tls")["data"]
+    server = one(default, "Secret", "hami-extender-tls")["data"]
+    assert client["ca.crt"] == server["ca.crt"]  # the extender's --client-ca-file signed it
+    args = container(default, "Deployment", "hami-extender", "extender")["args"]
+    assert "--client-ca-file=/tls/ca.crt" in args
+
+
+def test_services_accept_the_rendered_settings(default: list[Json]) -> None:
+    """The chart's command lines and files, read by the services' own loaders."""
+    webhook = container(default, "Deployment", "hami-webhook", "webhook")
+    extender = container(default, "Deployment", "hami-extender", "extender")
+    plugin = container(default, "DaemonSet", "hami-device-plugin", "device-plugin")
+    assert webhook["command"] == ["python3", "-m", "hami_webhook"]
+    w = WebhookSettings.load(webhook["args"], {}, prog="hami-webhook")
+    assert (w.host, w.port, w.scheduler_name) == ("0.0.0.0", 8443, "hami-scheduler")
+    e = ExtenderSettings.load(extender["args"], {}, prog="hami-extender")
+    assert e.leader_elect
+    assert (e.lease_namespace, e.lease_name) == ("kube-system", "hami-extender")
+    p = PluginSettings.load(plugin["args"], {}, prog="hami-plugin-nvidia")
+    assert str(p.hook_path) == "/usr/local"
+    scheduler_side = one(default, "ConfigMap", "hami-scheduler-device")["data"]
+    plugin_side = one(default, "ConfigMap", "hami-device-plugin")["data"]
+    assert scheduler_side["device-config.yaml"] == plugin_side["device-config.yaml"]
+    config = parse_device_config(yaml.safe_load(scheduler_side["device-config.yaml"]))
+    assert config.nvidia.resource_count_name == "nvidia.com/gpu"
+    assert config.nvidia.device_split_count == 10
+    NodeConfigFile.model_validate(json.loads(plugin_side["config.json"]))
+
+
+def test_one_vendor_only(helm: Helm, charts: dict[str, Path]) -> None:
+    """A cluster with one kind of device installs the scheduler and that vendor's subchart."""
+    scheduler = helm.template(charts["hami"], {"nvidia": {"enabled": False}})
+    assert not find(scheduler, "DaemonSet")
+    assert len(find(scheduler, "Deployment")) == 3
+    plugin_only = helm.template(charts["hami"], {"scheduler": {"enabled": False}})
+    kinds = {"ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "DaemonSet"}
+    assert {d["kind"] for d in plugin_only} == kinds
+    # each subchart installs on its own, rendering what the umbrella renders for it
+    alone = helm.template(charts["hami-nvidia"])
+    assert names(alone) == names(plugin_only)
+    sched_alone = helm.template(charts["hami-scheduler"])
+    assert names(sched_alone) == names(scheduler)
+
+
+def test_ha_scheduler(helm: Helm, charts: dict[str, Path]) -> None:
+    docs = helm.template(charts["hami"], {"scheduler": {"replicas": 2}})
+    for name in ("hami-webhook", "hami-extender", "hami-scheduler"):
+        deployment = one(docs, "Deployment", name)
+        assert deployment["spec"]["replicas"] == 2
+        term = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        rule = term["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+        assert rule["topologyKey"] == "kubernetes.io/hostname"
+        assert rule["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == (
+            name.removeprefix("hami-"))  # fmt: skip
+    # the extender is ready only while it leads: a rolling update would wait forever
+    assert one(docs, "Deployment", "hami-extender")["spec"]["strategy"] == {"type": "Recreate"}
+    assert scheduler_config(docs)["leaderElection"]["leaderElect"] is True
+
+
+def test_cert_manager(helm: Helm, charts: dict[str, Path]) -> None:
+    docs = helm.template(charts["hami"], {"scheduler": {"certManager": {"enabled": True}}})
+    assert not find(docs, "Secret")
+    certificates = {d["metadata"]["name"]: d["spec"] for d in find(docs, "Certificate")}
+    assert certificates["hami-webhook"]["secretName"] == "hami-webhook-tls"
+    assert certificates["hami-webhook"]["issuerRef"]["name"] == "hami-webhook-ca"
+    assert certificates["hami-extender"]["issuerRef"]["name"] == "hami-extender-ca"
+    assert certificates["hami-scheduler"]["issuerRef"]["name"] == "hami-extender-ca"
+    assert "client auth" in certificates["hami-scheduler"]["usages"]
+    assert certificates["hami-webhook-ca"]["isCA"] is True
+    assert {d["metadata"]["name"] for d in find(docs, "Issuer")} == {
+        "hami-selfsigned", "hami-webhook-ca", "hami-extender-ca"}  # fmt: skip
+    mwc = one(docs, "MutatingWebhookConfiguration", "hami-webhook")
+    assert mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+        "kube-system/hami-webhook")  # fmt: skip
+    assert "caBundle" not in mwc["webhooks"][0]["clientConfig"]
+    annotations = one(docs, "Deployment", "hami-webhook")["spec"]["template"]["metadata"]
+    assert "checksum/tls" not in annotations["annotations"]
+
+
+def test_custom_resource_names(helm: Helm, charts: dict[str, Path]) -> None:
+    custom = {"resourceName": "example.com/vgpu", "resourceMem": "example.com/vgpu-memory",
+              "resourceMemPercentage": "", "resourceCores": "example.com/vgpu-cores",
+              "resourcePriority": "example.com/vgpu-priority"}  # fmt: skip
+    docs = helm.template(charts["hami"], {"global": {**custom, "deviceConfig": {
+        "cambricon": {"resourceCountName": "example.com/mlu"}}}})  # fmt: skip
+    assert managed(docs) == [
+        "example.com/vgpu", "example.com/vgpu-memory", "example.com/vgpu-cores",
+        "example.com/vgpu-priority", "example.com/mlu", *CAMBRICON[1:]]  # fmt: skip
+    config = parse_device_config(
+        yaml.safe_load(one(docs, "ConfigMap", "hami-device-plugin")["data"]["device-config.yaml"])
+    )
+    assert config.nvidia.resource_count_name == "example.com/vgpu"
+    assert config.nvidia.resource_memory_percentage_name == ""
+    assert config.cambricon.resource_count_name == "example.com/mlu"
+    expression = one(docs, "MutatingWebhookConfiguration", "hami-webhook")["webhooks"][0][
+        "matchConditions"][0]["expression"]  # fmt: skip
+    assert '"example.com/vgpu"' in expression
+    assert "nvidia.com" not in expression
+
+
+def test_custom_url_goes_into_the_certificate(helm: Helm, charts: dict[str, Path]) -> None:
+    url = {"enabled": True, "host": "10.0.0.5", "port": 31998}
+    docs = helm.template(charts["hami"], {"scheduler": {"admissionWebhook": {"customURL": url}}})
+    hook = one(docs, "MutatingWebhookConfiguration", "hami-webhook")["webhooks"][0]
+    assert hook["clientConfig"]["url"] == "https://10.0.0.5:31998/webhook"
+    assert "service" not in hook["clientConfig"]
+    secret = one(docs, "Secret", "hami-webhook-tls")
+    assert secret["metadata"]["annotations"]["hami.io/tls-names"].endswith(",10.0.0.5")
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("10.0.0.5")]
+    assert sans.get_values_for_type(x509.DNSName) == [
+        "hami-webhook.kube-system.svc", "hami-webhook.kube-system.svc.cluster.local"]  # fmt: skip
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    cert.verify_directly_issued_by(ca)
