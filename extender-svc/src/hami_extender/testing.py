@@ -268,12 +268,15 @@ class Rig:
     events: EventSink
 
 
-def extender_rig(api: FakeApi, nodes: int = 3, **settings: Any) -> Rig:
-    """An Extender on ``nodes`` nodes ``n0``.. of one 16 GB GPU each, state synced, leading;
-    ``settings`` are `ExtenderSettings` fields (must run inside an event loop)."""
+def extender_rig(
+    api: FakeApi, nodes: int = 3, *, extra_nodes: Sequence[Json] = (), **settings: Any
+) -> Rig:
+    """An Extender on ``nodes`` nodes ``n0``.. of one 16 GB GPU each, and ``extra_nodes`` as
+    given, state synced, leading; ``settings`` are `ExtenderSettings` fields, its vendor table
+    too (must run inside an event loop)."""
     client = api.client()
-    cluster = core.Cluster("binpack", "spread")
-    listed = []
+    cluster = core.Cluster("binpack", "spread", vendors=ExtenderSettings(**settings).vendors())
+    listed = [api.put("/api/v1/nodes", n) for n in extra_nodes]
     for n in range(nodes):
         dev = core.Device(f"gpu-{n}", 10, 16000, 100, "NVIDIA-T4")
         register = {REGISTER: core.encode_node_devices([dev])}
