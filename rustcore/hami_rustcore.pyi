@@ -397,9 +397,7 @@ def load_pod_page(
 def quantity_value(text: str) -> int:
     """A resource quantity's value when it is a whole number; `DecodeError` otherwise."""
 
-def decode_node_devices(
-    text: str, vendor: str = "NVIDIA", mode: str | None = None
-) -> list[Device]:
+def decode_node_devices(text: str, vendor: str = "NVIDIA", mode: str | None = None) -> list[Device]:
     """A JSON register annotation; ``mode`` replaces every device's mode."""
 
 def encode_node_devices(devices: Sequence[Device], with_mode: bool = True) -> str:

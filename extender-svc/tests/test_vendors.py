@@ -121,7 +121,8 @@ def test_an_ascend_pod_gets_hamis_annotations_and_the_shared_lock(
         return await _place(r, api, pod("p", limits), ["npu"])
 
     placed, bound = asyncio.run(go())
-    assert placed["NodeNames"] == ["npu"] and bound == {"Error": ""}
+    assert placed["NodeNames"] == ["npu"]
+    assert bound == {"Error": ""}
     ann = api.get("/api/v1/namespaces/ns/pods/p")["metadata"]["annotations"]
     uuid = ann["hami.io/Ascend910B3-devices-allocated"].split(",")[0]
     assert ann["hami.io/Ascend910B3-devices-to-allocate"] == f"{uuid},Ascend910B3,16384,0:;"
@@ -130,7 +131,8 @@ def test_an_ascend_pod_gets_hamis_annotations_and_the_shared_lock(
     )
     assert ann["predicate-time"].isdigit()
     node_ann = api.get("/api/v1/nodes/npu")["metadata"]["annotations"]
-    assert node_ann[NODE_LOCK].endswith(",ns,p") and MLU_LOCK not in node_ann
+    assert node_ann[NODE_LOCK].endswith(",ns,p")
+    assert MLU_LOCK not in node_ann
 
 
 def test_an_mlu_pod_takes_only_cambricons_lock_which_refuses_the_next(
@@ -147,14 +149,16 @@ def test_an_mlu_pod_takes_only_cambricons_lock_which_refuses_the_next(
         return first[0], first[1], second
 
     placed, bound, refused = asyncio.run(go())
-    assert placed["NodeNames"] == ["mlu"] and bound == {"Error": ""}
+    assert placed["NodeNames"] == ["mlu"]
+    assert bound == {"Error": ""}
     ann = api.get("/api/v1/namespaces/ns/pods/a")["metadata"]["annotations"]
     index = ann["hami.io/cambricon-mlu-devices-allocated"].split(",")[0].rsplit("-", 1)[1]
     assert ann["hami.io/cambricon-mlu-devices-to-allocate"].endswith(",MLU,5120,10:;")
     assert ann["CAMBRICON_DSMLU_ASSIGNED"] == "false"
     assert ann["CAMBRICON_DSMLU_PROFILE"] == f"{index}_10_20"
     node_ann = api.get("/api/v1/nodes/mlu")["metadata"]["annotations"]
-    assert MLU_LOCK in node_ann and NODE_LOCK not in node_ann
+    assert MLU_LOCK in node_ann
+    assert NODE_LOCK not in node_ann
     assert "has been locked within 2 minutes" in refused["Error"]
 
 

@@ -159,10 +159,15 @@ CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
         ASCEND,
     ),
     "ascend-910c-one-is-a-module": (
-        review(pod(container(limits={"huawei.com/Ascend910C": "1"}, requests={
-            "huawei.com/Ascend910C": "1"}))),
+        review(
+            pod(
+                container(
+                    limits={"huawei.com/Ascend910C": "1"}, requests={"huawei.com/Ascend910C": "1"}
+                )
+            )
+        ),
         ASCEND,
-    ),  # fmt: skip
+    ),
     "ascend-hami-core-kept-as-written": (
         review(
             pod(

@@ -158,7 +158,8 @@ def test_vnpus_in_hamis_v2_10_layout(tmp_path: Path) -> None:
     path = tmp_path / "device-config.yaml"
     path.write_text(VNPUS_V210)
     cfg = load_device_config(path)
-    assert cfg.vnpus.hami_vnpu_core and cfg.ascend_soft_default
+    assert cfg.vnpus.hami_vnpu_core
+    assert cfg.ascend_soft_default
     assert cfg.vnpus.configs[0].common_word == "Ascend310P"
     assert cfg.vnpus.configs[0].memory_capacity == 24576
 

@@ -68,7 +68,8 @@ def test_ascend_chips_join_only_when_enabled() -> None:
     assert "Ascend910B3" not in core_vendor_table(config)
     specs = core.RequestModel(core_vendor_table(config, enable_ascend=True)).vendor_specs()
     npu = specs["Ascend910B3"]
-    assert npu["kind"] == "ascend" and npu["soft_default"] is True
+    assert npu["kind"] == "ascend"
+    assert npu["soft_default"] is True
     assert npu["register_annotation"] == "hami.io/node-register-Ascend910B3"
     assert npu["to_allocate_annotation"] == "hami.io/Ascend910B3-devices-to-allocate"
     assert npu["use_uuid_annotation"] == "hami.io/use-Ascend910B3-uuid"

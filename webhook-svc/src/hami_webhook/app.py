@@ -98,9 +98,7 @@ def create_app(
     devices = (
         model
         if model is not None
-        else DeviceModel.from_config(
-            settings.device_config(), enable_ascend=settings.enable_ascend
-        )
+        else DeviceModel.from_config(settings.device_config(), enable_ascend=settings.enable_ascend)
     )
     registry = registry if registry is not None else new_registry()
     metrics = _Metrics(registry)

@@ -59,9 +59,7 @@ def test_runtime_class_is_set_by_the_chip_asked_for() -> None:
 def test_hami_bug_ascend_overwrite_env_spares_other_chips() -> None:
     # HAMi's rules of one chip give ASCEND_VISIBLE_DEVICES="" to every container without that
     # chip, so a 910B3 container was also told to see no NPU by the 310P rules.
-    p = _mutate(
-        pod(container("npu", limits={"huawei.com/Ascend910B3": "1"}), container("sidecar"))
-    )
+    p = _mutate(pod(container("npu", limits={"huawei.com/Ascend910B3": "1"}), container("sidecar")))
     assert _env(p, 0) == {}
     assert _env(p, 1) == {"ASCEND_VISIBLE_DEVICES": ""}
 

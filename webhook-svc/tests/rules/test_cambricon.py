@@ -23,7 +23,8 @@ def test_an_mlu_container_is_claimed_and_left_as_written() -> None:
     before = copy.deepcopy(p)
     [answer] = RequestModel().admit(json.dumps(p)).containers
     assert answer.vendors == ["MLU"]
-    assert answer.added_limits == [] and answer.set_requests == []
+    assert answer.added_limits == []
+    assert answer.set_requests == []
     CambriconRules().mutate_container(p["spec"]["containers"][0], p, answer)
     assert p == before
     assert "MLU" in DeviceModel.from_config(DeviceConfig()).vendors

@@ -171,6 +171,7 @@ class DeviceConfig(_Section):
     def ascend_soft_default(self) -> bool:
         """Whether NPUs take soft-split (hami-core) pods on nodes that do not say."""
         return self.vnpus.hami_vnpu_core or self.hami_vnpu_core
+
     # Vendors we do not implement yet: accepted as-is so that HAMi's chart file loads.
     hygon: OpaqueSection = None
     metax: OpaqueSection = None
