@@ -4,6 +4,7 @@ in-memory API; the same flows run on the real API server in e2e."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, cast
 
 import hami_rustcore
@@ -11,7 +12,7 @@ import pytest
 from hami_common.deviceplugin.allocator import AllocationFailed, Allocator, NoPendingPod
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.runtime import to_allocate_keys
-from hami_common.deviceplugin.vendor import ContainerContext
+from hami_common.deviceplugin.vendor import CapacityResource, ContainerContext
 from hami_common.k8s import NODES, PODS, KubeClient
 from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, NODE_LOCK, VGPU_NODE
 from hami_common.telemetry import TRACE_CONTEXT_ANNOTATION, in_memory_tracing
@@ -29,6 +30,9 @@ class Policy:
 
     def __init__(self) -> None:
         self.seen: list[ContainerContext] = []
+        self.capacity: list[CapacityResource] = []
+        self.extra_annotations: dict[str, str] = {}
+        self.released: list[str] = []
 
     def container_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
         if ctx.env().get("REFUSE"):
@@ -37,6 +41,17 @@ class Policy:
         resp = pb.ContainerAllocateResponse()
         resp.envs["DEVICES"] = ",".join(f"{d.uuid}/{d.usedmem}" for d in ctx.devices)
         return resp
+
+    def allocated_annotations(
+        self, pod: dict[str, Any], given: Sequence[ContainerContext]
+    ) -> dict[str, str]:
+        return dict(self.extra_annotations)
+
+    async def release_locks(self, client: KubeClient, node: str, pod: dict[str, Any]) -> None:
+        self.released.append(str(pod["metadata"]["name"]))
+
+    def capacity_resources(self) -> Sequence[CapacityResource]:
+        return tuple(self.capacity)
 
 
 def pod(
@@ -186,6 +201,37 @@ def test_success_waits_for_the_other_vendors_entries() -> None:
     asyncio.run(alloc.allocate(request(1)))
     assert ann(kube, "p")[BIND_PHASE] == "allocating"
     assert NODE_LOCK in kube.obj(NODES, NODE)["metadata"]["annotations"]
+
+
+def test_success_waits_for_a_vendor_this_plugin_does_not_know() -> None:
+    # an Ascend chip is no built-in vendor: its to-allocate key is found by its shape
+    npu = "hami.io/Ascend910B3-devices-to-allocate"
+    kube, alloc, _ = setup(
+        pod("p", "GPU-a,NVIDIA,1,1:;", annotations={npu: "vdie-0,Ascend910B3,16384,0:;"}),
+        lock=LOCK.format("p"),
+    )
+    asyncio.run(alloc.allocate(request(1)))
+    assert ann(kube, "p")[BIND_PHASE] == "allocating"
+    kube.obj(PODS, "p", "ns")["metadata"]["annotations"][npu] = ";"
+    kube.obj(PODS, "p", "ns")["metadata"]["annotations"][KEY] = "GPU-b,NVIDIA,1,1:;"
+    asyncio.run(alloc.allocate(request(1)))
+    assert ann(kube, "p")[BIND_PHASE] == "success"
+
+
+def test_the_vendors_annotations_ride_on_the_patch_and_its_lock_is_released() -> None:
+    kube, alloc, policy = setup(pod("p", "GPU-a,NVIDIA,1,1:;"), lock=LOCK.format("p"))
+    policy.extra_annotations = {"CAMBRICON_DSMLU_ASSIGNED": "true"}
+    writes = len(kube.patches)
+    asyncio.run(alloc.allocate(request(1)))
+    assert ann(kube, "p")["CAMBRICON_DSMLU_ASSIGNED"] == "true"
+    assert ann(kube, "p")[BIND_PHASE] == "success"
+    assert len([p for p in kube.patches[writes:] if p[0] == PODS.plural]) == 1  # one write
+    assert policy.released == ["p"]
+    kube, alloc, policy = setup(pod("bad", "GPU-a,NVIDIA,1,1:;", env=[
+        {"name": "REFUSE", "value": "1"}]), lock=LOCK.format("bad"))  # fmt: skip
+    with pytest.raises(AllocationFailed):
+        asyncio.run(alloc.allocate(request(1)))
+    assert policy.released == ["bad"]  # a failed allocation never leaks the vendor's lock
 
 
 def test_a_lock_held_by_another_pod_is_not_released() -> None:

@@ -73,6 +73,17 @@ def has_pending_devices(value: str | None) -> bool:
     return bool(value) and "," in (value or "")
 
 
+def to_allocate_values(annotations: Mapping[str, str]) -> dict[str, str]:
+    """Every vendor's to-allocate annotation on a pod (``hami.io/*-devices-to-allocate``, and
+    NVIDIA's ``hami.io/vgpu-devices-to-allocate``): a vendor this plugin does not know still
+    keeps the pod from being marked done before its own plugin has allocated it."""
+    return {
+        k: v
+        for k, v in annotations.items()
+        if k.startswith("hami.io/") and k.endswith("-devices-to-allocate")
+    }
+
+
 class Allocator:
     """Allocate calls of one vendor's plugin on one node, serialised."""
 
@@ -158,7 +169,7 @@ class Allocator:
         self, pod: Json, request: pb.AllocateRequest, span: trace.Span
     ) -> pb.AllocateResponse:
         for attempt in range(_ATTEMPTS):
-            response, patch, given = self._answer(pod, request)
+            response, patch, given, contexts = self._answer(pod, request)
             ns, name = _pod_ref(pod)
             try:
                 await self.client.patch(PODS, name, patch, namespace=ns)
@@ -177,13 +188,20 @@ class Allocator:
             if phase == PHASE_SUCCESS:
                 # the node read of the pod lookup saves a GET unless the node moved since
                 await nodelock.release(self.client, self.node, ns, name, known=self._node_read)
+            await self.policy.release_locks(self.client, self.node, pod)
             return response
         raise AssertionError("unreachable")
 
     def _answer(
         self, pod: Json, request: pb.AllocateRequest
-    ) -> tuple[pb.AllocateResponse, Json, list[tuple[str, list[hami_rustcore.AllocDevice]]]]:
-        """The response, the pod patch, and (container name, devices) per container."""
+    ) -> tuple[
+        pb.AllocateResponse,
+        Json,
+        list[tuple[str, list[hami_rustcore.AllocDevice]]],
+        list[ContainerContext],
+    ]:
+        """The response, the pod patch, (container name, devices) and the context of each
+        container."""
         ann = _annotations(pod)
         try:
             entries = hami_rustcore.decode_pod_devices(ann.get(self.key, ""))
@@ -192,6 +210,7 @@ class Allocator:
         containers = containers_in_annotation_order(pod)
         response = pb.AllocateResponse()
         given: list[tuple[str, list[hami_rustcore.AllocDevice]]] = []
+        contexts: list[ContainerContext] = []
         for creq in request.container_requests:
             idx = next((i for i, entry in enumerate(entries) if entry), None)
             if idx is None:
@@ -223,14 +242,20 @@ class Allocator:
             except ValueError as exc:
                 raise AllocationFailed(str(exc)) from None
             given.append((str(containers[idx].get("name", idx)), entry))
+            contexts.append(ctx)
         remaining = hami_rustcore.encode_pod_devices(entries)
-        updates: dict[str, str] = {self.key: remaining}
-        others = [ann.get(k) for k in self.all_keys if k != self.key]
+        try:
+            updates: dict[str, str] = dict(self.policy.allocated_annotations(pod, contexts))
+        except ValueError as exc:
+            raise AllocationFailed(str(exc)) from None
+        updates[self.key] = remaining
+        known = {k: ann.get(k) for k in self.all_keys}
+        others = [v for k, v in {**known, **to_allocate_values(ann)}.items() if k != self.key]
         if not has_pending_devices(remaining) and not any(map(has_pending_devices, others)):
             updates[BIND_PHASE] = PHASE_SUCCESS
         rv = str((pod.get("metadata") or {}).get("resourceVersion", ""))
         patch: Json = {"metadata": {"resourceVersion": rv, "annotations": updates}}
-        return response, patch, given
+        return response, patch, given, contexts
 
     # -- failure --------------------------------------------------------------------------------
 
@@ -253,6 +278,12 @@ class Allocator:
             await nodelock.release(self.client, self.node, ns, name)
         except ApiError as exc:
             log.error("node %s: could not release the lock of %s/%s: %s", self.node, ns, name, exc)
+        try:
+            await self.policy.release_locks(self.client, self.node, pod)
+        except ApiError as exc:
+            log.error(
+                "node %s: could not release %s's lock: %s", self.node, self.policy.vendor, exc
+            )
 
     def _event(self, pod: Json, message: str) -> Json:
         meta = pod.get("metadata") or {}
