@@ -169,7 +169,7 @@ class Allocator:
         self, pod: Json, request: pb.AllocateRequest, span: trace.Span
     ) -> pb.AllocateResponse:
         for attempt in range(_ATTEMPTS):
-            response, patch, given, contexts = self._answer(pod, request)
+            response, patch, given = self._answer(pod, request)
             ns, name = _pod_ref(pod)
             try:
                 await self.client.patch(PODS, name, patch, namespace=ns)
@@ -194,14 +194,9 @@ class Allocator:
 
     def _answer(
         self, pod: Json, request: pb.AllocateRequest
-    ) -> tuple[
-        pb.AllocateResponse,
-        Json,
-        list[tuple[str, list[hami_rustcore.AllocDevice]]],
-        list[ContainerContext],
-    ]:
-        """The response, the pod patch, (container name, devices) and the context of each
-        container."""
+    ) -> tuple[pb.AllocateResponse, Json, list[tuple[str, list[hami_rustcore.AllocDevice]]]]:
+        """The response, the pod patch (the vendor's own annotations in it), and (container
+        name, devices) per container."""
         ann = _annotations(pod)
         try:
             entries = hami_rustcore.decode_pod_devices(ann.get(self.key, ""))
@@ -255,7 +250,7 @@ class Allocator:
             updates[BIND_PHASE] = PHASE_SUCCESS
         rv = str((pod.get("metadata") or {}).get("resourceVersion", ""))
         patch: Json = {"metadata": {"resourceVersion": rv, "annotations": updates}}
-        return response, patch, given, contexts
+        return response, patch, given
 
     # -- failure --------------------------------------------------------------------------------
 
