@@ -52,8 +52,10 @@ class Policy:
     ) -> dict[str, str]:
         return dict(self.extra_annotations)
 
-    async def release_locks(self, client: KubeClient, node: str, pod: dict[str, Any]) -> None:
-        self.released.append(str(pod["metadata"]["name"]))
+    async def release_locks(
+        self, client: KubeClient, node: str, pod: dict[str, Any], *, done: bool
+    ) -> None:
+        self.released.append(f"{pod['metadata']['name']}{'' if done else ' (not done)'}")
 
     def capacity_resources(self) -> Sequence[CapacityResource]:
         return tuple(self.capacity)

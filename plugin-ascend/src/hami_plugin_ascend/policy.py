@@ -211,7 +211,9 @@ class AscendPolicy:
     ) -> dict[str, str]:
         return {}
 
-    async def release_locks(self, client: KubeClient, node: str, pod: dict[str, Any]) -> None:
+    async def release_locks(
+        self, client: KubeClient, node: str, pod: dict[str, Any], *, done: bool
+    ) -> None:
         """Ascend shares ``hami.io/mutex.lock`` (the framework's); no lock of its own."""
 
     def capacity_resources(self) -> Sequence[CapacityResource]:

@@ -200,7 +200,9 @@ class NvidiaPolicy:
         """NVIDIA writes nothing of its own with the allocation."""
         return {}
 
-    async def release_locks(self, client: KubeClient, node: str, pod: dict[str, object]) -> None:
+    async def release_locks(
+        self, client: KubeClient, node: str, pod: dict[str, object], *, done: bool
+    ) -> None:
         """NVIDIA has no lock of its own (the shared ``hami.io/mutex.lock`` is the
         framework's)."""
 

@@ -188,7 +188,8 @@ class Allocator:
             if phase == PHASE_SUCCESS:
                 # the node read of the pod lookup saves a GET unless the node moved since
                 await nodelock.release(self.client, self.node, ns, name, known=self._node_read)
-            await self.policy.release_locks(self.client, self.node, pod)
+            done = not has_pending_devices(patch["metadata"]["annotations"][self.key])
+            await self.policy.release_locks(self.client, self.node, pod, done=done)
             return response
         raise AssertionError("unreachable")
 
@@ -274,7 +275,7 @@ class Allocator:
         except ApiError as exc:
             log.error("node %s: could not release the lock of %s/%s: %s", self.node, ns, name, exc)
         try:
-            await self.policy.release_locks(self.client, self.node, pod)
+            await self.policy.release_locks(self.client, self.node, pod, done=True)
         except ApiError as exc:
             log.error(
                 "node %s: could not release %s's lock: %s", self.node, self.policy.vendor, exc

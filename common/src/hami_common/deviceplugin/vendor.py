@@ -119,10 +119,11 @@ class VendorPolicy(Protocol):
         e.g. Cambricon's ``CAMBRICON_DSMLU_ASSIGNED: "true"``."""
         ...
 
-    async def release_locks(self, client: KubeClient, node: str, pod: Json) -> None:
-        """Releases the vendor's own node lock once an Allocate of the pod is over (success or
-        failure), e.g. Cambricon's ``cambricon.com/dsmlu.lock``; the shared
-        ``hami.io/mutex.lock`` is the framework's."""
+    async def release_locks(self, client: KubeClient, node: str, pod: Json, *, done: bool) -> None:
+        """Called after every Allocate of the pod; ``done``: the vendor has nothing left to
+        allocate for it (or its allocation failed). Then the vendor's own node lock is released
+        (Cambricon's ``cambricon.com/dsmlu.lock``); the shared ``hami.io/mutex.lock`` is the
+        framework's."""
         ...
 
     def capacity_resources(self) -> Sequence[CapacityResource]:
