@@ -143,6 +143,16 @@ def test_without_a_lock_the_pending_pod_bound_here_is_found() -> None:
     assert ann(kube, "running")[KEY] == "GPU-y,NVIDIA,1,1:;"
 
 
+def test_a_pod_reported_running_before_allocate_is_found_after_the_pending_ones() -> None:
+    # kwok (and any stand-in for kubelet's status) may report Running before Allocate; with no
+    # lock naming an owner (Cambricon's has none) the pod is still found, Pending ones first
+    kube, alloc, _ = setup(pod("early", "GPU-a,NVIDIA,1,1:;", phase="Running"),
+                           pod("done", "GPU-b,NVIDIA,1,1:;", phase="Succeeded"))  # fmt: skip
+    asyncio.run(alloc.allocate(request(1)))
+    assert ann(kube, "early")[BIND_PHASE] == "success"
+    assert ann(kube, "done")[BIND_PHASE] == "allocating"
+
+
 def test_a_stale_lock_holder_without_devices_falls_back_to_the_pending_pod() -> None:
     kube, alloc, _ = setup(
         pod("old", ";", annotations={BIND_PHASE: "success"}),

@@ -2,7 +2,8 @@
 
 kubelet's Allocate carries only a device count. The devices come from the pod being bound on
 this node: the pod that holds the node lock (``hami.io/mutex.lock``) or, as HAMi does, a
-Pending pod bound to this node with ``bind-phase`` allocating. For each container request the
+Pending pod bound to this node with ``bind-phase`` allocating (then one whose status already
+says Running while its devices are still being allocated). For each container request the
 next non-empty entry of the vendor's to-allocate annotation is taken (its device count must
 match), the rest is written back, and once no vendor has devices left ``bind-phase`` becomes
 ``success`` and the lock is released.
@@ -133,18 +134,23 @@ class Allocator:
             except NotFound:
                 pass
         listed = await self.client.list(PODS, field_selector=f"spec.nodeName={self.node}")
-        pending = [
+        bound = [
             p
             for p in listed.get("items") or []
-            if (p.get("status") or {}).get("phase") == "Pending"
+            if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
             and BIND_TIME in _annotations(p)
             and _annotations(p).get(BIND_PHASE) in (PHASE_ALLOCATING, PHASE_SUCCESS)
             and _annotations(p).get(VGPU_NODE) == self.node
             and self._candidate(p)
         ]
-        if not pending:
+        # HAMi takes Pending pods only; a pod whose status already says Running (a kubelet
+        # stand-in such as kwok reports it before Allocate) but whose devices are still being
+        # allocated comes after them: a vendor whose lock names no owner (Cambricon's) finds
+        # its pod this way
+        pending = [p for p in bound if (p.get("status") or {}).get("phase") == "Pending"]
+        if not bound:
             raise NoPendingPod(f"no binding pod found on node {self.node}")
-        return min(pending, key=lambda p: _annotations(p).get(BIND_TIME, ""))
+        return min(pending or bound, key=lambda p: _annotations(p).get(BIND_TIME, ""))
 
     # -- Allocate -----------------------------------------------------------------------------
 
