@@ -283,9 +283,7 @@ class DeviceManager:
                 )
                 response = answer.container_responses[0]
                 taken.update(ids)
-                self._by_pod.setdefault(str(meta.get("uid", "")), []).append(
-                    (plugin.resource, ids)
-                )
+                self._by_pod.setdefault(str(meta.get("uid", "")), []).append((plugin.resource, ids))
             except grpc.aio.AioRpcError as exc:
                 error = f"{exc.code().name}: {exc.details()}"
         uid = str(meta.get("uid", ""))
