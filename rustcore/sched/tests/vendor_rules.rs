@@ -398,3 +398,24 @@ fn cambricon_writes_hamis_profile_and_device_list() {
 fn node_soft_annotation_name_is_hamis() {
     assert_eq!(NODE_SOFT_ANNOTATION, "hami-vnpu-core");
 }
+
+#[test]
+fn ascend_uuid_selectors_and_health_are_hamis() {
+    let c = ascend_cluster();
+    let mut devices = npus("n1", "Ascend910B3", 4, DeviceMode::Template);
+    devices[0].health = false;
+    c.set_node("n1", devices, &vec![], &[]);
+    let chosen = |ann: &[(&str, &str)]| {
+        let p = pod("p", vec![(false, vec![npu_req("Ascend910B3", 1, 16384, 0)])], ann);
+        let r = c.filter(&p, &["n1"], false, 0.0).unwrap();
+        (uuids(&r), reason(&r, "n1").to_string())
+    };
+    // hami.io/use-<CW>-uuid: exactly these NPUs; an unhealthy one is CardNotHealth
+    let (got, _) = chosen(&[("hami.io/use-Ascend910B3-uuid", "n1-vdie-2")]);
+    assert_eq!(got, vec![vec!["n1-vdie-2".to_string()]]);
+    let (got, why) = chosen(&[("hami.io/use-Ascend910B3-uuid", "n1-vdie-0")]);
+    assert!(got.is_empty());
+    assert_eq!(why, "1/4 CardNotHealth, 3/4 CardUuidMismatch");
+    let (got, _) = chosen(&[("hami.io/no-use-Ascend910B3-uuid", "n1-vdie-1,n1-vdie-2,n1-vdie-3")]);
+    assert!(got.is_empty());
+}
