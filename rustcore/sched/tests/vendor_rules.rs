@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use hami_sched::ascend::{chart_chip, NODE_SOFT_ANNOTATION};
+use hami_sched::ascend::chart_chip;
 use hami_sched::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -392,11 +392,6 @@ fn cambricon_writes_hamis_profile_and_device_list() {
     );
     assert_eq!(annotation(&r, "CAMBRICON_DSMLU_ASSIGNED"), "false");
     assert_eq!(annotation(&r, "CAMBRICON_DSMLU_PROFILE"), "0_10_20");
-}
-
-#[test]
-fn node_soft_annotation_name_is_hamis() {
-    assert_eq!(NODE_SOFT_ANNOTATION, "hami-vnpu-core");
 }
 
 #[test]
