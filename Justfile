@@ -53,7 +53,7 @@ test-core:
 
 # Python unit and integration tests of every package with tests (end-to-end suites excluded)
 test-py: build
-    uv run --no-sync pytest -m "not e2e" rustcore/tests common/tests webhook-svc/tests extender-svc/tests plugin-nvidia/tests e2e/tests
+    uv run --no-sync pytest -m "not e2e" rustcore/tests common/tests webhook-svc/tests extender-svc/tests plugin-nvidia/tests plugin-ascend/tests plugin-cambricon/tests e2e/tests
 
 # Every benchmark
 bench: bench-core bench-cluster bench-hook bench-extender bench-plugin

@@ -1,6 +1,6 @@
 """The Rust scheduling core: device model, fit and score, cluster usage state, HAMi codecs."""
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TypeAlias, final
 
 __all__ = [
@@ -23,10 +23,13 @@ __all__ = [
     "PodRequest",
     "RequestModel",
     "__version__",
+    "cambricon_devices",
+    "decode_ascend_runtime",
     "decode_node_devices",
     "decode_node_devices_legacy",
     "decode_pair_scores",
     "decode_pod_devices",
+    "encode_ascend_runtime",
     "encode_node_devices",
     "encode_node_devices_legacy",
     "encode_pair_scores",
@@ -189,6 +192,10 @@ class FilterResult:
     def reasons(self) -> dict[str, int]: ...
     @property
     def reserved(self) -> bool: ...
+    @property
+    def annotations(self) -> dict[str, str]:
+        """The vendors' pod annotations beyond the device lists (Ascend's runtime JSON
+        ``huawei.com/<CW>`` and ``predicate-time``, Cambricon's ``CAMBRICON_DSMLU_*``)."""
 
 @final
 class PodAllocation:
@@ -240,7 +247,12 @@ class ContainerAdmission:
 
     @property
     def added_limits(self) -> list[tuple[str, str]]:
-        """Limits to add, in order: the default count, a whole device's cores."""
+        """Limits to add or replace, in order: the default count, a whole device's cores,
+        Ascend's resolved memory and its 910C count."""
+
+    @property
+    def set_requests(self) -> list[tuple[str, str]]:
+        """Requests to set, in order (Ascend writes its resolved memory to both)."""
 
     @property
     def vendors(self) -> list[str]:
@@ -272,7 +284,8 @@ class PodAdmission:
 
     def has_devices(self) -> bool: ...
 
-_VendorTable: TypeAlias = dict[str, dict[str, str | int]]
+_SpecValue: TypeAlias = str | int | bool | list[dict[str, str | int]]
+_VendorTable: TypeAlias = Mapping[str, Mapping[str, _SpecValue]]
 
 @final
 class RequestModel:
@@ -280,7 +293,7 @@ class RequestModel:
     same vendor table, plus admission's defaults, checks, warnings and quota amounts."""
 
     def __new__(cls, vendors: _VendorTable | None = None) -> RequestModel: ...
-    def vendor_specs(self) -> dict[str, dict[str, str | int | bool]]: ...
+    def vendor_specs(self) -> dict[str, dict[str, _SpecValue]]: ...
     def pod_request(self, pod_json: str | bytes) -> PodRequest: ...
     def quota_request(self, pod_json: str | bytes) -> dict[str, int]: ...
     def admit(self, pod_json: str | bytes) -> PodAdmission: ...
@@ -302,7 +315,7 @@ class Cluster:
     def node_policy(self) -> str: ...
     @property
     def gpu_policy(self) -> str: ...
-    def vendor_specs(self) -> dict[str, dict[str, str | int | bool]]: ...
+    def vendor_specs(self) -> dict[str, dict[str, _SpecValue]]: ...
     def pod_request(self, pod_json: str | bytes) -> PodRequest: ...
     def set_node(
         self,
@@ -387,8 +400,22 @@ def load_pod_page(
 def quantity_value(text: str) -> int:
     """A resource quantity's value when it is a whole number; `DecodeError` otherwise."""
 
-def decode_node_devices(text: str, vendor: str = "NVIDIA") -> list[Device]: ...
-def encode_node_devices(devices: Sequence[Device]) -> str: ...
+def decode_node_devices(text: str, vendor: str = "NVIDIA", mode: str | None = None) -> list[Device]:
+    """A JSON register annotation; ``mode`` replaces every device's mode."""
+
+def encode_node_devices(devices: Sequence[Device], with_mode: bool = True) -> str:
+    """``with_mode=False`` leaves ``mode`` out, as the Ascend plugin writes it."""
+
+def cambricon_devices(node: str, vcore: int, vmemory: int) -> list[Device]:
+    """Cambricon's inventory from the node's capacity of ``cambricon.com/mlu.smlu.vcore`` and
+    ``cambricon.com/mlu.smlu.vmemory`` (units of 256 MiB), as HAMi synthesizes it."""
+
+def encode_ascend_runtime(items: Sequence[tuple[str, str, int, int]]) -> str:
+    """The Ascend runtime annotation ``huawei.com/<CW>`` from ``(uuid, temp, memory, core)``."""
+
+def decode_ascend_runtime(text: str) -> list[tuple[str, str, int, int]]:
+    """``(uuid, temp, memory, core)`` per NPU; `DecodeError` names the entry."""
+
 def decode_node_devices_legacy(text: str, vendor: str) -> list[Device]: ...
 def encode_node_devices_legacy(devices: Sequence[Device]) -> str: ...
 def decode_pod_devices(text: str) -> list[list[AllocDevice]]: ...

@@ -30,7 +30,7 @@ def test_demo_prints_every_pods_outcome_and_exits_0(tmp_path: Path) -> None:
     out = done.stdout
     assert done.returncode == 0, f"demo failed ({done.returncode}):\n{out}\n{done.stderr[-3000:]}"
     assert "Traceback" not in out + done.stderr
-    assert out.rstrip().splitlines()[-1] == "demo: 4 of 6 pods running, 2 pending with reasons"
+    assert out.rstrip().splitlines()[-1] == "demo: 6 of 8 pods running, 2 pending with reasons"
     assert "UNEXPECTED" not in out
     shown = blocks(out)
     assert set(shown) == {ex.name for ex in EXAMPLES}
@@ -46,6 +46,20 @@ def test_demo_prints_every_pods_outcome_and_exits_0(tmp_path: Path) -> None:
             assert "reasons per node: {" in block, block
             assert "devices (" not in block, block
             assert " env " not in block, block
+        elif ex.vendor == "ascend":
+            assert "outcome: Running on node demo-npu-0 " in block, block
+            assert "devices (hami.io/Ascend910B3-devices-allocated): " in block, block
+            assert ",Ascend910B3,16384,0:;" in block, block
+            assert re.search(r"env ASCEND_VISIBLE_DEVICES=[0-3]\n", block), block
+            assert "env ASCEND_VNPU_SPECS=vir05_1c_16g" in block, block
+            assert '"huawei.com/Ascend910B3-memory": "16384"' in block, block  # the webhook's
+            assert "explain: bound to node demo-npu-0" in block, block
+        elif ex.vendor == "cambricon":
+            assert "outcome: Running on node demo-mlu-0 " in block, block
+            mlu = r"devices \(hami.io/cambricon-mlu-devices-allocated\): demo-mlu-0-cambricon-mlu-"
+            assert re.search(mlu + r"[01],MLU,5120,10:;", block), block
+            assert re.search(r"device nodes: /dev/cambricon_dev[01], /dev/cambricon-smlu", block)
+            assert "explain: bound to node demo-mlu-0" in block, block
         else:
             assert re.search(r"outcome: Running on node demo-gpu-[01] ", block), block
             assert "devices (hami.io/vgpu-devices-allocated): GPU-" in block, block

@@ -36,3 +36,14 @@ def test_uneven_numa_layout_fills_lower_nodes_first() -> None:
 def test_invalid_pool_is_refused() -> None:
     with pytest.raises(ValueError, match="invalid node pool"):
         NodePool(numa_nodes=0)
+
+
+def test_vendor_devices_carry_their_vendors_ids() -> None:
+    npu = NodePool(vendor="ascend", model="910B3", devices_per_node=2).devices("n")
+    assert [d["phy_id"] for d in npu] == [0, 1]
+    assert all(len(d["uuid"].split("-")) == 5 for d in npu)
+    assert {d["vendor"] for d in npu} == {"ascend"}
+    mlu = NodePool(vendor="cambricon", model="MLU370-X8", devices_per_node=1).devices("n")
+    assert mlu[0]["uuid"].startswith("MLU-")
+    with pytest.raises(ValueError, match="vendor 'amd' is not one of nvidia, ascend, cambricon"):
+        NodePool(vendor="amd")

@@ -1,5 +1,6 @@
 """`./just bench-core`: the Rust core at 5,000 nodes x 8 GPUs with 40,000 placed containers,
-against a pure-Python implementation of the same rules measured in the same run.
+against a pure-Python implementation of the same rules measured in the same run; and the same
+state size of Huawei Ascend 910B3 NPUs (HAMi's chart chip: 4 slots, templates, NetworkID groups).
 Prints `name=value unit` lines."""
 
 from __future__ import annotations
@@ -79,6 +80,65 @@ def build(
     return cluster, ref, pods
 
 
+# HAMi's chart entry of the 910B3 (charts/hami device-configmap.yaml), as the core takes it.
+ASCEND: dict[str, dict[str, str | int | bool | list[dict[str, str | int]]]] = {
+    "Ascend910B3": {
+        "kind": "ascend",
+        "resource_count": "huawei.com/Ascend910B3",
+        "resource_memory": "huawei.com/Ascend910B3-memory",
+        "resource_cores": "huawei.com/Ascend910B3-core",
+        "memory_allocatable": 65536,
+        "memory_capacity": 65536,
+        "templates": [
+            {"name": "vir05_1c_16g", "memory": 16384, "ai_core": 5, "ai_cpu": 1},
+            {"name": "vir10_3c_32g", "memory": 32768, "ai_core": 10, "ai_cpu": 3},
+        ],
+    }
+}
+NPU_MIB = 65536
+
+
+def npu(n: int, g: int) -> str:
+    return f"{n:08X}-00002000-00003000-00004000-{g:08X}"
+
+
+def ascend_cluster(rng: random.Random) -> hc.Cluster:
+    """5,000 nodes x 8 template-mode 910B3 NPUs holding 40,000 template containers."""
+    cluster = hc.Cluster(node_policy="binpack", gpu_policy="spread", vendors=ASCEND)
+    for n in range(NODES):
+        devices = [
+            hc.Device(npu(n, g), 4, NPU_MIB, 20, "Ascend910B3", vendor="Ascend910B3", index=g,
+                      mode="template", custominfo_json=f'{{"NetworkID":{g // 4}}}')
+            for g in range(GPUS)
+        ]  # fmt: skip
+        cluster.set_node(node_name(n), devices)
+    pods = []
+    for p in range(PLACED):
+        n, g = p % NODES, rng.randrange(GPUS)
+        mem = rng.choice((16384, 16384, 32768))
+        text = f"{npu(n, g)},Ascend910B3,{mem},0:;"
+        pods.append((f"npu-{p}", "bench", f"npu-{p}", node_name(n), text, 0))
+    errors = cluster.upsert_pods(pods)
+    assert not errors, errors[:3]
+    return cluster
+
+
+def bench_ascend(rng: random.Random, names: list[str]) -> None:
+    cluster = ascend_cluster(rng)
+    one = hc.PodRequest("bench-npu", "bench", "bench-npu", [hc.ContainerRequest(
+        [hc.DeviceRequest("Ascend910B3", 1, mem_mib=16384)])])  # fmt: skip
+    two = hc.PodRequest("bench-npu2", "bench", "bench-npu2", [hc.ContainerRequest(
+        [hc.DeviceRequest("Ascend910B3", 2, mem_mib=65536)])])  # fmt: skip
+    placed = cluster.filter(one, names, reserve=False)
+    assert placed.node is not None, placed.failed_head(3)
+    for _ in range(5):
+        cluster.filter(one, names, reserve=False)
+    one_us = median_us(lambda: cluster.filter(one, names, reserve=False), 101)
+    two_us = median_us(lambda: cluster.filter(two, names, reserve=False), 51)
+    print(f"core_filter_ascend_5000x8_median_us={one_us:.0f} us")
+    print(f"core_filter_ascend_5000x8_two_npus_median_us={two_us:.0f} us")
+
+
 def alloc_text(device: str, rng: random.Random) -> str:
     return f"{device},NVIDIA,{rng.randrange(1000, 8000)},{rng.randrange(1, 10)}:;"
 
@@ -123,6 +183,7 @@ def main() -> None:
     print(f"core_filter_5000x8_topo4_median_us={topo_us:.0f} us")
     print(f"core_filter_5000x8_python_median_us={py_us:.0f} us")
     print(f"core_filter_speedup_vs_python={py_us / core_us:.1f} x")
+    bench_ascend(rng, names)
 
     # 100,000 allocation annotations applied from their strings to a fresh state.
     fresh = hc.Cluster()

@@ -25,7 +25,7 @@ def test_the_model_reads_pods_as_the_extenders_cluster_does() -> None:
 
 def test_quota_names_and_memory_factors_come_from_the_vendor_table() -> None:
     model = DeviceModel.from_config(CONFIG)
-    assert model.vendors == {"NVIDIA"}
+    assert model.vendors == {"NVIDIA", "MLU"}
     assert sorted(model.quota_resources()) == [
         "cambricon.com/mlu.smlu.vcore",
         "cambricon.com/mlu.smlu.vmemory",

@@ -34,6 +34,41 @@ nvidia:
   runtimeClassName: nvidia
 """
 
+# Two chips of HAMi's chart (v2.10 layout), for the Ascend cases (with --enable-ascend).
+VENDOR_CONFIG = """
+vnpus:
+  hamiVnpuCore: false
+  configs:
+  - chipName: 910B3
+    commonWord: Ascend910B3
+    resourceName: huawei.com/Ascend910B3
+    resourceMemoryName: huawei.com/Ascend910B3-memory
+    resourceCoreName: huawei.com/Ascend910B3-core
+    memoryAllocatable: 65536
+    memoryCapacity: 65536
+    aiCore: 20
+    aiCPU: 7
+    runtimeClassName: ascend
+    overwriteEnv: true
+    templates:
+      - {name: vir05_1c_16g, memory: 16384, aiCore: 5, aiCPU: 1}
+      - {name: vir10_3c_32g, memory: 32768, aiCore: 10, aiCPU: 3}
+  - chipName: Ascend910
+    commonWord: Ascend910C
+    resourceName: huawei.com/Ascend910C
+    resourceMemoryName: huawei.com/Ascend910C-memory
+    resourceCoreName: huawei.com/Ascend910C-core
+    memoryAllocatable: 65536
+    memoryCapacity: 65536
+    aiCore: 20
+    aiCPU: 7
+    superPod: true
+    templates:
+      - {name: vir05_1c_16g, memory: 16384, aiCore: 5, aiCPU: 1}
+      - {name: vir10_3c_32g, memory: 32768, aiCore: 10, aiCPU: 3}
+"""
+ASCEND = ["--device-config-file", "{vendor_config}", "--enable-ascend"]
+
 _RUNNING = pod(container(limits={"nvidia.com/gpu": "1", "nvidia.com/gpucores": "100"}))
 _DEBUGGER = {"name": "debugger", "image": "busybox", "env": [{"name": "A", "value": "1"}]}
 
@@ -112,6 +147,76 @@ CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
         review(pod(container(limits={"nvidia.com/gpu": "1", "nvidia.com/gpucores": "150"}))),
         [],
     ),
+    "ascend-template-memory-rounded": (
+        review(
+            pod(
+                container(
+                    limits={"huawei.com/Ascend910B3": "1", "huawei.com/Ascend910B3-memory": "2000"}
+                ),
+                container("sidecar"),
+            )
+        ),
+        ASCEND,
+    ),
+    "ascend-910c-one-is-a-module": (
+        review(
+            pod(
+                container(
+                    limits={"huawei.com/Ascend910C": "1"}, requests={"huawei.com/Ascend910C": "1"}
+                )
+            )
+        ),
+        ASCEND,
+    ),
+    "ascend-hami-core-kept-as-written": (
+        review(
+            pod(
+                container(
+                    limits={
+                        "huawei.com/Ascend910B3": "1",
+                        "huawei.com/Ascend910B3-memory": "28672",
+                        "huawei.com/Ascend910B3-core": "40",
+                    }
+                ),
+                annotations={"huawei.com/vnpu-mode": "hami-core"},
+            )
+        ),
+        ASCEND,
+    ),
+    "refused-ascend-core-in-template-mode": (
+        review(
+            pod(
+                container(
+                    limits={"huawei.com/Ascend910B3": "1", "huawei.com/Ascend910B3-core": "40"}
+                )
+            )
+        ),
+        ASCEND,
+    ),
+    "refused-ascend-memory-too-large": (
+        review(
+            pod(
+                container(
+                    limits={"huawei.com/Ascend910B3": "1", "huawei.com/Ascend910B3-memory": "70000"}
+                )
+            )
+        ),
+        ASCEND,
+    ),
+    "cambricon-taken-over": (
+        review(
+            pod(
+                container(
+                    limits={
+                        "cambricon.com/vmlu": "1",
+                        "cambricon.com/mlu.smlu.vmemory": "20",
+                        "cambricon.com/mlu.smlu.vcore": "10",
+                    }
+                )
+            )
+        ),
+        [],
+    ),
     "ephemeral-gets-no-devices": (_debugged(_DEBUGGER), []),
     "ephemeral-refused-privileged": (
         _debugged({**_DEBUGGER, "securityContext": {"privileged": True}}),
@@ -148,7 +253,10 @@ def test_golden_answer(name: str, tmp_path: Path) -> None:
     case, argv = CASES[name]
     config = tmp_path / "device-config.yaml"
     config.write_text(DEVICE_CONFIG)
-    answer = asyncio.run(_answer(case, [a.format(device_config=config) for a in argv]))
+    vendor_config = tmp_path / "vendor-config.yaml"
+    vendor_config.write_text(VENDOR_CONFIG)
+    files = {"device_config": config, "vendor_config": vendor_config}
+    answer = asyncio.run(_answer(case, [a.format(**files) for a in argv]))
     patch = decoded_patch(answer)
     apply_patch(case["request"]["object"], patch)  # the patch applies to what was sent
     response = dict(answer["response"])

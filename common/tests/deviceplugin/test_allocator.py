@@ -4,6 +4,7 @@ in-memory API; the same flows run on the real API server in e2e."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import hami_rustcore
@@ -11,8 +12,8 @@ import pytest
 from hami_common.deviceplugin.allocator import AllocationFailed, Allocator, NoPendingPod
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.runtime import to_allocate_keys
-from hami_common.deviceplugin.vendor import ContainerContext
-from hami_common.k8s import NODES, PODS
+from hami_common.deviceplugin.vendor import CapacityResource, ContainerContext
+from hami_common.k8s import NODES, PODS, KubeClient
 from hami_common.k8s.testing import FakeApiServer
 from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, NODE_LOCK, VGPU_NODE
 from hami_common.telemetry import TRACE_CONTEXT_ANNOTATION, in_memory_tracing
@@ -28,6 +29,9 @@ class Policy:
 
     def __init__(self) -> None:
         self.seen: list[ContainerContext] = []
+        self.capacity: list[CapacityResource] = []
+        self.extra_annotations: dict[str, str] = {}
+        self.released: list[str] = []
 
     def container_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
         if ctx.env().get("REFUSE"):
@@ -36,6 +40,19 @@ class Policy:
         resp = pb.ContainerAllocateResponse()
         resp.envs["DEVICES"] = ",".join(f"{d.uuid}/{d.usedmem}" for d in ctx.devices)
         return resp
+
+    def allocated_annotations(
+        self, pod: dict[str, Any], given: Sequence[ContainerContext]
+    ) -> dict[str, str]:
+        return dict(self.extra_annotations)
+
+    async def release_locks(
+        self, client: KubeClient, node: str, pod: dict[str, Any], *, done: bool
+    ) -> None:
+        self.released.append(f"{pod['metadata']['name']}{'' if done else ' (not done)'}")
+
+    def capacity_resources(self) -> Sequence[CapacityResource]:
+        return tuple(self.capacity)
 
 
 def pod(
@@ -127,6 +144,16 @@ def test_without_a_lock_the_pending_pod_bound_here_is_found() -> None:
     assert ann(kube, "running")[KEY] == "GPU-y,NVIDIA,1,1:;"
 
 
+def test_a_pod_reported_running_before_allocate_is_found_after_the_pending_ones() -> None:
+    # kwok (and any stand-in for kubelet's status) may report Running before Allocate; with no
+    # lock naming an owner (Cambricon's has none) the pod is still found, Pending ones first
+    kube, alloc, _ = setup(pod("early", "GPU-a,NVIDIA,1,1:;", phase="Running"),
+                           pod("done", "GPU-b,NVIDIA,1,1:;", phase="Succeeded"))  # fmt: skip
+    asyncio.run(alloc.allocate(request(1)))
+    assert ann(kube, "early")[BIND_PHASE] == "success"
+    assert ann(kube, "done")[BIND_PHASE] == "allocating"
+
+
 def test_a_stale_lock_holder_without_devices_falls_back_to_the_pending_pod() -> None:
     kube, alloc, _ = setup(
         pod("old", ";", annotations={BIND_PHASE: "success"}),
@@ -187,6 +214,37 @@ def test_success_waits_for_the_other_vendors_entries() -> None:
     asyncio.run(alloc.allocate(request(1)))
     assert ann(kube, "p")[BIND_PHASE] == "allocating"
     assert NODE_LOCK in kube.obj(NODES, NODE)["metadata"]["annotations"]
+
+
+def test_success_waits_for_a_vendor_this_plugin_does_not_know() -> None:
+    # an Ascend chip is no built-in vendor: its to-allocate key is found by its shape
+    npu = "hami.io/Ascend910B3-devices-to-allocate"
+    kube, alloc, _ = setup(
+        pod("p", "GPU-a,NVIDIA,1,1:;", annotations={npu: "vdie-0,Ascend910B3,16384,0:;"}),
+        lock=LOCK.format("p"),
+    )
+    asyncio.run(alloc.allocate(request(1)))
+    assert ann(kube, "p")[BIND_PHASE] == "allocating"
+    kube.obj(PODS, "p", "ns")["metadata"]["annotations"][npu] = ";"
+    kube.obj(PODS, "p", "ns")["metadata"]["annotations"][KEY] = "GPU-b,NVIDIA,1,1:;"
+    asyncio.run(alloc.allocate(request(1)))
+    assert ann(kube, "p")[BIND_PHASE] == "success"
+
+
+def test_the_vendors_annotations_ride_on_the_patch_and_its_lock_is_released() -> None:
+    kube, alloc, policy = setup(pod("p", "GPU-a,NVIDIA,1,1:;"), lock=LOCK.format("p"))
+    policy.extra_annotations = {"CAMBRICON_DSMLU_ASSIGNED": "true"}
+    writes = len(kube.patches)
+    asyncio.run(alloc.allocate(request(1)))
+    assert ann(kube, "p")["CAMBRICON_DSMLU_ASSIGNED"] == "true"
+    assert ann(kube, "p")[BIND_PHASE] == "success"
+    assert len([p for p in kube.patches[writes:] if p[0] == PODS.plural]) == 1  # one write
+    assert policy.released == ["p"]
+    kube, alloc, policy = setup(pod("bad", "GPU-a,NVIDIA,1,1:;", env=[
+        {"name": "REFUSE", "value": "1"}]), lock=LOCK.format("bad"))  # fmt: skip
+    with pytest.raises(AllocationFailed):
+        asyncio.run(alloc.allocate(request(1)))
+    assert policy.released == ["bad"]  # a failed allocation never leaks the vendor's lock
 
 
 def test_a_lock_held_by_another_pod_is_not_released() -> None:

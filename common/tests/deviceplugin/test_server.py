@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import hami_rustcore
 import pytest
@@ -15,7 +16,8 @@ from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.backend import Links, PhysicalDevice
 from hami_common.deviceplugin.runtime import PluginRuntime, RuntimeOptions
 from hami_common.deviceplugin.testing import FakeBackend, device_spec
-from hami_common.deviceplugin.vendor import ContainerContext
+from hami_common.deviceplugin.vendor import CapacityResource, ContainerContext
+from hami_common.k8s import KubeClient
 from hami_common.telemetry import in_memory_tracing
 from hami_e2e.kubelet import DeviceManager
 
@@ -31,6 +33,11 @@ class Policy:
     socket_name = "example-gpu.sock"
     register_annotation = "example.com/register"
 
+    def __init__(self, capacity: Sequence[CapacityResource] = ()) -> None:
+        self.capacity = list(capacity)
+        self.extra_annotations: dict[str, str] = {}
+        self.released: list[str] = []
+
     def node_devices(self, devices: Sequence[PhysicalDevice]) -> list[hami_rustcore.Device]:
         return [hami_rustcore.Device(d.uuid, 3, d.memory_mib, 100, d.model) for d in devices]
 
@@ -39,6 +46,19 @@ class Policy:
 
     def container_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
         raise AssertionError("not called without an API server")
+
+    def allocated_annotations(
+        self, pod: dict[str, Any], given: Sequence[ContainerContext]
+    ) -> dict[str, str]:
+        return dict(self.extra_annotations)
+
+    async def release_locks(
+        self, client: KubeClient, node: str, pod: dict[str, Any], *, done: bool
+    ) -> None:
+        self.released.append(f"{pod['metadata']['name']}{'' if done else ' (not done)'}")
+
+    def capacity_resources(self) -> Sequence[CapacityResource]:
+        return tuple(self.capacity)
 
 
 @pytest.fixture
@@ -182,3 +202,48 @@ def test_plugin_waits_for_kubelet_then_registers(plugin_dir: Path) -> None:
             await kubelet.stop()
 
     asyncio.run(main())
+
+
+def test_capacity_resources_are_registered_with_their_own_replicas(plugin_dir: Path) -> None:
+    # Cambricon's sMLU units: 100 cores and memory/256 memory units per card
+    units = CapacityResource("example.com/vmem", "example-vmem.sock", lambda d: d.memory_mib // 256)
+    backend = FakeBackend(device_spec(2, node="a", memory_mib=1024))
+    runtime = PluginRuntime(
+        Policy([units]),
+        backend,
+        None,
+        RuntimeOptions(node="n1", plugin_dir=plugin_dir, socket_poll_interval=0.05),
+        tracer_provider=in_memory_tracing("test")[0],
+    )
+
+    async def go() -> None:
+        kubelet = DeviceManager("n1", plugin_dir)
+        await kubelet.start()
+        stop = asyncio.Event()
+        task = asyncio.create_task(runtime.run(stop))
+        try:
+
+            def served(resource: str) -> int:
+                return len(getattr(kubelet.plugins.get(resource), "devices", {}))
+
+            # both resources registered and listed (in either order)
+            await kubelet.wait_for(lambda: served("example.com/vmem") and served(RESOURCE), 10)
+            assert served("example.com/vmem") == 8
+            assert served(RESOURCE) == 6  # the vendor's own, as before
+            container = {"name": "c", "resources": {"limits": {"example.com/vmem": "3"}}}
+            pod = {"metadata": {"namespace": "ns", "name": "p", "uid": "u"},
+                   "spec": {"containers": [container]}}  # fmt: skip
+            [answer] = await kubelet.admit(pod)
+            assert answer.error is None
+            assert answer.response is not None
+            assert list(answer.response.envs) == []  # the vendor's resource did the work
+            backend.set_health("GPU-a-0000", False)
+            await kubelet.wait_for(
+                lambda: kubelet.plugins["example.com/vmem"].healthy.__len__() == 4, 10
+            )
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            await kubelet.stop()
+
+    asyncio.run(go())

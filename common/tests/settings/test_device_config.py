@@ -73,7 +73,7 @@ def test_chart_like_file_loads(tmp_path: Path) -> None:
     path.write_text(CHART_LIKE)
     cfg = load_device_config(path)
     assert cfg.nvidia.mig_profile_allowlist[0].profiles[-1] == "7g.40gb"
-    assert cfg.vnpus[0].templates[0].ai_cpu == 1
+    assert cfg.vnpus.configs[0].templates[0].ai_cpu == 1
     assert cfg.hygon == {"resourceCountName": "hygon.com/dcunum"}
 
 
@@ -134,3 +134,45 @@ def test_node_config_picks_the_entry_of_this_node(tmp_path: Path) -> None:
     path.write_text('{"nodeconfig": [{"name": "n1", "devicesplitcount": 0}]}')
     with pytest.raises(SettingsError, match=r"nodeconfig\.0\.devicesplitcount"):
         load_node_config(path)
+
+
+VNPUS_V210 = """
+vnpus:
+  hamiVnpuCore: true
+  configs:
+  - chipName: 310P3
+    commonWord: Ascend310P
+    resourceName: huawei.com/Ascend310P
+    resourceMemoryName: huawei.com/Ascend310P-memory
+    resourceCoreName: huawei.com/Ascend310P-core
+    memoryAllocatable: 21527
+    memoryCapacity: 24576
+    aiCore: 8
+    aiCPU: 7
+    templates:
+      - {name: vir01, memory: 3072, aiCore: 1, aiCPU: 1}
+"""
+
+
+def test_vnpus_in_hamis_v2_10_layout(tmp_path: Path) -> None:
+    path = tmp_path / "device-config.yaml"
+    path.write_text(VNPUS_V210)
+    cfg = load_device_config(path)
+    assert cfg.vnpus.hami_vnpu_core
+    assert cfg.ascend_soft_default
+    assert cfg.vnpus.configs[0].common_word == "Ascend310P"
+    assert cfg.vnpus.configs[0].memory_capacity == 24576
+
+
+def test_two_chips_may_not_share_a_name() -> None:
+    chip = {
+        "chipName": "910B3",
+        "commonWord": "Ascend910B3",
+        "resourceName": "huawei.com/Ascend910B3",
+        "resourceMemoryName": "huawei.com/Ascend910B3-memory",
+        "memoryAllocatable": 65536,
+    }
+    with pytest.raises(SettingsError, match="'Ascend910B3' is used by two chips"):
+        parse_device_config({"vnpus": [chip, {**chip, "chipName": "910B4"}]})
+    with pytest.raises(SettingsError, match=r"vnpus\.configs\.0\.memoryAllocatable"):
+        parse_device_config({"vnpus": {"configs": [{**chip, "memoryAllocatable": 0}]}})

@@ -40,3 +40,41 @@ def test_device_config_names_and_defaults_reach_the_core() -> None:
     admitted = core.RequestModel(table).admit(json.dumps(pod))
     assert admitted.containers[0].added_limits == [("example.com/vgpu", "2")]
     assert admitted.quota == {"example.com/vmem": 20}
+
+
+def test_ascend_chips_join_only_when_enabled() -> None:
+    config = parse_device_config(
+        {
+            "vnpus": {
+                "hamiVnpuCore": True,
+                "configs": [
+                    {
+                        "chipName": "910B3",
+                        "commonWord": "Ascend910B3",
+                        "resourceName": "huawei.com/Ascend910B3",
+                        "resourceMemoryName": "huawei.com/Ascend910B3-memory",
+                        "resourceCoreName": "huawei.com/Ascend910B3-core",
+                        "memoryAllocatable": 65536,
+                        "memoryCapacity": 65536,
+                        "templates": [
+                            {"name": "vir10_3c_32g", "memory": 32768, "aiCore": 10},
+                            {"name": "vir05_1c_16g", "memory": 16384, "aiCore": 5},
+                        ],
+                    }
+                ],
+            }
+        }
+    )
+    assert "Ascend910B3" not in core_vendor_table(config)
+    specs = core.RequestModel(core_vendor_table(config, enable_ascend=True)).vendor_specs()
+    npu = specs["Ascend910B3"]
+    assert npu["kind"] == "ascend"
+    assert npu["soft_default"] is True
+    assert npu["register_annotation"] == "hami.io/node-register-Ascend910B3"
+    assert npu["to_allocate_annotation"] == "hami.io/Ascend910B3-devices-to-allocate"
+    assert npu["use_uuid_annotation"] == "hami.io/use-Ascend910B3-uuid"
+    # the core sorts the templates by memory, as HAMi does at init
+    assert npu["templates"] == [
+        {"name": "vir05_1c_16g", "memory": 16384, "ai_core": 5, "ai_cpu": 0},
+        {"name": "vir10_3c_32g", "memory": 32768, "ai_core": 10, "ai_cpu": 0},
+    ]

@@ -1,12 +1,14 @@
 """`./just demo`: the whole system on a local cluster, with HAMi's example pods.
 
 Starts the control plane built from upstream, the webhook (called by the real kube-apiserver
-over TLS), the extender (called by the real kube-scheduler), and on each fake GPU node the NVIDIA
-device plugin (fake backend) with kubelet's device-manager stand-in. Then it creates pods shaped
-like HAMi's examples and prints, for each, where it landed, the devices in its HAMi annotation,
-the env the plugin's Allocate gave its container, and the extender's explanation. Every pod has
-an expected outcome (running with given devices, or pending for a given reason); the last line
-says how many pods ran, and the exit status is 1 when any outcome differs from its expectation.
+over TLS), the extender (called by the real kube-scheduler), and on each fake node its vendor's
+device plugin (fake backend: NVIDIA GPUs, Huawei Ascend 910B3 NPUs, Cambricon MLUs) with
+kubelet's device-manager stand-in. Then it creates pods shaped like HAMi's examples, one per
+vendor at least, and prints, for each, where it landed, the devices in its HAMi annotation, the
+env (or device nodes) the plugin's Allocate gave its container, and the extender's explanation.
+Every pod has an expected outcome (running with given devices, or pending for a given reason);
+the last line says how many pods ran, and the exit status is 1 when any outcome differs from its
+expectation.
 Everything is stopped at the end.
 """
 
@@ -39,12 +41,27 @@ Json = dict[str, Any]
 NAMESPACE = "demo"
 ALLOCATED = "hami.io/vgpu-devices-allocated"
 ENV_SHOWN = ("NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_MEMORY_LIMIT_0", "CUDA_DEVICE_MEMORY_LIMIT_1",
-             "CUDA_DEVICE_SM_LIMIT", "CUDA_DEVICE_MEMORY_SHARED_CACHE")  # fmt: skip
+             "CUDA_DEVICE_SM_LIMIT", "CUDA_DEVICE_MEMORY_SHARED_CACHE", "ASCEND_VISIBLE_DEVICES",
+             "ASCEND_VNPU_SPECS")  # fmt: skip
+# Per vendor: the allocated annotation, the node label its pods select (HAMi's charts label
+# each vendor's nodes), the container's name and image.
+VENDORS = {
+    "nvidia": (ALLOCATED, {"gpu": "on"}, "cuda", "nvidia/cuda:12.4.0-base-ubuntu22.04"),
+    "ascend": ("hami.io/Ascend910B3-devices-allocated", {"ascend": "on"}, "npu",
+               "ascendhub.huawei.com/public-ascendhub/ascend-pytorch:24.0.0"),
+    "cambricon": ("hami.io/cambricon-mlu-devices-allocated", {"mlu": "on"}, "mlu",
+                  "cambricon/pytorch:v1.17"),
+}  # fmt: skip
 # Sized so that every example runs whatever order the pods are placed in (kube-scheduler's queue
 # and the extender's preference for idle nodes decide it): the three that share touch at most four
 # of the eight devices, so a device nobody shares is always left for the exclusive one.
 POOL = NodePool(name="demo-gpu", count=2, devices_per_node=4, device_memory_mib=16384,
                 model="NVIDIA-Tesla-T4")  # fmt: skip
+NPU_POOL = NodePool(name="demo-npu", count=1, devices_per_node=4, vendor="ascend", model="910B3",
+                    device_memory_mib=65536, labels={"ascend": "on"})  # fmt: skip
+MLU_POOL = NodePool(name="demo-mlu", count=1, devices_per_node=2, vendor="cambricon",
+                    model="MLU370-X8", device_memory_mib=24576, labels={"mlu": "on"})  # fmt: skip
+POOLS = (POOL, NPU_POOL, MLU_POOL)
 SETTLE_SECONDS = 120.0
 TRACE_SECONDS = 30.0
 PLACED_SPANS = ("admission", "filter", "bind", "Allocate")
@@ -62,6 +79,16 @@ class Example:
     annotations: Mapping[str, str] = field(default_factory=dict)
     devices: tuple[tuple[int, int], ...] = ()
     reason: str = ""
+    vendor: str = "nvidia"
+
+    @property
+    def allocated(self) -> str:
+        """The vendor's allocated annotation (HAMi's key)."""
+        return VENDORS[self.vendor][0]
+
+    @property
+    def container(self) -> str:
+        return VENDORS[self.vendor][2]
 
     @property
     def expected(self) -> str:
@@ -86,6 +113,13 @@ EXAMPLES: tuple[Example, ...] = (
             annotations={"nvidia.com/use-gputype": "A100"}, reason="CardTypeMismatch"),
     Example("too-big", {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "999999"},
             "more memory than any device: stays Pending", reason="CardInsufficientMemory"),
+    Example("ascend-vnpu", {"huawei.com/Ascend910B3": "1", "huawei.com/Ascend910B3-memory": "2000"},
+            "an Ascend 910B3 vNPU: 2000 MiB rounds up to the vir05_1c_16g template",
+            devices=((16384, 0),), vendor="ascend"),
+    Example("cambricon-smlu", {"cambricon.com/vmlu": "1", "cambricon.com/mlu.smlu.vmemory": "20",
+                               "cambricon.com/mlu.smlu.vcore": "10"},
+            "a Cambricon sMLU: 10% of an MLU's cores and 20 x 256 MiB",
+            devices=((5120, 10),), vendor="cambricon"),
 )  # fmt: skip
 
 
@@ -98,6 +132,8 @@ class Outcome:
     env: Mapping[str, str] | None
     explanation: Json
     problems: list[str] = field(default_factory=list)
+    device_nodes: list[str] = field(default_factory=list)
+    """The device nodes the plugin's Allocate gave the container (Cambricon's sMLU)."""
     spans: list[str] = field(default_factory=list)
     """The names of the spans of the pod's trace that Jaeger holds, in the placement's order."""
 
@@ -110,7 +146,7 @@ class Outcome:
         return self.pod["metadata"].get("annotations") or {}
 
     def devices(self) -> list[core.AllocDevice]:
-        value = self.annotations.get(ALLOCATED)
+        value = self.annotations.get(self.example.allocated)
         return [d for ctr in core.decode_pod_devices(value) for d in ctr] if value else []
 
     def last_filter(self) -> Json:
@@ -124,11 +160,13 @@ class Outcome:
 
 
 def pod(example: Example) -> Json:
+    _, selector, container, image = VENDORS[example.vendor]
     return {
         "metadata": {"name": example.name, "annotations": dict(example.annotations)},
         "spec": {
             "terminationGracePeriodSeconds": 0,
-            "containers": [{"name": "cuda", "image": "nvidia/cuda:12.4.0-base-ubuntu22.04",
+            "nodeSelector": dict(selector),
+            "containers": [{"name": container, "image": image,
                             "resources": {"limits": dict(example.limits)}}],
         },
     }  # fmt: skip
@@ -201,11 +239,13 @@ def show(outcome: Outcome, traces: str | None) -> None:
           f"(expected: {ex.expected}; scheduler {spec.get('schedulerName')})")  # fmt: skip
     limits = spec["containers"][0]["resources"]["limits"]
     print(f"   limits after the webhook: {json.dumps(limits, sort_keys=True)}")
-    if ALLOCATED in annotations:
-        print(f"   devices ({ALLOCATED}): {annotations[ALLOCATED]}")
+    if ex.allocated in annotations:
+        print(f"   devices ({ex.allocated}): {annotations[ex.allocated]}")
     for key in ENV_SHOWN:
         if outcome.env and key in outcome.env:
             print(f"   env {key}={outcome.env[key]}")
+    if outcome.device_nodes:
+        print(f"   device nodes: {', '.join(outcome.device_nodes)}")
     print(f"   explain: {outcome.explanation.get('summary') or 'no decision recorded'}")
     failed = outcome.last_filter().get("failed")
     if ex.reason and failed:
@@ -247,14 +287,15 @@ async def collect(stack: HamiStack, gpu_nodes: list[GpuNode]) -> list[Outcome]:
     outcomes = []
     async with stack.extender_http(timeout=10) as http:
         for ex in EXAMPLES:
-            env = None
+            env, nodes = None, []
             for g in gpu_nodes:
-                got = g.kubelet.allocations.get((NAMESPACE, ex.name, "cuda"))
+                got = g.kubelet.allocations.get((NAMESPACE, ex.name, ex.container))
                 if got is not None and got.response is not None:
                     env = dict(got.response.envs)
+                    nodes = [d.container_path for d in got.response.devices]
             reply = await http.get(f"{explain_url}/{ex.name}")
             why = reply.json() if reply.status_code == 200 else {}
-            outcome = Outcome(ex, pods[ex.name], env, why)
+            outcome = Outcome(ex, pods[ex.name], env, why, device_nodes=nodes)
             if traces:
                 outcome.spans = await asyncio.to_thread(trace_spans, traces, outcome)
             outcome.problems = check(outcome)
@@ -283,13 +324,13 @@ def trace_spans(traces: str, outcome: Outcome) -> list[str]:
 
 async def run(stack: HamiStack) -> list[Outcome]:
     async with stack.client() as kube:
-        nodes = await create_nodes(kube, [POOL])
+        nodes = await create_nodes(kube, POOLS)
         await namespace(kube)
-    async with contextlib.AsyncExitStack() as gpus:
-        gpu_nodes = [await gpus.enter_async_context(GpuNode(stack.cluster, n)) for n in nodes]
-        for g in gpu_nodes:
-            await g.wait_registered()
-        print(f"nodes registered by the NVIDIA plugin: {', '.join(nodes)}")
+    async with contextlib.AsyncExitStack() as agents:
+        gpu_nodes = [await agents.enter_async_context(GpuNode(stack.cluster, n)) for n in nodes]
+        await asyncio.gather(*(g.wait_registered(60) for g in gpu_nodes))
+        by_vendor = ", ".join(f"{g.node} ({g.agent.service})" for g in gpu_nodes)
+        print(f"nodes registered by their device plugins: {by_vendor}")
         return await collect(stack, gpu_nodes)
 
 

@@ -22,6 +22,7 @@ from hami_common.k8s import NODES, KubeClient
 from hami_e2e.components import KWOK_NODE_ANNOTATION
 
 DEVICES_ANNOTATION = "e2e.hami.io/devices"
+VENDORS = ("nvidia", "ascend", "cambricon")
 POOL_LABEL = "e2e.hami.io/pool"
 
 
@@ -33,6 +34,8 @@ class NodePool:
     count: int = 1
     devices_per_node: int = 4
     vendor: str = "nvidia"
+    """``nvidia``, ``ascend`` (``model`` is the chip's DCMI name, e.g. ``910B3``) or
+    ``cambricon``."""
     model: str = "NVIDIA-Tesla-V100-PCIE-32GB"
     device_memory_mib: int = 32768
     device_cores: int = 100
@@ -47,17 +50,32 @@ class NodePool:
     def __post_init__(self) -> None:
         if self.count < 0 or self.devices_per_node < 0 or self.numa_nodes < 1:
             raise ValueError(f"invalid node pool {self!r}")
+        if self.vendor not in VENDORS:
+            raise ValueError(f"node pool {self.name}: vendor {self.vendor!r} is not one of "
+                             f"{', '.join(VENDORS)}")  # fmt: skip
 
     def node_names(self) -> list[str]:
         return [f"{self.name}-{i}" for i in range(self.count)]
 
+    def _id(self, node: str, i: int) -> str:
+        """A stable device ID in the vendor's own form: NVIDIA's ``GPU-<uuid>``, an Ascend
+        NPU's VDIE die ID (five 32-bit words in hex), Cambricon's ``MLU-<uuid>``."""
+        u = uuid.uuid5(uuid.NAMESPACE_DNS, f"{node}/{i}")
+        if self.vendor == "ascend":
+            return "-".join(f"{(u.int >> (32 * k)) & 0xFFFFFFFF:08X}" for k in range(4)) + (
+                f"-{i:08X}"
+            )
+        return f"{'MLU' if self.vendor == 'cambricon' else 'GPU'}-{u}"
+
     def devices(self, node: str) -> list[dict[str, Any]]:
-        """The node's device inventory; devices are spread evenly over the NUMA nodes."""
+        """The node's device inventory; devices are spread evenly over the NUMA nodes. An Ascend
+        NPU also has its physical ID (the runtime's name for it)."""
         per_numa = max(1, -(-self.devices_per_node // self.numa_nodes))
-        return [
-            {
+        out = []
+        for i in range(self.devices_per_node):
+            dev: dict[str, Any] = {
                 "index": i,
-                "uuid": f"GPU-{uuid.uuid5(uuid.NAMESPACE_DNS, f'{node}/{i}')}",
+                "uuid": self._id(node, i),
                 "vendor": self.vendor,
                 "model": self.model,
                 "memory_mib": self.device_memory_mib,
@@ -65,8 +83,10 @@ class NodePool:
                 "numa": min(i // per_numa, self.numa_nodes - 1),
                 "healthy": True,
             }
-            for i in range(self.devices_per_node)
-        ]
+            if self.vendor == "ascend":
+                dev["phy_id"] = i
+            out.append(dev)
+        return out
 
     def manifest(self, node: str) -> dict[str, Any]:
         resources = {"cpu": self.cpu, "memory": self.memory, "pods": str(self.pods)}

@@ -1,8 +1,10 @@
 """The whole hami-rs control plane on the local cluster: the webhook and the extender as real
 processes (the real kube-apiserver calls the webhook over TLS; the real kube-scheduler calls the
 extender over TLS with its client certificate, both issued by the stack's own CA), for the demo
-and the end-to-end suites. Each exports its spans to the cluster's Jaeger through the standard
-``OTEL_*`` variables."""
+and the end-to-end suites. Both read the harness's device config (`hami_e2e.vendors`: NVIDIA,
+Cambricon and HAMi's chart Ascend chips, enabled), and kube-scheduler leaves every vendor's
+resources to the extender, as HAMi's chart configures it. Each exports its spans to the
+cluster's Jaeger through the standard ``OTEL_*`` variables."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from hami_e2e.components import free_port
 from hami_e2e.jaeger import otel_env
 from hami_e2e.pki import CertificateAuthority, ServingPki, serving_pki
 from hami_e2e.process import ManagedProcess, tail
+from hami_e2e.vendors import managed_resources, write_device_config
 
 Json = dict[str, Any]
 
@@ -117,6 +120,7 @@ class HamiStack:
         port = port or self.extender_port
         tls = self.extender_tls
         argv = [sys.executable, "-m", "hami_extender", "--kubeconfig", str(self.cluster.kubeconfig),
+                *self.vendor_args(),
                 "--port", str(port), "--leader-elect", "--lease-namespace", "default",
                 "--lease-duration-seconds", "4", "--identity", f"{name}-{port}",
                 "--reservation-ttl-seconds", "60", "--cert-file", str(tls.server.cert),
@@ -154,12 +158,18 @@ class HamiStack:
         svc = Service("webhook", [
             sys.executable, "-m", "hami_webhook", "--cert-file", str(pair.cert),
             "--key-file", str(pair.key), "--port", str(port), "--host", "127.0.0.1",
-            "--kubeconfig", str(self.cluster.kubeconfig),
+            "--kubeconfig", str(self.cluster.kubeconfig), *self.vendor_args(),
         ], self.workdir / "webhook.log", f"https://127.0.0.1:{port}/readyz", port=port,
            env=self.otel_env("hami-webhook"), detachable=self.detachable)  # fmt: skip
         svc.start()
         self.services.append(svc)
         return svc, port, ca.pem
+
+    def vendor_args(self) -> list[str]:
+        """The device config every vendor's pods are read with (HAMi's chart chips for Ascend,
+        enabled as ``--enable-ascend`` does), for the webhook and the extender alike."""
+        config = write_device_config(self.workdir / "device-config.json")
+        return ["--device-config-file", str(config), "--enable-ascend"]
 
     def otel_env(self, service_name: str) -> dict[str, str]:
         """What makes a service export its spans to the cluster's Jaeger."""
@@ -178,7 +188,7 @@ def scheduler_extra(extender_port: int, tls: ServingPki) -> Json:
     with the client certificate the extender's --client-ca-file signed."""
     config = extender_config(
         f"https://127.0.0.1:{extender_port}", cert_file=tls.client.cert,
-        key_file=tls.client.key, ca_file=tls.ca_file,
+        key_file=tls.client.key, ca_file=tls.ca_file, managed=managed_resources(),
     )  # fmt: skip
     return {
         "profiles": [{"schedulerName": "default-scheduler"}, {"schedulerName": "hami-scheduler"}],

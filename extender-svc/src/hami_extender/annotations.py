@@ -14,13 +14,17 @@ def allocation_annotations(
     containers: Sequence[Sequence[core.AllocDevice]],
     specs: Mapping[str, Mapping[str, Any]],
     now: float,
+    extra: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """All annotations to write, and the subset that are the vendors' allocated keys.
 
     Each vendor present gets its to-allocate and allocated keys, both with the same value: one
     entry per container in container order (init first), listing only that vendor's devices.
+    ``extra``: the vendors' own annotations the core wrote with the decision
+    (`hami_rustcore.FilterResult.annotations`: Ascend's ``huawei.com/<CW>`` and
+    ``predicate-time``, Cambricon's ``CAMBRICON_DSMLU_ASSIGNED`` and ``_PROFILE``).
     """
-    out = {VGPU_NODE: node, VGPU_TIME: str(int(now))}
+    out = {VGPU_NODE: node, VGPU_TIME: str(int(now)), **(extra or {})}
     allocated: dict[str, str] = {}
     vendors = {d.vendor for devices in containers for d in devices}
     for vendor in sorted(vendors):

@@ -23,7 +23,7 @@ from typing import Any
 
 import hami_rustcore as core
 from hami_common.k8s import PODS, ApiError, Conflict, KubeClient, NotFound
-from hami_common.protocol import nodelock
+from hami_common.protocol import mlulock, nodelock
 from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, PHASE_ALLOCATING, VGPU_NODE
 from hami_common.telemetry import context_from_pod
 from opentelemetry.trace import Span, StatusCode, Tracer
@@ -167,9 +167,11 @@ class Extender:
             failure_summary(len(names), result.failed_count, failed, result.reasons)
         )
         if result.node is None:
-            return self._unschedulable(args, result, failed, span)
+            return self._unschedulable(args, result, failed, span, request)
         node, devices = result.node, result.devices
-        annotations, allocated = allocation_annotations(node, devices, self.specs, now)
+        annotations, allocated = allocation_annotations(
+            node, devices, self.specs, now, result.annotations
+        )
         text = _devices_text(devices)
         span.set_attribute("hami.filter.node", node)
         span.set_attribute("hami.filter.devices", text)
@@ -224,7 +226,12 @@ class Extender:
         return filter_result(error=message)
 
     def _unschedulable(
-        self, args: FilterArgs, result: core.FilterResult, failed: dict[str, str], span: Span
+        self,
+        args: FilterArgs,
+        result: core.FilterResult,
+        failed: dict[str, str],
+        span: Span,
+        request: core.PodRequest,
     ) -> bytes:
         reasons, count = result.reasons, result.failed_count
         top = _top_reason(reasons, count)
@@ -236,6 +243,13 @@ class Extender:
             detail = f"{detail}, " if detail else ""
             detail += f"{unregistered} nodes unregistered (no device plugin annotation)"
         message = f"no available node, {count} nodes do not meet: {detail or 'no nodes'}"
+        vendors = sorted({d.vendor for c in request.containers for d in c.devices if d.count})
+        if len(vendors) > 1:
+            message += (
+                f"; the pod asks for devices of {len(vendors)} vendors at once "
+                f"({', '.join(vendors)}), so only a node that has all of them can take it: "
+                "split it into one pod per vendor, or add such a node"
+            )
         span.set_attribute("hami.filter.message", message)  # why it stays pending, for people
         self.events.emit(args.namespace, args.name, args.uid, "FilteringFailed", message,
                          warning=True)  # fmt: skip
@@ -347,13 +361,24 @@ class Extender:
         held = self.cluster.pod(args.uid)
         assert held is not None  # noqa: S101  # checked, and nothing awaited since
         span.set_attribute("hami.bind.devices", _devices_text(held.devices))
-        error = await self._lock(args)
+        # HAMi's locks: hami.io/mutex.lock for every vendor but Cambricon, whose MLUs take
+        # cambricon.com/dsmlu.lock of their own (a pod with both takes both)
+        kinds = {str(self.specs[d.vendor].get("kind", "")) for c in held.devices for d in c
+                 if d.vendor in self.specs}  # fmt: skip
+        mutex = bool(kinds - {"cambricon"})
+        error = await self._lock(args) if mutex else ""
+        mlu_lock: str | None = None
+        if not error and "cambricon" in kinds:
+            mlu_lock, error = await self._mlu_lock(args)
+            if error and mutex:
+                await self._release_lock(args)
         if error:
             if self.settings.persist_reservation == "bind":  # nothing written yet: let the
                 self.cluster.remove_pod(args.uid)  # retry choose a node whose lock is free
                 self.sync.pending.pop(args.uid, None)
             return error, "lock-contention"
-        self.sync.locked.add(args.node)  # until the node watch shows the plugin released it
+        if mutex:
+            self.sync.locked.add(args.node)  # until the node watch shows the plugin released it
         annotations = dict(pending.annotations) if pending else {}
         annotations[BIND_PHASE] = PHASE_ALLOCATING
         annotations[BIND_TIME] = str(int(time.time()))
@@ -374,7 +399,9 @@ class Extender:
             await self.client.create(PODS, binding, namespace=args.namespace, name=args.name,
                                      subresource="binding")  # fmt: skip
         except ApiError as exc:
-            released = await self._release_lock(args)
+            released = await self._release_lock(args) if mutex else True
+            if mlu_lock is not None:
+                released = await self._release_mlu_lock(args, mlu_lock) and released
             if released:
                 self.sync.locked.discard(args.node)
             return (
@@ -545,6 +572,30 @@ class Extender:
 
     def _watched_version(self, node: str) -> str:
         return nodelock.current_lock(self.sync.node_copies.get(node) or {})[1]
+
+    async def _mlu_lock(self, args: BindArgs) -> tuple[str | None, str]:
+        """Take the node's Cambricon lock (`hami_common.protocol.mlulock`), waiting up to
+        ``lock_wait_seconds`` for the plugin to remove a younger one (woken by the node watch).
+        Returns the value written, or the error."""
+        deadline = time.monotonic() + self.settings.lock_wait_seconds
+        while True:
+            try:
+                return await mlulock.acquire(self.client, args.node), ""
+            except mlulock.MluLockContention as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None, str(exc)
+                await self.sync.node_changed(args.node, min(left, 1.0))
+            except ApiError as exc:
+                return None, f"could not take the Cambricon lock of node {args.node}: {exc}"
+
+    async def _release_mlu_lock(self, args: BindArgs, value: str) -> bool:
+        try:
+            await mlulock.release(self.client, args.node, value)
+        except ApiError as exc:
+            log.warning("could not release the Cambricon lock of %s: %s", args.node, exc)
+            return False
+        return True
 
     async def _release_lock(self, args: BindArgs) -> bool:
         try:

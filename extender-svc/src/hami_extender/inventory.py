@@ -15,6 +15,9 @@ from typing import Any
 import hami_rustcore as core
 from hami_common.protocol.annotations import DEVICE_CORDON, NODE_HANDSHAKE, VGPU_NODE
 
+ASCEND_NODE_SOFT = "hami-vnpu-core"
+"""Node annotation: ``"true"`` when the node's Ascend NPUs take soft-split (hami-core) pods."""
+
 Json = dict[str, Any]
 VendorSpecs = Mapping[str, Mapping[str, Any]]
 
@@ -47,34 +50,80 @@ def _annotations(obj: Json) -> Mapping[str, Any]:
     return ann if isinstance(ann, dict) else {}
 
 
+def _capacity(node: Json, name: str) -> int:
+    """A node's capacity of one resource as a whole number (0 when absent or not one)."""
+    value = member(member(node, "status"), "capacity").get(name)
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return 0
+    try:
+        return max(0, core.quantity_value(str(value)))
+    except core.CoreError:
+        return 0
+
+
+def needs_status(specs: VendorSpecs) -> bool:
+    """Whether an inventory is read from node capacity (Cambricon's), so the node watch needs
+    full objects rather than metadata."""
+    return any(s.get("kind") == "cambricon" for s in specs.values())
+
+
 def node_fingerprint(node: Json, specs: VendorSpecs) -> tuple[str, ...]:
-    """The annotation values the inventory depends on: unchanged means nothing to redo."""
+    """The annotation (and capacity) values the inventory depends on: unchanged means nothing
+    to redo."""
     ann = _annotations(node)
     keys = [s["register_annotation"] for s in specs.values() if s.get("register_annotation")]
-    keys += [DEVICE_CORDON, NODE_HANDSHAKE, "hami.io/node-nvidia-score"]
-    return tuple(str(ann.get(k, "")) for k in keys)
+    keys += [s["handshake_annotation"] for s in specs.values() if s.get("handshake_annotation")]
+    keys += [DEVICE_CORDON, NODE_HANDSHAKE, "hami.io/node-nvidia-score", ASCEND_NODE_SOFT]
+    values = [str(ann.get(k, "")) for k in keys]
+    for s in specs.values():
+        if s.get("kind") == "cambricon":
+            values += [
+                str(_capacity(node, str(s[k]))) for k in ("resource_cores", "resource_memory")
+            ]
+    return tuple(values)
+
+
+def _ascend_mode(ann: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
+    """``hami-core`` when the node's NPUs take soft-split pods: its ``hami-vnpu-core``
+    annotation says so, or, without it, the cluster default (``vnpus.hamiVnpuCore``)."""
+    value = ann.get(ASCEND_NODE_SOFT)
+    soft = value == "true" if value is not None else bool(spec.get("soft_default"))
+    return "hami-core" if soft else "template"
+
+
+def _vendor_devices(
+    node: Json, name: str, vendor: str, spec: Mapping[str, Any]
+) -> list[core.Device]:
+    """One vendor's registered devices on the node (healthy or not)."""
+    ann = _annotations(node)
+    if spec.get("kind") == "cambricon":
+        cores = _capacity(node, str(spec["resource_cores"]))
+        return core.cambricon_devices(name, cores, _capacity(node, str(spec["resource_memory"])))
+    key = spec.get("register_annotation")
+    text = ann.get(key) if key else None
+    handshake = str(ann.get(str(spec.get("handshake_annotation") or NODE_HANDSHAKE), ""))
+    if not text or handshake.startswith("Deleted"):
+        return []
+    mode = _ascend_mode(ann, spec) if spec.get("kind") == "ascend" else None
+    try:
+        return core.decode_node_devices(str(text), vendor, mode)
+    except core.CoreError as exc:
+        raise ObjectError(f"node {name}: annotation {key}: {exc}") from None
 
 
 def node_inventory(node: Json, specs: VendorSpecs) -> NodeInventory:
-    """A node's registered, healthy devices. Unhealthy devices leave the state; a vendor whose
-    plugin said goodbye (``hami.io/node-handshake: Deleted_...``) registers nothing."""
+    """A node's registered, healthy devices of every vendor. Unhealthy devices leave the state; a
+    vendor whose plugin said goodbye (its handshake ``Deleted_...``) registers nothing. Ascend
+    NPUs carry the node's split mode (``hami-core`` or ``template``); Cambricon's MLUs come from
+    the node's capacity, as HAMi synthesizes them."""
     meta = member(node, "metadata")
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         raise ObjectError("node without metadata.name")
     ann = _annotations(node)
     devices: list[core.Device] = []
-    handshake = str(ann.get(NODE_HANDSHAKE, ""))
     for vendor, spec in specs.items():
-        key = spec.get("register_annotation")
-        text = ann.get(key) if key else None
-        if not text or handshake.startswith("Deleted"):
-            continue
-        try:
-            found = core.decode_node_devices(str(text), vendor)
-        except core.CoreError as exc:
-            raise ObjectError(f"node {name}: annotation {key}: {exc}") from None
-        devices.extend(d for d in found if d.health)
+        devices.extend(d for d in _vendor_devices(node, name, vendor, spec) if d.health)
     pair_text = ann.get("hami.io/node-nvidia-score")
     pairs: list[tuple[str, dict[str, int]]] = []
     if pair_text:

@@ -64,6 +64,11 @@ class ExtenderSettings(HttpServerSettings):
     device_config_file: Path | None = Field(
         default=None, description="HAMi device-config.yaml; HAMi's defaults when unset"
     )
+    enable_ascend: bool = Field(
+        default=False,
+        description="manage Huawei Ascend NPUs: one vendor per chip of the device config's "
+        "vnpus (HAMi's --enable-ascend); give the webhook the same",
+    )
     node_label_selector: str = Field(
         default="", description="only nodes matching this label selector are registered"
     )
@@ -130,4 +135,4 @@ class ExtenderSettings(HttpServerSettings):
 
     def vendors(self) -> VendorTable:
         """The core's vendor table from the device config: the webhook builds the same one."""
-        return core_vendor_table(self.device_config())
+        return core_vendor_table(self.device_config(), enable_ascend=self.enable_ascend)

@@ -2,7 +2,8 @@
 
 Two list-then-watch loops (restart on 410, resume from the last resourceVersion):
 
-- nodes, metadata only (the register annotations are all we read): a node's healthy devices
+- nodes (their register annotations, and the capacity Cambricon's inventory is read from as
+  HAMi reads it; metadata only when no vendor needs capacity): a node's healthy devices
   replace its inventory; a node whose devices vanish, or that is deleted, leaves the state;
 - pods labelled ``hami.io/vgpu-node`` (only pods placed by an extender), full JSON since the phase
   and the init containers' status matter: finished and deleted pods release their devices.
@@ -46,6 +47,7 @@ from hami_extender.inventory import (
     PodPlacement,
     is_finished,
     member,
+    needs_status,
     node_inventory,
     pod_placement,
     upsert,
@@ -263,9 +265,12 @@ class StateSync:
     # -- loops -------------------------------------------------------------------------------
 
     async def run_nodes(self) -> None:
+        """Metadata only (the register annotations are all most vendors need), unless a
+        vendor's inventory is read from node capacity (Cambricon's, as HAMi reads it)."""
         async for event in list_then_watch(
-            self.client, NODES, label_selector=self.node_selector, metadata_only=True
-        ):
+            self.client, NODES, label_selector=self.node_selector,
+            metadata_only=not needs_status(self.specs),
+        ):  # fmt: skip
             self.handle_node_event(event)
             if event.type == "SYNC":
                 self.lists["node"] += 1

@@ -72,17 +72,19 @@ def gpu_pod(name: str, limits: Mapping[str, str], annotations: Mapping[str, str]
 
 def extender_config(
     url: str, *, cert_file: Path | None = None, key_file: Path | None = None,
-    ca_file: Path | None = None,
+    ca_file: Path | None = None, managed: Sequence[str] = MANAGED_RESOURCES,
 ) -> Json:  # fmt: skip
     """kube-scheduler's extender section, as HAMi's chart writes it (§2.7). For an ``https://``
     url, ``tlsConfig`` (k8s.io/kube-scheduler/config/v1 ExtenderTLSConfig) names kube-scheduler's
     client certificate and key, which the extender's ``--client-ca-file`` must have signed, and
-    the CA that signed the extender's serving certificate (``caFile``)."""
+    the CA that signed the extender's serving certificate (``caFile``). ``managed``: the
+    resources kube-scheduler leaves to the extender (NVIDIA's by default; HAMi's chart adds
+    ``cambricon.com/vmlu`` and, with Ascend enabled, each chip's three names)."""
     https = url.startswith("https://")
     config: Json = {
         "urlPrefix": url, "filterVerb": "filter", "bindVerb": "bind", "enableHTTPS": https,
         "nodeCacheCapable": True, "weight": 1, "httpTimeout": "30s",
-        "managedResources": [{"name": n, "ignoredByScheduler": True} for n in MANAGED_RESOURCES],
+        "managedResources": [{"name": n, "ignoredByScheduler": True} for n in managed],
     }  # fmt: skip
     files = {"certFile": cert_file, "keyFile": key_file, "caFile": ca_file}
     if any(files.values()):
@@ -156,12 +158,15 @@ class Rig:
     events: EventSink
 
 
-def extender_rig(api: FakeApiServer, nodes: int = 3, **settings: Any) -> Rig:
-    """An Extender on ``nodes`` nodes ``n0``.. of one 16 GB GPU each, state synced, leading;
-    ``settings`` are `ExtenderSettings` fields (must run inside an event loop)."""
+def extender_rig(
+    api: FakeApiServer, nodes: int = 3, *, extra_nodes: Sequence[Json] = (), **settings: Any
+) -> Rig:
+    """An Extender on ``nodes`` nodes ``n0``.. of one 16 GB GPU each, and ``extra_nodes`` as
+    given, state synced, leading; ``settings`` are `ExtenderSettings` fields, its vendor table
+    too (must run inside an event loop)."""
     client = api.client()
-    cluster = core.Cluster("binpack", "spread")
-    listed = []
+    cluster = core.Cluster("binpack", "spread", vendors=ExtenderSettings(**settings).vendors())
+    listed = [api.put("/api/v1/nodes", n) for n in extra_nodes]
     for n in range(nodes):
         dev = core.Device(f"gpu-{n}", 10, 16000, 100, "NVIDIA-T4")
         register = {REGISTER: core.encode_node_devices([dev])}

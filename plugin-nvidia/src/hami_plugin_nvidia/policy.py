@@ -18,7 +18,8 @@ from pathlib import Path
 import hami_rustcore
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.backend import Links, PhysicalDevice
-from hami_common.deviceplugin.vendor import ContainerContext
+from hami_common.deviceplugin.vendor import CapacityResource, ContainerContext
+from hami_common.k8s import KubeClient
 from hami_common.protocol.annotations import NVIDIA_PAIR_SCORE
 
 from hami_plugin_nvidia.config import NvidiaOptions
@@ -192,6 +193,21 @@ class NvidiaPolicy:
                 read_only=True,
             )
         return resp
+
+    def allocated_annotations(
+        self, pod: dict[str, object], given: Sequence[ContainerContext]
+    ) -> dict[str, str]:
+        """NVIDIA writes nothing of its own with the allocation."""
+        return {}
+
+    async def release_locks(
+        self, client: KubeClient, node: str, pod: dict[str, object], *, done: bool
+    ) -> None:
+        """NVIDIA has no lock of its own (the shared ``hami.io/mutex.lock`` is the
+        framework's)."""
+
+    def capacity_resources(self) -> Sequence[CapacityResource]:
+        return ()
 
     def _prepare(
         self,

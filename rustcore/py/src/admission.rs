@@ -15,6 +15,7 @@ pub struct ContainerAdmission {
     pub init: bool,
     pub index: usize,
     pub added_limits: Vec<(String, String)>,
+    pub set_requests: Vec<(String, String)>,
     pub vendors: Vec<String>,
     pub priorities: BTreeMap<String, i64>,
 }
@@ -118,6 +119,7 @@ impl RequestModel {
                         init: c.init,
                         index: c.index,
                         added_limits: c.added_limits,
+                        set_requests: c.set_requests,
                         vendors: c.vendors,
                         priorities: c.priorities.into_iter().collect(),
                     },

@@ -1,7 +1,8 @@
 //! Error and argument conversion at the Python boundary.
 
 use crate::types::AllocDevice;
-use hami_sched::{Error, PodDevices, VendorSpec, Vendors};
+use hami_sched::ascend::{ascend_spec, Ascend, AscendChip, Template};
+use hami_sched::{Error, PodDevices, Vendors};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -81,6 +82,14 @@ const STRING_KEYS: [&str; 5] = [
     "resource_priority",
 ];
 const INT_KEYS: [&str; 4] = ["default_memory", "default_cores", "memory_factor", "default_count"];
+const ASCEND_KEYS: [&str; 6] = [
+    "memory_allocatable",
+    "memory_capacity",
+    "super_pod",
+    "soft_default",
+    "templates",
+    "kind",
+];
 
 /// A pod object's JSON text, given as `str` or UTF-8 `bytes`.
 pub fn pod_text(pod_json: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -91,24 +100,83 @@ pub fn pod_text(pod_json: &Bound<'_, PyAny>) -> PyResult<String> {
     pod_json.extract::<String>()
 }
 
+fn ascend_templates(vendor: &str, value: &Bound<'_, PyAny>) -> PyResult<Vec<Template>> {
+    let bad = |i: usize, what: &str| PyValueError::new_err(format!("vendors.{vendor}.templates[{i}]: {what}"));
+    let list = value
+        .cast::<PyList>()
+        .map_err(|_| PyValueError::new_err(format!("vendors.{vendor}.templates: expected a list")))?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let d = item
+            .cast::<PyDict>()
+            .map_err(|_| bad(i, "expected a dict with name, memory, ai_core, ai_cpu"))?;
+        let get = |k: &str| d.get_item(k).ok().flatten();
+        let name: String = get("name")
+            .ok_or_else(|| bad(i, "name is missing"))?
+            .extract()
+            .map_err(|_| bad(i, "name: expected a string"))?;
+        let int = |k: &str| -> PyResult<u64> {
+            get(k).map_or(Ok(0), |v| {
+                v.extract()
+                    .map_err(|_| bad(i, &format!("{k}: expected a non-negative integer")))
+            })
+        };
+        let memory = int("memory")?;
+        if name.is_empty() || memory == 0 {
+            return Err(bad(i, "needs a name and a memory size in MiB"));
+        }
+        out.push(Template {
+            name,
+            memory,
+            ai_core: u32::try_from(int("ai_core")?).map_err(|_| bad(i, "ai_core: too large"))?,
+            ai_cpu: u32::try_from(int("ai_cpu")?).map_err(|_| bad(i, "ai_cpu: too large"))?,
+        });
+    }
+    Ok(out)
+}
+
 /// `{"NVIDIA": {"resource_count": "nvidia.com/gpu", "default_memory": 0, ...}}`: overrides of
-/// the built-in vendors' resource names and defaults. Unknown vendors and keys are errors.
+/// the built-in vendors' resource names and defaults, and Ascend chips (`"kind": "ascend"`, the
+/// key is the chip's common word). Unknown vendors and keys are errors.
 pub fn parse_vendor_overrides(overrides: Option<&Bound<'_, PyDict>>) -> PyResult<Vendors> {
     let mut vendors = Vendors::default();
     let Some(overrides) = overrides else { return Ok(vendors) };
     for (vendor, cfg) in overrides.iter() {
         let vendor: String = vendor.extract()?;
-        let base = vendors
-            .get(&vendor)
-            .ok_or_else(|| PyValueError::new_err(format!("vendors: unknown vendor {vendor:?}; known: NVIDIA, MLU")))?;
-        let mut spec: VendorSpec = base.spec().clone();
         let cfg = cfg
             .cast::<PyDict>()
             .map_err(|_| PyValueError::new_err(format!("vendors.{vendor}: expected a dict")))?;
+        let kind: Option<String> = match cfg.get_item("kind")? {
+            None => None,
+            Some(k) => Some(
+                k.extract()
+                    .map_err(|_| PyValueError::new_err(format!("vendors.{vendor}.kind: expected a string")))?,
+            ),
+        };
+        let (kind, mut spec) = match (vendors.get(&vendor), kind.as_deref()) {
+            (Some(base), None) => (base.kind(), base.spec().clone()),
+            (Some(base), Some(k)) if k == base.kind() => (base.kind(), base.spec().clone()),
+            (None, Some("ascend")) => ("ascend", ascend_spec(&vendor, "", "", "", 1)),
+            (_, Some(k)) => {
+                return Err(PyValueError::new_err(format!(
+                    "vendors.{vendor}.kind: {k:?} is not this vendor's kind; NVIDIA is nvidia, MLU is \
+                     cambricon, and a new vendor may only be an Ascend chip (ascend)"
+                )))
+            }
+            (None, None) => {
+                return Err(PyValueError::new_err(format!(
+                    "vendors: unknown vendor {vendor:?}; NVIDIA and MLU are built in, and an Ascend chip \
+                     needs \"kind\": \"ascend\""
+                )))
+            }
+        };
+        let mut chip = AscendChip::default();
         for (k, v) in cfg.iter() {
             let k: String = k.extract()?;
             let bad = |what: &str| PyValueError::new_err(format!("vendors.{vendor}.{k}: expected {what}"));
+            let ascend = kind == "ascend";
             match k.as_str() {
+                "kind" => {}
                 "resource_count" => spec.resource_count = v.extract().map_err(|_| bad("a string"))?,
                 "resource_memory" => spec.resource_memory = v.extract().map_err(|_| bad("a string"))?,
                 "resource_memory_percentage" => {
@@ -136,18 +204,46 @@ pub fn parse_vendor_overrides(overrides: Option<&Bound<'_, PyDict>>) -> PyResult
                     }
                     spec.memory_factor = f;
                 }
+                "memory_allocatable" if ascend => {
+                    chip.memory_allocatable = v.extract().map_err(|_| bad("a non-negative integer (MiB)"))?
+                }
+                "memory_capacity" if ascend => {
+                    chip.memory_capacity = v.extract().map_err(|_| bad("a non-negative integer (MiB)"))?
+                }
+                "super_pod" if ascend => chip.super_pod = v.extract().map_err(|_| bad("a bool"))?,
+                "soft_default" if ascend => chip.soft_default = v.extract().map_err(|_| bad("a bool"))?,
+                "templates" if ascend => chip.templates = ascend_templates(&vendor, &v)?,
                 _ => {
+                    let extra = if ascend {
+                        format!(", {}", ASCEND_KEYS.join(", "))
+                    } else {
+                        String::new()
+                    };
                     return Err(PyValueError::new_err(format!(
-                        "vendors.{vendor}: unknown key {k:?}; known keys: {}, {}",
+                        "vendors.{vendor}: unknown key {k:?}; known keys: {}, {}{extra}",
                         STRING_KEYS.join(", "),
                         INT_KEYS.join(", ")
-                    )))
+                    )));
                 }
             }
         }
-        let rules: Arc<dyn hami_sched::VendorRules> = match vendor.as_str() {
-            "NVIDIA" => Arc::new(hami_sched::vendor::Nvidia(spec)),
-            _ => Arc::new(hami_sched::vendor::Cambricon(spec)),
+        let rules: Arc<dyn hami_sched::VendorRules> = match kind {
+            "nvidia" => Arc::new(hami_sched::vendor::Nvidia(spec)),
+            "cambricon" => Arc::new(hami_sched::vendor::Cambricon(spec)),
+            _ => {
+                if spec.resource_count.is_empty() || spec.resource_memory.is_empty() {
+                    return Err(PyValueError::new_err(format!(
+                        "vendors.{vendor}: an Ascend chip needs resource_count and resource_memory"
+                    )));
+                }
+                if chip.memory_allocatable == 0 {
+                    return Err(PyValueError::new_err(format!(
+                        "vendors.{vendor}.memory_allocatable: an Ascend chip needs the MiB of a whole NPU"
+                    )));
+                }
+                chip.memory_capacity = chip.memory_capacity.max(chip.memory_allocatable);
+                Arc::new(Ascend::new(spec, chip))
+            }
         };
         vendors.insert(rules);
     }
@@ -173,9 +269,28 @@ pub fn vendor_specs<'py>(py: Python<'py>, vendors: &Vendors) -> PyResult<Bound<'
             ("use_uuid_annotation", &s.use_uuid_annotation),
             ("nouse_uuid_annotation", &s.nouse_uuid_annotation),
             ("mode_annotation", &s.mode_annotation),
+            ("soft_mode_annotation", &s.soft_mode_annotation),
             ("numa_bind_annotation", &s.numa_bind_annotation),
+            ("handshake_annotation", &s.handshake_annotation),
         ] {
             d.set_item(k, v)?;
+        }
+        d.set_item("kind", rules.kind())?;
+        if let Some(chip) = rules.ascend_chip() {
+            d.set_item("memory_allocatable", chip.memory_allocatable)?;
+            d.set_item("memory_capacity", chip.memory_capacity)?;
+            d.set_item("super_pod", chip.super_pod)?;
+            d.set_item("soft_default", chip.soft_default)?;
+            let templates = PyList::empty(py);
+            for t in &chip.templates {
+                let td = PyDict::new(py);
+                td.set_item("name", &t.name)?;
+                td.set_item("memory", t.memory)?;
+                td.set_item("ai_core", t.ai_core)?;
+                td.set_item("ai_cpu", t.ai_cpu)?;
+                templates.append(td)?;
+            }
+            d.set_item("templates", templates)?;
         }
         d.set_item("default_memory", s.default_memory)?;
         d.set_item("default_cores", s.default_cores)?;

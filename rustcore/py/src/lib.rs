@@ -247,20 +247,74 @@ impl Cluster {
     }
 }
 
+/// Decodes a JSON register annotation. `mode` replaces every device's mode (the extender sets
+/// an Ascend node's NPUs to `hami-core` or `template` from its `hami-vnpu-core` annotation).
 #[pyfunction]
-#[pyo3(signature = (text, vendor="NVIDIA"))]
-fn decode_node_devices(text: &str, vendor: &str) -> PyResult<Vec<Device>> {
+#[pyo3(signature = (text, vendor="NVIDIA", mode=None))]
+fn decode_node_devices(text: &str, vendor: &str, mode: Option<&str>) -> PyResult<Vec<Device>> {
+    let mode = mode
+        .map(|m| {
+            hami_sched::DeviceMode::from_name(m).ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "mode: {m:?} is not one of hami-core, mig, mps, template"
+                ))
+            })
+        })
+        .transpose()?;
     Ok(codec::decode_node_devices(text, vendor)
         .map_err(core_err)?
         .into_iter()
-        .map(Device::from_core)
+        .map(|mut d| {
+            if let Some(m) = mode {
+                d.mode = m;
+            }
+            Device::from_core(d)
+        })
         .collect())
 }
 
+/// Encodes a JSON register annotation; `with_mode=False` leaves the `mode` key out, as the
+/// Ascend plugin's `json.Marshal` does.
 #[pyfunction]
-fn encode_node_devices(devices: Vec<PyRef<'_, Device>>) -> String {
+#[pyo3(signature = (devices, with_mode=true))]
+fn encode_node_devices(devices: Vec<PyRef<'_, Device>>, with_mode: bool) -> String {
     let d: Vec<_> = devices.iter().map(|d| d.inner.clone()).collect();
-    codec::encode_node_devices(&d)
+    codec::encode_node_devices_as(&d, with_mode)
+}
+
+/// Cambricon's inventory from the node's capacity of the sMLU core and memory resources
+/// (HAMi synthesizes it; no annotation carries it).
+#[pyfunction]
+fn cambricon_devices(node: &str, vcore: i64, vmemory: i64) -> Vec<Device> {
+    hami_sched::vendor::cambricon_devices(node, &hami_sched::VendorSpec::cambricon(), vcore, vmemory)
+        .into_iter()
+        .map(Device::from_core)
+        .collect()
+}
+
+/// Encodes the Ascend runtime annotation `huawei.com/<CW>` from `(uuid, temp, memory, core)`.
+#[pyfunction]
+fn encode_ascend_runtime(items: Vec<(String, String, u64, u32)>) -> String {
+    let items: Vec<codec::RuntimeInfo> = items
+        .into_iter()
+        .map(|(uuid, temp, memory, core)| codec::RuntimeInfo {
+            uuid,
+            temp,
+            memory,
+            core,
+        })
+        .collect();
+    codec::encode_ascend_runtime(&items)
+}
+
+/// Decodes the Ascend runtime annotation into `(uuid, temp, memory, core)` per NPU.
+#[pyfunction]
+fn decode_ascend_runtime(text: &str) -> PyResult<Vec<(String, String, u64, u32)>> {
+    Ok(codec::decode_ascend_runtime(text)
+        .map_err(core_err)?
+        .into_iter()
+        .map(|r| (r.uuid, r.temp, r.memory, r.core))
+        .collect())
 }
 
 #[pyfunction]
@@ -342,6 +396,9 @@ fn hami_rustcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_pair_scores, m)?)?;
     m.add_function(wrap_pyfunction!(encode_pair_scores, m)?)?;
     m.add_function(wrap_pyfunction!(quantity_value, m)?)?;
+    m.add_function(wrap_pyfunction!(cambricon_devices, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_ascend_runtime, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_ascend_runtime, m)?)?;
     podpage::register(m)?;
     admission::register(m)?;
     Ok(())

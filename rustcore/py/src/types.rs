@@ -38,8 +38,10 @@ impl Device {
         device_vendor: &str,
         custominfo_json: Option<&str>,
     ) -> PyResult<Self> {
-        let mode = core::DeviceMode::parse(mode).ok_or_else(|| {
-            pyo3::exceptions::PyValueError::new_err(format!("mode: {mode:?} is not one of hami-core, mig, mps"))
+        let mode = core::DeviceMode::from_name(mode).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "mode: {mode:?} is not one of hami-core, mig, mps, template"
+            ))
         })?;
         let custominfo = custominfo_json
             .map(serde_json::from_str)
@@ -362,6 +364,10 @@ pub struct FilterResult {
     pub reasons: HashMap<String, u32>,
     #[pyo3(get)]
     pub reserved: bool,
+    /// The vendors' pod annotations beyond the device lists (Ascend's runtime JSON and
+    /// `predicate-time`, Cambricon's `CAMBRICON_DSMLU_*`), to write with them.
+    #[pyo3(get)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl FilterResult {
@@ -378,6 +384,7 @@ impl FilterResult {
                 .map(|(k, v)| (k.as_str().to_string(), v))
                 .collect(),
             reserved: r.reserved,
+            annotations: r.annotations.into_iter().collect(),
         }
     }
 }

@@ -22,8 +22,11 @@ pub struct ContainerAdmission {
     pub init: bool,
     /// Position in its list (`spec.initContainers` or `spec.containers`).
     pub index: usize,
-    /// Limits to add, in order: `(resource name, value)`.
+    /// Limits to add or replace, in order: `(resource name, value)`.
     pub added_limits: Vec<(String, String)>,
+    /// Requests to set, in order (Ascend writes the memory it resolved to both limits and
+    /// requests): `(resource name, value)`.
+    pub set_requests: Vec<(String, String)>,
     /// Keys of the vendors whose devices the container asks for: their count is in its limits,
     /// given or added (HAMi's `MutateAdmission` answer per vendor).
     pub vendors: Vec<String>,
@@ -57,15 +60,19 @@ pub fn admit_pod(pod: &Value, vendors: &Vendors) -> Result<PodAdmission> {
     let mut defaulted = pod.clone();
     let mut containers = Vec::new();
     let mut warnings = Vec::new();
+    let annotations = pod_annotations(pod);
     for (list, init) in [("initContainers", true), ("containers", false)] {
         let Some(items) = pod.get("spec").and_then(|s| s.get(list)).and_then(Value::as_array) else {
             continue;
         };
         for (index, c) in items.iter().enumerate() {
             let at = format!("spec.{list}[{index}]");
-            let admitted = admit_container(c, &at, init, index, vendors, &mut warnings)?;
+            let admitted = admit_container(c, &at, init, index, vendors, &annotations, &mut warnings)?;
             if !admitted.added_limits.is_empty() {
-                add_limits(&mut defaulted["spec"][list][index], &admitted.added_limits);
+                set_resources(&mut defaulted["spec"][list][index], "limits", &admitted.added_limits);
+            }
+            if !admitted.set_requests.is_empty() {
+                set_resources(&mut defaulted["spec"][list][index], "requests", &admitted.set_requests);
             }
             containers.push(admitted);
         }
@@ -80,7 +87,20 @@ pub fn admit_pod(pod: &Value, vendors: &Vendors) -> Result<PodAdmission> {
     })
 }
 
-fn add_limits(container: &mut Value, added: &[(String, String)]) {
+/// The pod's string annotations (others are ignored, as the request model ignores them).
+pub(crate) fn pod_annotations(pod: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Some(Value::Object(map)) = pod.get("metadata").and_then(|m| m.get("annotations")) {
+        for (k, v) in map {
+            if let Some(s) = v.as_str() {
+                out.insert(k.clone(), s.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn set_resources(container: &mut Value, part: &str, added: &[(String, String)]) {
     let Value::Object(c) = container else { return };
     let resources = c.entry("resources").or_insert_with(|| Value::Object(Map::new()));
     if !resources.is_object() {
@@ -88,7 +108,7 @@ fn add_limits(container: &mut Value, added: &[(String, String)]) {
     }
     let limits = resources
         .as_object_mut()
-        .map(|r| r.entry("limits").or_insert_with(|| Value::Object(Map::new())));
+        .map(|r| r.entry(part).or_insert_with(|| Value::Object(Map::new())));
     if let Some(limits) = limits {
         if !limits.is_object() {
             *limits = Value::Object(Map::new());
@@ -107,6 +127,7 @@ fn admit_container(
     init: bool,
     index: usize,
     vendors: &Vendors,
+    annotations: &BTreeMap<String, String>,
     warnings: &mut Vec<String>,
 ) -> Result<ContainerAdmission> {
     let who = container_label(c, at);
@@ -166,6 +187,7 @@ fn admit_container(
         if asks {
             out.vendors.push(spec.key.clone());
         }
+        rules.admit(c, &who, annotations, &mut out)?;
         warn(c, &who, spec, warnings);
     }
     Ok(out)

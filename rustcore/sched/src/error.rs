@@ -16,6 +16,7 @@ pub enum Codec {
     PodList,
     Quantity,
     ExtenderArgs,
+    AscendRuntime,
 }
 
 impl fmt::Display for Codec {
@@ -31,6 +32,7 @@ impl fmt::Display for Codec {
             Codec::PodList => "pod list page",
             Codec::Quantity => "resource quantity",
             Codec::ExtenderArgs => "ExtenderArgs",
+            Codec::AscendRuntime => "Ascend runtime annotation (huawei.com/<CW>)",
         })
     }
 }
@@ -53,7 +55,7 @@ pub enum Error {
     #[error("{0}")]
     Resource(String),
     /// A vendor key that no backend serves.
-    #[error("unknown vendor {0:?}: known vendors are NVIDIA, MLU")]
+    #[error("unknown vendor {0:?}: no vendor of this cluster's device config has that key")]
     UnknownVendor(String),
 }
 

@@ -160,7 +160,7 @@ impl PodPlan {
                     if req.count == 1
                         && !self.gpu_policy.topology
                         && !self.vendors[*vi].selectors.numa_bind
-                        && !self.vendors[*vi].rules.collects_all() =>
+                        && !self.vendors[*vi].rules.collects_all(1) =>
                 {
                     Some((*vi, req))
                 }
@@ -200,6 +200,9 @@ pub fn score_single(
         [SortKey::Binpack] => Some(-1.0),
         _ => None,
     };
+    if let Some(miss) = node_refusal(hot, vp) {
+        return Err(miss);
+    }
     let mut total = 0usize;
     let first_fit = totals.is_some() && req.mem_mib > 0;
     for (i, (d, u)) in hot.iter().zip(usage).enumerate() {
@@ -471,6 +474,9 @@ fn fit_vendor(
             counts,
         });
     }
+    if let Some(miss) = node_refusal(hot, vp) {
+        return Err(miss);
+    }
     let sel = &vp.selectors;
     keys.clear();
     if sel.numa_bind {
@@ -480,7 +486,7 @@ fn fit_vendor(
     }
     let cores = req.cores.min(100);
     // Collect every fitting device and choose among them (topology, or the vendor's grouping).
-    let collect_all = policy.topology || vp.rules.collects_all();
+    let collect_all = policy.topology || vp.rules.collects_all(req.count);
     if want == 1 && !collect_all && !sel.numa_bind {
         // One device: the first that passes in try order is the best-ranked passing device,
         // found in one pass without sorting.
@@ -562,6 +568,21 @@ fn fit_vendor(
     }
     counts.add(Reason::AllocatedCardsInsufficientRequest, collected.len() as u32);
     Err(NodeMiss {
+        summary: counts.summary(total),
+        counts,
+    })
+}
+
+/// The vendor's refusal of the whole node (Ascend's `ModeNotFit`), counted once over the
+/// node's devices of that vendor, as HAMi reports it (`1/8 ModeNotFit`).
+fn node_refusal(hot: &[DevHot], vp: &VendorPlan) -> Option<NodeMiss> {
+    let reason = vp
+        .rules
+        .check_node(&mut hot.iter().filter(|d| d.vendor == vp.id), &vp.selectors)?;
+    let total = hot.iter().filter(|d| d.vendor == vp.id).count();
+    let mut counts = ReasonCounts::default();
+    counts.add(reason, 1);
+    Some(NodeMiss {
         summary: counts.summary(total),
         counts,
     })

@@ -3,6 +3,7 @@
 //! crate (`rustcore/py`) only converts types and errors.
 
 pub mod admit;
+pub mod ascend;
 pub mod codec;
 pub mod error;
 pub mod fit;

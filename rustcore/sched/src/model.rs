@@ -12,6 +12,10 @@ pub enum DeviceMode {
     Mig,
     /// Shared through NVIDIA MPS.
     Mps,
+    /// Hard-split by templates made by the vendor's runtime (Ascend vNPU templates): a node
+    /// whose NPUs take no soft-split (hami-core) pods. Never on the wire: the extender sets it
+    /// from the node's `hami-vnpu-core` annotation.
+    Template,
 }
 
 impl DeviceMode {
@@ -20,6 +24,15 @@ impl DeviceMode {
             DeviceMode::HamiCore => "hami-core",
             DeviceMode::Mig => "mig",
             DeviceMode::Mps => "mps",
+            DeviceMode::Template => "template",
+        }
+    }
+
+    /// Any mode by name, `template` included (which no register annotation carries).
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "template" => Some(DeviceMode::Template),
+            other => Self::parse(other),
         }
     }
 

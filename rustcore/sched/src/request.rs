@@ -53,6 +53,8 @@ pub struct Selectors {
     pub nouse_uuids: Vec<String>,
     /// The device mode (`hami-core`, `mig`, `mps`) must be a substring of this.
     pub mode: Option<String>,
+    /// The pod asks for soft splitting (Ascend's `huawei.com/vnpu-mode: hami-core`).
+    pub soft_mode: bool,
     pub numa_bind: bool,
 }
 
@@ -79,6 +81,7 @@ impl Selectors {
             use_uuids: get(&spec.use_uuid_annotation).map_or_else(Vec::new, |s| comma_list(s, false)),
             nouse_uuids: get(&spec.nouse_uuid_annotation).map_or_else(Vec::new, |s| comma_list(s, false)),
             mode: get(&spec.mode_annotation).map(str::to_string),
+            soft_mode: get(&spec.soft_mode_annotation).is_some_and(|m| m == "hami-core"),
             numa_bind: get(&spec.numa_bind_annotation)
                 .and_then(|s| parse_go_bool(s.trim()))
                 .unwrap_or(false),
@@ -177,7 +180,7 @@ impl PodRequest {
                 let at = format!("spec.{list}[{i}]");
                 containers.push(ContainerRequest {
                     init,
-                    devices: container_devices(c, &at, vendors)?,
+                    devices: container_devices(c, &at, vendors, &annotations)?,
                 });
             }
         }
@@ -245,7 +248,7 @@ pub(crate) fn memory_unit(spec: &VendorSpec) -> String {
 }
 
 const MIB: i64 = 1 << 20;
-const INT32_MAX: i64 = i32::MAX as i64;
+pub(crate) const INT32_MAX: i64 = i32::MAX as i64;
 
 /// The memory value to write when `bytes` were written where MiB (or units) belong, if that
 /// reading gives a value the request takes.
@@ -255,7 +258,7 @@ pub(crate) fn memory_hint(spec: &VendorSpec, bytes: i64) -> Option<i64> {
     (bytes > 0 && units <= INT32_MAX).then_some(units)
 }
 
-fn count_error(who: &str, spec: &VendorSpec, v: &Value) -> Error {
+pub(crate) fn count_error(who: &str, spec: &VendorSpec, v: &Value) -> Error {
     Error::Resource(format!(
         "{who}: {} is {}; write a whole number of devices, such as 1",
         spec.resource_count,
@@ -263,7 +266,12 @@ fn count_error(who: &str, spec: &VendorSpec, v: &Value) -> Error {
     ))
 }
 
-fn memory_error(who: &str, spec: &VendorSpec, v: &Value, value: std::result::Result<i64, QuantityError>) -> Error {
+pub(crate) fn memory_error(
+    who: &str,
+    spec: &VendorSpec,
+    v: &Value,
+    value: std::result::Result<i64, QuantityError>,
+) -> Error {
     let (name, unit) = (&spec.resource_memory, memory_unit(spec));
     let text = shown(v);
     let too_large = || {
@@ -305,7 +313,12 @@ fn cores_error(who: &str, name: &str, v: &Value) -> Error {
     ))
 }
 
-fn container_devices(c: &Value, at: &str, vendors: &Vendors) -> Result<Vec<DeviceRequest>> {
+fn container_devices(
+    c: &Value,
+    at: &str,
+    vendors: &Vendors,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Vec<DeviceRequest>> {
     let who = || container_label(c, at);
     let mut out = Vec::new();
     for rules in vendors.iter() {
@@ -321,7 +334,10 @@ fn container_devices(c: &Value, at: &str, vendors: &Vendors) -> Result<Vec<Devic
         let mut mem_mib = match given(c, &spec.resource_memory) {
             None => 0,
             Some(v) => match whole(v) {
-                Ok(m) if (0..=INT32_MAX).contains(&m) => m as u64 * spec.memory_factor.max(1),
+                Ok(0) => 0,
+                Ok(m) if (0..=INT32_MAX).contains(&m) => {
+                    rules.request_memory(m as u64, annotations) * spec.memory_factor.max(1)
+                }
                 value => return Err(memory_error(&who(), spec, v, value)),
             },
         };

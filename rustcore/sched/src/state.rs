@@ -11,7 +11,7 @@ use crate::policy::{GpuPolicy, NodePolicy};
 use crate::reason::{ReasonCounts, NODE_UNREGISTERED};
 use crate::request::PodRequest;
 use crate::table::{NodeEntry, NodeTable};
-use crate::vendor::Vendors;
+use crate::vendor::{Given, Vendors};
 use parking_lot::{RwLock, RwLockUpgradableReadGuard};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
@@ -100,6 +100,9 @@ pub struct FilterResult {
     pub reason_counts: ReasonCounts,
     /// Whether the devices were reserved in the state.
     pub reserved: bool,
+    /// The vendors' pod annotations beyond the device lists (Ascend's runtime JSON,
+    /// Cambricon's sMLU profile), to write with them.
+    pub annotations: Vec<(String, String)>,
 }
 
 /// A device's inventory and usage, for metrics and the UI.
@@ -405,6 +408,7 @@ impl Cluster {
             failed: Vec::new(),
             reason_counts: ReasonCounts::default(),
             reserved: false,
+            annotations: Vec::new(),
         };
         let mut best: Option<(usize, f64, u32)> = None;
         for (ci, outcome) in outcomes.into_iter().enumerate() {
@@ -468,6 +472,26 @@ impl Cluster {
                     .collect()
             })
             .collect();
+        for (vi, vp) in plan.vendors.iter().enumerate() {
+            let given: Vec<Vec<Given<'_>>> = fit
+                .containers
+                .iter()
+                .map(|picks| {
+                    picks
+                        .iter()
+                        .filter(|p| p.vendor == vi)
+                        .map(|p| Given {
+                            device: &inv.devices[p.device],
+                            mem: p.mem,
+                            cores: p.cores,
+                        })
+                        .collect()
+                })
+                .collect();
+            result
+                .annotations
+                .extend(vp.rules.allocation_annotations(&given, &pod.annotations, now));
+        }
         result.node = Some(node_name.to_string());
         result.score = score;
         if reserve {

@@ -530,7 +530,10 @@ impl VendorRules for Modules {
     fn spec(&self) -> &VendorSpec {
         &self.0
     }
-    fn collects_all(&self) -> bool {
+    fn kind(&self) -> &'static str {
+        "modules"
+    }
+    fn collects_all(&self, _want: u32) -> bool {
         true
     }
     fn choose(

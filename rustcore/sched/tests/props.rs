@@ -388,6 +388,31 @@ proptest! {
     }
 
     #[test]
+    fn ascend_runtime_round_trips(items in prop::collection::vec(("[a-z0-9<&-]{1,12}", "[a-z0-9_]{0,12}", 0u64..100_000, 0u32..101), 0..6)) {
+        let items: Vec<codec::RuntimeInfo> = items.into_iter().map(|(uuid, temp, memory, core)| codec::RuntimeInfo { uuid, temp, memory, core }).collect();
+        let text = codec::encode_ascend_runtime(&items);
+        prop_assert_eq!(codec::decode_ascend_runtime(&text).unwrap(), items.clone());
+        let go: serde_json::Value = serde_json::from_str(&text).unwrap();
+        prop_assert_eq!(go.as_array().unwrap().len(), items.len());
+    }
+
+    #[test]
+    fn ascend_admission_never_panics(count in "[0-9]{1,3}|-1|1.5|x", mem in "[0-9]{1,6}|[0-9]Gi|-3", core in "[0-9]{1,3}", soft in any::<bool>(), cw in prop::sample::select(vec!["Ascend910B3", "Ascend910C", "Ascend310P"])) {
+        let mut ann = serde_json::Map::new();
+        if soft {
+            ann.insert("huawei.com/vnpu-mode".into(), "hami-core".into());
+        }
+        let pod = serde_json::json!({"metadata": {"annotations": ann}, "spec": {"containers": [{"name": "c", "resources": {"limits": {
+            format!("huawei.com/{cw}"): count, format!("huawei.com/{cw}-memory"): mem, format!("huawei.com/{cw}-core"): core}}}]}});
+        if let Ok(a) = hami_sched::admit_pod(&pod, &ascend_vendors()) {
+            // what admission accepts, the request model takes, with at most one NPU's memory each
+            for d in a.request.containers.iter().flat_map(|c| &c.devices) {
+                prop_assert!(d.mem_mib <= 65536 || soft, "{:?}", d);
+            }
+        }
+    }
+
+    #[test]
     fn decoders_never_panic_on_random_input(bytes in prop::collection::vec(any::<u8>(), 0..200), s in "[\\[\\]{}\":,;0-9a-z-]{0,80}") {
         let text = String::from_utf8_lossy(&bytes);
         for t in [text.as_ref(), s.as_str()] {
@@ -395,10 +420,12 @@ proptest! {
             let _ = codec::decode_node_devices_legacy(t, "DCU");
             let _ = codec::decode_pod_devices(t);
             let _ = codec::decode_pair_scores(t);
+            let _ = codec::decode_ascend_runtime(t);
             let _ = Weights::parse(t);
             let _ = PodRequest::from_pod_json(t, &Vendors::default());
             if let Ok(pod) = hami_sched::request::parse_pod_json(t) {
                 let _ = hami_sched::admit_pod(&pod, &Vendors::default());
+                let _ = hami_sched::admit_pod(&pod, &ascend_vendors());
             }
             let _ = quantity::parse_quantity("x", t);
             let _ = codec::decode_extender_args(t.as_bytes());
@@ -440,4 +467,12 @@ proptest! {
         }
         prop_assert_eq!(got.resource_version, "9");
     }
+}
+
+fn ascend_vendors() -> Vendors {
+    let mut v = Vendors::default();
+    for cw in ["Ascend910B3", "Ascend910C", "Ascend310P"] {
+        v.insert(std::sync::Arc::new(hami_sched::ascend::chart_chip(cw).unwrap()));
+    }
+    v
 }

@@ -29,7 +29,7 @@ from hami_webhook.namespaces import NamespaceSource
 from hami_webhook.patch import Patch, json_patch
 from hami_webhook.pod_shape import CONTAINER_LISTS, containers, pod_shape_problems
 from hami_webhook.quota import QuotaSource
-from hami_webhook.rules.base import container_name, set_limit
+from hami_webhook.rules.base import container_name, set_limit, set_request
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,8 @@ class Admitter:
             container = containers(pod, CONTAINER_LISTS[0 if answer.init else 1])[answer.index]
             for name, value in answer.added_limits:
                 set_limit(container, name, value)
+            for name, value in answer.set_requests:
+                set_request(container, name, value)
             for rules in self.model.rules:
                 rules.mutate_container(container, pod, answer)
             has_resource = has_resource or not self.model.vendors.isdisjoint(answer.vendors)

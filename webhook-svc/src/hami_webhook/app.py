@@ -95,7 +95,11 @@ def create_app(
     registry: CollectorRegistry | None = None,
 ) -> Starlette:
     """Build the app. Raises `SettingsError` when the device config file is invalid."""
-    devices = model if model is not None else DeviceModel.from_config(settings.device_config())
+    devices = (
+        model
+        if model is not None
+        else DeviceModel.from_config(settings.device_config(), enable_ascend=settings.enable_ascend)
+    )
     registry = registry if registry is not None else new_registry()
     metrics = _Metrics(registry)
     provider = tracer_provider

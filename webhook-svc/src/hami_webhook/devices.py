@@ -22,8 +22,12 @@ class DeviceModel:
     rules: tuple[AdmissionRules, ...]
 
     @classmethod
-    def from_config(cls, config: DeviceConfig) -> DeviceModel:
-        return cls(RequestModel(core_vendor_table(config)), tuple(rules_from_config(config)))
+    def from_config(cls, config: DeviceConfig, *, enable_ascend: bool = False) -> DeviceModel:
+        """``enable_ascend``: HAMi's ``--enable-ascend``, the chips of ``vnpus`` join."""
+        return cls(
+            RequestModel(core_vendor_table(config, enable_ascend=enable_ascend)),
+            tuple(rules_from_config(config, enable_ascend=enable_ascend)),
+        )
 
     @property
     def vendors(self) -> frozenset[str]:

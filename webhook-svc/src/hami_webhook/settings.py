@@ -39,6 +39,11 @@ class WebhookSettings(HttpServerSettings):
     device_config_file: Path | None = Field(
         default=None, description="HAMi device-config.yaml; HAMi's defaults when unset"
     )
+    enable_ascend: bool = Field(
+        default=False,
+        description="manage Huawei Ascend NPUs: one vendor per chip of the device config's "
+        "vnpus (HAMi's --enable-ascend); give the extender the same",
+    )
     quota_check: bool = Field(
         default=True, description="check namespace ResourceQuota limits.<gpumem|gpucores>"
     )

@@ -2,7 +2,8 @@
 
 kubelet's Allocate carries only a device count. The devices come from the pod being bound on
 this node: the pod that holds the node lock (``hami.io/mutex.lock``) or, as HAMi does, a
-Pending pod bound to this node with ``bind-phase`` allocating. For each container request the
+Pending pod bound to this node with ``bind-phase`` allocating (then one whose status already
+says Running while its devices are still being allocated). For each container request the
 next non-empty entry of the vendor's to-allocate annotation is taken (its device count must
 match), the rest is written back, and once no vendor has devices left ``bind-phase`` becomes
 ``success`` and the lock is released.
@@ -73,6 +74,17 @@ def has_pending_devices(value: str | None) -> bool:
     return bool(value) and "," in (value or "")
 
 
+def to_allocate_values(annotations: Mapping[str, str]) -> dict[str, str]:
+    """Every vendor's to-allocate annotation on a pod (``hami.io/*-devices-to-allocate``, and
+    NVIDIA's ``hami.io/vgpu-devices-to-allocate``): a vendor this plugin does not know still
+    keeps the pod from being marked done before its own plugin has allocated it."""
+    return {
+        k: v
+        for k, v in annotations.items()
+        if k.startswith("hami.io/") and k.endswith("-devices-to-allocate")
+    }
+
+
 class Allocator:
     """Allocate calls of one vendor's plugin on one node, serialised."""
 
@@ -122,18 +134,23 @@ class Allocator:
             except NotFound:
                 pass
         listed = await self.client.list(PODS, field_selector=f"spec.nodeName={self.node}")
-        pending = [
+        bound = [
             p
             for p in listed.get("items") or []
-            if (p.get("status") or {}).get("phase") == "Pending"
+            if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
             and BIND_TIME in _annotations(p)
             and _annotations(p).get(BIND_PHASE) in (PHASE_ALLOCATING, PHASE_SUCCESS)
             and _annotations(p).get(VGPU_NODE) == self.node
             and self._candidate(p)
         ]
-        if not pending:
+        # HAMi takes Pending pods only; a pod whose status already says Running (a kubelet
+        # stand-in such as kwok reports it before Allocate) but whose devices are still being
+        # allocated comes after them: a vendor whose lock names no owner (Cambricon's) finds
+        # its pod this way
+        pending = [p for p in bound if (p.get("status") or {}).get("phase") == "Pending"]
+        if not bound:
             raise NoPendingPod(f"no binding pod found on node {self.node}")
-        return min(pending, key=lambda p: _annotations(p).get(BIND_TIME, ""))
+        return min(pending or bound, key=lambda p: _annotations(p).get(BIND_TIME, ""))
 
     # -- Allocate -----------------------------------------------------------------------------
 
@@ -177,13 +194,16 @@ class Allocator:
             if phase == PHASE_SUCCESS:
                 # the node read of the pod lookup saves a GET unless the node moved since
                 await nodelock.release(self.client, self.node, ns, name, known=self._node_read)
+            done = not has_pending_devices(patch["metadata"]["annotations"][self.key])
+            await self.policy.release_locks(self.client, self.node, pod, done=done)
             return response
         raise AssertionError("unreachable")
 
     def _answer(
         self, pod: Json, request: pb.AllocateRequest
     ) -> tuple[pb.AllocateResponse, Json, list[tuple[str, list[hami_rustcore.AllocDevice]]]]:
-        """The response, the pod patch, and (container name, devices) per container."""
+        """The response, the pod patch (the vendor's own annotations in it), and (container
+        name, devices) per container."""
         ann = _annotations(pod)
         try:
             entries = hami_rustcore.decode_pod_devices(ann.get(self.key, ""))
@@ -192,6 +212,7 @@ class Allocator:
         containers = containers_in_annotation_order(pod)
         response = pb.AllocateResponse()
         given: list[tuple[str, list[hami_rustcore.AllocDevice]]] = []
+        contexts: list[ContainerContext] = []
         for creq in request.container_requests:
             idx = next((i for i, entry in enumerate(entries) if entry), None)
             if idx is None:
@@ -223,9 +244,15 @@ class Allocator:
             except ValueError as exc:
                 raise AllocationFailed(str(exc)) from None
             given.append((str(containers[idx].get("name", idx)), entry))
+            contexts.append(ctx)
         remaining = hami_rustcore.encode_pod_devices(entries)
-        updates: dict[str, str] = {self.key: remaining}
-        others = [ann.get(k) for k in self.all_keys if k != self.key]
+        try:
+            updates: dict[str, str] = dict(self.policy.allocated_annotations(pod, contexts))
+        except ValueError as exc:
+            raise AllocationFailed(str(exc)) from None
+        updates[self.key] = remaining
+        known = {k: ann.get(k) for k in self.all_keys}
+        others = [v for k, v in {**known, **to_allocate_values(ann)}.items() if k != self.key]
         if not has_pending_devices(remaining) and not any(map(has_pending_devices, others)):
             updates[BIND_PHASE] = PHASE_SUCCESS
         rv = str((pod.get("metadata") or {}).get("resourceVersion", ""))
@@ -253,6 +280,12 @@ class Allocator:
             await nodelock.release(self.client, self.node, ns, name)
         except ApiError as exc:
             log.error("node %s: could not release the lock of %s/%s: %s", self.node, ns, name, exc)
+        try:
+            await self.policy.release_locks(self.client, self.node, pod, done=True)
+        except ApiError as exc:
+            log.error(
+                "node %s: could not release %s's lock: %s", self.node, self.policy.vendor, exc
+            )
 
     def _event(self, pod: Json, message: str) -> Json:
         meta = pod.get("metadata") or {}

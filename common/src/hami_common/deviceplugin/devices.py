@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from hami_common.deviceplugin.api import api_pb2 as pb
@@ -40,10 +40,19 @@ def physical_id(device_id: str, known: Iterable[str] = ()) -> str:
 class DeviceTable:
     """Physical devices and health; a version number that ListAndWatch follows."""
 
-    def __init__(self, devices: list[PhysicalDevice], split_count: int, numa: bool) -> None:
+    def __init__(
+        self,
+        devices: list[PhysicalDevice],
+        split_count: int,
+        numa: bool,
+        replicas: Callable[[PhysicalDevice], int] | None = None,
+    ) -> None:
+        """``replicas``: IDs per device when they differ by device (Cambricon's memory units);
+        ``split_count`` for every device otherwise."""
         self._devices = {d.uuid: d for d in devices}
         self._order = [d.uuid for d in devices]
         self.split_count = split_count
+        self.replicas = replicas
         self.numa = numa
         self.version = 0
         self._changed = asyncio.Condition()
@@ -80,7 +89,8 @@ class DeviceTable:
         out = pb.ListAndWatchResponse()
         for dev in self.devices:
             health = HEALTHY if dev.healthy else UNHEALTHY
-            for vid in virtual_ids(dev.uuid, self.split_count):
+            count = self.replicas(dev) if self.replicas is not None else self.split_count
+            for vid in virtual_ids(dev.uuid, count):
                 item = out.devices.add(ID=vid, health=health)
                 if self.numa:
                     item.topology.nodes.add(ID=dev.numa)

@@ -20,9 +20,10 @@ from hami_common.deviceplugin.allocator import Allocator
 from hami_common.deviceplugin.backend import DeviceBackend, PhysicalDevice
 from hami_common.deviceplugin.devices import DeviceTable
 from hami_common.deviceplugin.registrar import NodeRegistrar
-from hami_common.deviceplugin.server import DevicePluginService, PluginServer
+from hami_common.deviceplugin.server import CapacityService, DevicePluginService, PluginServer
 from hami_common.deviceplugin.vendor import VendorPolicy
 from hami_common.k8s import KubeClient
+from hami_common.settings import VendorTable
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,12 @@ class RuntimeOptions:
     health_restart_delay: float = 5.0
 
 
-def to_allocate_keys() -> dict[str, str]:
-    """Each vendor's to-allocate annotation key, from the Rust core's vendor table."""
+def to_allocate_keys(vendors: VendorTable | None = None) -> dict[str, str]:
+    """Each vendor's to-allocate annotation key, from the Rust core's vendor table (the
+    built-in vendors, and ``vendors``: an Ascend plugin's chip)."""
     return {
         vendor: str(spec["to_allocate_annotation"])
-        for vendor, spec in hami_rustcore.Cluster().vendor_specs().items()
+        for vendor, spec in hami_rustcore.RequestModel(vendors).vendor_specs().items()
         if spec.get("to_allocate_annotation")
     }
 
@@ -57,9 +59,11 @@ class PluginRuntime:
         devices: list[PhysicalDevice] | None = None,
         *,
         tracer_provider: TracerProvider,
+        vendors: VendorTable | None = None,
     ) -> None:
         """``devices``: what ``backend.discover()`` returned, when the caller already asked.
-        ``tracer_provider``: the entry point's (it owns it and shuts it down)."""
+        ``tracer_provider``: the entry point's (it owns it and shuts it down). ``vendors``: the
+        core's vendor table entries of vendors that are not built in (an Ascend chip)."""
         self.policy = policy
         self.backend = backend
         self.client = client
@@ -73,7 +77,7 @@ class PluginRuntime:
         self.table = DeviceTable(devices, policy.split_count, policy.numa_topology)
         self.allocator = (
             Allocator(
-                client, options.node, policy, to_allocate_keys=to_allocate_keys(),
+                client, options.node, policy, to_allocate_keys=to_allocate_keys(vendors),
                 tracer=tracer_provider.get_tracer("hami_common.deviceplugin"),
             )
             if client is not None
@@ -86,6 +90,20 @@ class PluginRuntime:
             register=options.register_with_kubelet,
             poll_interval=options.socket_poll_interval,
         )
+        # resources advertised only so that node capacity carries them (Cambricon's units)
+        self.capacity_tables: list[DeviceTable] = []
+        self.capacity_servers: list[PluginServer] = []
+        for resource in policy.capacity_resources():
+            table = DeviceTable(devices, 1, policy.numa_topology, resource.replicas)
+            self.capacity_tables.append(table)
+            self.capacity_servers.append(
+                PluginServer(
+                    CapacityService(table, resource),
+                    options.plugin_dir,
+                    register=options.register_with_kubelet,
+                    poll_interval=options.socket_poll_interval,
+                )
+            )
         self.registrar = (
             NodeRegistrar(
                 client,
@@ -108,6 +126,8 @@ class PluginRuntime:
         while not stop.is_set():
             try:
                 async for change in self.backend.health_events(self.table.devices):
+                    for table in self.capacity_tables:
+                        await table.apply(change)
                     if await self.table.apply(change):
                         state = "healthy" if change.healthy else f"unhealthy: {change.reason}"
                         log.warning("device %s is %s", change.uuid, state)
@@ -123,6 +143,8 @@ class PluginRuntime:
         tasks = [asyncio.create_task(self.watch_health(stop), name="health")]
         if self.registrar is not None:
             tasks.append(asyncio.create_task(self.registrar.run(stop), name="registrar"))
+        for server in self.capacity_servers:
+            tasks.append(asyncio.create_task(server.run(stop), name=server.policy.resource_name))
         try:
             await self.server.run(stop)
         finally:

@@ -27,7 +27,7 @@ from hami_common.deviceplugin.api.services import (
     unix_target,
 )
 from hami_common.deviceplugin.devices import DeviceTable, physical_id
-from hami_common.deviceplugin.vendor import VendorPolicy
+from hami_common.deviceplugin.vendor import ServedResource
 from hami_common.k8s import ApiError
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class DevicePluginService:
     """The five RPCs of ``v1beta1.DevicePlugin``."""
 
     def __init__(
-        self, table: DeviceTable, policy: VendorPolicy, allocator: Allocator | None
+        self, table: DeviceTable, policy: ServedResource, allocator: Allocator | None
     ) -> None:
         self.table = table
         self.policy = policy
@@ -115,6 +115,22 @@ class DevicePluginService:
         self, request: pb.PreStartContainerRequest, context: Context
     ) -> pb.PreStartContainerResponse:
         return pb.PreStartContainerResponse()
+
+
+class CapacityService(DevicePluginService):
+    """A resource served only so that node capacity carries it (`CapacityResource`): its
+    Allocate answers every container with nothing, the vendor's own resource doing the work."""
+
+    def __init__(self, table: DeviceTable, resource: ServedResource) -> None:
+        super().__init__(table, resource, None)
+
+    async def Allocate(  # noqa: N802
+        self, request: pb.AllocateRequest, context: Context
+    ) -> pb.AllocateResponse:
+        response = pb.AllocateResponse()
+        for _ in request.container_requests:
+            response.container_responses.add()
+        return response
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -138,10 +138,14 @@ class FakeBackend:
         self.closed = False
         self._changes: asyncio.Queue[HealthChange] = asyncio.Queue()
 
+    def device_from_spec(self, dev: Json) -> PhysicalDevice:
+        """One device of the spec as discovered (a vendor's fake adds its own fields)."""
+        return _device(dev)
+
     def discover(self) -> list[PhysicalDevice]:
         if self.spec.get("init_error"):
             raise BackendInitError(str(self.spec["init_error"]))
-        devices = [_device(d) for d in self.spec.get("devices", [])]
+        devices = [self.device_from_spec(d) for d in self.spec.get("devices", [])]
         return sorted(devices, key=lambda d: d.index)
 
     def links(self, devices: Sequence[PhysicalDevice]) -> Links:

@@ -6,7 +6,7 @@ lifecycle, node registration and the allocation protocol around it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,6 +14,7 @@ import hami_rustcore
 
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.backend import Links, PhysicalDevice
+from hami_common.k8s import KubeClient
 
 Json = dict[str, Any]
 
@@ -55,6 +56,32 @@ class ContainerContext:
         }
 
 
+class ServedResource(Protocol):
+    """What kubelet sees of one extended resource a plugin serves."""
+
+    @property
+    def resource_name(self) -> str: ...
+
+    @property
+    def preferred_allocation(self) -> bool: ...
+
+    @property
+    def socket_name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class CapacityResource:
+    """A resource a plugin advertises beside its own so that node capacity carries it, with
+    ``replicas(device)`` IDs per device; its Allocate gives the container nothing (the vendor's
+    own resource did the work). Cambricon's sMLU core and memory units: HAMi reads its MLU
+    inventory from their capacity."""
+
+    resource_name: str
+    socket_name: str
+    replicas: Callable[[PhysicalDevice], int]
+    preferred_allocation: bool = False
+
+
 class VendorPolicy(Protocol):
     vendor: str
     """The vendor key of HAMi's annotations, e.g. ``NVIDIA``."""
@@ -85,6 +112,22 @@ class VendorPolicy(Protocol):
     def container_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
         """The env, mounts and devices of one container. Raises `ValueError` with a message
         for the pod when the allocation cannot be honoured."""
+        ...
+
+    def allocated_annotations(self, pod: Json, given: Sequence[ContainerContext]) -> dict[str, str]:
+        """Pod annotations of the vendor's own to write with the allocation (in the same patch),
+        e.g. Cambricon's ``CAMBRICON_DSMLU_ASSIGNED: "true"``."""
+        ...
+
+    async def release_locks(self, client: KubeClient, node: str, pod: Json, *, done: bool) -> None:
+        """Called after every Allocate of the pod; ``done``: the vendor has nothing left to
+        allocate for it (or its allocation failed). Then the vendor's own node lock is released
+        (Cambricon's ``cambricon.com/dsmlu.lock``); the shared ``hami.io/mutex.lock`` is the
+        framework's."""
+        ...
+
+    def capacity_resources(self) -> Sequence[CapacityResource]:
+        """Resources advertised beside ``resource_name`` (see `CapacityResource`)."""
         ...
 
 

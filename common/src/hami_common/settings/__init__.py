@@ -3,6 +3,7 @@
 from hami_common.settings.device_config import (
     AscendChipConfig,
     AscendTemplate,
+    AscendVnpus,
     CambriconConfig,
     DeviceConfig,
     MigProfileAllowlistEntry,
@@ -15,11 +16,12 @@ from hami_common.settings.device_config import (
 )
 from hami_common.settings.errors import SettingsError
 from hami_common.settings.service import ServiceSettings
-from hami_common.settings.vendors import VendorTable, core_vendor_table
+from hami_common.settings.vendors import VendorTable, VendorValue, ascend_entry, core_vendor_table
 
 __all__ = [
     "AscendChipConfig",
     "AscendTemplate",
+    "AscendVnpus",
     "CambriconConfig",
     "DeviceConfig",
     "MigProfileAllowlistEntry",
@@ -29,6 +31,8 @@ __all__ = [
     "ServiceSettings",
     "SettingsError",
     "VendorTable",
+    "VendorValue",
+    "ascend_entry",
     "core_vendor_table",
     "load_device_config",
     "load_node_config",

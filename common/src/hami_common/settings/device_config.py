@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from hami_common.settings.errors import SettingsError
@@ -95,20 +102,20 @@ class CambriconConfig(_Section):
 
 class AscendTemplate(_Section):
     name: str = Field(min_length=1)
-    memory: NonNegInt
+    memory: Annotated[int, Field(ge=1)]
     ai_core: NonNegInt = 0
     ai_cpu: NonNegInt = Field(default=0, alias="aiCPU")
 
 
 class AscendChipConfig(_Section):
-    """One entry of ``vnpus:`` (§8.1)."""
+    """One chip of ``vnpus`` (reference §1.1): its common word is the vendor key."""
 
     chip_name: str = Field(min_length=1)
-    common_word: str = Field(min_length=1)
+    common_word: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     resource_name: ResourceName
     resource_memory_name: ResourceName
     resource_core_name: ResourceName | Literal[""] = ""
-    memory_allocatable: NonNegInt = 0
+    memory_allocatable: Annotated[int, Field(ge=1)]
     memory_capacity: NonNegInt = 0
     memory_factor: NonNegInt = 1
     ai_core: NonNegInt = 0
@@ -119,6 +126,35 @@ class AscendChipConfig(_Section):
     templates: list[AscendTemplate] = Field(default_factory=list)
 
 
+class AscendVnpus(_Section):
+    """The ``vnpus:`` section: HAMi v2.10 writes ``{hamiVnpuCore, configs: [...]}``; older
+    charts wrote the list of chips alone, which is read as ``configs``."""
+
+    hami_vnpu_core: bool = False
+    configs: list[AscendChipConfig] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_list(cls, data: Any) -> Any:
+        return {"configs": data} if isinstance(data, list) else data
+
+    @model_validator(mode="after")
+    def _unique(self) -> AscendVnpus:
+        seen: dict[str, str] = {}
+        for chip in self.configs:
+            names = [chip.common_word, chip.resource_name, chip.resource_memory_name]
+            names += [chip.resource_core_name] if chip.resource_core_name else []
+            for name in names:
+                if name in seen:
+                    # kube-scheduler refuses duplicate managed resources (HAMi #485)
+                    raise ValueError(
+                        f"{name!r} is used by two chips ({seen[name]} and {chip.chip_name}); "
+                        "every chip needs its own commonWord and resource names"
+                    )
+                seen[name] = chip.chip_name
+        return self
+
+
 OpaqueSection = dict[str, Any] | None
 
 
@@ -127,8 +163,15 @@ class DeviceConfig(_Section):
 
     nvidia: NvidiaConfig = Field(default_factory=NvidiaConfig)
     cambricon: CambriconConfig = Field(default_factory=CambriconConfig)
-    vnpus: list[AscendChipConfig] = Field(default_factory=list)
+    vnpus: AscendVnpus = Field(default_factory=AscendVnpus)
+    # Accepted at the top level too (some hand-written files put it there).
     hami_vnpu_core: bool = False
+
+    @property
+    def ascend_soft_default(self) -> bool:
+        """Whether NPUs take soft-split (hami-core) pods on nodes that do not say."""
+        return self.vnpus.hami_vnpu_core or self.hami_vnpu_core
+
     # Vendors we do not implement yet: accepted as-is so that HAMi's chart file loads.
     hygon: OpaqueSection = None
     metax: OpaqueSection = None

@@ -28,8 +28,10 @@ def describe(record: Allocation) -> str:
         return f"Allocate for {where} failed: {record.error}"
     env = " ".join(f"{k}={v}" for k, v in sorted(record.response.envs.items()))
     mounts = ", ".join(f"{m.host_path} -> {m.container_path}" for m in record.response.mounts)
+    nodes = ", ".join(d.container_path for d in record.response.devices)
     return (
         f"Allocate for {where}: devices {','.join(record.device_ids)}; env {env}; mounts {mounts}"
+        + (f"; device nodes {nodes}" if nodes else "")
     )
 
 

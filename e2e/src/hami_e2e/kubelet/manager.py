@@ -58,6 +58,20 @@ class Allocation:
     response: pb.ContainerAllocateResponse | None
     error: str | None
     seconds: float
+    uid: str = ""
+
+
+def _merged(a: Allocation, b: Allocation) -> Allocation:
+    """What the container starts with when kubelet allocated it several resources (as kubelet
+    does: every plugin's env, mounts and device nodes; the first error stands)."""
+    response: pb.ContainerAllocateResponse | None = None
+    if a.response is not None or b.response is not None:
+        response = pb.ContainerAllocateResponse()
+        for part in (a.response, b.response):
+            if part is not None:
+                response.MergeFrom(part)
+    return Allocation(a.namespace, a.pod, a.container, [*a.device_ids, *b.device_ids], response,
+                      a.error or b.error, a.seconds + b.seconds, a.uid)  # fmt: skip
 
 
 def _requests(container: Json, resource: str) -> int:
@@ -269,10 +283,10 @@ class DeviceManager:
                 )
                 response = answer.container_responses[0]
                 taken.update(ids)
-                uid = str(meta.get("uid", ""))
-                self._by_pod.setdefault(uid, []).append((plugin.resource, ids))
+                self._by_pod.setdefault(str(meta.get("uid", "")), []).append((plugin.resource, ids))
             except grpc.aio.AioRpcError as exc:
                 error = f"{exc.code().name}: {exc.details()}"
+        uid = str(meta.get("uid", ""))
         record = Allocation(
             str(meta.get("namespace", "")),
             str(meta.get("name", "")),
@@ -281,8 +295,13 @@ class DeviceManager:
             response,
             error,
             time.perf_counter() - started,
+            uid,
         )
-        self.allocations[(record.namespace, record.pod, record.container)] = record
+        key = (record.namespace, record.pod, record.container)
+        earlier = self.allocations.get(key)
+        if earlier is not None and uid and earlier.uid == uid:
+            record = _merged(earlier, record)  # one container, several resources
+        self.allocations[key] = record
         if self.on_allocation is not None:
             self.on_allocation(record)
         return record

@@ -1,7 +1,8 @@
-"""A fake GPU node end to end: the NVIDIA plugin as its own process (fake backend, the node's
-device spec) and the device-manager stand-in in the test's event loop, talking over real unix
-sockets, against the real API server. The plugin exports its spans (Allocate) to the cluster's
-Jaeger, as service ``hami-plugin-nvidia``.
+"""A fake accelerator node end to end: its vendor's device plugin as its own process (fake
+backend, the node's device spec; NVIDIA, Ascend or Cambricon, see `hami_e2e.vendors`) and the
+device-manager stand-in in the test's event loop, talking over real unix sockets, against the
+real API server. The plugin exports its spans (Allocate) to the cluster's Jaeger, as its service
+(``hami-plugin-nvidia``, ...).
 
     async with GpuNode(kube_cluster, "kwok-gpu-0", workdir) as node:
         await node.wait_registered()
@@ -30,6 +31,7 @@ from hami_e2e.jaeger import otel_env
 from hami_e2e.kubelet.manager import DeviceManager
 from hami_e2e.nodes import DEVICES_ANNOTATION
 from hami_e2e.process import ManagedProcess, ProcessError
+from hami_e2e.vendors import CAMBRICON, VendorAgent, agent_for, device_config
 
 REGISTER = "hami.io/node-nvidia-register"
 RESOURCE = "nvidia.com/gpu"
@@ -69,26 +71,25 @@ def plugin_process(
     extra_args: tuple[str, ...] = (),
     *,
     detachable: bool = False,
+    agent: VendorAgent | None = None,
 ) -> ManagedProcess:
-    """The NVIDIA device plugin of one fake node (fake backend reading ``root/spec.json``), as
-    a process exporting its spans to the cluster's Jaeger; not started."""
+    """The device plugin of one fake node (``agent``: its vendor's, NVIDIA's by default; fake
+    backend reading ``root/spec.json``), as a process exporting its spans to the cluster's
+    Jaeger; not started."""
+    agent = agent or agent_for([])
     config = root / "device-config.json"
     config.write_text(json.dumps(device_config), encoding="utf-8")
     argv = [
-        sys.executable, "-m", "hami_plugin_nvidia",
+        sys.executable, "-m", agent.module,
         "--node-name", node,
-        "--backend", "fake",
-        "--fake-spec", str(root / "spec.json"),
-        "--device-config-file", str(config),
+        *agent.args(root, config),
         "--plugin-dir", str(root / "dp"),
-        "--hook-path", str(root / "hook"),
-        "--lock-dir", str(root / "vgpulock"),
         "--kubeconfig", str(cluster.kubeconfig),
-        "--register-interval", "0.5",
         "--socket-poll-interval", "0.1",
+        *(["--register-interval", "0.5"] if agent.register else []),
         *extra_args,
     ]  # fmt: skip
-    env = {**os.environ, **otel_env(cluster.otlp_endpoint, "hami-plugin-nvidia")}
+    env = {**os.environ, **otel_env(cluster.otlp_endpoint, agent.service)}
     log = cluster.logs / f"plugin-{node}.log"
     return ManagedProcess(f"plugin-{node}", argv, log, env=env, die_with_parent=not detachable)
 
@@ -108,8 +109,8 @@ def kubelet_process(
 
 @dataclass
 class NodeAgents:
-    """What runs on fake nodes as on real ones: each node's NVIDIA plugin, and kubelet's
-    device-manager role for all of them (one process), each a process of its own."""
+    """What runs on fake nodes as on real ones: each node's device plugin (its vendor's), and
+    kubelet's device-manager role for all of them (one process), each a process of its own."""
 
     nodes: list[str]
     processes: list[ManagedProcess] = field(default_factory=list)
@@ -135,11 +136,14 @@ async def start_agents(
     becomes each plugin's fake spec) and waits until every plugin has registered its node and
     kubelet's stand-in publishes its devices. On failure, stops what it started."""
     agents = NodeAgents(list(nodes))
+    vendor: dict[str, VendorAgent] = {}
     try:
         for node in nodes:
             root = node_folder(node)
             agents.folders.append(root)
-            write_spec(root, spec_from_node(await kube.get(NODES, node)))
+            spec = spec_from_node(await kube.get(NODES, node))
+            vendor[node] = agent_for(spec["devices"], split_count)
+            write_spec(root, spec)
         kubelet = kubelet_process(cluster, list(zip(nodes, agents.folders, strict=True)),
                                   detachable=detachable)  # fmt: skip
         kubelet.start()
@@ -150,13 +154,14 @@ async def start_agents(
             if time.monotonic() > deadline:
                 raise ProcessError(f"kubelet stand-in never served its sockets: {kubelet.log}")
             await asyncio.sleep(0.1)
-        config = {"nvidia": {"deviceSplitCount": split_count}}
+        config = device_config(split_count)
         for node, root in zip(nodes, agents.folders, strict=True):
-            plugin = plugin_process(cluster, node, root, config, detachable=detachable)
+            plugin = plugin_process(cluster, node, root, config, detachable=detachable,
+                                    agent=vendor[node])  # fmt: skip
             plugin.start()
             agents.processes.append(plugin)
         for node in nodes:
-            await _wait_registered(kube, node, split_count, agents.processes, deadline)
+            await _wait_registered(kube, node, vendor[node], agents.processes, deadline)
     except BaseException:
         agents.stop()
         raise
@@ -164,19 +169,21 @@ async def start_agents(
 
 
 async def _wait_registered(
-    kube: KubeClient, node: str, split_count: int, processes: list[ManagedProcess], deadline: float
-) -> None:
+    kube: KubeClient, node: str, agent: VendorAgent, processes: list[ManagedProcess],
+    deadline: float,
+) -> None:  # fmt: skip
     while True:
         for proc in processes:
             proc.check()
         obj = await kube.get(NODES, node)
         devices = json.loads(obj["metadata"]["annotations"][DEVICES_ANNOTATION])
         allocatable = (obj.get("status") or {}).get("allocatable") or {}
-        registered = REGISTER in (obj["metadata"].get("annotations") or {})
-        if registered and allocatable.get(RESOURCE) == str(len(devices) * split_count):
+        ann = obj["metadata"].get("annotations") or {}
+        registered = agent.register is None or agent.register in ann
+        if registered and allocatable.get(agent.resource) == str(len(devices) * agent.per_device):
             return
         if time.monotonic() > deadline:
-            raise ProcessError(f"node {node}: the NVIDIA plugin did not register in time")
+            raise ProcessError(f"node {node}: the {agent.vendor} plugin did not register in time")
         await asyncio.sleep(0.2)
 
 
@@ -191,6 +198,9 @@ def node_folder(node: str) -> Path:
 
 
 class GpuNode:
+    """A fake node with its vendor's plugin (NVIDIA, Ascend or Cambricon: its devices say) and
+    kubelet's stand-in in the test's event loop."""
+
     def __init__(
         self,
         cluster: _Cluster,
@@ -225,6 +235,7 @@ class GpuNode:
         self.spec = spec_from_node(node)
         if self.edit_spec is not None:
             self.edit_spec(self.spec)  # links, injected failures...
+        self.agent = agent_for(self.spec["devices"], self.split_count)
         self.write_spec()
         self.kubelet = DeviceManager(self.node, self.plugin_dir, self.client)
         await self.kubelet.start(watch_pods=self.watch_pods)
@@ -246,10 +257,12 @@ class GpuNode:
         self.write_spec()
 
     def start_plugin(self) -> None:
-        self.plugin = plugin_process(
-            self.cluster, self.node, self.root, self.device_config
-            or {"nvidia": {"deviceSplitCount": self.split_count}}, self.extra_args,
+        config = self.device_config or (
+            {"nvidia": {"deviceSplitCount": self.split_count}}
+            if self.agent.vendor == "nvidia" else device_config(self.split_count)
         )  # fmt: skip
+        self.plugin = plugin_process(self.cluster, self.node, self.root, config,
+                                     self.extra_args, agent=self.agent)  # fmt: skip
         self.plugin.start()
 
     def stop_plugin(self) -> None:
@@ -258,17 +271,26 @@ class GpuNode:
             self.plugin = None
 
     async def register_annotation(self) -> list[hami_rustcore.Device] | None:
+        """The devices the plugin registered: its register annotation, or for Cambricon (which
+        has none) what HAMi synthesizes from the node's sMLU capacity."""
         assert self.client is not None  # noqa: S101
         node = await self.client.get(NODES, self.node)
-        value = (node["metadata"].get("annotations") or {}).get(REGISTER)
-        return hami_rustcore.decode_node_devices(value) if value else None
+        if self.agent.register is None:
+            capacity = (node.get("status") or {}).get("capacity") or {}
+            vcore = int(capacity.get(CAMBRICON["resourceCoreName"], 0))
+            vmemory = int(capacity.get(CAMBRICON["resourceMemoryName"], 0))
+            return hami_rustcore.cambricon_devices(self.node, vcore, vmemory) or None
+        value = (node["metadata"].get("annotations") or {}).get(self.agent.register)
+        return hami_rustcore.decode_node_devices(value, self.agent.vendor) if value else None
 
     async def allocatable(self) -> tuple[int, int]:
+        """Capacity and allocatable of the vendor's registered resource."""
         assert self.client is not None  # noqa: S101
         status = (await self.client.get(NODES, self.node)).get("status") or {}
+        resource = self.agent.resource
         return (
-            int((status.get("capacity") or {}).get(RESOURCE, 0)),
-            int((status.get("allocatable") or {}).get(RESOURCE, 0)),
+            int((status.get("capacity") or {}).get(resource, 0)),
+            int((status.get("allocatable") or {}).get(resource, 0)),
         )
 
     async def eventually(self, probe: Any, within: float = 30.0) -> Any:
@@ -288,7 +310,7 @@ class GpuNode:
         devices: list[hami_rustcore.Device] = await self.eventually(
             self.register_annotation, within
         )
-        total = len(self.spec["devices"]) * self.split_count
+        total = len(self.spec["devices"]) * self.agent.per_device
         await self.eventually(lambda: _eq(self.allocatable(), (total, total)), within)
         return devices
 

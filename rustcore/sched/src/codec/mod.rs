@@ -2,14 +2,19 @@
 //! Decoders take any text and return a typed error naming the field and position; they never
 //! panic (proptest feeds them random bytes).
 
+mod ascend;
 mod extender;
-mod gojson;
+pub(crate) mod gojson;
 mod node;
 mod pair;
 mod pod;
 
+pub use ascend::{decode_ascend_runtime, encode_ascend_runtime, RuntimeInfo};
 pub use extender::{decode_extender_args, ExtenderArgs, NodeNames};
-pub use node::{decode_node_devices, decode_node_devices_legacy, encode_node_devices, encode_node_devices_legacy};
+pub use node::{
+    decode_node_devices, decode_node_devices_legacy, encode_node_devices, encode_node_devices_as,
+    encode_node_devices_legacy,
+};
 pub use pair::{decode_pair_scores, encode_pair_scores, PairScores};
 pub use pod::{decode_pod_devices, encode_pod_devices};
 

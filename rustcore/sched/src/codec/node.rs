@@ -123,6 +123,12 @@ fn decode_device(i: usize, item: &Value, vendor: &str) -> Result<Device> {
 
 /// Encodes as HAMi's device plugin does: keys in `DeviceInfo` field order, zero values omitted.
 pub fn encode_node_devices(devices: &[Device]) -> String {
+    encode_node_devices_as(devices, true)
+}
+
+/// Encodes with or without the `mode` key: HAMi's NVIDIA plugin always writes it; the Ascend
+/// plugin leaves `mode` empty, so Go's `omitempty` drops it.
+pub fn encode_node_devices_as(devices: &[Device], with_mode: bool) -> String {
     let mut out = String::with_capacity(devices.len() * 160);
     out.push('[');
     for (i, d) in devices.iter().enumerate() {
@@ -163,8 +169,10 @@ pub fn encode_node_devices(devices: &[Device]) -> String {
             key(&mut out, "numa");
             let _ = write!(out, "{}", d.numa);
         }
-        key(&mut out, "mode");
-        write_string(&mut out, d.mode.as_str());
+        if with_mode {
+            key(&mut out, "mode");
+            write_string(&mut out, d.mode.as_str());
+        }
         if let Some(p) = d.mig_profiles.as_ref().filter(|p| !is_empty_value(p)) {
             key(&mut out, "migProfiles");
             write_value(&mut out, p);
@@ -307,6 +315,14 @@ mod tests {
         assert_eq!(devices[0].numa, 0);
         assert!(devices[0].health);
         assert_eq!(encode_node_devices(&devices), V100);
+    }
+
+    #[test]
+    fn ascend_register_example_round_trips_without_mode() {
+        let text = r#"[{"id":"vdie-0","count":4,"devmem":65536,"devcore":20,"type":"Ascend910B3","health":true,"custominfo":{"NetworkID":0}},{"id":"vdie-1","index":1,"count":4,"devmem":65536,"devcore":20,"type":"Ascend910B3","health":true,"custominfo":{"NetworkID":0}}]"#;
+        let d = decode_node_devices(text, "Ascend910B3").unwrap();
+        assert_eq!(d[1].custominfo.as_ref().unwrap()["NetworkID"], 0);
+        assert_eq!(encode_node_devices_as(&d, false), text);
     }
 
     #[test]

@@ -39,14 +39,22 @@ def container_name(container: Json) -> str:
     return name if isinstance(name, str) else "<unnamed>"
 
 
-def set_limit(container: Json, name: str, value: str) -> None:
+def _set_resource(container: Json, part: str, name: str, value: str) -> None:
     resources = container.get("resources")
     if not isinstance(resources, dict):
         resources = container["resources"] = {}
-    current = resources.get("limits")
+    current = resources.get(part)
     if not isinstance(current, dict):
-        current = resources["limits"] = {}
+        current = resources[part] = {}
     current[name] = value
+
+
+def set_limit(container: Json, name: str, value: str) -> None:
+    _set_resource(container, "limits", name, value)
+
+
+def set_request(container: Json, name: str, value: str) -> None:
+    _set_resource(container, "requests", name, value)
 
 
 def set_env(container: Json, name: str, value: str) -> None:
