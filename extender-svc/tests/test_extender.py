@@ -314,6 +314,48 @@ def test_a_bind_that_cannot_take_the_lock_gives_the_reservation_back(api: FakeAp
     assert "nodeName" not in api.get("/api/v1/namespaces/ns/pods/p")["spec"]
 
 
+def test_a_bind_whose_pod_was_placed_again_while_it_waited_does_not_bind(
+    api: FakeApiServer,
+) -> None:
+    """kube-scheduler's bind call timed out while the bind waited for the node's lock, and it
+    filtered the pod again (other devices): the waiting bind must not write the earlier
+    placement, which would book devices the state no longer holds for the pod."""
+
+    async def go() -> tuple[Rig, Json]:
+        r = rig(api, nodes=2, lock_wait_seconds=5)
+        ann = {BIND_PHASE: "allocating", "hami.io/vgpu-node": "n0"}
+        holder = {"metadata": {"name": "holder", "namespace": "ns", "annotations": ann},
+                  "spec": {"nodeName": "n0"}, "status": {"phase": "Pending"}}  # fmt: skip
+        api.put("/api/v1/namespaces/ns/pods", holder)
+        node = api.get("/api/v1/nodes/n0")
+        node["metadata"]["annotations"][NODE_LOCK] = nodelock.format_lock(
+            datetime.now(UTC), "ns", "holder"
+        )
+        r.ext.sync.handle_node_event(WatchEvent("MODIFIED", api.put("/api/v1/nodes", node)))
+        pod = gpu_pod("p", 1000)
+        api.put("/api/v1/namespaces/ns/pods", pod)
+        assert orjson.loads(await r.ext.filter(filter_body(pod, ["n0"])))["NodeNames"] == ["n0"]
+        args = {"PodName": "p", "PodNamespace": "ns", "PodUID": "uid-p", "Node": "n0"}
+        bind = asyncio.create_task(r.ext.bind(orjson.dumps(args)))
+        await asyncio.sleep(0.3)  # waiting for the holder's lock
+        assert orjson.loads(await r.ext.filter(filter_body(pod, ["n1"])))["NodeNames"] == ["n1"]
+        node = api.get("/api/v1/nodes/n0")
+        node["metadata"]["annotations"].pop(NODE_LOCK)
+        r.ext.sync.handle_node_event(WatchEvent("MODIFIED", api.put("/api/v1/nodes", node)))
+        return r, orjson.loads(await bind)
+
+    r, answer = asyncio.run(go())
+    assert answer["Error"] == (
+        "pod ns/p was placed again (on node n1) while this bind waited; not binding with the "
+        "earlier placement"
+    )
+    assert "nodeName" not in api.get("/api/v1/namespaces/ns/pods/p")["spec"]
+    assert NODE_LOCK not in api.get("/api/v1/nodes/n0")["metadata"]["annotations"]
+    held = r.ext.cluster.pod("uid-p")
+    assert held is not None
+    assert (held.node, held.reserved_at is not None) == ("n1", True)  # the newer placement
+
+
 def test_a_queued_bind_waits_on_the_watch_not_the_api(api: FakeApiServer) -> None:
     """A lock whose holder was judged live is not read again while the node watch shows it
     held: the queued bind makes no API call until the watch shows the release, then takes the

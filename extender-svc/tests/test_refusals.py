@@ -138,6 +138,28 @@ def test_a_bound_pod_is_not_bound_again(api: FakeApiServer) -> None:
     assert writes(api) == []
 
 
+def test_a_bound_pod_is_not_placed_again_and_keeps_its_devices(api: FakeApiServer) -> None:
+    """kube-scheduler filters a pod again when the answer to its bind was lost (the extender
+    died after the Binding was written): the pod keeps the devices it is bound with, nothing
+    else may take them, and the answer says why."""
+    api.put(PODS, gpu_pod("p"))
+
+    async def go() -> tuple[Rig, Json]:
+        r = extender_rig(api)
+        assert (await filter_pod(r, gpu_pod("p")))["NodeNames"] == ["n0"]
+        assert orjson.loads(await r.ext.bind(bind_args("p")))["Error"] == ""
+        api.requests.clear()
+        return r, await filter_pod(r, gpu_pod("p"), ["n0", "n1"])
+
+    r, again = asyncio.run(go())
+    assert again["Error"] == "pod ns/p is bound to node n0 already; it is not placed again"
+    assert writes(api) == []
+    held = r.ext.cluster.pod("uid-p")
+    assert held is not None
+    assert (held.node, held.reserved_at) == ("n0", None)
+    assert decisions(r, "filter", "already-bound") == 1
+
+
 async def _filtered_by_a_previous_leader(api: FakeApiServer, pod: Json) -> Rig:
     """The previous leader filtered ``pod`` with --persist-reservation filter (the allocation is
     on the pod); this one starts, lists the pods, and holds the reservation from the API."""

@@ -155,6 +155,20 @@ def test_a_reservation_in_memory_wins_over_an_older_copy(sync: StateSync) -> Non
     assert "1" not in sync.pending
 
 
+def test_a_bound_pod_in_the_api_wins_over_a_reservation_in_memory(sync: StateSync) -> None:
+    """A pod bound by a previous leader (the answer to kube-scheduler lost), filtered again by
+    us before its binding reached our watch: what the API shows bound is what it runs with."""
+    sync.handle_node_event(WatchEvent("SYNC", {"items": [node("a", gpus=2)]}))
+    sync.cluster.upsert_pod("1", "ns", "p-1", "a", "a-g1,NVIDIA,2000,10:;", reserved_at=1.0)
+    sync.pending["1"] = Pending("a", {}, {ALLOCATED: "a-g1,NVIDIA,2000,10:;"})
+    sync.handle_pod_event(WatchEvent("MODIFIED", pod("1", "a", "a-g0", 2000)))  # bound, g0
+    assert (used(sync.cluster, "a-g0"), used(sync.cluster, "a-g1")) == (2000, 0)
+    assert "1" not in sync.pending
+    held = sync.cluster.pod("1")
+    assert held is not None
+    assert held.reserved_at is None  # bound: no TTL can release it
+
+
 def test_the_load_is_paged_and_restarts_when_the_continue_token_expires(
     api: FakeApiServer, sync: StateSync
 ) -> None:
@@ -256,7 +270,7 @@ def mixed_items() -> list[Any]:
         pod("done", "a", "a-g3", 400, phase="Failed"),
         pod("ok-then-done", "a", "a-g3", 400, phase="Succeeded"),
         pod("bad", "a", text="x,NVIDIA,abc,10:;"),
-        pod("mine", "a", "a-g0", 900),  # an older copy of a reservation made in memory
+        pod("mine", "a", "a-g0", 900, bound=False),  # older than a reservation in memory
         no_ns, truthy_node, odd_value,
         {"metadata": "not an object"}, 5, {"spec": {}},
     ]  # fmt: skip

@@ -160,7 +160,12 @@ class Extender:
             return self._simulate(args, request, span)
         now = time.time()
         names = args.node_names if args.node_names is not None else core.NodeNames([])
-        result = self._fit(request, names, now)
+        try:
+            result = self._fit(request, names, now)
+        except core.CoreError as exc:  # bound already: kube-scheduler has not seen it yet
+            self.metrics.decisions.labels("filter", "error", "already-bound").inc()
+            span.set_status(StatusCode.ERROR, "already bound")
+            return filter_result(error=str(exc))
         # the per-node reasons stay in the core: JSON for the answer, the first few for people
         failed = dict(result.failed_head(MAX_NODE_REASONS))
         span.set_attributes(
@@ -379,6 +384,10 @@ class Extender:
             return error, "lock-contention"
         if mutex:
             self.sync.locked.add(args.node)  # until the node watch shows the plugin released it
+        changed = self._reservation_changed(args, held, pending)
+        if changed:  # while this bind waited for the lock: its allocation is no longer ours
+            await self._release_locks(args, mutex, mlu_lock)
+            return changed, "reservation-changed"
         annotations = dict(pending.annotations) if pending else {}
         annotations[BIND_PHASE] = PHASE_ALLOCATING
         annotations[BIND_TIME] = str(int(time.time()))
@@ -399,11 +408,7 @@ class Extender:
             await self.client.create(PODS, binding, namespace=args.namespace, name=args.name,
                                      subresource="binding")  # fmt: skip
         except ApiError as exc:
-            released = await self._release_lock(args) if mutex else True
-            if mlu_lock is not None:
-                released = await self._release_mlu_lock(args, mlu_lock) and released
-            if released:
-                self.sync.locked.discard(args.node)
+            released = await self._release_locks(args, mutex, mlu_lock)
             return (
                 f"binding {args.key} to {args.node} failed: {exc}"
                 f"{'' if released else ' (the node lock could not be released)'}",
@@ -414,6 +419,36 @@ class Extender:
         if carried and not self._labels_checked:
             await self._check_binding_labels(args)
         return "", ""
+
+    def _reservation_changed(
+        self, args: BindArgs, held: core.PodAllocation, pending: Pending | None
+    ) -> str:
+        """Why the pod's reservation is no longer the one this bind checked, or "": a bind can
+        wait for a node's lock for a while, and meanwhile the reservation may expire, or
+        kube-scheduler (its bind call timed out) may filter the pod again and get other
+        devices. Binding with the old allocation would then book devices the state no longer
+        holds for the pod."""
+        now = self.cluster.pod(args.uid)
+        if now is None or now.reserved_at is None:
+            state = "expired" if now is None else "was bound by another call"
+            return f"the reservation of pod {args.key} {state} while its bind waited; not binding"
+        if (
+            now.node != held.node
+            or now.devices != held.devices
+            or (pending is not None and self.sync.pending.get(args.uid) is not pending)
+        ):
+            return (f"pod {args.key} was placed again (on node {now.node}) while this bind "
+                    "waited; not binding with the earlier placement")  # fmt: skip
+        return ""
+
+    async def _release_locks(self, args: BindArgs, mutex: bool, mlu_lock: str | None) -> bool:
+        """Releases the locks this bind took; whether every one was released."""
+        released = await self._release_lock(args) if mutex else True
+        if mlu_lock is not None:
+            released = await self._release_mlu_lock(args, mlu_lock) and released
+        if released:
+            self.sync.locked.discard(args.node)
+        return released
 
     async def _may_bind(self, args: BindArgs, pending: Pending | None) -> tuple[str, str]:
         """Whether this extender may bind the pod: it holds a reservation for exactly that pod

@@ -218,9 +218,14 @@ class StateSync:
 
     def _newer_in_memory(self, placement: PodPlacement) -> bool:
         """A reservation we made and have not written yet wins over what the API says, unless
-        the API already shows exactly it (then the write landed)."""
+        the API already shows exactly it (then the write landed) or shows the pod bound: a
+        bound pod's annotations are what it runs with (the Binding carried them), so any
+        reservation still in memory for it is stale, and is dropped."""
         mine = self.pending.get(placement.uid)
         if mine is None:
+            return False
+        if placement.bound:
+            self.pending.pop(placement.uid, None)
             return False
         return mine.node != placement.node or mine.allocated != placement.allocated
 

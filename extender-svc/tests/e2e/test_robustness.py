@@ -165,6 +165,7 @@ def test_200_pods_with_the_extender_killed_midway(hami_stack, hami_ns, gpu_nodes
     pool = NodePool(name="burst", count=7, devices_per_node=8)
     gpu_nodes(pool)
     memory = {d["uuid"]: d["memory_mib"] for n in pool.node_names() for d in pool.devices(n)}
+    killed_at: list[float] = []
 
     async def go() -> list[Json]:
         async with hami_stack.client() as kube:
@@ -184,6 +185,7 @@ def test_200_pods_with_the_extender_killed_midway(hami_stack, hami_ns, gpu_nodes
                 bound = [p for p in pods if p["spec"].get("nodeName")]
                 if not killed and len(bound) >= 60:
                     victim = hami_stack.extender_on()
+                    killed_at.append(time.time())
                     victim.kill()
                     hami_stack.extender().wait_ready(60)
                     killed = True
@@ -198,17 +200,21 @@ def test_200_pods_with_the_extender_killed_midway(hami_stack, hami_ns, gpu_nodes
 
     pods = asyncio.run(go())
     used: dict[str, int] = defaultdict(int)
+    holders: dict[str, list[str]] = defaultdict(list)
     for pod in pods:
         name = pod["metadata"]["name"]
         if name.startswith("b-9"):
             assert not pod["spec"].get("nodeName"), f"{name} cannot fit anywhere"
             continue
-        devices = core.decode_pod_devices(pod["metadata"]["annotations"][ALLOCATED])
-        assert pod["metadata"]["annotations"]["hami.io/vgpu-node"] == pod["spec"]["nodeName"]
+        ann = pod["metadata"]["annotations"]
+        devices = core.decode_pod_devices(ann[ALLOCATED])
+        assert ann["hami.io/vgpu-node"] == pod["spec"]["nodeName"]
         for dev in devices[0]:
             used[dev.uuid] += dev.usedmem
-    over = {u: m for u, m in used.items() if m > memory[u]}
-    assert not over, f"over-committed devices: {over}"
+            holders[dev.uuid].append(f"{name} (bound {ann.get('hami.io/bind-time')}, "
+                                     f"filtered {ann.get('hami.io/vgpu-time')})")  # fmt: skip
+    over = {u: (m, holders[u]) for u, m in used.items() if m > memory[u]}
+    assert not over, f"over-committed devices (MiB, pods): {over}; extender killed at {killed_at}"
 
 
 def test_standby_takes_over_within_seconds_and_keeps_allocations(hami_stack, hami_ns, gpu_nodes):

@@ -54,6 +54,11 @@ pub enum Error {
     /// container and the resource and says what to write instead.
     #[error("{0}")]
     Resource(String),
+    /// A filter that would reserve devices for a pod the state holds as bound: the bound
+    /// allocation is the truth (the pod's annotations say so), and replacing it would free
+    /// devices the pod still uses.
+    #[error("pod {pod} is bound to node {node} already; it is not placed again")]
+    AlreadyBound { pod: String, node: String },
     /// A vendor key that no backend serves.
     #[error("unknown vendor {0:?}: no vendor of this cluster's device config has that key")]
     UnknownVendor(String),

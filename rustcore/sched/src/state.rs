@@ -3,7 +3,7 @@
 //! holds the upgradable lock, so two reservations can never pick the same free capacity.
 
 use crate::codec::PairScores;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fit::{fit_node, score_single, PodPlan, QuotaRoom, Scratch};
 use crate::model::{AllocDevice, Device, PodDevices, Usage};
 use crate::node::NodeInventory;
@@ -382,8 +382,16 @@ impl Cluster {
         prefer_idle: bool,
     ) -> Result<FilterResult> {
         let guard = self.state.upgradable_read();
-        // A retried pod starts clean: its earlier reservation is not counted against it.
+        // A retried pod starts clean: its earlier reservation is not counted against it. A
+        // bound pod is not retried: kube-scheduler can ask again only before it sees the
+        // binding (a bind whose answer was lost), and its devices stay its own.
         let previous = guard.pods.get(&pod.uid).cloned();
+        if let Some(p) = previous.as_ref().filter(|p| reserve && p.reserved_at.is_none()) {
+            return Err(Error::AlreadyBound {
+                pod: format!("{}/{}", p.namespace, p.name),
+                node: p.node.clone(),
+            });
+        }
         let quota = |vendor: &str| -> QuotaRoom {
             let Some(q) = guard.quotas.get(&(pod.namespace.clone(), vendor.to_string())) else {
                 return QuotaRoom::default();

@@ -435,6 +435,27 @@ fn refilter_replaces_the_earlier_reservation() {
 }
 
 #[test]
+fn a_bound_pod_is_never_placed_again_and_keeps_its_devices() {
+    // kube-scheduler asks again for a pod it has not seen bound yet (the answer to its bind
+    // was lost when the extender died): the new placement must not replace the bound one,
+    // which would free devices the pod still uses and let another pod have them.
+    let c = cluster("binpack", "spread");
+    c.set_node("n1", node_gpus("n1", 2, 10, 16000), &vec![], &[]);
+    c.filter(&simple("p", req(1, 10000, 0)), &["n1"], true, 0.0).unwrap();
+    assert!(c.mark_bound("p"));
+    let before = c.usage();
+    let err = c.filter(&simple("p", req(1, 10000, 0)), &["n1"], true, 1.0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "pod default/p is bound to node n1 already; it is not placed again"
+    );
+    assert_eq!(c.usage(), before);
+    assert_eq!(c.pod("p").unwrap().reserved_at, None);
+    // a dry run (no reservation) still answers
+    assert!(c.filter(&simple("p", req(1, 1000, 0)), &["n1"], false, 1.0).is_ok());
+}
+
+#[test]
 fn expired_reservations_are_released_bound_ones_kept() {
     let c = cluster("binpack", "spread");
     c.set_node("n1", node_gpus("n1", 1, 10, 16000), &vec![], &[]);
