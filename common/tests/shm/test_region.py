@@ -167,7 +167,7 @@ def test_decode_matches_what_was_encoded(
 
 def test_header_not_written_yet_is_not_ready() -> None:
     # the hook sizes the file, then formats it and writes the magic last
-    with pytest.raises(r.RegionNotReady):
+    with pytest.raises(r.RegionNotReadyError):
         r.parse_region(bytes(r.REGION_SIZE))
 
 

@@ -39,7 +39,8 @@ SLOT_ACTIVE = 1
 # slot_size, devices_offset, slots_offset, priority, util_switch, recent_kernel, slot_hw,
 # last_kernel_s, generation, reclaimed.
 _HEADER = struct.Struct("<QIIQIIIIIIiiiIQQQ")
-_DEVICE = struct.Struct("<QQIIQQQ")  # limit, used, sm_limit, reserved, vt, busy, peak
+# limit, used, sm_limit, reserved, vt, busy, peak, reserved (64 bytes), for the whole array
+_DEVICES = struct.Struct("<" + "QQIIQQQ16x" * 32)
 _SLOT_HEAD = struct.Struct("<iI")  # pid, state at offset 64
 _SLOT_USED = struct.Struct(f"<{DEVICES}Q")  # at offset 128
 OFF_UTIL_SWITCH = 52
@@ -50,11 +51,11 @@ class RegionError(ValueError):
     """The bytes are not a version-1 region (wrong magic, version, geometry or size)."""
 
 
-class RegionNotReady(RegionError):
+class RegionNotReadyError(RegionError):
     """The file is being created: empty, or its header not written yet (magic still 0)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a monitor builds 32 per region per scrape, 3x faster
 class DeviceUsage:
     index: int
     limit_bytes: int  # 0 = unlimited
@@ -64,7 +65,7 @@ class DeviceUsage:
     peak_bytes: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ProcessSlot:
     index: int
     pid: int
@@ -117,7 +118,7 @@ def parse_region(data: bytes, *, processes: bool = True) -> RegionSnapshot:
         reclaimed,
     ) = h
     if magic == 0 and not any(data[8:HEADER_SIZE]):
-        raise RegionNotReady("region header not written yet (being created)")
+        raise RegionNotReadyError("region header not written yet (being created)")
     if magic != MAGIC:
         raise RegionError(f"bad magic {magic:#x}: not a hami-rs region (HAMi-core's layout?)")
     if version != VERSION:
@@ -146,10 +147,9 @@ def parse_region(data: bytes, *, processes: bool = True) -> RegionSnapshot:
         raise RegionError(f"region geometry {geometry} differs from version 1 {expected}")
     if len(data) < (REGION_SIZE if processes else SLOTS_OFFSET):
         raise RegionError(f"region is {len(data)} bytes, expected {REGION_SIZE}")
-    devices = []
-    for i in range(DEVICES):
-        limit, used, sm, _r, _vt, busy, peak = _DEVICE.unpack_from(data, DEVICES_OFFSET + i * 64)
-        devices.append(DeviceUsage(i, limit, used, sm, busy, peak))
+    f = _DEVICES.unpack_from(data, DEVICES_OFFSET)
+    devices = [DeviceUsage(i, f[j], f[j + 1], f[j + 2], f[j + 5], f[j + 6])
+               for i, j in zip(range(DEVICES), range(0, DEVICES * 7, 7), strict=True)]  # fmt: skip
     slots = []
     for i in range(min(slot_hw, SLOTS) if processes else 0):
         base = SLOTS_OFFSET + i * SLOT_SIZE
