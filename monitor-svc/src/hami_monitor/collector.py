@@ -26,7 +26,7 @@ from collections import Counter
 
 from hami_monitor.containers import OK, STATES, Container, Scanner
 from hami_monitor.devices import DeviceSource
-from hami_monitor.exposition import Family, label_text, render
+from hami_common.telemetry.exposition import Family, label_text, render
 from hami_monitor.loop import MonitorLoop
 from hami_monitor.pods import PodIndex
 

@@ -1,7 +1,8 @@
-"""The Prometheus text format, written directly: the monitor exports several series per
-container device (100 containers x 8 devices is ~5,000 lines per scrape), which
-prometheus_client's generic writer formats at ~15 us a line; here a line is one f-string, and a
-container device's label text is built once for all its families."""
+"""The Prometheus text format, written directly, for collectors with many series: the monitor
+(100 containers x 8 devices is ~5,000 lines a scrape) and the extender's per-device and per-pod
+gauges (5,000 nodes x 8 devices and 40,000 pods is ~400,000), which prometheus_client's generic
+writer formats at ~10-15 us a line; here a line is one f-string, and a series' label text is
+built once for all its families. Validated by Prometheus' own parser in the tests."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hami_monitor.exposition import Family, label_text, render
+from hami_common.telemetry.exposition import Family, label_text, render
 from prometheus_client.parser import text_string_to_metric_families
 
 
