@@ -54,7 +54,14 @@ def seg(value: str) -> str:
 
 
 def size(mib: int) -> str:
+    if mib >= 1024 * 1024:
+        return f"{mib / 1024 / 1024:.1f} TiB"
     return f"{mib / 1024:.1f} GiB" if mib >= 1024 else f"{mib} MiB"
+
+
+def share(used: int, total: int) -> str:
+    """Cores in percent-of-a-device units: ``80 of 800``."""
+    return f"{used} of {total}"
 
 
 def bar(used: int, total: int) -> str:
@@ -118,7 +125,7 @@ def overview(snap: Snapshot, pending: int, q: str, page: int, sort: str) -> str:
     cards = "".join(f'<div class="card"><b>{v}</b><span>{k}</span></div>' for k, v in (
         ("nodes", len(snap.nodes)), ("devices", snap.devices),
         ("memory promised", f"{size(mem_p)} of {size(mem)}"),
-        ("cores promised", f"{cores_p}% of {cores}%"), ("containers placed", containers),
+        ("cores promised", share(cores_p, cores)), ("containers placed", containers),
         ("pending pods", f'<a href="/ui/pending">{pending}</a>'),
     ))  # fmt: skip
     rows = "".join(_node_row(n) for n in shown)
@@ -145,7 +152,7 @@ def _node_row(n: NodeRow) -> str:
         f"</td><td class=num>{len(n.devices)}</td><td class=num>"
         f"{bar(n.memory_promised_mib, n.memory_mib)} {size(n.memory_promised_mib)} of "
         f"{size(n.memory_mib)}</td><td class=num>{size(n.memory_free_mib)}</td><td class=num>"
-        f"{bar(n.cores_promised, n.cores)} {n.cores_promised}% of {n.cores}%</td>"
+        f"{bar(n.cores_promised, n.cores)} {share(n.cores_promised, n.cores)}</td>"
         f"<td class=num>{n.containers}</td></tr>"
     )
 
@@ -172,15 +179,15 @@ def node_page(node: NodeRow, pods: dict[str, list[PodOnDevice]]) -> str:
             f"<td class=num>{bar(d.memory_promised_mib, d.memory_mib)} "
             f"{size(d.memory_promised_mib)} of {size(d.memory_mib)}<div class=muted>"
             f"{size(d.memory_free_mib)} free</div></td><td class=num>"
-            f"{bar(d.cores_promised, d.cores)} {d.cores_promised}% of {d.cores}%</td>"
+            f"{bar(d.cores_promised, d.cores)} {share(d.cores_promised, d.cores)}</td>"
             f"<td class=num>{d.containers} of {d.slots}</td><td class=pods>{listed}</td></tr>"
         )
     body = (
         f"<h1>Node {esc(node.name)}</h1><p class=muted>{len(node.devices)} devices; "
         f"{size(node.memory_promised_mib)} of {size(node.memory_mib)} promised, "
-        f"{size(node.memory_free_mib)} free; {node.cores_promised}% of {node.cores}% cores "
-        f"promised</p><table id=devices><tr><th>#</th><th>device</th><th>health</th>"
-        "<th>memory promised</th><th>cores promised</th><th>containers</th>"
+        f"{size(node.memory_free_mib)} free; cores {share(node.cores_promised, node.cores)} "
+        "promised (100 = a whole device)</p><table id=devices><tr><th>#</th><th>device</th>"
+        "<th>health</th><th>memory promised</th><th>cores promised</th><th>containers</th>"
         f"<th>pods on it</th></tr>{''.join(rows)}</table>"
     )
     return layout(f"Node {node.name}", body, "nodes")
