@@ -14,6 +14,7 @@ its own CA, so certificate errors are ignored for these loopback pages only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import shutil
 import subprocess
 import time
@@ -24,7 +25,6 @@ from typing import Any
 import httpx
 
 from hami_e2e.components import free_port
-import contextlib
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = (
