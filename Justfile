@@ -35,7 +35,7 @@ build:
 lint: build
     uv run --no-sync ruff check .
     uv run --no-sync ruff format --check .
-    uv run --no-sync mypy common/src webhook-svc/src extender-svc/src monitor-svc/src plugin-nvidia/src plugin-ascend/src plugin-cambricon/src e2e/src rustcore/benches
+    uv run --no-sync mypy common/src webhook-svc/src extender-svc/src monitor-svc/src kubectl-hami/src plugin-nvidia/src plugin-ascend/src plugin-cambricon/src e2e/src rustcore/benches
     uv run --no-sync python -m mypy.stubtest hami_rustcore --allowlist rustcore/stubtest-allowlist.txt
     uv run --no-sync lint-imports --no-cache
     @# the scheduling core is a pure crate: no Python binding and no Kubernetes client in its tree
@@ -52,7 +52,7 @@ test-core:
 
 # Python unit and integration tests of every package with tests (end-to-end suites excluded)
 test-py: build build-hook
-    uv run --no-sync pytest -m "not e2e" rustcore/tests common/tests webhook-svc/tests extender-svc/tests monitor-svc/tests plugin-nvidia/tests e2e/tests
+    uv run --no-sync pytest -m "not e2e" rustcore/tests common/tests webhook-svc/tests extender-svc/tests monitor-svc/tests kubectl-hami/tests plugin-nvidia/tests e2e/tests
 
 # Every benchmark
 bench: bench-core bench-cluster bench-hook bench-extender bench-plugin
