@@ -36,11 +36,11 @@ class TwoGpus:
 
 
 def scrape(
-    tmp_path: Path, *, legacy: bool = False
+    tmp_path: Path, *, legacy: bool = False, switch: int = 1
 ) -> dict[str, list[tuple[dict[str, str], float]]]:
     root = tmp_path / "containers"
     container_region(root, "uid-train", "main", devices={0: (4000 * MIB, 3000 * MIB, 30)},
-                     last_kernel_s=int(time.time()) - 5)  # fmt: skip
+                     last_kernel_s=int(time.time()) - 5, util_switch=switch)  # fmt: skip
     container_region(root, "uid-stranger", "main", devices={0: (1, 1, 0)})  # pod unknown here
     pods = PodIndex(None, "node-1", ALLOCATED)
     pods.apply("SYNC", {"items": [gpu_pod("train", [[("GPU-a", 4000, 30)]],
@@ -103,3 +103,11 @@ def test_legacy_names_only_behind_the_flag(tmp_path: Path) -> None:
     assert used == 3000 * MIB
     assert {x[0]["deviceuuid"] for x in m["HostGPUMemoryUsage"]} == {"GPU-a", "GPU-b"}
     assert "Device_memory_desc_of_container" in m
+
+
+def test_a_container_running_alone_uses_what_its_device_uses(tmp_path: Path) -> None:
+    # switch 0: the loop let it run unthrottled, so the limiter measures nothing; it is the
+    # only one launching on GPU-a, whose own utilisation (40 %) is then the container's
+    [(_, alone)] = scrape(tmp_path / "a", switch=0)["hami_container_device_utilization_ratio"]
+    assert alone == 40.0
+    assert "hami_container_device_utilization_ratio" not in scrape(tmp_path / "b", switch=1)

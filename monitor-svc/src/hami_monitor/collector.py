@@ -24,9 +24,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from hami_monitor.containers import OK, STATES, Container, Scanner
-from hami_monitor.devices import DeviceSource
 from hami_common.telemetry.exposition import Family, label_text, render
+
+from hami_monitor.containers import OK, STATES, Container, Scanner
+from hami_monitor.devices import DeviceSource, HostDevice
 from hami_monitor.loop import MonitorLoop
 from hami_monitor.pods import PodIndex
 
@@ -55,16 +56,18 @@ class MonitorCollector:
     def render(self) -> str:
         """The metrics in the Prometheus text format (call from a worker thread: it reads
         files and the driver)."""
-        return render([*self._host(), *self._containers(self.scanner.scan())])
+        devices = list(self.source.devices())
+        busy = {d.uuid: d.utilization for d in devices if d.utilization is not None}
+        return render([*self._host(devices), *self._containers(self.scanner.scan(), busy)])
 
-    def _host(self) -> list[Family]:
+    def _host(self, devices: list[HostDevice]) -> list[Family]:
         used = Family("hami_host_gpu_memory_used_bytes", "Device memory in use (driver)")
         util = Family("hami_host_gpu_utilization_ratio", "Device utilisation, percent")
         memu = Family("hami_host_gpu_memory_controller_utilization_ratio",
                       "Device memory controller utilisation, percent")  # fmt: skip
         old_used = Family("HostGPUMemoryUsage", "Legacy: device memory in use")
         old_util = Family("HostCoreUtilization", "Legacy: device utilisation")
-        for d in self.source.devices():
+        for d in devices:
             values = (self.node, str(d.index), d.uuid, d.type, ZONE)
             labels, legacy = label_text(HOST, values), label_text(LEGACY_HOST, values)
             if d.memory_used_bytes is not None:
@@ -77,7 +80,10 @@ class MonitorCollector:
                 memu.add(labels, d.memory_utilization)
         return [used, util, memu, *((old_used, old_util) if self.legacy else ())]
 
-    def _containers(self, containers: list[Container]) -> list[Family]:
+    def _containers(self, containers: list[Container], busy: dict[str, float]) -> list[Family]:
+        """``busy``: each device's own utilisation. A container the feedback loop lets run
+        unthrottled (switch 0: it is the only one launching on its devices) is not measured
+        by the limiter; while it is active, its devices' utilisation is its own."""
         used = Family("hami_vgpu_memory_used_bytes", "Device memory the container holds")
         limit = Family("hami_vgpu_memory_limit_bytes", "Device memory limit of the container")
         dup = Family("hami_container_device_memory_bytes",
@@ -114,7 +120,12 @@ class MonitorCollector:
             snap = c.snapshot
             uuids = info.devices.get(c.name, ())
             indices = range(len(uuids)) if uuids else [d.index for d in snap.active_devices()]
-            ratios = utilization.get(c.region, ())
+            ratios = list(utilization.get(c.region, ()))
+            if snap.utilization_switch == 0 and snap.recent_kernel > 0:
+                ratios += [0.0] * (len(uuids) - len(ratios))
+                for i, uuid in enumerate(uuids):
+                    if uuid in busy:
+                        ratios[i] = busy[uuid]
             who = label_text(WHO, (info.namespace, info.name, c.name, ZONE))
             held.add(who, 1 if c.region in held_now else 0)
             switch.add(who, snap.utilization_switch)
