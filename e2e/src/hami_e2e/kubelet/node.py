@@ -26,9 +26,11 @@ from typing import Any, Protocol
 import hami_rustcore
 from hami_common.k8s import NODES, KubeClient
 
+from hami_e2e.components import free_port
 from hami_e2e.jaeger import otel_env
 from hami_e2e.kubelet.manager import DeviceManager
 from hami_e2e.nodes import DEVICES_ANNOTATION
+from hami_e2e.observe import Containers, monitor_process, on_allocation
 from hami_e2e.process import ManagedProcess, ProcessError
 
 REGISTER = "hami.io/node-nvidia-register"
@@ -94,11 +96,15 @@ def plugin_process(
 
 
 def kubelet_process(
-    cluster: _Cluster, nodes: list[tuple[str, Path]], *, detachable: bool = False
-) -> ManagedProcess:
+    cluster: _Cluster, nodes: list[tuple[str, Path]], *, detachable: bool = False,
+    run_containers: bool = False,
+) -> ManagedProcess:  # fmt: skip
     """kubelet's device-manager stand-in for ``(node, folder)`` pairs as a process of its own
-    (``python -m hami_e2e.kubelet``); not started."""
+    (``python -m hami_e2e.kubelet``); ``run_containers``: it also starts each allocated
+    container's workload (`hami_e2e.observe`); not started."""
     argv = [sys.executable, "-m", "hami_e2e.kubelet", "--kubeconfig", str(cluster.kubeconfig)]
+    if run_containers:
+        argv.append("--run-containers")
     for node, root in nodes:
         argv += ["--node", node, "--plugin-dir", str(root / "dp")]
     name = f"kubelet-{nodes[0][0]}" if len(nodes) == 1 else f"kubelet-{nodes[0][0]}-and-more"
@@ -114,6 +120,8 @@ class NodeAgents:
     nodes: list[str]
     processes: list[ManagedProcess] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)
+    monitors: dict[str, int] = field(default_factory=dict)
+    """Node -> its monitor's port (with ``observe``)."""
 
     def stop(self) -> None:
         for proc in reversed(self.processes):
@@ -130,10 +138,13 @@ async def start_agents(
     split_count: int = 10,
     detachable: bool = False,
     within: float = 90.0,
+    observe: bool = False,
 ) -> NodeAgents:
     """Starts the agents of existing fake nodes (`NodePool` nodes, whose inventory annotation
     becomes each plugin's fake spec) and waits until every plugin has registered its node and
-    kubelet's stand-in publishes its devices. On failure, stops what it started."""
+    kubelet's stand-in publishes its devices. ``observe``: each node also gets its monitor, and
+    allocated containers run real work (`hami_e2e.observe`). On failure, stops what it
+    started."""
     agents = NodeAgents(list(nodes))
     try:
         for node in nodes:
@@ -141,7 +152,7 @@ async def start_agents(
             agents.folders.append(root)
             write_spec(root, spec_from_node(await kube.get(NODES, node)))
         kubelet = kubelet_process(cluster, list(zip(nodes, agents.folders, strict=True)),
-                                  detachable=detachable)  # fmt: skip
+                                  detachable=detachable, run_containers=observe)  # fmt: skip
         kubelet.start()
         agents.processes.append(kubelet)
         deadline = time.monotonic() + within
@@ -155,6 +166,12 @@ async def start_agents(
             plugin = plugin_process(cluster, node, root, config, detachable=detachable)
             plugin.start()
             agents.processes.append(plugin)
+        for node, root in zip(nodes, agents.folders, strict=True) if observe else ():
+            agents.monitors[node] = free_port()
+            monitor = monitor_process(cluster, node, root, agents.monitors[node],
+                                      detachable=detachable)  # fmt: skip
+            monitor.start()
+            agents.processes.append(monitor)
         for node in nodes:
             await _wait_registered(kube, node, split_count, agents.processes, deadline)
     except BaseException:
@@ -201,9 +218,11 @@ class GpuNode:
         device_config: dict[str, Any] | None = None,
         edit_spec: Callable[[dict[str, Any]], None] | None = None,
         watch_pods: bool = True,
+        observe: bool = False,
     ) -> None:
         """``watch_pods=False``: kubelet's stand-in calls Allocate only when the test calls
-        ``node.kubelet.admit(pod)``, not for every pod bound to the node."""
+        ``node.kubelet.admit(pod)``, not for every pod bound to the node. ``observe``: the
+        node's monitor runs (`monitor_port`), and allocated containers run real work."""
         self.cluster = cluster
         self.watch_pods = watch_pods
         self.node = node
@@ -218,6 +237,10 @@ class GpuNode:
         self.client: KubeClient | None = None
         self.kubelet: DeviceManager
         self.plugin: ManagedProcess | None = None
+        self.observe = observe
+        self.containers: Containers | None = None
+        self.monitor: ManagedProcess | None = None
+        self.monitor_port: int | None = None
 
     async def __aenter__(self) -> GpuNode:
         self.client = self.cluster.client()
@@ -226,7 +249,17 @@ class GpuNode:
         if self.edit_spec is not None:
             self.edit_spec(self.spec)  # links, injected failures...
         self.write_spec()
-        self.kubelet = DeviceManager(self.node, self.plugin_dir, self.client)
+        if self.observe:
+            self.containers = Containers(self.root, self.cluster.logs)
+            self.kubelet = DeviceManager(
+                self.node, self.plugin_dir, self.client,
+                on_allocation=on_allocation(self.containers), on_release=self.containers.stop_pod,
+            )  # fmt: skip
+            self.monitor_port = free_port()
+            self.monitor = monitor_process(self.cluster, self.node, self.root, self.monitor_port)
+            self.monitor.start()
+        else:
+            self.kubelet = DeviceManager(self.node, self.plugin_dir, self.client)
         await self.kubelet.start(watch_pods=self.watch_pods)
         self.start_plugin()
         return self
@@ -234,6 +267,10 @@ class GpuNode:
     async def __aexit__(self, *exc: object) -> None:
         self.stop_plugin()
         await self.kubelet.stop()
+        if self.containers is not None:
+            self.containers.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
         if self.client is not None:
             await self.client.aclose()
         shutil.rmtree(self.root, ignore_errors=True)
