@@ -183,3 +183,41 @@ def on_allocation(containers: Containers) -> Any:
             containers.start(record.namespace, record.pod, record.container, record.response)
 
     return started
+
+
+DASHBOARD = repo_root() / "dashboards" / "hami-rs.json"
+
+
+class _Stack(Protocol):
+    extender_tls: Any
+
+    def extender_url(self, port: int | None = None) -> str: ...
+
+    @property
+    def cluster(self) -> Any: ...
+
+
+def where_to_look(
+    stack: _Stack, monitors: dict[str, int], prometheus_url: str, *, traces_line: bool = True
+) -> list[str]:
+    """The lines cluster-up and the demo print: the web UI, Prometheus and the dashboard, the
+    node monitors, the traces (unless ``traces_line`` is off: printed elsewhere), and
+    ``kubectl hami`` set up for the stack."""
+    ca, ui, traces = stack.extender_tls.ca_file, stack.extender_url(), stack.cluster.traces_url
+    cli = Path(sys.executable).parent / "kubectl-hami"
+    lines = [
+        f"web UI: {ui}/ui  (the extender's certificate is signed by {ca}; a browser asks to "
+        "trust it)",
+        f"Prometheus: {prometheus_url}  (the dashboard {DASHBOARD} reads it: import it into "
+        "Grafana with this data source)",
+        *(f"node monitor of {node}: http://127.0.0.1:{port}/metrics"
+          for node, port in monitors.items()),
+        "kubectl hami (kubectl-hami, installed with the packages; on the PATH, kubectl finds it):",
+        f"  export HAMI_EXTENDER_URL={ui} HAMI_EXTENDER_CA={ca} "
+        f"HAMI_PROMETHEUS_URL={prometheus_url} HAMI_TRACES_URL={traces or ''}",
+        f"  {cli} top nodes; {cli} top pods -A; {cli} explain POD -n NAMESPACE",
+    ]  # fmt: skip
+    if traces and traces_line:
+        lines.insert(2 + len(monitors), f"traces (Jaeger): {traces}  (each pod's trace: "
+                     f"{traces}/api/v3/traces/<id>; links on the UI's pod pages)")  # fmt: skip
+    return lines
