@@ -14,6 +14,7 @@ export CARGO_TARGET_DIR := cache / "cargo-target"
 import 'hook/hook.just'
 import 'e2e/e2e.just'
 import 'extender-svc/extender.just'
+import 'monitor-svc/monitor.just'
 import 'plugin-nvidia/plugin.just'
 import 'images/images.just'
 import 'charts/charts.just'
@@ -36,7 +37,7 @@ build:
 lint: build
     uv run --no-sync ruff check .
     uv run --no-sync ruff format --check .
-    uv run --no-sync mypy common/src webhook-svc/src extender-svc/src plugin-nvidia/src plugin-ascend/src plugin-cambricon/src e2e/src images/src rustcore/benches
+    uv run --no-sync mypy common/src webhook-svc/src extender-svc/src monitor-svc/src kubectl-hami/src plugin-nvidia/src plugin-ascend/src plugin-cambricon/src e2e/src images/src rustcore/benches
     uv run --no-sync python -m mypy.stubtest hami_rustcore --allowlist rustcore/stubtest-allowlist.txt
     uv run --no-sync lint-imports --no-cache
     @# the scheduling core is a pure crate: no Python binding and no Kubernetes client in its tree
@@ -52,11 +53,11 @@ test-core:
     cargo test --manifest-path rustcore/Cargo.toml --workspace --release
 
 # Python unit and integration tests of every package with tests (end-to-end suites excluded)
-test-py: build
-    uv run --no-sync pytest -m "not e2e" rustcore/tests common/tests webhook-svc/tests extender-svc/tests plugin-nvidia/tests plugin-ascend/tests plugin-cambricon/tests e2e/tests
+test-py: build build-hook
+    uv run --no-sync pytest -m "not e2e" rustcore/tests common/tests webhook-svc/tests extender-svc/tests monitor-svc/tests kubectl-hami/tests plugin-nvidia/tests plugin-ascend/tests plugin-cambricon/tests e2e/tests
 
 # Every benchmark
-bench: bench-core bench-cluster bench-hook bench-extender bench-plugin
+bench: bench-core bench-cluster bench-hook bench-extender bench-plugin bench-monitor bench-ui
 
 # Rust core benchmarks: filter at 5,000 nodes x 8 GPUs, 100k pod load, pure-Python baseline
 bench-core: build

@@ -56,7 +56,8 @@ def test_cluster_up_brings_the_whole_stack_and_its_printed_commands_work(tmp_pat
         state = json.loads((workdir / "state.json").read_text())
         recorded = {n: ProcessIdentity.from_dict(i) for n, i in state["processes"].items()}
         assert {"etcd", "kube-apiserver", "kube-scheduler", "jaeger", "webhook", "extender",
-                "kubelet-gpu-0", "plugin-gpu-0"} <= set(recorded)  # fmt: skip
+                "kubelet-gpu-0", "plugin-gpu-0", "monitor-gpu-0",
+                "prometheus"} <= set(recorded)  # fmt: skip
 
         apply = _printed(out, r"^  kubectl apply -f (\S+)$")
         subprocess.run([kubectl, "apply", "-f", apply], env=env, check=True, timeout=60)
@@ -96,6 +97,25 @@ def test_cluster_up_brings_the_whole_stack_and_its_printed_commands_work(tmp_pat
             return names if {"admission", "filter", "bind", "Allocate"} <= names else set()
 
         assert _until(spans, 30)
+
+        # the pod's container runs real work: the node's monitor exports it, Prometheus has it,
+        # and kubectl hami, set up as printed, shows promised against used
+        monitor = _printed(out, r"^node monitor of gpu-0: (\S+)$")
+        used = r'hami_vgpu_memory_used_bytes\{namespace="default",pod="gpu-pod",.* 1572864000'
+        assert _until(lambda: re.search(used, httpx.get(monitor, timeout=5).text), 60)
+        ui = _printed(out, r"^web UI: (\S+)  \(")
+        page = httpx.get(f"{ui}/nodes/gpu-0", verify=trust, timeout=10).text
+        assert 'data-pod="default/gpu-pod"' in page
+        exports = dict(kv.split("=", 1) for kv in _printed(out, r"^  export (HAMI_.*)$").split())
+        top = _printed(out, r"^  (\S+kubectl-hami) top nodes;")
+
+        def top_pods() -> str | None:
+            got = subprocess.run([top, "top", "pods"], env={**env, **exports},
+                                 capture_output=True, text=True, check=True)  # fmt: skip
+            return got.stdout if "1500Mi" in got.stdout else None
+
+        shown = _until(top_pods, 60)
+        assert re.search(r"gpu-pod\s+cuda\s+gpu-0\s+GPU-\S+\s+3000Mi\s+1500Mi\s+30%", shown)
     finally:
         down = _cli("down", "--workdir", str(workdir))
         assert down.returncode == 0, down.stderr

@@ -32,6 +32,12 @@ def test_demo_prints_every_pods_outcome_and_exits_0(tmp_path: Path) -> None:
     assert "Traceback" not in out + done.stderr
     assert out.rstrip().splitlines()[-1] == "demo: 6 of 8 pods running, 2 pending with reasons"
     assert "UNEXPECTED" not in out
+    # where to see it work, while it runs
+    assert re.search(r"^  web UI: https://127\.0\.0\.1:\d+/ui  \(", out, re.MULTILINE), out
+    assert re.search(r"^  Prometheus: http://127\.0\.0\.1:\d+  \(the dashboard \S+/dashboards/"
+                     r"hami-rs\.json reads it", out, re.MULTILINE), out  # fmt: skip
+    assert re.search(r"^  traces \(Jaeger\): http://127\.0\.0\.1:\d+", out, re.MULTILINE), out
+    assert len(re.findall(r"^  node monitor of demo-gpu-[01]: http://", out, re.MULTILINE)) == 2
     shown = blocks(out)
     assert set(shown) == {ex.name for ex in EXAMPLES}
     for ex in EXAMPLES:

@@ -219,6 +219,7 @@ def pod_pages(pods: int, page: int = 500) -> list[bytes]:
 
 async def serve(port: int, pods: int) -> None:
     nodes, pages = node_list(), pod_pages(pods)
+    unbound = pod_pages(0)[0]
 
     def answer(method: str, target: str) -> bytes | None:
         url = urlsplit(target)
@@ -228,6 +229,8 @@ async def serve(port: int, pods: int) -> None:
         if method == "GET" and url.path == "/api/v1/nodes":
             return nodes
         if method == "GET" and url.path == "/api/v1/pods":
+            if "spec.nodeName=" in query.get("fieldSelector", "").split(","):
+                return unbound  # the extender's pending pods: every pod here is bound
             return pages[int(query.get("continue", "0")) // 500]
         return b"{}"
 

@@ -20,7 +20,7 @@ from hami_extender.testing import ALLOCATED, Rig
 from hami_extender.testing import extender_rig as rig
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 Json = dict[str, Any]
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -164,7 +164,7 @@ def test_metrics_carry_hamis_names_with_values_after_a_filter(api: FakeApiServer
         return r
 
     r = asyncio.run(go())
-    text = generate_latest(r.registry).decode()
+    text = r.ext.metrics.render().decode()
     for name in ("hami_gpu_memory_limit_bytes", "hami_gpu_memory_allocated_bytes",
                  "hami_gpu_shared_count", "hami_gpu_core_allocated_ratio",
                  "hami_node_gpu_overview", "hami_node_gpu_memory_allocated_ratio"):  # fmt: skip

@@ -21,7 +21,7 @@ from hami_common.settings import SettingsError
 from hami_common.telemetry import in_memory_tracing
 from hami_e2e.pki import ServingPki, serving_pki
 from hami_extender.app import create_app
-from hami_extender.server import KEEP_ALIVE_SECONDS, build_server, certificate
+from hami_extender.server import KEEP_ALIVE_SECONDS, build_server, certificate, metrics_server
 from hami_extender.settings import ExtenderSettings
 
 
@@ -220,3 +220,41 @@ def test_the_listening_rule_and_the_tls_flags(tmp_path: Path) -> None:
         with pytest.raises(SettingsError) as caught:
             certificate(settings)
         assert message in caught.value.problems[0], what
+
+
+def test_metrics_alone_on_the_metrics_port() -> None:
+    """HAMi's users scrape the scheduler's metrics on their own port (9395): /metrics there,
+    with the build info, and nothing else (no verb, no UI)."""
+
+    async def go() -> tuple[int, str, int]:
+        settings = ExtenderSettings(host="127.0.0.1", port=0, metrics_port=0)
+        provider, _ = in_memory_tracing("hami-extender")
+        app = create_app(settings, client=FakeApiServer().client(), tracer_provider=provider)
+        main, metrics = build_server(settings, app), metrics_server(settings, app, None)
+        assert metrics is not None
+        tasks = [asyncio.create_task(main.serve()), asyncio.create_task(metrics.serve())]
+        try:
+            async with asyncio.timeout(30):
+                await wait_started(main, tasks[0])
+                await wait_started(metrics, tasks[1])
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bound_port(metrics)}") as h:
+                scraped = await h.get("/metrics")
+                verb = await h.post("/filter", content=b"{}")
+            return scraped.status_code, scraped.text, verb.status_code
+        finally:
+            main.should_exit = metrics.should_exit = True
+            await asyncio.gather(*tasks)
+
+    status, text, verb = asyncio.run(go())
+    assert status == 200
+    assert "hami_extender_filter_duration_seconds_bucket" in text
+    assert 'hami_build_info{build_date="",compiler="cpython' in text
+    assert verb == 404
+
+
+def test_no_metrics_port_with_minus_one() -> None:
+
+    settings = ExtenderSettings(metrics_port=-1)
+    provider, _ = in_memory_tracing("hami-extender")
+    app = create_app(settings, client=FakeApiServer().client(), tracer_provider=provider)
+    assert metrics_server(settings, app, None) is None

@@ -28,7 +28,7 @@ static CUresult mem_alloc(CUdeviceptr *p, size_t bytes, int dev) {
     if (!p) return CUDA_ERROR_INVALID_VALUE;
     if (dev < 0) return CUDA_ERROR_INVALID_CONTEXT;
     if (bytes == 0) return CUDA_ERROR_INVALID_VALUE;
-    _Atomic uint64_t *used = &fg_state()->dev[dev].mem_used;
+    _Atomic uint64_t *used = &fg_dev(dev)->mem_used;
     if (atomic_fetch_add(used, bytes) + bytes > fg_conf.mem_total) {
         atomic_fetch_sub(used, bytes);
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -48,7 +48,7 @@ static CUresult mem_free(uint64_t p) {
     struct hdr *h = (struct hdr *)(uintptr_t)p - 1;
     if (h->magic != MAGIC) return CUDA_ERROR_INVALID_VALUE;
     h->magic = 0;
-    atomic_fetch_sub(&fg_state()->dev[h->dev].mem_used, h->bytes);
+    atomic_fetch_sub(&fg_dev(h->dev)->mem_used, h->bytes);
     free(h);
     return CUDA_SUCCESS;
 }
@@ -91,7 +91,7 @@ CUresult cuCtxGetDevice(CUdevice *d) {
 }
 CUresult cuCtxSynchronize(void) {
     if (!cur) return CUDA_ERROR_INVALID_CONTEXT;
-    fg_sleep_until(atomic_load(&fg_state()->dev[cur->dev].busy_until));
+    fg_sleep_until(atomic_load(&fg_dev(cur->dev)->busy_until));
     return CUDA_SUCCESS;
 }
 CUresult cuStreamSynchronize(CUstream s) { (void)s; return cuCtxSynchronize(); }
@@ -106,7 +106,7 @@ CUresult cuStreamIsCapturing_ptsz(CUstream s, CUstreamCaptureStatus *st) { retur
 CUresult cuMemGetInfo_v2(size_t *f, size_t *t) {
     int d = ctx_dev();
     if (d < 0) return CUDA_ERROR_INVALID_CONTEXT;
-    uint64_t used = atomic_load(&fg_state()->dev[d].mem_used);
+    uint64_t used = atomic_load(&fg_dev(d)->mem_used);
     *t = fg_conf.mem_total;
     *f = used > *t ? 0 : *t - used;
     return CUDA_SUCCESS;
@@ -238,7 +238,7 @@ CUresult cuEventRecord(CUevent e, CUstream s) {
     int d = ctx_dev();
     if (d < 0 || !e) return CUDA_ERROR_INVALID_CONTEXT;
     struct fevent *x = (struct fevent *)(void *)e;
-    uint64_t now = fg_now(), bu = atomic_load(&fg_state()->dev[d].busy_until);
+    uint64_t now = fg_now(), bu = atomic_load(&fg_dev(d)->busy_until);
     x->t = bu > now ? bu : now;
     x->recorded = 1;
     return CUDA_SUCCESS;

@@ -23,6 +23,19 @@ static int env_int(const char *k, int d) {
 static void init(void) {
     fg_conf.count = env_int("FAKE_GPU_COUNT", 2);
     if (fg_conf.count > FG_MAX_DEV) fg_conf.count = FG_MAX_DEV;
+    for (int i = 0; i < FG_MAX_DEV; i++) fg_conf.phys[i] = i;
+    const char *vis = getenv("FAKE_GPU_VISIBLE");
+    if (vis && *vis) { /* a container's view: some of the node's devices, renumbered from 0 */
+        int n = 0;
+        for (const char *c = vis; *c && n < FG_MAX_DEV;) {
+            char *end;
+            long v = strtol(c, &end, 10);
+            if (end == c || v < 0 || v >= fg_conf.count) break;
+            fg_conf.phys[n++] = (int)v;
+            c = *end == ',' ? end + 1 : end;
+        }
+        fg_conf.count = n;
+    }
     fg_conf.sms = env_int("FAKE_GPU_SMS", 108);
     fg_conf.mem_total = (uint64_t)env_int("FAKE_GPU_MEM_MIB", 16384) << 20;
     char def[128];
@@ -49,6 +62,8 @@ struct fg_state *fg_state(void) {
     return state;
 }
 
+struct fg_dev *fg_dev(int dev) { return &fg_state()->dev[fg_conf.phys[dev]]; }
+
 uint64_t fg_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -65,7 +80,7 @@ static void lock(struct fg_dev *d) {
 static void unlock(struct fg_dev *d) { atomic_store(&d->lock, 0); }
 
 uint64_t fg_submit(int dev, uint64_t dur) {
-    struct fg_dev *d = &fg_state()->dev[dev];
+    struct fg_dev *d = fg_dev(dev);
     lock(d);
     uint64_t now = fg_now(), bu = atomic_load(&d->busy_until);
     uint64_t start = bu > now ? bu : now, end = start + dur;
@@ -80,7 +95,7 @@ uint64_t fg_submit(int dev, uint64_t dur) {
 }
 
 uint64_t fg_busy_between(int dev, uint64_t t0, uint64_t t1, int pid) {
-    struct fg_dev *d = &fg_state()->dev[dev];
+    struct fg_dev *d = fg_dev(dev);
     uint64_t sum = 0;
     lock(d);
     for (uint64_t n = 0; n < FG_RING && n < d->head; n++) {

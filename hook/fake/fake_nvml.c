@@ -3,6 +3,9 @@
 #define _GNU_SOURCE
 #define NVML_NO_UNVERSIONED_FUNC_DEFS 1
 #include <nvml.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "fake_gpu.h"
 
@@ -31,7 +34,7 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned i, nvmlDevice_t *d) {
 nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t d, unsigned *i) { *i = (unsigned)DEV(d); return NVML_SUCCESS; }
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
     if (!m) return NVML_ERROR_INVALID_ARGUMENT;
-    uint64_t used = atomic_load(&fg_state()->dev[DEV(d)].mem_used);
+    uint64_t used = atomic_load(&fg_dev(DEV(d))->mem_used);
     m->total = fg_conf.mem_total;
     m->used = used;
     m->free = used > m->total ? 0 : m->total - used;
@@ -39,7 +42,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
 }
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m) {
     if (!m || m->version != nvmlMemory_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
-    uint64_t used = atomic_load(&fg_state()->dev[DEV(d)].mem_used);
+    uint64_t used = atomic_load(&fg_dev(DEV(d))->mem_used);
     m->total = fg_conf.mem_total;
     m->reserved = 0;
     m->used = used;
@@ -51,4 +54,33 @@ nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u)
     u->gpu = (unsigned)(fg_busy_between(DEV(d), now - win, now, 0) * 100 / win);
     u->memory = 0;
     return NVML_SUCCESS;
+}
+
+/* What a node monitor asks of NVML beyond the hooked list (pynvml's nvmlInit, UUID, name). */
+EXPORT nvmlReturn_t nvmlInitWithFlags(unsigned int flags) { (void)flags; return nvmlInit_v2(); }
+EXPORT nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *uuid, unsigned int length) {
+    if (!inited) return NVML_ERROR_UNINITIALIZED;
+    if (!uuid || !length) return NVML_ERROR_INVALID_ARGUMENT;
+    int phys = fg_conf.phys[DEV(d)];
+    const char *list = getenv("FAKE_GPU_UUIDS");
+    for (int i = 0; list && *list && i < phys; i++) { /* the phys-th comma-separated entry */
+        list = strchr(list, ',');
+        if (list) list++;
+    }
+    int n = 0;
+    if (list && *list) {
+        const char *end = strchr(list, ',');
+        n = snprintf(uuid, length, "%.*s", end ? (int)(end - list) : (int)strlen(list), list);
+    } else {
+        n = snprintf(uuid, length, "GPU-fake-%d", phys);
+    }
+    return n >= 0 && (unsigned)n < length ? NVML_SUCCESS : NVML_ERROR_INSUFFICIENT_SIZE;
+}
+EXPORT nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *name, unsigned int length) {
+    (void)d;
+    if (!inited) return NVML_ERROR_UNINITIALIZED;
+    if (!name || !length) return NVML_ERROR_INVALID_ARGUMENT;
+    const char *v = getenv("FAKE_GPU_NAME");
+    int n = snprintf(name, length, "%s", v && *v ? v : "Fake GPU");
+    return n >= 0 && (unsigned)n < length ? NVML_SUCCESS : NVML_ERROR_INSUFFICIENT_SIZE;
 }

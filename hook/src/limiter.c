@@ -112,12 +112,16 @@ void hk_limiter_before(struct hk_launch *l, CUstream stream, int ptsz) {
     l->armed = 0;
     CUdevice dev;
     if (CU_CALL(cuCtxGetDevice, &dev) != CUDA_SUCCESS || !hk_dev_ok(dev)) return;
-    if (!hk_region.dev[dev].sm_limit_pct || !enforcing()) return;
+    if (!hk_region.dev[dev].sm_limit_pct) return;
+    /* Every launch takes part in the node monitor's priority loop, limited or not (as in
+     * HAMi-core): a container the monitor let run unthrottled, because it was alone, must still
+     * show that it is busy, or a lower-priority container that arrives is never held. */
+    note_activity();
+    if (!enforcing()) return;
     CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_NONE;
     if (ptsz) CU_CALL(cuStreamIsCapturing_ptsz, stream, &cs);
     else CU_CALL(cuStreamIsCapturing, stream, &cs);
     if (cs != CU_STREAM_CAPTURE_STATUS_NONE) return; /* captured, not run: cuGraphLaunch pays */
-    note_activity();
     if (!bind_events()) return;
     drain(0);
     if (tls.count == IN_FLIGHT) drain(1);

@@ -163,3 +163,16 @@ def test_decode_matches_what_was_encoded(
         assert p.pid == pid
         assert p.alive == (futex != 0 and not futex & r.FUTEX_OWNER_DIED)
         assert all(p.used_bytes[d] == u for d, u in used_by_dev.items())
+
+
+def test_header_not_written_yet_is_not_ready() -> None:
+    # the hook sizes the file, then formats it and writes the magic last
+    with pytest.raises(r.RegionNotReadyError):
+        r.parse_region(bytes(r.REGION_SIZE))
+
+
+def test_devices_only_needs_no_slots() -> None:
+    img = image(devices={2: (8, 4, 10)}, slots={0: (1234, 10, r.SLOT_ACTIVE, {2: 4})})
+    snap = r.parse_region(bytes(img[: r.SLOTS_OFFSET]), processes=False)
+    assert snap.devices[2].used_bytes == 4
+    assert snap.processes == ()

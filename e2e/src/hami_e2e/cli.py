@@ -3,8 +3,10 @@
 ``up`` starts, in ``<repo>/.cache/cluster`` (or ``--workdir``): the control plane built from
 upstream with Jaeger, the webhook (registered for every namespace but kube-system and those
 labelled ``hami.io/webhook=ignore``, as HAMi's chart does), the extender (which kube-scheduler's
-``hami-scheduler`` profile calls over TLS), and fake GPU nodes, each with the NVIDIA device plugin
-(fake backend) and kubelet's device-manager stand-in as processes of their own. Every process is
+``hami-scheduler`` profile calls over TLS; it serves the web UI), and fake GPU nodes, each with
+the NVIDIA device plugin (fake backend), its node monitor and kubelet's device-manager stand-in
+(which also runs each allocated container's GPU work with the real hook) as processes of their
+own, and a Prometheus scraping the extender and the monitors. Every process is
 detached (its own process group) and recorded in ``state.json`` by who it is (pid, start time and
 boot, see `ProcessIdentity`); then it prints how to use the stack. ``down`` stops every recorded
 process group whose leader is still provably that process and removes the state: a stale state
@@ -27,8 +29,10 @@ from hami_e2e.build import layout
 from hami_e2e.cluster import ClusterError
 from hami_e2e.kubelet.node import NODE_FOLDER_PREFIX, NODE_FOLDERS, NodeAgents, start_agents
 from hami_e2e.nodes import NodePool, create_nodes
+from hami_e2e.observe import where_to_look
 from hami_e2e.paths import repo_root
 from hami_e2e.process import ProcessError, ProcessIdentity, detach, kill_group
+from hami_e2e.prometheus import PrometheusError, start_for_stack
 from hami_e2e.stack import ALL_NAMESPACES, HamiStack, start_stack
 
 SPLIT_COUNT = 10
@@ -44,7 +48,7 @@ async def _start_nodes(stack: HamiStack, pool: NodePool) -> NodeAgents:
     async with stack.client() as kube:
         names = await create_nodes(kube, [pool])
         return await start_agents(stack.cluster, kube, names, split_count=SPLIT_COUNT,
-                                  detachable=True)  # fmt: skip
+                                  detachable=True, observe=True)  # fmt: skip
 
 
 def up(workdir: Path, pool: NodePool) -> int:
@@ -62,13 +66,21 @@ def up(workdir: Path, pool: NodePool) -> int:
         return 1
     try:
         agents = asyncio.run(_start_nodes(stack, pool))
-    except (ProcessError, TimeoutError) as exc:
+    except (ProcessError, TimeoutError, FileNotFoundError) as exc:
         print(f"cluster-up failed: {exc}", file=sys.stderr)
         stack.stop()
         stack.cluster.stop()
         return 1
+    try:
+        prometheus, prom_process = start_for_stack(stack, agents.monitors, detachable=True)
+    except (PrometheusError, ProcessError) as exc:
+        print(f"cluster-up failed: {exc}", file=sys.stderr)
+        agents.stop()
+        stack.stop()
+        stack.cluster.stop()
+        return 1
     processes = [*stack.cluster.processes, *(s.process for s in stack.services),
-                 *agents.processes]  # fmt: skip
+                 *agents.processes, prom_process]  # fmt: skip
     recorded: dict[str, dict[str, int | str]] = {}
     for proc in processes:
         identity = ProcessIdentity.of(proc.pid) if proc.pid is not None else None
@@ -78,6 +90,8 @@ def up(workdir: Path, pool: NodePool) -> int:
     state = {"processes": recorded, "folders": [str(f) for f in agents.folders]}
     _state(workdir).write_text(json.dumps(state, indent=2) + "\n")
     _explain_use(stack, agents.nodes, pool, time.monotonic() - began)
+    print("\n".join(where_to_look(stack, agents.monitors, prometheus.url, traces_line=False)))
+    print("stop it with: ./just cluster-down")
     return 0
 
 
@@ -106,7 +120,6 @@ def _explain_use(stack: HamiStack, nodes: list[str], pool: NodePool, seconds: fl
         print(f"  export OTEL_EXPORTER_OTLP_ENDPOINT={cluster.otlp_endpoint}")
         print(f"  a pod's trace: {cluster.traces_url}/api/v3/traces/<trace id> (the id is in "
               "the pod's hami.io/trace-context annotation)")  # fmt: skip
-    print("stop it with: ./just cluster-down")
 
 
 def down(workdir: Path) -> int:

@@ -8,8 +8,9 @@ vendor at least, and prints, for each, where it landed, the devices in its HAMi 
 env (or device nodes) the plugin's Allocate gave its container, and the extender's explanation.
 Every pod has an expected outcome (running with given devices, or pending for a given reason);
 the last line says how many pods ran, and the exit status is 1 when any outcome differs from its
-expectation.
-Everything is stopped at the end.
+expectation. Each GPU node also runs its monitor, its containers run real GPU work (the hook on
+the fake driver), and a Prometheus scrapes the extender and the monitors: the demo prints where
+to open the web UI, the dashboard's Prometheus and the traces. Everything is stopped at the end.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from hami_common.telemetry import pod_trace_id
 from hami_e2e.jaeger import JaegerError, JaegerQuery, Trace, trace_api_url, trace_url
 from hami_e2e.kubelet.node import GpuNode
 from hami_e2e.nodes import NodePool, create_nodes
+from hami_e2e.observe import where_to_look
+from hami_e2e.prometheus import start_for_stack
 from hami_e2e.stack import WEBHOOK_NAMESPACE_LABEL, HamiStack, running_stack
 
 Json = dict[str, Any]
@@ -326,11 +329,18 @@ async def run(stack: HamiStack) -> list[Outcome]:
     async with stack.client() as kube:
         nodes = await create_nodes(kube, POOLS)
         await namespace(kube)
+    gpus = {n for pool in POOLS if pool.vendor == "nvidia" for n in pool.node_names()}
     async with contextlib.AsyncExitStack() as agents:
-        gpu_nodes = [await agents.enter_async_context(GpuNode(stack.cluster, n)) for n in nodes]
+        gpu_nodes = [await agents.enter_async_context(GpuNode(stack.cluster, n, observe=n in gpus))
+                     for n in nodes]  # fmt: skip
         await asyncio.gather(*(g.wait_registered(60) for g in gpu_nodes))
         by_vendor = ", ".join(f"{g.node} ({g.agent.service})" for g in gpu_nodes)
         print(f"nodes registered by their device plugins: {by_vendor}")
+        monitors = {g.node: g.monitor_port for g in gpu_nodes if g.monitor_port is not None}
+        prometheus, process = await asyncio.to_thread(start_for_stack, stack, monitors)
+        agents.callback(process.stop)
+        print("while the demo runs (./just cluster-up keeps a stack up):")
+        print("\n".join(f"  {line}" for line in where_to_look(stack, monitors, prometheus.url)))
         return await collect(stack, gpu_nodes)
 
 

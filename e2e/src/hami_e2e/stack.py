@@ -47,9 +47,11 @@ class Service:
     def __init__(
         self, name: str, argv: list[str], log: Path, ready_url: str,
         *, port: int | None = None, env: dict[str, str] | None = None, detachable: bool = False,
+        metrics_port: int | None = None,
     ) -> None:  # fmt: skip
         self.name, self.argv, self.log, self.ready_url = name, argv, log, ready_url
         self.port = port
+        self.metrics_port = metrics_port
         self.env = env or {}  # on top of ours
         self.process = ManagedProcess(name, argv, log, env={**os.environ, **self.env},
                                       die_with_parent=not detachable)  # fmt: skip
@@ -119,16 +121,20 @@ class HamiStack:
         with kube-scheduler's client certificate required on the verbs."""
         port = port or self.extender_port
         tls = self.extender_tls
+        metrics_port = free_port()
+        traces = ["--traces-url", self.cluster.traces_url] if self.cluster.traces_url else []
         argv = [sys.executable, "-m", "hami_extender", "--kubeconfig", str(self.cluster.kubeconfig),
                 *self.vendor_args(),
-                "--port", str(port), "--leader-elect", "--lease-namespace", "default",
+                "--port", str(port), "--metrics-port", str(metrics_port), *traces,
+                "--leader-elect", "--lease-namespace", "default",
                 "--lease-duration-seconds", "4", "--identity", f"{name}-{port}",
                 "--reservation-ttl-seconds", "60", "--cert-file", str(tls.server.cert),
                 "--key-file", str(tls.server.key), "--client-ca-file", str(tls.ca_file),
                 *extra]  # fmt: skip
         svc = Service(name, argv, self.workdir / f"{name}-{port}.log",
                       f"{self.extender_url(port)}/readyz", port=port,
-                      env=self.otel_env("hami-extender"), detachable=self.detachable)  # fmt: skip
+                      env=self.otel_env("hami-extender"), detachable=self.detachable,
+                      metrics_port=metrics_port)  # fmt: skip
         svc.start()
         self.services.append(svc)
         self.extenders.append(svc)

@@ -1,8 +1,10 @@
 """The extender's ASGI app.
 
 Routes: ``POST /filter``, ``POST /bind`` (kube-scheduler's extender verbs), ``GET /healthz``,
-``GET /readyz`` (200 only when the state is synced and this replica leads), ``GET /metrics``,
-``GET /api/v1/explain/{namespace}/{pod}`` (the last decisions about a pod, as JSON).
+``GET /readyz`` (200 only when the state is synced and this replica leads), ``GET /metrics``
+(also on ``--metrics-port``, see server.py), ``GET /api/v1/explain/{namespace}/{pod}`` (the
+last decisions about a pod, as JSON), ``GET /api/v1/pending`` (the pods waiting, with their
+reasons), and the web UI under ``/ui`` (hami_extender.ui).
 
 `create_app(settings)` builds everything from the settings; tests inject the Kubernetes client,
 the tracer provider and the Prometheus registry. The lifespan starts the node and pod watches,
@@ -17,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -24,23 +27,28 @@ from typing import Any
 import hami_rustcore as core
 import orjson
 from hami_common.k8s import ClusterConfig, ConfigError, KubeClient, load_config
-from hami_common.settings.main import kubeconfig_hint
-from hami_common.telemetry import metrics_route, new_registry, setup_tracing
+from hami_common.settings.main import kubeconfig_hint, package_version
+from hami_common.telemetry import new_registry, register_build_info, setup_tracing
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from hami_extender.events import EventSink
-from hami_extender.explain import Explanations
+from hami_extender.explain import Explanations, pending_reason
 from hami_extender.extender import Extender
 from hami_extender.leader import LeaderElector
 from hami_extender.metrics import ExtenderMetrics
+from hami_extender.pending import PendingPods
 from hami_extender.settings import ExtenderSettings
 from hami_extender.sync import StateSync
+from hami_extender.ui.routes import UiSources, pending_rows, ui_routes
+from hami_extender.ui.view import Views
 from hami_extender.wire import bind_result, filter_result
 
 log = logging.getLogger(__name__)
@@ -58,6 +66,20 @@ class _Runtime:
     extender: Extender | None = None
     sync: StateSync | None = None
     elector: LeaderElector | None = None
+    pending: PendingPods | None = None
+
+    def placed(self) -> list[str]:
+        """UIDs of the pods in the state: from the API, and reserved in memory only."""
+        if self.sync is None:
+            return []
+        # list() of a dict of str keys runs in C without releasing the GIL: a whole copy, even
+        # from a worker thread while the event loop changes the dict
+        placed, reserved = list(self.sync.pods), list(self.sync.pending)
+        known = set(placed)
+        return placed + [u for u in reserved if u not in known]
+
+    def waiting(self) -> dict[str, Any]:
+        return self.pending.pods if self.pending is not None else {}
 
 
 def kube_config(settings: ExtenderSettings) -> ClusterConfig:
@@ -89,9 +111,20 @@ def create_app(
         threads=settings.threads or None,
     )  # fmt: skip
     registry = registry if registry is not None else new_registry()
-    metrics = ExtenderMetrics(registry, cluster)
+    metrics = ExtenderMetrics(registry, cluster, legacy=settings.legacy_metrics)
+    register_build_info(registry, package_version("hami-extender"))
     explanations = Explanations(settings.explain_capacity)
     rt = _Runtime()
+
+    def pending_counts() -> Counter[str]:
+        return Counter(
+            pending_reason(explanations.get(p.namespace, p.name, p.uid))
+            for p in list(rt.waiting().values())
+        )
+
+    metrics.state.placed, metrics.state.pending = rt.placed, pending_counts
+    ui = UiSources(cluster, Views(cluster, rt.placed, settings.ui_refresh_seconds),
+                   explanations, rt.waiting, settings.traces_url)  # fmt: skip
 
     def is_leader() -> bool:
         return rt.elector is None or rt.elector.is_leader
@@ -120,8 +153,10 @@ def create_app(
                 explanations=explanations, metrics=metrics,
                 tracer=provider.get_tracer("hami_extender"), is_leader=is_leader,
             )  # fmt: skip
+            rt.pending = PendingPods(kube, settings.scheduler_name)
             tasks = [
                 asyncio.create_task(sync.run(), name="watches"),
+                asyncio.create_task(rt.pending.run(), name="pending pods"),
                 asyncio.create_task(events.run(), name="events"),
                 asyncio.create_task(_sweep(extender, settings.reservation_ttl_seconds, is_leader)),
             ]
@@ -176,6 +211,19 @@ def create_app(
             return Response(orjson.dumps(body), status_code=404, media_type=JSON)
         return Response(orjson.dumps(found), media_type=JSON)
 
+    async def pending(_: Request) -> Response:
+        def build() -> bytes:
+            return orjson.dumps({"pods": [
+                {"namespace": p.namespace, "pod": p.name, "uid": p.uid, "created": p.created,
+                 "reason": reason, "summary": summary}
+                for p, reason, summary in pending_rows(ui)
+            ]})  # fmt: skip
+
+        return Response(await run_in_threadpool(build), media_type=JSON)
+
+    async def metrics_text(_: Request) -> Response:
+        return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE_LATEST)
+
     verbs = {
         "/filter": verb(Extender.filter, lambda e: filter_result(error=e)),
         "/bind": verb(Extender.bind, bind_result),
@@ -186,13 +234,17 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/api/v1/explain/{namespace}/{pod}", explain, methods=["GET"]),
-            metrics_route(registry),
+            Route("/api/v1/pending", pending, methods=["GET"]),
+            Route("/metrics", metrics_text, methods=["GET"], name="metrics"),
+            *ui_routes(ui),
         ],
         lifespan=lifespan,
     )
-    return ExtenderApp(
+    app = ExtenderApp(
         rest, verbs, settings.max_request_bytes, client_cert=settings.client_ca_file is not None
     )
+    app.metrics_app = Starlette(routes=[Route("/metrics", metrics_text, methods=["GET"])])
+    return app
 
 
 async def _post_only(_: Request) -> Response:
@@ -212,6 +264,9 @@ class ExtenderApp:
     everything else, and the lifespan, through the Starlette app. With ``client_cert`` the
     verbs answer 403 to a client whose TLS handshake verified no certificate (see
     `hami_common.serving.protocol`); the other routes stay open."""
+
+    metrics_app: Starlette
+    """``/metrics`` alone, for the metrics port (server.py)."""
 
     def __init__(
         self, rest: Starlette, verbs: dict[str, Verb], limit: int, *, client_cert: bool = False

@@ -54,9 +54,11 @@ class Explanations:
         while len(self._pods) > self.capacity:
             self._pods.popitem(last=False)
 
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get(self, namespace: str, name: str, uid: str | None = None) -> dict[str, Any] | None:
+        """The pod's record with its summary; with ``uid``, only if it is that pod's (not an
+        earlier pod's of the same name)."""
         entry = self._pods.get(f"{namespace}/{name}")
-        if entry is None:
+        if entry is None or (uid is not None and entry["uid"] != uid):
             return None
         return {**entry, "summary": summarize(entry["steps"])}
 
@@ -81,3 +83,30 @@ def summarize(steps: list[dict[str, Any]]) -> str:
     if verb == "bind" and outcome == "bound":
         return f"bound to node {last['node']}"
     return f"{verb} {outcome}: {last.get('error', '')}".strip()
+
+
+NOT_FILTERED = "NotFilteredYet"
+
+
+def pending_reason(entry: dict[str, Any] | None) -> str:
+    """One word for why a pod that no node has taken yet is still waiting, from its recorded
+    steps: the failure reason most nodes gave at its last filter (HAMi's strings,
+    ``CardInsufficientMemory``), or where it stands (``NotFilteredYet``, ``WaitingForBind``,
+    ``BindFailed``, ``OtherScheduler``)."""
+    steps = (entry or {}).get("steps") or []
+    if not steps:
+        return NOT_FILTERED
+    last = steps[-1]
+    step, outcome = last.get("step"), last.get("outcome")
+    if step == "filter" and outcome == "unschedulable":
+        reasons = last.get("reasons") or {}
+        if reasons:
+            return str(max(reasons.items(), key=lambda kv: (kv[1], kv[0]))[0])
+        return "NoNodeRegistered" if last.get("nodes_failed") else "NoCandidateNodes"
+    if step == "filter" and outcome == "placed":
+        return "WaitingForBind"
+    if step == "filter" and outcome == "refused":
+        return "OtherScheduler"
+    if step == "bind" and outcome == "failed":
+        return "BindFailed"
+    return "Binding"

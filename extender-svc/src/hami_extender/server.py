@@ -1,6 +1,7 @@
 """Serve the app with uvicorn: plain HTTP on loopback (kube-scheduler beside it), or HTTPS with
 ``--cert-file``/``--key-file`` (reloaded when they change) and kube-scheduler's client
-certificate required on the verbs with ``--client-ca-file``.
+certificate required on the verbs with ``--client-ca-file``. ``/metrics`` is also served alone
+on ``--metrics-port`` (HAMi's scheduler metrics port, 9395), same host and TLS.
 
 The listening rule of every hami-rs server (`hami_common.serving.server`): 127.0.0.1 by default;
 any other ``--host`` needs all three TLS flags, or start-up refuses with one line that names
@@ -8,6 +9,10 @@ them. The kubeconfig, the certificates and the device config are all loaded befo
 starts, so a bad one is one line and exit status 2 (see `hami_common.settings.main`)."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator
 
 import uvicorn
 from hami_common.serving import ReloadingCertificate, require_off_loopback, run
@@ -58,8 +63,41 @@ def build_server(
     )  # fmt: skip
 
 
+class _Companion(uvicorn.Server):
+    """A second server in the same process: the main server owns the signals, and this one
+    stops when the main one does."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def metrics_server(
+    settings: ExtenderSettings, app: ExtenderApp, tls: ReloadingCertificate | None
+) -> uvicorn.Server | None:
+    """``/metrics`` alone on ``--metrics-port`` (HAMi's 9395), on the same host and TLS as the
+    main port, without the verbs' client certificate; None with ``--metrics-port -1``."""
+    if settings.metrics_port < 0:
+        return None
+    server = _build(
+        app.metrics_app, settings, port=settings.metrics_port,
+        tls=tls.context if tls is not None else None, keep_alive=KEEP_ALIVE_SECONDS,
+        graceful_shutdown=2, log_level=settings.log_level,
+    )  # fmt: skip
+    return _Companion(server.config)
+
+
 async def serve(settings: ExtenderSettings) -> None:
     """Run until SIGINT/SIGTERM; the certificate is checked every ``cert_reload_seconds``."""
     tls = certificate(settings)
-    server = build_server(settings, tls=tls)
-    await run(server, tls, settings.cert_reload_seconds)
+    app = create_app(settings)
+    server = build_server(settings, app, tls=tls)
+    metrics = metrics_server(settings, app, tls)
+    companion = asyncio.create_task(metrics.serve()) if metrics is not None else None
+    try:
+        await run(server, tls, settings.cert_reload_seconds)
+    finally:
+        if metrics is not None and companion is not None:
+            metrics.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await companion

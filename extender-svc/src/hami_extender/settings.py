@@ -32,6 +32,27 @@ class ExtenderSettings(HttpServerSettings):
         default=8080,
         description="port of /filter, /bind, health, metrics, explanations (0: a free one)",
     )
+    metrics_port: Annotated[int, Field(ge=-1, le=65535)] = Field(
+        default=9395,
+        description="a second port serving only /metrics, on --host with the same TLS (no "
+        "client certificate asked): HAMi's scheduler metrics port, which HAMi's chart and "
+        "ServiceMonitor scrape; -1: none (/metrics stays on --port too)",
+    )
+    legacy_metrics: bool = Field(
+        default=False,
+        description="also export HAMi's old metric names (GPUDeviceMemoryLimit, "
+        "nodeGPUOverview, ...), as HAMi's --legacy-metrics",
+    )
+    traces_url: str = Field(
+        default="",
+        description="the trace store's query URL (Jaeger's, e.g. http://jaeger:16686): the web "
+        "UI links each pod's trace there (<url>/trace/<id>, and the JSON <url>/api/v3/traces/<id>)",
+    )
+    ui_refresh_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=2.0,
+        description="the web UI's cluster summary is recomputed at most this often (at 5,000 "
+        "nodes it takes ~0.1 s of CPU)",
+    )
     cert_file: Path | None = Field(
         default=None, description="PEM certificate chain to serve HTTPS with (reloaded on change)"
     )

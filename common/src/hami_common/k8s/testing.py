@@ -122,9 +122,10 @@ def _selected(obj: Json, labels: str | None, fields: str | None) -> bool:
         return False
     for term in filter(None, (fields or "").split(",")):
         key, _, value = term.partition("=")
-        got = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
-               "spec.nodeName": (obj.get("spec") or {}).get("nodeName")}.get(key)  # fmt: skip
-        if (got or "") != value.lstrip("="):
+        got: Any = obj
+        for part in key.split("."):  # metadata.name, spec.nodeName, involvedObject.uid, ...
+            got = got.get(part) if isinstance(got, dict) else None
+        if str(got or "") != value.lstrip("="):
             return False
     return True
 

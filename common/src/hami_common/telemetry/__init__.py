@@ -1,6 +1,6 @@
 """Telemetry shared by every service: OpenTelemetry tracing, the pod trace context, Prometheus."""
 
-from hami_common.telemetry.metrics import metrics_route, new_registry
+from hami_common.telemetry.metrics import metrics_route, new_registry, register_build_info
 from hami_common.telemetry.propagation import (
     TRACE_CONTEXT_ANNOTATION,
     TRACEPARENT_HEADER,
@@ -25,6 +25,7 @@ __all__ = [
     "metrics_route",
     "new_registry",
     "pod_trace_id",
+    "register_build_info",
     "setup_tracing",
     "trace_annotation",
 ]

@@ -3,7 +3,9 @@ D2 ...]``: kubelet's device-manager role for fake nodes as a process of its own 
 cluster-up` and the e2e suites run beside the nodes' device plugins). For each node it serves
 ``<plugin-dir>/kubelet.sock``, follows every plugin that registers, publishes the node's
 capacity, and calls ``Allocate`` for each container of a pod bound to the node, logging one line
-per container with the env the plugin answered, until SIGTERM."""
+per container with the env the plugin answered, until SIGTERM. ``--run-containers``: it also
+plays the container runtime, starting each allocated container's workload on the node's fake
+GPUs with the real hook (`hami_e2e.observe`), and stopping it when the pod is deleted."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from hami_common.k8s import ConfigError, KubeClient, load_config
 
 from hami_e2e.kubelet.manager import Allocation, DeviceManager
+from hami_e2e.observe import Containers, on_allocation
 
 log = logging.getLogger("hami_e2e.kubelet")
 
@@ -35,17 +38,30 @@ def describe(record: Allocation) -> str:
     )
 
 
-async def serve(nodes: list[tuple[str, Path]], kubeconfig: Path) -> None:
+def _manager(node: str, plugin_dir: Path, client: KubeClient, run: bool) -> DeviceManager:
+    def logged(record: Allocation) -> None:
+        log.info("%s", describe(record))
+
+    if not run:
+        return DeviceManager(node, plugin_dir, client, on_allocation=logged)
+    containers = Containers(plugin_dir.parent, plugin_dir.parent / "logs")
+    started = on_allocation(containers)
+
+    def logged_and_started(record: Allocation) -> None:
+        logged(record)
+        started(record)
+
+    return DeviceManager(node, plugin_dir, client, on_allocation=logged_and_started,
+                         on_release=containers.stop_pod)  # fmt: skip
+
+
+async def serve(nodes: list[tuple[str, Path]], kubeconfig: Path, run: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with KubeClient(load_config(kubeconfig), user_agent="hami-e2e-kubelet") as client:
-        managers = [
-            DeviceManager(node, plugin_dir, client, on_allocation=lambda r: log.info(
-                "%s", describe(r)))
-            for node, plugin_dir in nodes
-        ]  # fmt: skip
+        managers = [_manager(node, plugin_dir, client, run) for node, plugin_dir in nodes]
         try:
             for manager in managers:
                 await manager.start()
@@ -66,13 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         "--plugin-dir", action="append", required=True, type=Path,
         help="that node's folder of kubelet.sock and the plugins' sockets",
     )  # fmt: skip
+    parser.add_argument(
+        "--run-containers",
+        action="store_true",
+        help="start each allocated container's workload (hook/build/release)",
+    )
     args = parser.parse_args(argv)
     if len(args.node) != len(args.plugin_dir):
         parser.error("give one --plugin-dir per --node, in the same order")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(list(zip(args.node, args.plugin_dir, strict=True)), args.kubeconfig))
+        asyncio.run(serve(list(zip(args.node, args.plugin_dir, strict=True)), args.kubeconfig,
+                          args.run_containers))  # fmt: skip
     except ConfigError as exc:
         print(f"hami-e2e-kubelet: {exc}", file=sys.stderr)
         return 2

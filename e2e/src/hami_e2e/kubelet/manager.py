@@ -91,13 +91,16 @@ class DeviceManager:
         client: KubeClient | None = None,
         *,
         on_allocation: Callable[[Allocation], None] | None = None,
+        on_release: Callable[[str], None] | None = None,
     ) -> None:
-        """``on_allocation`` is told of every container's Allocate answer (or error)."""
+        """``on_allocation`` is told of every container's Allocate answer (or error),
+        ``on_release`` of the UID of every pod deleted from the node."""
         self.node = node
         self.plugin_dir = plugin_dir
         self.socket = plugin_dir / "kubelet.sock"
         self.client = client
         self.on_allocation = on_allocation
+        self.on_release = on_release
         self.plugins: dict[str, PluginEndpoint] = {}
         self.allocations: dict[tuple[str, str, str], Allocation] = {}
         self.registrations: list[pb.RegisterRequest] = []
@@ -310,6 +313,8 @@ class DeviceManager:
         """A deleted pod's devices are free again (kubelet's checkpoint forgets them)."""
         for resource, ids in self._by_pod.pop(uid, []):
             self._assigned.get(resource, set()).difference_update(ids)
+        if self.on_release is not None:
+            self.on_release(uid)
 
     async def wait_allocation(
         self, namespace: str, pod: str, container: str, within: float = 30.0

@@ -27,9 +27,11 @@ from typing import Any, Protocol
 import hami_rustcore
 from hami_common.k8s import NODES, KubeClient
 
+from hami_e2e.components import free_port
 from hami_e2e.jaeger import otel_env
 from hami_e2e.kubelet.manager import DeviceManager
 from hami_e2e.nodes import DEVICES_ANNOTATION
+from hami_e2e.observe import Containers, monitor_process, on_allocation
 from hami_e2e.process import ManagedProcess, ProcessError
 from hami_e2e.vendors import CAMBRICON, VendorAgent, agent_for, device_config
 
@@ -95,11 +97,15 @@ def plugin_process(
 
 
 def kubelet_process(
-    cluster: _Cluster, nodes: list[tuple[str, Path]], *, detachable: bool = False
-) -> ManagedProcess:
+    cluster: _Cluster, nodes: list[tuple[str, Path]], *, detachable: bool = False,
+    run_containers: bool = False,
+) -> ManagedProcess:  # fmt: skip
     """kubelet's device-manager stand-in for ``(node, folder)`` pairs as a process of its own
-    (``python -m hami_e2e.kubelet``); not started."""
+    (``python -m hami_e2e.kubelet``); ``run_containers``: it also starts each allocated
+    container's workload (`hami_e2e.observe`); not started."""
     argv = [sys.executable, "-m", "hami_e2e.kubelet", "--kubeconfig", str(cluster.kubeconfig)]
+    if run_containers:
+        argv.append("--run-containers")
     for node, root in nodes:
         argv += ["--node", node, "--plugin-dir", str(root / "dp")]
     name = f"kubelet-{nodes[0][0]}" if len(nodes) == 1 else f"kubelet-{nodes[0][0]}-and-more"
@@ -115,6 +121,8 @@ class NodeAgents:
     nodes: list[str]
     processes: list[ManagedProcess] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)
+    monitors: dict[str, int] = field(default_factory=dict)
+    """Node -> its monitor's port (with ``observe``)."""
 
     def stop(self) -> None:
         for proc in reversed(self.processes):
@@ -131,10 +139,13 @@ async def start_agents(
     split_count: int = 10,
     detachable: bool = False,
     within: float = 90.0,
+    observe: bool = False,
 ) -> NodeAgents:
     """Starts the agents of existing fake nodes (`NodePool` nodes, whose inventory annotation
     becomes each plugin's fake spec) and waits until every plugin has registered its node and
-    kubelet's stand-in publishes its devices. On failure, stops what it started."""
+    kubelet's stand-in publishes its devices. ``observe``: each node also gets its monitor, and
+    allocated containers run real work (`hami_e2e.observe`). On failure, stops what it
+    started."""
     agents = NodeAgents(list(nodes))
     vendor: dict[str, VendorAgent] = {}
     try:
@@ -145,7 +156,7 @@ async def start_agents(
             vendor[node] = agent_for(spec["devices"], split_count)
             write_spec(root, spec)
         kubelet = kubelet_process(cluster, list(zip(nodes, agents.folders, strict=True)),
-                                  detachable=detachable)  # fmt: skip
+                                  detachable=detachable, run_containers=observe)  # fmt: skip
         kubelet.start()
         agents.processes.append(kubelet)
         deadline = time.monotonic() + within
@@ -160,6 +171,12 @@ async def start_agents(
                                     agent=vendor[node])  # fmt: skip
             plugin.start()
             agents.processes.append(plugin)
+        for node, root in zip(nodes, agents.folders, strict=True) if observe else ():
+            agents.monitors[node] = free_port()
+            monitor = monitor_process(cluster, node, root, agents.monitors[node],
+                                      detachable=detachable)  # fmt: skip
+            monitor.start()
+            agents.processes.append(monitor)
         for node in nodes:
             await _wait_registered(kube, node, vendor[node], agents.processes, deadline)
     except BaseException:
@@ -211,9 +228,11 @@ class GpuNode:
         device_config: dict[str, Any] | None = None,
         edit_spec: Callable[[dict[str, Any]], None] | None = None,
         watch_pods: bool = True,
+        observe: bool = False,
     ) -> None:
         """``watch_pods=False``: kubelet's stand-in calls Allocate only when the test calls
-        ``node.kubelet.admit(pod)``, not for every pod bound to the node."""
+        ``node.kubelet.admit(pod)``, not for every pod bound to the node. ``observe``: the
+        node's monitor runs (`monitor_port`), and allocated containers run real work."""
         self.cluster = cluster
         self.watch_pods = watch_pods
         self.node = node
@@ -228,6 +247,10 @@ class GpuNode:
         self.client: KubeClient | None = None
         self.kubelet: DeviceManager
         self.plugin: ManagedProcess | None = None
+        self.observe = observe
+        self.containers: Containers | None = None
+        self.monitor: ManagedProcess | None = None
+        self.monitor_port: int | None = None
 
     async def __aenter__(self) -> GpuNode:
         self.client = self.cluster.client()
@@ -237,7 +260,17 @@ class GpuNode:
             self.edit_spec(self.spec)  # links, injected failures...
         self.agent = agent_for(self.spec["devices"], self.split_count)
         self.write_spec()
-        self.kubelet = DeviceManager(self.node, self.plugin_dir, self.client)
+        if self.observe:
+            self.containers = Containers(self.root, self.cluster.logs)
+            self.kubelet = DeviceManager(
+                self.node, self.plugin_dir, self.client,
+                on_allocation=on_allocation(self.containers), on_release=self.containers.stop_pod,
+            )  # fmt: skip
+            self.monitor_port = free_port()
+            self.monitor = monitor_process(self.cluster, self.node, self.root, self.monitor_port)
+            self.monitor.start()
+        else:
+            self.kubelet = DeviceManager(self.node, self.plugin_dir, self.client)
         await self.kubelet.start(watch_pods=self.watch_pods)
         self.start_plugin()
         return self
@@ -245,6 +278,10 @@ class GpuNode:
     async def __aexit__(self, *exc: object) -> None:
         self.stop_plugin()
         await self.kubelet.stop()
+        if self.containers is not None:
+            self.containers.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
         if self.client is not None:
             await self.client.aclose()
         shutil.rmtree(self.root, ignore_errors=True)

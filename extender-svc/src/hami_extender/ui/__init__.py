@@ -1,0 +1,2 @@
+"""The web UI: nodes and devices, the pods on each device, pending pods and their reasons,
+each pod's trace."""

@@ -1,0 +1,96 @@
+"""The pods on this node (list-then-watch, ``spec.nodeName=<node>``): for each pod UID, its
+namespace, name, and per container the physical devices behind the container's device indices
+(from the vendor's allocated annotation, one entry per container, init containers first).
+HAMi's monitor watches every pod of the cluster on every node; one node's pods are enough."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import hami_rustcore as core
+from hami_common.deviceplugin.vendor import containers_in_annotation_order
+from hami_common.k8s import LOOP_BACKOFF, PODS, Backoff, KubeClient, Retrier, list_then_watch
+
+log = logging.getLogger(__name__)
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    uid: str
+    namespace: str
+    name: str
+    devices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Container name -> the UUIDs of its devices, by device index inside the container."""
+
+
+def pod_info(pod: Json, annotation: str) -> PodInfo | None:
+    """The pod's `PodInfo`, or None without a UID. An allocation that does not decode leaves
+    the pod without devices (its containers are then exported without a device UUID)."""
+    meta = pod.get("metadata") or {}
+    uid = str(meta.get("uid") or "")
+    if not uid:
+        return None
+    devices: dict[str, tuple[str, ...]] = {}
+    value = (meta.get("annotations") or {}).get(annotation)
+    if value:
+        try:
+            entries = core.decode_pod_devices(value)
+        except core.DecodeError as exc:
+            log.warning("pod %s/%s: %s does not decode: %s", meta.get("namespace"),
+                        meta.get("name"), annotation, exc)  # fmt: skip
+            entries = []
+        for container, entry in zip(containers_in_annotation_order(pod), entries, strict=False):
+            if entry:
+                devices[str(container.get("name", ""))] = tuple(d.uuid for d in entry)
+    return PodInfo(uid, str(meta.get("namespace", "")), str(meta.get("name", "")), devices)
+
+
+class PodIndex:
+    def __init__(
+        self, client: KubeClient | None, node: str, annotation: str,
+        backoff: Backoff = LOOP_BACKOFF,
+    ) -> None:  # fmt: skip
+        """``client`` may be set later (the app's lifespan makes it), before `run`."""
+        self.client, self.node, self.annotation, self.backoff = client, node, annotation, backoff
+        self.pods: dict[str, PodInfo] = {}
+        self.synced = asyncio.Event()
+
+    def apply(self, kind: str, obj: Json) -> None:
+        if kind == "SYNC":
+            fresh = (pod_info(p, self.annotation) for p in obj.get("items") or [])
+            self.pods = {p.uid: p for p in fresh if p is not None}
+            self.synced.set()
+        elif kind in ("ADDED", "MODIFIED"):
+            info = pod_info(obj, self.annotation)
+            if info is not None:
+                self.pods = {
+                    **self.pods,
+                    info.uid: info,
+                }  # readers in other threads see a whole dict
+        elif kind == "DELETED":
+            uid = str((obj.get("metadata") or {}).get("uid") or "")
+            if uid in self.pods:
+                self.pods = {k: v for k, v in self.pods.items() if k != uid}
+
+    async def run(self) -> None:
+        """Forever: list then watch; a failure waits (growing to a cap) and lists again."""
+        if self.client is None:
+            raise RuntimeError("PodIndex.run needs a client")
+        retry = Retrier("pod watch", log, self.backoff)
+        while True:
+            try:
+                async for event in list_then_watch(
+                    self.client, PODS, field_selector=f"spec.nodeName={self.node}"
+                ):
+                    if event.type != "BOOKMARK":
+                        self.apply(event.type, event.object)
+                    if event.type == "SYNC":
+                        retry.succeeded()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await asyncio.sleep(retry.failed(exc))
