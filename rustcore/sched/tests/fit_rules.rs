@@ -444,7 +444,9 @@ fn a_bound_pod_is_never_placed_again_and_keeps_its_devices() {
     c.filter(&simple("p", req(1, 10000, 0)), &["n1"], true, 0.0).unwrap();
     assert!(c.mark_bound("p"));
     let before = c.usage();
-    let err = c.filter(&simple("p", req(1, 10000, 0)), &["n1"], true, 1.0).unwrap_err();
+    let err = c
+        .filter(&simple("p", req(1, 10000, 0)), &["n1"], true, 1.0)
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "pod default/p is bound to node n1 already; it is not placed again"
