@@ -97,7 +97,9 @@ def test_what_the_webhook_admits_is_what_the_core_fits(pod: dict[str, Any], nv: 
         assert decision.code == 400
         assert decision.message
         return
-    assert not core_refuses, "the webhook admitted a pod the core refuses"
+    if _api_valid(pod):  # else the API server refuses it before any webhook sees it; the
+        # webhook's defaults may even mend it (a count added to limits outranks a bad request)
+        assert not core_refuses, "the webhook admitted a pod the core refuses"
     patched = apply_patch(pod, decision.patch)
     text = json.dumps(patched)
     fitted = cluster.pod_request(text)
