@@ -26,7 +26,7 @@ import pytest
 from hami_common.k8s import NAMESPACES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
 from hami_common.telemetry import pod_trace_id
 from hami_e2e.browser import Browser
-from hami_e2e.demo import EXAMPLES, POOL, pod
+from hami_e2e.demo import EXAMPLES, POOLS, pod
 from hami_e2e.kubelet.node import NodeAgents, start_agents
 from hami_e2e.nodes import create_nodes
 from hami_e2e.paths import repo_root
@@ -38,6 +38,8 @@ pytestmark = pytest.mark.e2e
 NS = "observe"
 MIB = 1 << 20
 RUNNING = [ex for ex in EXAMPLES if not ex.reason]
+# the pods whose containers run GPU work under the hook, which the monitors see
+ON_GPUS = [ex for ex in RUNNING if "nvidia.com/gpu" in ex.limits]
 PENDING = [ex for ex in EXAMPLES if ex.reason]
 DASHBOARD = repo_root() / "dashboards" / "hami-rs.json"
 ARTEFACTS = repo_root() / ".cache" / "artifacts" / "ui"
@@ -81,7 +83,7 @@ def _settled(p: dict[str, Any]) -> bool:
 
 async def _setup(stack: HamiStack) -> NodeAgents:
     async with stack.client() as kube:
-        names = await create_nodes(kube, [POOL])
+        names = await create_nodes(kube, POOLS)
         await _namespace(kube)
         return await start_agents(stack.cluster, kube, names, observe=True)
 
@@ -137,13 +139,13 @@ def test_monitors_export_real_numbers_of_the_containers(observed: Observed) -> N
     """Every running container's workload holds half its limit on each of its devices: the
     hook counts it in the region, the monitor exports it, and NVML on the node agrees."""
     want: dict[tuple[str, str], int] = {}
-    for ex in RUNNING:
+    for ex in ON_GPUS:
         node = observed.pods[ex.name]["spec"]["nodeName"]
         want[(node, ex.name)] = ex.devices[0][0] // 2 * MIB
 
     def exported() -> dict[tuple[str, str], float]:
         out: dict[tuple[str, str], float] = {}
-        for node in observed.agents.nodes:
+        for node in observed.agents.monitors:
             for line in observed.monitor_metrics(node).splitlines():
                 m = re.match(r'hami_vgpu_memory_used_bytes\{namespace="observe",pod="([^"]+)",'
                              r'container="cuda",vdevice_index="0",.*\} (\d+)', line)  # fmt: skip
@@ -159,7 +161,7 @@ def test_monitors_export_real_numbers_of_the_containers(observed: Observed) -> N
                       r'container="cuda",vdevice_index="0",device_uuid="(GPU-[^"]+)",'
                       r'zone="vGPU"\} (\d+)', text)  # fmt: skip
     assert limit is not None, text
-    ex = next(e for e in RUNNING if e.name == name)
+    ex = next(e for e in ON_GPUS if e.name == name)
     assert int(limit.group(2)) == ex.devices[0][0] * MIB
     used = re.search(rf'hami_host_gpu_memory_used_bytes\{{node="{node}",device_index="\d+",'
                      rf'device_uuid="{limit.group(1)}",device_type="NVIDIA-Tesla-T4",'
@@ -203,7 +205,7 @@ def test_web_ui_in_a_real_browser(observed: Observed, tmp_path: Path) -> None:
     node = one["spec"]["nodeName"]
     with Browser(tmp_path / "browser") as browser:
         browser.get(f"{base}/ui")
-        assert browser.attributes("tr[data-node]", "data-node") == list(observed.agents.nodes)
+        assert browser.attributes("tr[data-node]", "data-node") == sorted(observed.agents.nodes)
         _shot(browser, observed, "overview")
         browser.click(f'tr[data-node="{node}"] a')
         assert browser.url.endswith(f"/ui/nodes/{node}")
@@ -259,7 +261,7 @@ def test_kubectl_hami(observed: Observed) -> None:
     def used() -> dict[str, Any] | None:
         top = _kubectl_hami(observed, "top", "pods", "-n", NS, "-o", "json")
         rows = {r["pod"]: r for r in json.loads(top.stdout)["containers"] if r["device"]}
-        return rows if all(rows.get(ex.name, {}).get("memoryUsedMiB") for ex in RUNNING) else None
+        return rows if all(rows.get(ex.name, {}).get("memoryUsedMiB") for ex in ON_GPUS) else None
 
     rows = _wait(used, 60, "kubectl hami top pods to show what each pod uses")
     assert (rows["one-gpu"]["memoryPromisedMiB"], rows["one-gpu"]["memoryUsedMiB"]) == (3000, 1500)
@@ -267,7 +269,9 @@ def test_kubectl_hami(observed: Observed) -> None:
     assert table.returncode == 0, table.stderr
     header, *lines = table.stdout.splitlines()
     assert header.split()[:5] == ["NODE", "DEVICE", "TYPE", "MEMORY(PROMISED)", "MEMORY(USED)"]
-    assert len(lines) == POOL.count * POOL.devices_per_node
+    # the GPUs (the devices whose use the monitors report)
+    gpus = sum(pool.count * pool.devices_per_node for pool in POOLS if pool.vendor == "nvidia")
+    assert len(lines) == gpus
     missing = _kubectl_hami(observed, "explain", "nobody", "-n", NS)
     assert missing.returncode == 1
     assert missing.stderr.startswith("Error from server (NotFound)")

@@ -143,8 +143,8 @@ async def start_agents(
 ) -> NodeAgents:
     """Starts the agents of existing fake nodes (`NodePool` nodes, whose inventory annotation
     becomes each plugin's fake spec) and waits until every plugin has registered its node and
-    kubelet's stand-in publishes its devices. ``observe``: each node also gets its monitor, and
-    allocated containers run real work (`hami_e2e.observe`). On failure, stops what it
+    kubelet's stand-in publishes its devices. ``observe``: each GPU node also gets its monitor,
+    and allocated containers run real work (`hami_e2e.observe`). On failure, stops what it
     started."""
     agents = NodeAgents(list(nodes))
     vendor: dict[str, VendorAgent] = {}
@@ -172,6 +172,8 @@ async def start_agents(
             plugin.start()
             agents.processes.append(plugin)
         for node, root in zip(nodes, agents.folders, strict=True) if observe else ():
+            if vendor[node].vendor != "nvidia":
+                continue  # the monitor reads what the CUDA hook writes
             agents.monitors[node] = free_port()
             monitor = monitor_process(cluster, node, root, agents.monitors[node],
                                       detachable=detachable)  # fmt: skip
