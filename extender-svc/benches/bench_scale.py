@@ -99,9 +99,19 @@ class Proxy:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_quiet_when_cancelled)
         server = await asyncio.start_server(self._connection, "127.0.0.1", self.port)
         async with server:
             await asyncio.gather(server.serve_forever(), self._probe())
+
+
+def _quiet_when_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """A connection accepted as the bench ends is cancelled before it starts, and asyncio's
+    stream callback reports that as an error; everything else goes to the default handler."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
 
 
 class Replicas:
