@@ -24,6 +24,10 @@ SCHEMA_REFUSALS: list[tuple[Json, list[str]]] = [
      ["at '/defaultSchedulerPolicy/nodeSchedulerPolicy'", "binpack"]),
     ({"scheduler": {"extender": {"logLevl": "debug"}}},
      ["at '/extender'", "additional properties 'logLevl' not allowed"]),
+    ({"scheduler": {"extender": {"nodeLock": "etcd"}}},
+     ["at '/extender/nodeLock'", "memory", "annotation"]),
+    ({"scheduler": {"extender": {"preferIdleNodes": "yes"}}},
+     ["at '/extender/preferIdleNodes'", "want boolean"]),
     # YAML reads `gpu: on` as true: the node selector would be refused by the API server
     ({"nvidia": {"devicePlugin": {"nvidiaNodeSelector": {"gpu": True}}}},
      ["at '/devicePlugin/nvidiaNodeSelector/gpu'", "want string"]),
