@@ -18,31 +18,35 @@ import re
 import ssl
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from hami_common.k8s import (
     LEASES,
     MUTATING_WEBHOOK_CONFIGURATIONS,
-    NAMESPACES,
     NODES,
     PODS,
     SECRETS,
-    SERVICE_ACCOUNTS,
     ApiError,
     Forbidden,
     KubeClient,
     NotFound,
-    Resource,
-    load_config,
 )
 from hami_e2e.backend import Cluster
+from hami_e2e.charts.objects import (
+    KINDS,
+    REPLICA_SETS,
+    assert_never_refused,
+    client,
+    daemon_set_wants,
+    device_namespace,
+    example_pod,
+    get,
+    place,
+)
 from hami_e2e.charts.release import ChartStack
 from hami_e2e.nodes import NodePool, create_nodes, delete_nodes
-from hami_e2e.paths import repo_root
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 Json = dict[str, Any]
@@ -65,22 +69,6 @@ DAEMON_SETS = {
 }
 # The monitor reads only the regions here (no NVML), and reaps at once what pods left.
 MONITOR_FLAGS = ("--vendor=none", "--reap-after-seconds=1", "--feedback-interval-seconds=0.2")
-EXAMPLES = repo_root() / "e2e" / "examples"  # the README's example pods
-KINDS = {
-    "ServiceAccount": SERVICE_ACCOUNTS,
-    "Secret": SECRETS,
-    "ConfigMap": Resource("v1", "configmaps"),
-    "Service": Resource("v1", "services"),
-    "Deployment": Resource("apps/v1", "deployments"),
-    "DaemonSet": Resource("apps/v1", "daemonsets"),
-    "Role": Resource("rbac.authorization.k8s.io/v1", "roles"),
-    "RoleBinding": Resource("rbac.authorization.k8s.io/v1", "rolebindings"),
-    "ClusterRole": Resource("rbac.authorization.k8s.io/v1", "clusterroles", namespaced=False),
-    "ClusterRoleBinding": Resource(
-        "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False
-    ),
-    "MutatingWebhookConfiguration": MUTATING_WEBHOOK_CONFIGURATIONS,
-}
 
 
 @pytest.fixture(scope="module")
@@ -116,20 +104,6 @@ def stack(kube_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         asyncio.run(down())
 
 
-def client(path: Path) -> KubeClient:
-    return KubeClient(load_config(path))
-
-
-def resource(doc: Json) -> Resource:
-    return KINDS[doc["kind"]]
-
-
-async def get(kube: KubeClient, doc: Json) -> Json:
-    res = resource(doc)
-    ns = doc["metadata"].get("namespace") if res.namespaced else None
-    return await kube.get(res, doc["metadata"]["name"], namespace=ns)
-
-
 def test_every_object_is_accepted(stack: ChartStack, kube_cluster: Cluster) -> None:
     kinds = {d["kind"] for d in stack.manifest}
     assert kinds <= set(KINDS), kinds - set(KINDS)
@@ -148,22 +122,6 @@ def test_every_object_is_accepted(stack: ChartStack, kube_cluster: Cluster) -> N
     asyncio.run(check())
 
 
-REPLICA_SETS = Resource("apps/v1", "replicasets")
-
-
-async def _scheduled(kube: KubeClient, stack: ChartStack, name: str, want: int) -> None:
-    """Until the DaemonSet ``name``, as its controller last saw the nodes, wants ``want``."""
-    deadline = time.monotonic() + 30
-    while True:
-        ds = await kube.get(KINDS["DaemonSet"], name, namespace=stack.namespace)
-        status = ds.get("status") or {}
-        seen = status.get("observedGeneration") == ds["metadata"]["generation"]
-        if seen and status.get("desiredNumberScheduled") == want:
-            return
-        assert time.monotonic() < deadline, f"{name} wants {status}, not {want}"
-        await asyncio.sleep(0.2)
-
-
 def test_each_daemon_set_runs_on_nodes_labelled_for_it(
     stack: ChartStack, kube_cluster: Cluster
 ) -> None:
@@ -173,56 +131,13 @@ def test_each_daemon_set_runs_on_nodes_labelled_for_it(
     async def run() -> None:
         async with kube_cluster.client() as kube:
             for name in DAEMON_SETS:
-                await _scheduled(kube, stack, name, 0)
+                await daemon_set_wants(kube, stack, name, 0)
             for node, label in set(DAEMON_SETS.values()):
                 await kube.patch(NODES, node, {"metadata": {"labels": {label: "on"}}})
             for name in DAEMON_SETS:
-                await _scheduled(kube, stack, name, 1)
+                await daemon_set_wants(kube, stack, name, 1)
 
     asyncio.run(run())
-
-
-async def _device_namespace(kube: KubeClient, stack: ChartStack, name: str) -> str:
-    labels = {"hami.io/chart-test": stack.label}
-    await kube.create(NAMESPACES, {"metadata": {"name": name, "labels": labels}})
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(NotFound):
-            await kube.get(SERVICE_ACCOUNTS, "default", namespace=name)
-            return name
-        assert time.monotonic() < deadline, "no default ServiceAccount"
-        await asyncio.sleep(0.1)
-
-
-def example_pod(name: str, example: str = "gpu-pod.yaml") -> Json:
-    """The README's example pod ``example`` (e2e/examples/), named ``name``."""
-    pod: Json = yaml.safe_load((EXAMPLES / example).read_text())
-    pod["metadata"]["name"] = name
-    return pod
-
-
-async def place(
-    kube: KubeClient, stack: ChartStack, ns: str, name: str, example: str = "gpu-pod.yaml"
-) -> Json:  # fmt: skip
-    """Create an example pod and wait until its plugin's Allocate marked it bind-phase=success."""
-    created = await kube.create(PODS, example_pod(name, example), namespace=ns)
-    assert created["spec"]["schedulerName"] == "hami-scheduler", "the webhook did not admit it"
-    deadline = time.monotonic() + 60
-    while True:
-        pod = await kube.get(PODS, name, namespace=ns)
-        if (pod["metadata"].get("annotations") or {}).get("hami.io/bind-phase") == "success":
-            return pod
-        for proc in stack.processes.values():
-            proc.check()
-        assert time.monotonic() < deadline, f"pod {name} not placed: {pod}\n{stack.logs()}"
-        await asyncio.sleep(0.2)
-
-
-def assert_never_refused(stack: ChartStack) -> None:
-    for name, proc in stack.processes.items():
-        text = proc.log.read_text(errors="replace")
-        assert " 403" not in text, f"{name} was refused"
-        assert "forbidden" not in text.lower(), f"{name} was refused"
 
 
 def test_gpu_pod_is_placed_by_the_chart_components(
@@ -230,7 +145,7 @@ def test_gpu_pod_is_placed_by_the_chart_components(
 ) -> None:
     async def run() -> tuple[Json, str]:
         async with kube_cluster.client() as kube:
-            ns = await _device_namespace(kube, stack, f"chart-{stack.label}")
+            ns = await device_namespace(kube, stack, f"chart-{stack.label}")
             pod = await place(kube, stack, ns, "first")
             node = await kube.get(NODES, NODE)
             return pod, str(node["status"]["allocatable"]["nvidia.com/gpu"])
