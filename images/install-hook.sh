@@ -5,6 +5,11 @@
 # that is not there yet.
 #   DEST/libvgpu.so.<version>, DEST/libvgpu.so  the library (the plugin mounts the versioned one)
 #   DEST/ld.so.preload                          one line: DEST/libvgpu.so (a container's path)
+#   DEST/containers/, DEST/limits/              the plugin's per-container folders and limits
+#                                               files go there; made group-writable (2775) for
+#                                               the group this step runs as (the chart: 65532),
+#                                               so the node monitor removes what pods left
+#                                               behind without running as root
 # Each file is written beside its target and renamed over it, and only when its content
 # changed: a running container keeps the library it was started with (its bind mount holds the
 # old file), so an upgrade never rewrites a library under a running process (HAMi #753).
@@ -26,6 +31,12 @@ place() {  # place SOURCE TARGET MODE
 }
 
 mkdir -p "$dest"
+for folder in "$dest/containers" "$dest/limits"; do
+  mkdir -p "$folder"
+  # a member of the group may hand a file it owns to that group without CAP_CHOWN
+  chgrp "$(id -g)" "$folder"
+  chmod 2775 "$folder"
+done
 place "$src/libvgpu.so" "$dest/libvgpu.so.$version" 0755
 place "$src/libvgpu.so" "$dest/libvgpu.so" 0755
 preload="$(mktemp "$dest/.ld.so.preload.XXXXXX")"

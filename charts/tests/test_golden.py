@@ -1,6 +1,7 @@
 """Golden renders of the umbrella chart for the value sets users pick (``UPDATE_GOLDEN=1``
 rewrites them; review the diff). What the chart generates anew on each render (certificates,
-their CA bundle and checksums) is masked."""
+their CA bundle and checksums) is masked, and so is the dashboard (test_vendors.py compares it
+with dashboards/hami-rs.json)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from hami_e2e.charts.helm import Helm
 Json = dict[str, Any]
 GOLDEN = Path(__file__).parent / "golden"
 GENERATED = "<generated>"
+DASHBOARD = "<dashboards/hami-rs.json>"
 VALUE_SETS: dict[str, Json] = {
     "defaults": {},
-    "scheduler-only": {"nvidia": {"enabled": False}},
+    "scheduler-only": {"nvidia": {"enabled": False}, "monitor": {"enabled": False}},
+    "vendors": {"ascend": {"enabled": True}, "cambricon": {"enabled": True},
+                "scheduler": {"enableAscend": True}},
     "ha-scheduler": {"scheduler": {"replicas": 2}},
     "cert-manager": {"scheduler": {"certManager": {"enabled": True}}},
     "custom-names": {"global": {"resourceName": "example.com/vgpu",
@@ -29,6 +33,8 @@ VALUE_SETS: dict[str, Json] = {
 def mask(doc: Json) -> Json:
     if doc["kind"] == "Secret":
         doc["data"] = dict.fromkeys(doc["data"], GENERATED)
+    if doc["kind"] == "ConfigMap" and "hami-rs.json" in doc.get("data", {}):
+        doc["data"]["hami-rs.json"] = DASHBOARD
     if doc["kind"] == "MutatingWebhookConfiguration":
         for hook in doc["webhooks"]:
             if "caBundle" in hook["clientConfig"]:

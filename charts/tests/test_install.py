@@ -1,9 +1,11 @@
 """The umbrella chart installed into the real control plane by the real helm (README, "Install
-on a cluster"), then every component run as a process from what the release holds, each under
-its own chart-made ServiceAccount (`hami_e2e.charts.release`): the API server accepts every
-object, a GPU pod passes admission, kube-scheduler, the extender and the plugin's Allocate, each
-account is refused what its component does not need, `helm upgrade` keeps the certificates and
-what runs, and `helm uninstall` removes every object. The tests run in order on one release."""
+on a cluster"), with every vendor on, then every component run as a process from what the
+release holds, each under its own chart-made ServiceAccount (`hami_e2e.charts.release`): the API
+server accepts every object, a GPU, an Ascend and a Cambricon pod each pass admission,
+kube-scheduler, the extender and their vendor's plugin's Allocate, the node monitor serves its
+metrics with the chart's certificate and removes what pods left, each account is refused what
+its component does not need, `helm upgrade` keeps the certificates and what runs, and `helm
+uninstall` removes every object. The tests run in order on one release."""
 
 from __future__ import annotations
 
@@ -11,54 +13,62 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
+import re
+import ssl
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-import yaml
 from hami_common.k8s import (
     LEASES,
     MUTATING_WEBHOOK_CONFIGURATIONS,
-    NAMESPACES,
     NODES,
     PODS,
     SECRETS,
-    SERVICE_ACCOUNTS,
     ApiError,
     Forbidden,
     KubeClient,
     NotFound,
-    Resource,
-    load_config,
 )
 from hami_e2e.backend import Cluster
+from hami_e2e.charts.objects import (
+    KINDS,
+    REPLICA_SETS,
+    assert_never_refused,
+    client,
+    daemon_set_wants,
+    device_namespace,
+    example_pod,
+    get,
+    place,
+)
 from hami_e2e.charts.release import ChartStack
 from hami_e2e.nodes import NodePool, create_nodes, delete_nodes
-from hami_e2e.paths import repo_root
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 Json = dict[str, Any]
-# Created without gpu=on: the test labels it, as the README's first step does.
-POOL = NodePool(name="chart-gpu", count=1, devices_per_node=2, labels={})
-EXAMPLE = repo_root() / "e2e" / "examples" / "gpu-pod.yaml"  # the README's example pod
-NODE = POOL.node_names()[0]
-KINDS = {
-    "ServiceAccount": SERVICE_ACCOUNTS,
-    "Secret": SECRETS,
-    "ConfigMap": Resource("v1", "configmaps"),
-    "Service": Resource("v1", "services"),
-    "Deployment": Resource("apps/v1", "deployments"),
-    "DaemonSet": Resource("apps/v1", "daemonsets"),
-    "Role": Resource("rbac.authorization.k8s.io/v1", "roles"),
-    "RoleBinding": Resource("rbac.authorization.k8s.io/v1", "rolebindings"),
-    "ClusterRole": Resource("rbac.authorization.k8s.io/v1", "clusterroles", namespaced=False),
-    "ClusterRoleBinding": Resource(
-        "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False
-    ),
-    "MutatingWebhookConfiguration": MUTATING_WEBHOOK_CONFIGURATIONS,
+# Created without their labels: the test labels them, as the README's first step does.
+GPU = NodePool(name="chart-gpu", count=1, devices_per_node=2, labels={})
+NPU = NodePool(name="chart-npu", count=1, devices_per_node=2, vendor="ascend", model="910B3",
+               device_memory_mib=65536, labels={})  # fmt: skip
+MLU = NodePool(name="chart-mlu", count=1, devices_per_node=2, vendor="cambricon",
+               model="MLU370-X8", device_memory_mib=24576, labels={})  # fmt: skip
+NODE, NPU_NODE, MLU_NODE = (p.node_names()[0] for p in (GPU, NPU, MLU))
+# The README's install of every vendor (and the monitor, on by default).
+VENDORS = {"ascend": {"enabled": True}, "cambricon": {"enabled": True},
+           "scheduler": {"enableAscend": True}}  # fmt: skip
+# The release's DaemonSets: the node each runs on here and the label that puts it there.
+DAEMON_SETS = {
+    "hami-device-plugin": (NODE, "gpu"),
+    "hami-monitor": (NODE, "gpu"),
+    "hami-ascend-device-plugin": (NPU_NODE, "ascend"),
+    "hami-cambricon-device-plugin": (MLU_NODE, "mlu"),
 }
+# The monitor reads only the regions here (no NVML), and reaps at once what pods left.
+MONITOR_FLAGS = ("--vendor=none", "--reap-after-seconds=1", "--feedback-interval-seconds=0.2")
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +77,22 @@ def stack(kube_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
 
     async def up() -> None:
         async with kube_cluster.client() as kube:
-            await create_nodes(kube, [POOL])
-            chart.install()
+            await create_nodes(kube, [GPU, NPU, MLU])
+            chart.install(VENDORS)
             await chart.start_service(kube, "hami-webhook", container="webhook",
                                       port=chart.webhook_port, ready="/readyz")  # fmt: skip
             await chart.start_service(kube, "hami-extender", container="extender",
                                       port=chart.extender_port, ready="/readyz")  # fmt: skip
             await chart.start_kube_scheduler(kube, "hami-scheduler")
-            await chart.start_node(kube, NODE, "hami-device-plugin")
+            for name, (node, _) in DAEMON_SETS.items():
+                if name != "hami-monitor":
+                    await chart.start_node(kube, node, name)
+            await chart.start_monitor(kube, "hami-monitor", NODE, *MONITOR_FLAGS)
 
     async def down() -> None:
         async with kube_cluster.client() as kube:
-            await delete_nodes(kube, POOL)
+            for pool in (GPU, NPU, MLU):
+                await delete_nodes(kube, pool)
 
     try:
         asyncio.run(up())
@@ -90,24 +104,12 @@ def stack(kube_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         asyncio.run(down())
 
 
-def client(path: Path) -> KubeClient:
-    return KubeClient(load_config(path))
-
-
-def resource(doc: Json) -> Resource:
-    return KINDS[doc["kind"]]
-
-
-async def get(kube: KubeClient, doc: Json) -> Json:
-    res = resource(doc)
-    ns = doc["metadata"].get("namespace") if res.namespaced else None
-    return await kube.get(res, doc["metadata"]["name"], namespace=ns)
-
-
 def test_every_object_is_accepted(stack: ChartStack, kube_cluster: Cluster) -> None:
     kinds = {d["kind"] for d in stack.manifest}
     assert kinds <= set(KINDS), kinds - set(KINDS)
     assert {"Deployment", "DaemonSet", "MutatingWebhookConfiguration", "Secret"} <= kinds
+    assert {d["metadata"]["name"] for d in stack.manifest if d["kind"] == "DaemonSet"} == set(
+        DAEMON_SETS)  # fmt: skip
     status = stack.helm.ok("status", stack.release, "-n", stack.namespace)
     assert "STATUS: deployed" in status
 
@@ -120,92 +122,100 @@ def test_every_object_is_accepted(stack: ChartStack, kube_cluster: Cluster) -> N
     asyncio.run(check())
 
 
-DAEMON_SETS = Resource("apps/v1", "daemonsets")
-REPLICA_SETS = Resource("apps/v1", "replicasets")
-
-
-async def _scheduled(kube: KubeClient, stack: ChartStack, want: int) -> None:
-    """Until the plugin's DaemonSet, as its controller last saw the nodes, wants ``want``."""
-    deadline = time.monotonic() + 30
-    while True:
-        ds = await kube.get(DAEMON_SETS, "hami-device-plugin", namespace=stack.namespace)
-        status = ds.get("status") or {}
-        seen = status.get("observedGeneration") == ds["metadata"]["generation"]
-        if seen and status.get("desiredNumberScheduled") == want:
-            return
-        assert time.monotonic() < deadline, f"the DaemonSet wants {status}, not {want}"
-        await asyncio.sleep(0.2)
-
-
-def test_the_plugin_runs_on_nodes_labelled_gpu_on(stack: ChartStack, kube_cluster: Cluster) -> None:
-    """`kubectl label nodes NODE gpu=on` is what puts the plugin on a node (HAMi #871, #2280)."""
+def test_each_daemon_set_runs_on_nodes_labelled_for_it(
+    stack: ChartStack, kube_cluster: Cluster
+) -> None:
+    """`kubectl label nodes NODE gpu=on` (ascend=on, mlu=on) is what puts a plugin, and the
+    monitor, on a node (HAMi #871, #2280)."""
 
     async def run() -> None:
         async with kube_cluster.client() as kube:
-            await _scheduled(kube, stack, 0)
-            await kube.patch(NODES, NODE, {"metadata": {"labels": {"gpu": "on"}}})
-            await _scheduled(kube, stack, 1)
+            for name in DAEMON_SETS:
+                await daemon_set_wants(kube, stack, name, 0)
+            for node, label in set(DAEMON_SETS.values()):
+                await kube.patch(NODES, node, {"metadata": {"labels": {label: "on"}}})
+            for name in DAEMON_SETS:
+                await daemon_set_wants(kube, stack, name, 1)
 
     asyncio.run(run())
-
-
-async def _device_namespace(kube: KubeClient, stack: ChartStack, name: str) -> str:
-    labels = {"hami.io/chart-test": stack.label}
-    await kube.create(NAMESPACES, {"metadata": {"name": name, "labels": labels}})
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(NotFound):
-            await kube.get(SERVICE_ACCOUNTS, "default", namespace=name)
-            return name
-        assert time.monotonic() < deadline, "no default ServiceAccount"
-        await asyncio.sleep(0.1)
-
-
-def gpu_pod(name: str) -> Json:
-    """The README's example pod (e2e/examples/gpu-pod.yaml), named ``name``."""
-    pod: Json = yaml.safe_load(EXAMPLE.read_text())
-    pod["metadata"]["name"] = name
-    return pod
-
-
-async def place(kube: KubeClient, stack: ChartStack, ns: str, name: str) -> Json:
-    """Create a GPU pod and wait until the plugin's Allocate marked it bind-phase=success."""
-    created = await kube.create(PODS, gpu_pod(name), namespace=ns)
-    assert created["spec"]["schedulerName"] == "hami-scheduler", "the webhook did not admit it"
-    deadline = time.monotonic() + 60
-    while True:
-        pod = await kube.get(PODS, name, namespace=ns)
-        if (pod["metadata"].get("annotations") or {}).get("hami.io/bind-phase") == "success":
-            return pod
-        for proc in stack.processes.values():
-            proc.check()
-        assert time.monotonic() < deadline, f"pod {name} not placed: {pod}\n{stack.logs()}"
-        await asyncio.sleep(0.2)
 
 
 def test_gpu_pod_is_placed_by_the_chart_components(
     stack: ChartStack, kube_cluster: Cluster
 ) -> None:
+    async def run() -> tuple[Json, str]:
+        async with kube_cluster.client() as kube:
+            ns = await device_namespace(kube, stack, f"chart-{stack.label}")
+            pod = await place(kube, stack, ns, "first")
+            node = await kube.get(NODES, NODE)
+            return pod, str(node["status"]["allocatable"]["nvidia.com/gpu"])
+
+    pod, allocatable = asyncio.run(run())
+    assert allocatable == "20"  # 2 GPUs x deviceSplitCount 10 (README, verify)
+    assert pod["spec"]["nodeName"] == NODE
+    assert ",NVIDIA,3000,30:" in pod["metadata"]["annotations"]["hami.io/vgpu-devices-allocated"]
+    assert_never_refused(stack)
+
+
+# (example pod, its node, its allocation annotation, what the annotation holds)
+VENDOR_PODS = [
+    ("ascend-pod.yaml", NPU_NODE, "hami.io/Ascend910B3-devices-allocated", ",Ascend910B3,16384,"),
+    ("cambricon-pod.yaml", MLU_NODE, "hami.io/cambricon-mlu-devices-allocated", ",MLU,5120,10:"),
+]
+
+
+@pytest.mark.parametrize("vendor", VENDOR_PODS, ids=lambda v: v[0].split("-")[0])
+def test_vendor_pod_is_placed_by_the_chart_components(
+    stack: ChartStack, kube_cluster: Cluster, vendor: tuple[str, str, str, str]
+) -> None:
+    """The Ascend pod passes through the webhook and the extender only with the chart's
+    --enable-ascend, and is allocated by the Ascend plugin with the chart's vnpus (HAMi's)."""
+    example, node, annotation, holds = vendor
+
     async def run() -> Json:
         async with kube_cluster.client() as kube:
-            ns = await _device_namespace(kube, stack, f"chart-{stack.label}")
-            return await place(kube, stack, ns, "first")
+            return await place(kube, stack, f"chart-{stack.label}", example.removesuffix(".yaml"),
+                               example)  # fmt: skip
 
     pod = asyncio.run(run())
+    assert pod["spec"]["nodeName"] == node
+    assert holds in pod["metadata"]["annotations"][annotation]
+    assert_never_refused(stack)
 
-    async def allocatable() -> str:
+
+def test_the_monitor_serves_metrics_with_the_charts_certificate_and_reaps(
+    stack: ChartStack, kube_cluster: Cluster
+) -> None:
+    """The monitor lists its node's pods under its account: the folder the plugin made for the
+    placed pod's container stays, the folder of a pod no longer on the node goes; its metrics
+    are served over HTTPS with the certificate of the chart's Secret, for the Service's name."""
+    containers = stack.hosts[NODE] / "usr" / "local" / "vgpu" / "containers"
+
+    async def read() -> tuple[str, bytes]:
         async with kube_cluster.client() as kube:
-            node = await kube.get(NODES, NODE)
-            return str(node["status"]["allocatable"]["nvidia.com/gpu"])
+            first = await kube.get(PODS, "first", namespace=f"chart-{stack.label}")
+            tls = await kube.get(SECRETS, "hami-monitor-tls", namespace=stack.namespace)
+            return first["metadata"]["uid"], base64.b64decode(tls["data"]["ca.crt"])
 
-    assert asyncio.run(allocatable()) == "20"  # 2 GPUs x deviceSplitCount 10 (README, verify)
-    annotations = pod["metadata"]["annotations"]
-    assert pod["spec"]["nodeName"] == NODE
-    assert ",NVIDIA,3000,30:" in annotations["hami.io/vgpu-devices-allocated"]
-    for name, proc in stack.processes.items():
-        text = proc.log.read_text(errors="replace")
-        assert " 403" not in text, f"{name} was refused"
-        assert "forbidden" not in text.lower(), f"{name} was refused"
+    uid, ca = asyncio.run(read())
+    kept = containers / f"{uid}_cuda"
+    assert kept.is_dir(), sorted(p.name for p in containers.iterdir())
+    gone = containers / "00000000-0000-0000-0000-000000000000_main"
+    gone.mkdir()
+    os.utime(gone, (time.time() - 60, time.time() - 60))
+    deadline = time.monotonic() + 30
+    while gone.exists():
+        stack.processes[f"hami-monitor-{NODE}"].check()
+        assert time.monotonic() < deadline, f"not reaped:\n{stack.logs()}"
+        time.sleep(0.2)
+    assert kept.is_dir()
+    trust = ssl.create_default_context(cadata=ca.decode())
+    service = {"sni_hostname": "hami-monitor.kube-system.svc"}  # the name it is checked for
+    with httpx.Client(verify=trust, timeout=10) as http:
+        reply = http.get(f"https://127.0.0.1:{stack.monitor_port}/metrics", extensions=service)
+    assert reply.status_code == 200
+    pattern = rf'hami_monitor_containers\{{node="{NODE}",state="initializing"[^}}]*\}} 1'
+    assert re.search(pattern, reply.text), reply.text[:2000]
 
 
 # What each component's account must be refused (it never needs it): (account, verb, target).
@@ -222,6 +232,16 @@ REFUSED = [
     ("hami-device-plugin", "list", "secrets"),
     ("hami-device-plugin", "create", "pods"),
     ("hami-device-plugin", "delete", "nodes"),
+    ("hami-ascend-device-plugin", "list", "secrets"),
+    ("hami-ascend-device-plugin", "create", "pods"),
+    ("hami-ascend-device-plugin", "delete", "nodes"),
+    ("hami-cambricon-device-plugin", "list", "secrets"),
+    ("hami-cambricon-device-plugin", "delete", "pods"),
+    ("hami-cambricon-device-plugin", "delete", "nodes"),
+    ("hami-monitor", "list", "secrets"),
+    ("hami-monitor", "patch", "pods"),
+    ("hami-monitor", "patch", "nodes"),
+    ("hami-monitor", "get", "nodes"),
 ]
 
 
@@ -239,11 +259,13 @@ def test_each_account_is_refused_what_it_does_not_need(
         elif (verb, target) == ("delete", "pods"):
             await kube.delete(PODS, "first", namespace=placed)
         elif (verb, target) == ("create", "pods"):
-            await kube.create(PODS, gpu_pod("not-allowed"), namespace=placed)
+            await kube.create(PODS, example_pod("not-allowed"), namespace=placed)
         elif (verb, target) == ("delete", "nodes"):
             await kube.delete(NODES, NODE)
         elif (verb, target) == ("patch", "nodes"):
             await kube.patch(NODES, NODE, {"metadata": {"labels": {"x": "y"}}})
+        elif (verb, target) == ("get", "nodes"):
+            await kube.get(NODES, NODE)
         else:
             raise AssertionError(f"no attempt written for {verb} {target}")
 
@@ -269,9 +291,10 @@ def test_webhook_down_refuses_device_pods_only(stack: ChartStack, kube_cluster: 
 
     async def run() -> None:
         async with kube_cluster.client() as kube:
-            with pytest.raises(ApiError, match="failed calling webhook"):
-                await kube.create(PODS, gpu_pod("refused"), namespace=ns)
-            plain = gpu_pod("plain")
+            for example in ("gpu-pod.yaml", "ascend-pod.yaml"):
+                with pytest.raises(ApiError, match="failed calling webhook"):
+                    await kube.create(PODS, example_pod("refused", example), namespace=ns)
+            plain = example_pod("plain")
             del plain["spec"]["containers"][0]["resources"]
             created = await kube.create(PODS, plain, namespace=ns)
             assert created["spec"]["schedulerName"] == "default-scheduler"
@@ -282,9 +305,11 @@ def test_webhook_down_refuses_device_pods_only(stack: ChartStack, kube_cluster: 
     asyncio.run(run())
 
 
+TLS_SECRETS = ("hami-webhook-tls", "hami-extender-tls", "hami-scheduler-tls", "hami-monitor-tls")
+
+
 async def _tls(kube: KubeClient, stack: ChartStack) -> dict[str, Json]:
-    names = ("hami-webhook-tls", "hami-extender-tls", "hami-scheduler-tls")
-    found = {n: await kube.get(SECRETS, n, namespace=stack.namespace) for n in names}
+    found = {n: await kube.get(SECRETS, n, namespace=stack.namespace) for n in TLS_SECRETS}
     return {n: {"data": s["data"], "uid": s["metadata"]["uid"]} for n, s in found.items()}
 
 
@@ -315,6 +340,9 @@ def test_upgrade_keeps_the_certificates_and_what_runs(
         revisions = [(r["revision"], r["status"], r["description"]) for r in json.loads(history)]
         assert revisions == [(1, "superseded", "Install complete"),
                              (2, "deployed", "Upgrade complete")]  # fmt: skip
+        # the upgrade kept every vendor the install chose
+        names = {d["metadata"]["name"] for d in stack.manifest if d["kind"] == "DaemonSet"}
+        assert names == set(DAEMON_SETS)
 
     asyncio.run(run())
 

@@ -9,7 +9,7 @@ import base64
 import ipaddress
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
@@ -24,6 +24,9 @@ Json = dict[str, Any]
 NVIDIA = ["nvidia.com/gpu", "nvidia.com/gpumem", "nvidia.com/gpumem-percentage",
           "nvidia.com/gpucores", "nvidia.com/priority"]  # fmt: skip
 CAMBRICON = ["cambricon.com/vmlu", "cambricon.com/mlu.smlu.vmemory", "cambricon.com/mlu.smlu.vcore"]
+MONITOR = ["ServiceAccount/hami-monitor", "ClusterRole/hami-monitor",
+           "ClusterRoleBinding/hami-monitor", "Secret/hami-monitor-tls", "Service/hami-monitor",
+           "DaemonSet/hami-monitor"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +73,7 @@ def test_defaults_render_each_component(default: list[Json]) -> None:
         "Service/hami-webhook", "Service/hami-extender",
         "Deployment/hami-webhook", "Deployment/hami-extender", "Deployment/hami-scheduler",
         "DaemonSet/hami-device-plugin", "MutatingWebhookConfiguration/hami-webhook",
+        *MONITOR, "ConfigMap/hami-dashboard",
     }  # fmt: skip
     for doc in default:
         labels = doc["metadata"]["labels"]
@@ -84,6 +88,7 @@ def test_images_and_tags(default: list[Json], helm: Helm, charts: dict[str, Path
     assert images["webhook"] == "hami-rs/webhook:0.1.0"
     assert images["extender"] == "hami-rs/extender:0.1.0"
     assert images["device-plugin"] == "hami-rs/plugin-nvidia:0.1.0"
+    assert images["monitor"] == "hami-rs/monitor:0.1.0"
     assert images["kube-scheduler"].startswith("registry.k8s.io/kube-scheduler:v1.")
     # k3s and other distributions suffix their version: the tag is the upstream one (HAMi #642)
     k3s = helm.template(charts["hami"], extra=["--kube-version", "v1.31.2+k3s1"])
@@ -104,8 +109,9 @@ def test_images_and_tags(default: list[Json], helm: Helm, charts: dict[str, Path
 
 
 def test_pods_are_locked_down(default: list[Json]) -> None:
-    """Nothing privileged, no host namespaces; non-root but for the device plugin, which is
-    root only for its host folders, with no capability."""
+    """Nothing privileged, no host namespaces; non-root but for the NVIDIA device plugin,
+    which is root only for its host folders, with no capability (the vendor plugins, off by
+    default: test_vendors.py)."""
     for kind in ("Deployment", "DaemonSet"):
         for doc in find(default, kind):
             spec = doc["spec"]["template"]["spec"]
@@ -120,11 +126,18 @@ def test_pods_are_locked_down(default: list[Json]) -> None:
                 assert sc["capabilities"] == {"drop": ["ALL"]}
                 assert not sc.get("privileged")
                 root = sc.get("runAsUser", spec["securityContext"].get("runAsUser"))
-                assert (root == 0) == (kind == "DaemonSet"), f"{c['name']} runs as {root}"
+                plugin = doc["metadata"]["name"] == "hami-device-plugin"
+                assert (root == 0) == plugin, f"{c['name']} runs as {root}"
     plugin = pod_spec(default, "DaemonSet", "hami-device-plugin")
     host = sorted(v["hostPath"]["path"] for v in plugin["volumes"] if "hostPath" in v)
     assert host == ["/tmp/vgpulock", "/usr/local/vgpu", "/var/lib/kubelet/device-plugins"]
     assert plugin["nodeSelector"] == {"gpu": "on"}
+    # the install step runs in group 65532, which it gives the hook's containers/ and limits/
+    # folders: the monitor's group (test_vendors.py)
+    install = container(default, "DaemonSet", "hami-device-plugin", "install-hook")
+    assert install["securityContext"]["runAsGroup"] == 65532
+    assert "runAsGroup" not in container(default, "DaemonSet", "hami-device-plugin",
+                                         "device-plugin")["securityContext"]  # fmt: skip
 
 
 def test_webhook_configuration(default: list[Json]) -> None:
@@ -187,12 +200,38 @@ def test_services_accept_the_rendered_settings(default: list[Json]) -> None:
     NodeConfigFile.model_validate(json.loads(plugin_side["config.json"]))
 
 
+def test_extender_lock_events_and_idle_nodes_follow_the_values(
+    default: list[Json], helm: Helm, charts: dict[str, Path]
+) -> None:
+    """scheduler.extender.nodeLock, bindingEvents and preferIdleNodes reach the extender's
+    command line; their defaults are the extender's own, and the schema offers the lock modes
+    the extender knows."""
+    fields = ExtenderSettings.model_fields
+    values = yaml.safe_load((charts["hami-scheduler"] / "values.yaml").read_text())["extender"]
+    assert values["nodeLock"] == fields["node_lock"].default
+    assert values["bindingEvents"] is fields["binding_events"].default
+    assert values["preferIdleNodes"] is fields["prefer_idle_nodes"].default
+    schema = json.loads((charts["hami-scheduler"] / "values.schema.json").read_text())
+    lock = schema["properties"]["extender"]["properties"]["nodeLock"]
+    assert tuple(lock["enum"]) == get_args(fields["node_lock"].annotation)
+    args = container(default, "Deployment", "hami-extender", "extender")["args"]
+    e = ExtenderSettings.load(args, {}, prog="hami-extender")
+    assert (e.node_lock, e.binding_events, e.prefer_idle_nodes) == ("memory", False, False)
+    set_ = {"nodeLock": "annotation", "bindingEvents": True, "preferIdleNodes": True}
+    docs = helm.template(charts["hami"], {"scheduler": {"extender": set_}})
+    args = container(docs, "Deployment", "hami-extender", "extender")["args"]
+    e = ExtenderSettings.load(args, {}, prog="hami-extender")
+    assert (e.node_lock, e.binding_events, e.prefer_idle_nodes) == ("annotation", True, True)
+
+
 def test_one_vendor_only(helm: Helm, charts: dict[str, Path]) -> None:
     """A cluster with one kind of device installs the scheduler and that vendor's subchart."""
-    scheduler = helm.template(charts["hami"], {"nvidia": {"enabled": False}})
+    scheduler = helm.template(charts["hami"], {"nvidia": {"enabled": False},
+                                               "monitor": {"enabled": False}})  # fmt: skip
     assert not find(scheduler, "DaemonSet")
     assert len(find(scheduler, "Deployment")) == 3
-    plugin_only = helm.template(charts["hami"], {"scheduler": {"enabled": False}})
+    plugin_only = helm.template(charts["hami"], {"scheduler": {"enabled": False},
+                                                 "monitor": {"enabled": False}})  # fmt: skip
     kinds = {"ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "DaemonSet"}
     assert {d["kind"] for d in plugin_only} == kinds
     # each subchart installs on its own, rendering what the umbrella renders for it
@@ -219,7 +258,8 @@ def test_ha_scheduler(helm: Helm, charts: dict[str, Path]) -> None:
 
 def test_cert_manager(helm: Helm, charts: dict[str, Path]) -> None:
     docs = helm.template(charts["hami"], {"scheduler": {"certManager": {"enabled": True}}})
-    assert not find(docs, "Secret")
+    # the scheduler's three are cert-manager's; the monitor's own is the chart's still
+    assert [d["metadata"]["name"] for d in find(docs, "Secret")] == ["hami-monitor-tls"]
     certificates = {d["metadata"]["name"]: d["spec"] for d in find(docs, "Certificate")}
     assert certificates["hami-webhook"]["secretName"] == "hami-webhook-tls"
     assert certificates["hami-webhook"]["issuerRef"]["name"] == "hami-webhook-ca"

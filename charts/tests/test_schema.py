@@ -13,6 +13,8 @@ from hami_e2e.charts.helm import Helm
 
 Json = dict[str, Any]
 
+# The Ascend plugin with the scheduler that places its pods (the umbrella requires both).
+ASCEND: Json = {"scheduler": {"enableAscend": True}}
 # (values, what the message must say)
 SCHEMA_REFUSALS: list[tuple[Json, list[str]]] = [
     ({"scheduler": {"replicas": "two"}}, ["scheduler:", "at '/replicas'", "want integer"]),
@@ -22,6 +24,10 @@ SCHEMA_REFUSALS: list[tuple[Json, list[str]]] = [
      ["at '/defaultSchedulerPolicy/nodeSchedulerPolicy'", "binpack"]),
     ({"scheduler": {"extender": {"logLevl": "debug"}}},
      ["at '/extender'", "additional properties 'logLevl' not allowed"]),
+    ({"scheduler": {"extender": {"nodeLock": "etcd"}}},
+     ["at '/extender/nodeLock'", "memory", "annotation"]),
+    ({"scheduler": {"extender": {"preferIdleNodes": "yes"}}},
+     ["at '/extender/preferIdleNodes'", "want boolean"]),
     # YAML reads `gpu: on` as true: the node selector would be refused by the API server
     ({"nvidia": {"devicePlugin": {"nvidiaNodeSelector": {"gpu": True}}}},
      ["at '/devicePlugin/nvidiaNodeSelector/gpu'", "want string"]),
@@ -37,6 +43,28 @@ SCHEMA_REFUSALS: list[tuple[Json, list[str]]] = [
     # HAMi's top-level devicePlugin is nvidia.devicePlugin here
     ({"devicePlugin": {"deviceSplitCount": 4}},
      ["additional properties 'devicePlugin' not allowed"]),
+    # and its devices.ascend is ascend (the plugin) and scheduler.enableAscend
+    ({"devices": {"ascend": {"enabled": True}}},
+     ["additional properties 'devices' not allowed"]),
+    ({"scheduler": {"enableAscend": "yes"}}, ["at '/enableAscend'", "want boolean"]),
+    ({**ASCEND, "ascend": {"enabled": True, "devicePlugin": {"nodeSelector": {"ascend": True}}}},
+     ["ascend:", "at '/devicePlugin/nodeSelector/ascend'", "want string"]),
+    ({**ASCEND, "ascend": {"enabled": True, "devicePlugin": {"nodeConfiguration": {"config": {
+        "nodes": [{"name": "node-1", "vDeviceCount": -1}]}}}}},
+     ["at '/devicePlugin/nodeConfiguration/config/nodes/0/vDeviceCount'", "minimum"]),
+    ({**ASCEND, "ascend": {"enabled": True, "devicePlugin": {"driverPath": "Ascend/driver"}}},
+     ["at '/devicePlugin/driverPath'"]),
+    ({"global": {"deviceConfig": {"vnpus": {"configs": [{
+        "chipName": "910B3", "commonWord": "Ascend910B3", "resourceName": "huawei.com/Ascend910B3",
+        "resourceMemoryName": "huawei.com/Ascend910B3-memory"}]}}}},
+     ["at '/global/deviceConfig/vnpus/configs/0'", "memoryAllocatable"]),
+    ({"cambricon": {"enabled": True, "devicePlugin": {"splitCount": 0}}},
+     ["cambricon:", "at '/devicePlugin/splitCount'", "minimum"]),
+    ({"monitor": {"vendor": "amd"}}, ["monitor:", "at '/vendor'", "nvidia", "none"]),
+    ({"monitor": {"service": {"httpPort": 70000}}}, ["at '/service/httpPort'", "maximum"]),
+    ({"monitor": {"reapAfterSeconds": -1}}, ["at '/reapAfterSeconds'", "minimum"]),
+    ({"scheduler": {"dashboard": {"labels": {"grafana_dashboard": 1}}}},
+     ["at '/dashboard/labels/grafana_dashboard'", "want string"]),
 ]  # fmt: skip
 
 
@@ -66,6 +94,12 @@ TEMPLATE_REFUSALS: list[tuple[Json, list[str]]] = [
      ['gpuCorePolicy is "force"', "onlyDevicePods=false"]),
     ({"scheduler": {"admissionWebhook": {"customURL": {"enabled": True, "host": ""}}}},
      ["customURL.host is empty"]),
+    ({"ascend": {"enabled": True}},
+     ["ascend.enabled is true but scheduler.enableAscend is false",
+      "set scheduler.enableAscend=true too"]),
+    # an Ascend chip's name, managed with enableAscend, taken by NVIDIA's count (HAMi #485)
+    ({**ASCEND, "global": {"resourceName": "huawei.com/Ascend910B3"}},
+     ['resource name "huawei.com/Ascend910B3" is given twice']),
 ]  # fmt: skip
 
 
@@ -84,6 +118,9 @@ def test_settings_that_need_each_other_pass_together(helm: Helm, charts: dict[st
     hook = {"admissionWebhook": {"onlyDevicePods": False}}
     helm.template(charts["hami"], {"scheduler": hook, "global": overwrite})
     helm.template(charts["hami"], {"scheduler": {"replicas": 3, "leaderElect": True}})
+    helm.template(charts["hami"], {**ASCEND, "ascend": {"enabled": True}})
+    # the scheduler's Ascend support alone (the plugin installed as a chart of its own)
+    helm.template(charts["hami"], ASCEND)
 
 
 def test_schemas_match_the_settings_models() -> None:
@@ -94,3 +131,8 @@ def test_schemas_match_the_settings_models() -> None:
 def test_a_subchart_alone_validates_its_values(helm: Helm, charts: dict[str, Path]) -> None:
     message = helm.template_error(charts["hami-nvidia"], {"devicePlugin": {"logLevel": "loud"}})
     assert "at '/devicePlugin/logLevel'" in message
+    for name in ("hami-ascend", "hami-cambricon"):
+        message = helm.template_error(charts[name], {"devicePlugin": {"pluginPath": "dp"}})
+        assert "at '/devicePlugin/pluginPath'" in message, name
+    message = helm.template_error(charts["hami-monitor"], {"feedbackIntervalSeconds": 0})
+    assert "at '/feedbackIntervalSeconds'" in message

@@ -1,6 +1,7 @@
 """`./just cluster-up` / `./just cluster-down` as a person runs them: the commands that up prints
-work as printed (kubectl applies the example pod, the extender explains it, the kubelet stand-in
-logs its Allocate, Jaeger holds its trace), and down stops every process it started."""
+work as printed (kubectl applies the example pods, a GPU one and an Ascend one, the extender
+explains them, the kubelet stand-in logs their Allocate, Jaeger holds a trace), and down stops
+every process it started. Bad node counts are refused before anything starts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +34,33 @@ def _printed(out: str, pattern: str) -> str:
     return found[1]
 
 
+def _kubectl_pod(kubectl: str, env: dict[str, str], name: str) -> dict[str, Any] | None:
+    """The pod once it runs."""
+    got = subprocess.run([kubectl, "get", "pod", name, "-o", "json"], env=env,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    doc: dict[str, Any] = json.loads(got.stdout)
+    return doc if doc["status"]["phase"] == "Running" else None
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--npu-nodes", "51"], "--npu-nodes is 0..50, not 51"),
+        (["--mlu-nodes", "-1"], "--mlu-nodes is 0..50, not -1"),
+        (["--gpu-nodes", "0"], "no node asked for"),
+        (["--devices-per-node", "17"], "--devices-per-node is 1..16, not 17"),
+    ],
+)
+def test_up_refuses_bad_node_counts_before_starting(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    done = _cli("up", "--workdir", str(tmp_path / "cluster"), *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "cluster").exists()
+
+
 def _until(probe, within: float = 60.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + within
     while True:
@@ -48,7 +77,7 @@ def test_cluster_up_brings_the_whole_stack_and_its_printed_commands_work(tmp_pat
     workdir = tmp_path / "cluster"
     recorded: dict[str, ProcessIdentity | None] = {}
     try:
-        up = _cli("up", "--workdir", str(workdir), "--gpu-nodes", "1")
+        up = _cli("up", "--workdir", str(workdir), "--gpu-nodes", "1", "--npu-nodes", "1")
         assert up.returncode == 0, up.stdout + up.stderr
         out = up.stdout
         env = {**os.environ, "KUBECONFIG": _printed(out, r"^  export KUBECONFIG=(\S+)$")}
@@ -56,34 +85,44 @@ def test_cluster_up_brings_the_whole_stack_and_its_printed_commands_work(tmp_pat
         state = json.loads((workdir / "state.json").read_text())
         recorded = {n: ProcessIdentity.from_dict(i) for n, i in state["processes"].items()}
         assert {"etcd", "kube-apiserver", "kube-scheduler", "jaeger", "webhook", "extender",
-                "kubelet-gpu-0", "plugin-gpu-0", "monitor-gpu-0",
+                "kubelet-gpu-0-and-more", "plugin-gpu-0", "monitor-gpu-0", "plugin-npu-0",
                 "prometheus"} <= set(recorded)  # fmt: skip
+        assert "1 fake Huawei Ascend node (npu-0: 4 x 910B3, 65536 MiB each)" in out
+        assert "monitor-npu-0" not in recorded  # the monitor reads what the CUDA hook writes
 
-        apply = _printed(out, r"^  kubectl apply -f (\S+)$")
-        subprocess.run([kubectl, "apply", "-f", apply], env=env, check=True, timeout=60)
-
-        def pod() -> dict[str, object] | None:
-            argv = [kubectl, "get", "pod", "gpu-pod", "-o", "json"]
-            got = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
-            doc: dict[str, object] = json.loads(got.stdout)
-            return doc if doc["status"]["phase"] == "Running" else None  # type: ignore[index]
-
-        running = _until(pod)
+        applies = re.findall(r"^  kubectl apply -f (\S+)$", out, flags=re.MULTILINE)
+        assert [Path(a).name for a in applies] == ["gpu-pod.yaml", "ascend-pod.yaml"]
+        for apply in applies:
+            subprocess.run([kubectl, "apply", "-f", apply], env=env, check=True, timeout=60)
+        running = _until(lambda: _kubectl_pod(kubectl, env, "gpu-pod"))
         assert running["spec"]["nodeName"] == "gpu-0"
         assert running["spec"]["schedulerName"] == "hami-scheduler"
+        npu_pod = _until(lambda: _kubectl_pod(kubectl, env, "ascend-pod"))
+        assert npu_pod["spec"]["nodeName"] == "npu-0"
 
-        curl = shlex.split(_printed(out, r"^  (curl -s --cacert .*)$"))
-        cafile, url = curl[curl.index("--cacert") + 1], curl[-1]
-        trust = ssl.create_default_context(cafile=cafile)
-        explained = httpx.get(url, verify=trust, timeout=10).json()
-        assert explained["summary"] == "bound to node gpu-0"
+        curls = re.findall(r"^  (curl -s --cacert .*)$", out, flags=re.MULTILINE)
+        assert len(curls) == 2, out
+        trust = None
+        for printed, node in zip(curls, ("gpu-0", "npu-0"), strict=True):
+            curl = shlex.split(printed)
+            trust = ssl.create_default_context(cafile=curl[curl.index("--cacert") + 1])
+            explained = httpx.get(curl[-1], verify=trust, timeout=10).json()
+            assert explained["summary"] == f"bound to node {node}"
+        assert trust is not None
 
-        kubelet_log = workdir / "cluster" / "logs" / "kubelet-gpu-0.log"
-        allocated = _until(lambda: "Allocate for default/gpu-pod" in kubelet_log.read_text())
-        assert allocated
-        line = next(x for x in kubelet_log.read_text().splitlines() if "default/gpu-pod" in x)
+        kubelet_log = workdir / "cluster" / "logs" / "kubelet-gpu-0-and-more.log"
+
+        def allocate_line(pod: str) -> str | None:
+            lines = kubelet_log.read_text().splitlines()
+            return next((x for x in lines if f"Allocate for default/{pod}" in x), None)
+
+        line = _until(lambda: allocate_line("gpu-pod"))
         assert "CUDA_DEVICE_MEMORY_LIMIT_0=3000m" in line
         assert "CUDA_DEVICE_SM_LIMIT=30" in line
+        # the Ascend plugin's answer: 2000 MiB rounded up to the smallest template that holds it
+        line = _until(lambda: allocate_line("ascend-pod"))
+        assert "ASCEND_VNPU_SPECS=vir05_1c_16g" in line, line
+        assert "ASCEND_VISIBLE_DEVICES=" in line, line
 
         traces = _printed(out, r"^traces \(Jaeger\): (\S+)$")
         trace_id = running["metadata"]["annotations"]["hami.io/trace-context"].split("-")[1]

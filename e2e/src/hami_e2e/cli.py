@@ -1,23 +1,25 @@
 """`./just cluster-up` / `./just cluster-down`: the whole hami-rs stack for people, left running.
 
 ``up`` starts, in ``<repo>/.cache/cluster`` (or ``--workdir``): the control plane built from
-upstream with Jaeger, the webhook (registered for every namespace but kube-system and those
-labelled ``hami.io/webhook=ignore``, as HAMi's chart does), the extender (which kube-scheduler's
-``hami-scheduler`` profile calls over TLS; it serves the web UI), and fake GPU nodes, each with
-the NVIDIA device plugin (fake backend), its node monitor and kubelet's device-manager stand-in
-(which also runs each allocated container's GPU work with the real hook) as processes of their
-own, and a Prometheus scraping the extender and the monitors. Every process is
-detached (its own process group) and recorded in ``state.json`` by who it is (pid, start time and
-boot, see `ProcessIdentity`); then it prints how to use the stack. ``down`` stops every recorded
-process group whose leader is still provably that process and removes the state: a stale state
-file (after a reboot, or a process that already exited and whose pid went to another program)
-never gets an unrelated process signalled.
+upstream with Jaeger, the webhook (registered for every namespace but kube-system and those labelled
+``hami.io/webhook=ignore``, as HAMi's chart does), the extender (which kube-scheduler's
+``hami-scheduler`` profile calls over TLS; it serves the web UI), and fake nodes behind kubelet's
+device-manager stand-in: GPU nodes, each with the NVIDIA device plugin (fake backend) and its node
+monitor (the stand-in also runs each allocated container's GPU work with the real hook), and, when
+asked for, Huawei Ascend 910B3 and Cambricon MLU370 nodes with their vendors' plugins (fake backends
+too), sized as the demo's; each a process of its own. A Prometheus scrapes the extender and the
+monitors. Every process is detached (its own process group) and recorded in ``state.json`` by who it
+is (pid, start time and boot, see `ProcessIdentity`); then it prints how to use the stack. ``down``
+stops every recorded process group whose leader is still provably that process and removes the
+state: a stale state file (after a reboot, or a process that already exited and whose pid went to
+another program) never gets an unrelated process signalled.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import shutil
 import sys
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from hami_e2e.build import layout
 from hami_e2e.cluster import ClusterError
+from hami_e2e.demo import MLU_POOL, NPU_POOL
 from hami_e2e.kubelet.node import NODE_FOLDER_PREFIX, NODE_FOLDERS, NodeAgents, start_agents
 from hami_e2e.nodes import NodePool, create_nodes
 from hami_e2e.observe import where_to_look
@@ -36,22 +39,55 @@ from hami_e2e.prometheus import PrometheusError, start_for_stack
 from hami_e2e.stack import ALL_NAMESPACES, HamiStack, start_stack
 
 SPLIT_COUNT = 10
-EXAMPLE = repo_root() / "e2e" / "examples" / "gpu-pod.yaml"
+EXAMPLES = repo_root() / "e2e" / "examples"
+MAX_NODES = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Vendor:
+    """How `up` names a vendor's nodes, and the example pod it prints for them."""
+
+    nodes: str  # "GPU node"
+    plugin: str  # "the NVIDIA device plugin"
+    pod: str  # the example's pod name (e2e/examples/<pod>.yaml)
+
+    @property
+    def example(self) -> Path:
+        return EXAMPLES / f"{self.pod}.yaml"
+
+
+VENDORS = {
+    "nvidia": Vendor("GPU node", "the NVIDIA device plugin", "gpu-pod"),
+    "ascend": Vendor("Huawei Ascend node", "the Ascend device plugin", "ascend-pod"),
+    "cambricon": Vendor("Cambricon MLU node", "the Cambricon device plugin", "cambricon-pod"),
+}
+
+
+def pools(gpu_nodes: int, devices_per_node: int, npu_nodes: int, mlu_nodes: int) -> list[NodePool]:
+    """The node pools `up` brings: GPU nodes (Tesla T4s), and the demo's Ascend 910B3 and
+    Cambricon MLU370 nodes (labelled ``ascend=on`` and ``mlu=on``, as HAMi's charts label them);
+    pools of no node left out."""
+    gpu = NodePool(name="gpu", count=gpu_nodes, devices_per_node=devices_per_node,
+                   model="NVIDIA-Tesla-T4", device_memory_mib=16384)  # fmt: skip
+    npu = dataclasses.replace(NPU_POOL, name="npu", count=npu_nodes)
+    mlu = dataclasses.replace(MLU_POOL, name="mlu", count=mlu_nodes)
+    return [p for p in (gpu, npu, mlu) if p.count > 0]
 
 
 def _state(workdir: Path) -> Path:
     return workdir / "state.json"
 
 
-async def _start_nodes(stack: HamiStack, pool: NodePool) -> NodeAgents:
-    """The pool's fake nodes, each with its device plugin, and kubelet's stand-in, registered."""
+async def _start_nodes(stack: HamiStack, node_pools: list[NodePool]) -> NodeAgents:
+    """The pools' fake nodes, each with its vendor's device plugin, and kubelet's stand-in,
+    registered."""
     async with stack.client() as kube:
-        names = await create_nodes(kube, [pool])
+        names = await create_nodes(kube, node_pools)
         return await start_agents(stack.cluster, kube, names, split_count=SPLIT_COUNT,
                                   detachable=True, observe=True)  # fmt: skip
 
 
-def up(workdir: Path, pool: NodePool) -> int:
+def up(workdir: Path, node_pools: list[NodePool]) -> int:
     if _state(workdir).exists():
         print(
             f"a cluster is already recorded in {_state(workdir)}; run `./just cluster-down` first"
@@ -65,7 +101,7 @@ def up(workdir: Path, pool: NodePool) -> int:
         print(f"cluster-up failed: {exc}", file=sys.stderr)
         return 1
     try:
-        agents = asyncio.run(_start_nodes(stack, pool))
+        agents = asyncio.run(_start_nodes(stack, node_pools))
     except (ProcessError, TimeoutError, FileNotFoundError) as exc:
         print(f"cluster-up failed: {exc}", file=sys.stderr)
         stack.stop()
@@ -89,30 +125,40 @@ def up(workdir: Path, pool: NodePool) -> int:
         detach(proc)
     state = {"processes": recorded, "folders": [str(f) for f in agents.folders]}
     _state(workdir).write_text(json.dumps(state, indent=2) + "\n")
-    _explain_use(stack, agents.nodes, pool, time.monotonic() - began)
+    _explain_use(stack, node_pools, time.monotonic() - began)
     print("\n".join(where_to_look(stack, agents.monitors, prometheus.url, traces_line=False)))
     print("stop it with: ./just cluster-down")
     return 0
 
 
-def _explain_use(stack: HamiStack, nodes: list[str], pool: NodePool, seconds: float) -> None:
+def _pool_line(pool: NodePool) -> str:
+    vendor = VENDORS[pool.vendor]
+    plural = "" if pool.count == 1 else "s"
+    return (f"{pool.count} fake {vendor.nodes}{plural} ({', '.join(pool.node_names())}: "
+            f"{pool.devices_per_node} x {pool.model}, {pool.device_memory_mib} MiB each) with "
+            f"{vendor.plugin}")  # fmt: skip
+
+
+def _explain_use(stack: HamiStack, node_pools: list[NodePool], seconds: float) -> None:
     cluster = stack.cluster
+    nodes = "; ".join(_pool_line(p) for p in node_pools)
     print(f"hami-rs is up in {seconds:.1f}s: the control plane, Jaeger, the webhook, the "
-          f"extender and {len(nodes)} fake GPU nodes ({', '.join(nodes)}: "
-          f"{pool.devices_per_node} x {pool.model}, {pool.device_memory_mib} MiB each) with the "
-          "NVIDIA device plugin")  # fmt: skip
+          f"extender and {nodes}")  # fmt: skip
+    vendors = [VENDORS[p.vendor] for p in node_pools]
     print(f"logs: {cluster.logs} (control plane, plugins, kubelet stand-ins), {stack.workdir} "
           "(webhook, extender)")  # fmt: skip
     print("point kubectl at it:")
     print(f"  export KUBECONFIG={cluster.kubeconfig}")
     print(f"  alias kubectl={layout().binary('kubectl')}")
-    print("create a GPU pod (the webhook sees every namespace but kube-system and those labelled "
-          "hami.io/webhook=ignore):")  # fmt: skip
-    print(f"  kubectl apply -f {EXAMPLE}")
+    print("create an example pod for each kind of node (the webhook sees every namespace but "
+          "kube-system and those labelled hami.io/webhook=ignore):")  # fmt: skip
+    for vendor in vendors:
+        print(f"  kubectl apply -f {vendor.example}")
     print("  kubectl get pods -o wide")
     print("why a pod is pending, or where it went and with which devices:")
-    print(f"  curl -s --cacert {stack.extender_tls.ca_file} "
-          f"{stack.extender_url()}/api/v1/explain/default/gpu-pod")  # fmt: skip
+    for vendor in vendors:
+        print(f"  curl -s --cacert {stack.extender_tls.ca_file} "
+              f"{stack.extender_url()}/api/v1/explain/default/{vendor.pod}")  # fmt: skip
     print("what the device plugin's Allocate gave each container (kubelet stand-in's log):")
     print(f"  grep Allocate {cluster.logs}/kubelet-*.log")
     if cluster.traces_url is not None:
@@ -159,14 +205,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=repo_root() / ".cache" / "cluster")
     parser.add_argument("--gpu-nodes", type=int, default=2, help="fake GPU nodes (up)")
     parser.add_argument("--devices-per-node", type=int, default=4, help="GPUs per node (up)")
+    parser.add_argument("--npu-nodes", type=int, default=0,
+                        help="fake Huawei Ascend nodes, 4 x 910B3 each (up)")  # fmt: skip
+    parser.add_argument("--mlu-nodes", type=int, default=0,
+                        help="fake Cambricon nodes, 2 x MLU370-X8 each (up)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.action == "down":
         return down(args.workdir)
-    if not 0 <= args.gpu_nodes <= 50 or not 1 <= args.devices_per_node <= 16:
-        parser.error("--gpu-nodes is 0..50 and --devices-per-node 1..16")
-    pool = NodePool(name="gpu", count=args.gpu_nodes, devices_per_node=args.devices_per_node,
-                    model="NVIDIA-Tesla-T4", device_memory_mib=16384)  # fmt: skip
-    return up(args.workdir, pool)
+    for flag in ("gpu_nodes", "npu_nodes", "mlu_nodes"):
+        if not 0 <= getattr(args, flag) <= MAX_NODES:
+            parser.error(f"--{flag.replace('_', '-')} is 0..{MAX_NODES}, not {getattr(args, flag)}")
+    if not 1 <= args.devices_per_node <= 16:
+        parser.error(f"--devices-per-node is 1..16, not {args.devices_per_node}")
+    node_pools = pools(args.gpu_nodes, args.devices_per_node, args.npu_nodes, args.mlu_nodes)
+    if not node_pools:
+        parser.error("no node asked for: give --gpu-nodes, --npu-nodes or --mlu-nodes above 0")
+    return up(args.workdir, node_pools)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,32 @@ IMAGES: tuple[ImageSpec, ...] = (
         files=(ExtraFile("images/install-hook.sh", "/usr/local/bin/hami-install-hook", 0o755),),
         hook=True,
     ),
+    ImageSpec(
+        name="plugin-ascend",
+        package="hami-plugin-ascend",
+        module="hami_plugin_ascend",
+        description="hami-rs Huawei Ascend device plugin (DCMI from the node's Ascend driver)",
+        user=0,
+        root_because="writes kubelet's device-plugin socket folder and, in hami-core mode, the "
+        "per-container folders under its --hook-path on the host, both owned by root",
+    ),
+    ImageSpec(
+        name="plugin-cambricon",
+        package="hami-plugin-cambricon",
+        module="hami_plugin_cambricon",
+        description="hami-rs Cambricon MLU device plugin (CNDev from the node's neuware)",
+        user=0,
+        root_because="writes kubelet's device-plugin socket folder on the host, owned by root",
+    ),
+    # Not root: it reads the regions the hook writes (files 0666 in folders 0777) and removes
+    # the folders of pods that left through group 65532, which the NVIDIA plugin's install step
+    # gives the hook's containers/ and limits/ folders (images/README.md, The node monitor).
+    ImageSpec(
+        name="monitor",
+        package="hami-monitor",
+        module="hami_monitor",
+        description="hami-rs node monitor (HAMi's vGPU monitor metrics, priority feedback loop)",
+    ),
 )
 
 

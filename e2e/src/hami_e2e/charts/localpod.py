@@ -12,7 +12,8 @@ What stands in for what (each a mapping, never a change of the chart's settings)
 - ``python3`` is this interpreter (the workspace holds the image's packages); ``kube-scheduler``
   is the binary e2e/ built;
 - everything listens on 127.0.0.1, each on a free port: ``--host=0.0.0.0`` becomes
-  ``--host=127.0.0.1`` and ``--port`` the port given;
+  ``--host=127.0.0.1``, ``--port`` the port given and ``--metrics-port`` a free one (the
+  extender's 9395 is HAMi's, and another process on this machine may hold it);
 - container paths that kube-scheduler reads from its configuration file (the extender's TLS
   files) map the same way;
 - the ServiceAccount's token (a TokenRequest, as kubelet's projected token) is a kubeconfig
@@ -33,6 +34,7 @@ from hami_common.k8s import SERVICE_ACCOUNTS, KubeClient
 
 from hami_e2e.build import layout
 from hami_e2e.charts.helm import one
+from hami_e2e.components import free_port
 
 Json = dict[str, Any]
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -152,6 +154,8 @@ class LocalPod:
                     value = "127.0.0.1"
                 elif flag == "--port" and port is not None:
                     value = str(port)
+                elif flag == "--metrics-port":
+                    value = str(free_port())
                 out.append(f"{flag}={self.local_path(container, value)}")
             else:
                 out.append(self.local_path(container, word))

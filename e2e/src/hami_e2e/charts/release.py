@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -33,11 +35,22 @@ from hami_e2e.components import free_port
 from hami_e2e.kubelet.node import node_folder, spec_from_node, write_spec
 from hami_e2e.nodes import DEVICES_ANNOTATION
 from hami_e2e.process import ManagedProcess, ProcessError, tail
+from hami_e2e.vendors import VendorAgent, agent_for
 
 Json = dict[str, Any]
 RELEASE = "hami"
 NAMESPACE = "kube-system"
-REGISTER = "hami.io/node-nvidia-register"
+
+
+def merged(base: Json, extra: Json) -> Json:
+    """``extra`` over ``base``, nested mappings merged (as helm merges ``-f`` files)."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def local_values(webhook_port: int, label: str) -> Json:
@@ -57,9 +70,14 @@ class ChartStack:
     label: str = field(default_factory=lambda: secrets.token_hex(4))
     webhook_port: int = field(default_factory=free_port)
     extender_port: int = field(default_factory=free_port)
+    monitor_port: int = field(default_factory=free_port)
+    hosts: dict[str, Path] = field(default_factory=dict)
+    """Node -> the folder standing for its root (`start_node`)."""
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     kubeconfigs: dict[str, Path] = field(default_factory=dict)
     manifest: list[Json] = field(default_factory=list)
+    chosen: Json = field(default_factory=dict)
+    """The values of the install, given again to every upgrade (as ``helm upgrade -f``)."""
 
     def __post_init__(self) -> None:
         self.helm = Helm(self.workdir / "helm", self.cluster.kubeconfig)
@@ -76,14 +94,17 @@ class ChartStack:
     # -- helm ---------------------------------------------------------------------------------
 
     def install(self, extra: Json | None = None) -> str:
+        self.chosen = dict(extra or {})
         out = self.helm.ok("install", self.release, str(self.chart), "--namespace",
-                           self.namespace, *self.values(extra))  # fmt: skip
+                           self.namespace, *self.values(self.chosen))  # fmt: skip
         self.manifest = self.read_manifest()
         return out
 
     def upgrade(self, extra: Json | None = None) -> str:
+        """``helm upgrade`` with the install's values and ``extra`` over them."""
+        values = merged(self.chosen, extra or {})
         out = self.helm.ok("upgrade", self.release, str(self.chart), "--namespace",
-                           self.namespace, *self.values(extra))  # fmt: skip
+                           self.namespace, *self.values(values))  # fmt: skip
         self.manifest = self.read_manifest()
         return out
 
@@ -139,11 +160,13 @@ class ChartStack:
         return proc
 
     async def start_node(self, kube: KubeClient, node: str, plugin: str) -> Path:
-        """A fake GPU node: kubelet's device-manager stand-in, and the release's device plugin
-        (its DaemonSet's command line, the fake backend reading the node's devices) under the
-        plugin's ServiceAccount; returns the folder standing for the node's root."""
-        host = node_folder(node)
-        write_spec(host, spec_from_node(await kube.get(NODES, node)))
+        """A fake accelerator node: kubelet's device-manager stand-in, and the release's device
+        plugin of its vendor (the DaemonSet ``plugin``: its command line, the fake backend
+        reading the node's devices) under the plugin's ServiceAccount; returns the folder
+        standing for the node's root."""
+        host = self.hosts[node] = node_folder(node)
+        spec = spec_from_node(await kube.get(NODES, node))
+        write_spec(host, spec)
         pod = self.pod("DaemonSet", plugin, node=node, host_root=host)
         pod.materialize(await self.secrets(kube))
         argv = pod.argv("device-plugin")
@@ -161,8 +184,22 @@ class ChartStack:
         argv += [f"--kubeconfig={await self.account(kube, pod.service_account)}",
                  "--backend=fake", f"--fake-spec={host / 'spec.json'}"]  # fmt: skip
         proc = self._spawn(f"{plugin}-{node}", argv)
-        await _wait_registered(kube, node, proc)
+        await _wait_registered(kube, node, agent_for(spec["devices"]), proc)
         return host
+
+    async def start_monitor(
+        self, kube: KubeClient, name: str, node: str, *extra: str
+    ) -> ManagedProcess:  # fmt: skip
+        """The release's node monitor (the DaemonSet ``name``) of a node `start_node` started,
+        under its ServiceAccount, on ``monitor_port`` with the chart's certificate; ``extra``
+        flags after the chart's (the tests' device source and periods)."""
+        pod = self.pod("DaemonSet", name, node=node, host_root=self.hosts[node])
+        pod.materialize(await self.secrets(kube))
+        argv = pod.argv("monitor", port=self.monitor_port)
+        argv += [f"--kubeconfig={await self.account(kube, pod.service_account)}", *extra]
+        proc = self._spawn(f"{name}-{node}", argv)
+        await _wait_http(f"https://127.0.0.1:{self.monitor_port}/readyz", proc)
+        return proc
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
         proc = ManagedProcess(name, argv, self.workdir / "logs" / f"{name}.log")
@@ -177,6 +214,8 @@ class ChartStack:
         for proc in reversed(list(self.processes.values())):
             with contextlib.suppress(Exception):
                 proc.stop()
+        for host in self.hosts.values():
+            shutil.rmtree(host, ignore_errors=True)
 
 
 def _flag(argv: list[str], flag: str) -> Path:
@@ -220,17 +259,23 @@ async def _wait_http(url: str, proc: ManagedProcess, within: float = 60) -> None
             await asyncio.sleep(0.2)
 
 
-async def _wait_registered(kube: KubeClient, node: str, proc: ManagedProcess) -> None:
+async def _wait_registered(
+    kube: KubeClient, node: str, agent: VendorAgent, proc: ManagedProcess
+) -> None:  # fmt: skip
+    """Until the plugin registered the node (its vendor's annotation, where it has one) and
+    kubelet's stand-in published all of its devices."""
     deadline = time.monotonic() + 60
     while True:
         proc.check()
         obj = await kube.get(NODES, node)
         annotations = obj["metadata"].get("annotations") or {}
         allocatable = (obj.get("status") or {}).get("allocatable") or {}
+        devices = len(json.loads(annotations.get(DEVICES_ANNOTATION, "[]")))
+        registered = agent.register is None or agent.register in annotations
         if (
-            REGISTER in annotations
-            and DEVICES_ANNOTATION in annotations
-            and allocatable.get("nvidia.com/gpu", "0") != "0"
+            registered
+            and devices
+            and (allocatable.get(agent.resource) == str(devices * agent.per_device))
         ):
             return
         if time.monotonic() > deadline:

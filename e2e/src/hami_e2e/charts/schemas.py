@@ -1,15 +1,21 @@
-"""The charts' ``values.schema.json`` files, kept in step with what the services read.
+"""The charts' ``values.schema.json`` files, kept in step with what the services read, and the
+chart's copy of the Grafana dashboard.
 
 Two parts of every schema are not written by hand:
 - ``global`` is the umbrella's, copied into each subchart's schema (Helm validates a subchart's
   values, globals included, against the subchart's own schema);
 - ``$defs.DeviceConfig`` (HAMi's device config, ``global.deviceConfig``) and, where used,
-  ``$defs.NodeConfigFile`` (HAMi's per-node ``config.json``) are generated from the pydantic
-  models the services load those files with (`hami_common.settings`), so a value the
-  services would refuse at start is refused by ``helm install``, naming it.
+  ``$defs.NodeConfigFile`` (HAMi's per-node ``config.json``) and
+  ``$defs.AscendNodeConfigFile`` (HAMi's Ascend ``node-config.yaml``) are generated from the
+  pydantic models the services load those files with (`hami_common.settings`,
+  `hami_plugin_ascend.config`), so a value the services would refuse at start is refused by
+  ``helm install``, naming it.
 
-``python -m hami_e2e.charts.schemas --write`` rewrites both parts; the chart tests fail while a
-file differs from what this writes.
+The scheduler chart ships ``dashboards/hami-rs.json`` (a chart may only read its own files):
+its copy is this file's.
+
+``python -m hami_e2e.charts.schemas --write`` rewrites all of these; the chart tests fail while
+a file differs from what this writes.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hami_common.settings.device_config import DeviceConfig, NodeConfigFile
+from hami_plugin_ascend.config import AscendNodeConfigFile
 
 from hami_e2e.paths import repo_root
 
@@ -56,7 +63,9 @@ def _strip_titles(node: Any) -> Any:
 def model_defs() -> Json:
     """``$defs`` entries generated from the settings models."""
     defs: Json = {}
-    for name, model in (("DeviceConfig", DeviceConfig), ("NodeConfigFile", NodeConfigFile)):
+    models = (("DeviceConfig", DeviceConfig), ("NodeConfigFile", NodeConfigFile),
+              ("AscendNodeConfigFile", AscendNodeConfigFile))  # fmt: skip
+    for name, model in models:
         schema = _strip_titles(model.model_json_schema(by_alias=True))
         defs.update(schema.pop("$defs", {}))
         schema.pop("$schema", None)
@@ -94,8 +103,28 @@ def expected(schema: Json, umbrella_global: Json, generated: Json) -> Json:
     return out
 
 
+DASHBOARD = Path("dashboards") / "hami-rs.json"
+
+
+def dashboard_copies() -> dict[Path, Path]:
+    """The dashboard's copy in a chart -> the file it copies."""
+    chart = chart_root() / "charts" / "hami-scheduler" / DASHBOARD
+    return {chart: repo_root() / DASHBOARD}
+
+
 def sync(write: bool) -> list[str]:
-    """The schema files that differ from what they should be (rewritten when ``write``)."""
+    """The generated files that differ from what they should be (rewritten when ``write``)."""
+    stale = []
+    for copy, source in dashboard_copies().items():
+        if not copy.is_file() or copy.read_bytes() != source.read_bytes():
+            stale.append(f"{copy.relative_to(repo_root())} (a copy of {DASHBOARD})")
+            if write:
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                copy.write_bytes(source.read_bytes())
+    return stale + _sync_schemas(write)
+
+
+def _sync_schemas(write: bool) -> list[str]:
     files = schema_files()
     umbrella = json.loads(files["hami"].read_text())
     generated = model_defs()

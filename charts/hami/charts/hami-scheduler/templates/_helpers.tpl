@@ -91,7 +91,8 @@ checks that they render the same file. */}}
 {{- end -}}
 
 {{/* The resources hami-rs places, as a list: NVIDIA's from global.resource*, Cambricon's
-from deviceConfig.cambricon (HAMi's defaults), Ascend's from every deviceConfig.vnpus entry.
+from deviceConfig.cambricon (HAMi's defaults), and with enableAscend (HAMi's --enable-ascend)
+Ascend's from every deviceConfig.vnpus entry.
 kube-scheduler leaves them to the extender and the webhook looks only at pods asking for them.
 A name twice is refused here: kube-scheduler would crash on it (HAMi #485). */}}
 {{- define "hami-scheduler.managedResources" -}}
@@ -102,7 +103,9 @@ A name twice is refused here: kube-scheduler would crash on it (HAMi #485). */}}
 {{- $names = append $names (get $mlu "resourceCountName" | default "cambricon.com/vmlu") -}}
 {{- $names = append $names (get $mlu "resourceMemoryName" | default "cambricon.com/mlu.smlu.vmemory") -}}
 {{- $names = append $names (get $mlu "resourceCoreName" | default "cambricon.com/mlu.smlu.vcore") -}}
-{{- range $chip := (get $config "vnpus" | default list) -}}
+{{- $vnpus := get $config "vnpus" | default dict -}}
+{{- if kindIs "slice" $vnpus -}}{{- $vnpus = dict "configs" $vnpus -}}{{- end -}}
+{{- range $chip := (ternary (get $vnpus "configs" | default list) (list) .Values.enableAscend) -}}
 {{- $names = concat $names (list (get $chip "resourceName") (get $chip "resourceMemoryName") (get $chip "resourceCoreName")) -}}
 {{- end -}}
 {{- $seen := dict -}}
