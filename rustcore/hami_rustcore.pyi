@@ -437,5 +437,6 @@ def decode_volcano_pod_devices(text: str) -> list[list[AllocDevice]]:
 
 def encode_volcano_pod_devices(containers: Sequence[Sequence[AllocDevice]]) -> str:
     """The containers joined by ``;`` (one empty container is the empty string)."""
+
 def decode_pair_scores(text: str) -> _PairScores: ...
 def encode_pair_scores(scores: _PairScores) -> str: ...
