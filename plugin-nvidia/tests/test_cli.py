@@ -85,6 +85,10 @@ def test_bad_settings_exit_2_naming_the_key(capsys: pytest.CaptureFixture[str]) 
     assert main(["--node-name", "n1", "--split"], {}) == 2
     assert main(["--node-name", "n1", "--backend", "fake"], {}) == 2
     assert "fake_spec: required with --backend fake" in capsys.readouterr().err
+    assert main(["--node-name", "n1", "--gpu-memory-factor", "16"], {}) == 2
+    assert "applies with --scheduler volcano only" in capsys.readouterr().err
+    assert main(["--node-name", "n1", "--scheduler", "slurm"], {}) == 2
+    assert "scheduler (command line --scheduler)" in capsys.readouterr().err
 
 
 def test_backend_init_failure_exits_1_with_the_cause(

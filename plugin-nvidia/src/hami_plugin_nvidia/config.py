@@ -21,7 +21,7 @@ from hami_common.settings import (
     load_device_config,
     load_node_config,
 )
-from pydantic import Field
+from pydantic import Field, model_validator
 
 _T = TypeVar("_T")
 
@@ -107,6 +107,15 @@ class PluginSettings(ServiceSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="log level"
     )
+
+    @model_validator(mode="after")
+    def _factor_needs_volcano(self) -> PluginSettings:
+        if self.gpu_memory_factor != 1 and self.scheduler != "volcano":
+            raise ValueError(
+                f"--gpu-memory-factor {self.gpu_memory_factor} applies with --scheduler volcano "
+                "only (HAMi's path counts memory in MiB): drop it or add --scheduler volcano"
+            )
+        return self
 
 
 @dataclass(frozen=True)
