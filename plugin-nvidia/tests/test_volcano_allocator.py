@@ -128,6 +128,23 @@ def test_the_pod_is_the_oldest_placed_here_with_that_many_devices(tmp_path: Path
     assert ann(kube, "two")[vc.BIND_PHASE] == "success"
 
 
+def test_a_pod_whose_list_does_not_decode_does_not_take_anothers_allocate(
+    tmp_path: Path,
+) -> None:
+    kube, alloc, _ = setup(
+        tmp_path,
+        pod("garbage", "GPU-a,NVIDIA,x,0:", vgpu_time="1"),
+        pod("good", "GPU-a,NVIDIA,1,0:", vgpu_time="2"),
+    )
+    asyncio.run(alloc.allocate(request(1)))
+    assert ann(kube, "good")[vc.BIND_PHASE] == "success"
+    assert ann(kube, "garbage")[vc.BIND_PHASE] == "allocating"
+    # alone, it is taken and failed with the reason
+    with pytest.raises(AllocationFailed, match="Usedmem"):
+        asyncio.run(alloc.allocate(request(1)))
+    assert ann(kube, "garbage")[vc.BIND_PHASE] == "failed"
+
+
 def test_no_pod_fails_the_call_and_releases_the_lock_as_volcanos_plugin_does(
     tmp_path: Path,
 ) -> None:

@@ -5,7 +5,8 @@ one volcano-scheduler placed on this node and has not finished allocating: bound
 finished or deleted, ``volcano.sh/vgpu-node`` this node, ``volcano.sh/bind-phase`` allocating,
 and its next entry of ``volcano.sh/devices-to-allocate`` holds as many devices as kubelet asks
 for (volcano-vgpu-device-plugin matches the total count instead); Pending pods first, then the
-oldest ``volcano.sh/vgpu-time``.
+oldest ``volcano.sh/vgpu-time``. A pod whose list does not decode is taken (and failed, with the
+reason) only when no other pod fits.
 
 volcano's list has one entry per container whose limits name ``volcano.sh/vgpu-number`` or
 ``volcano.sh/vgpu-memory``, in ``spec.containers`` order (init containers get none), so the
@@ -106,7 +107,7 @@ class VolcanoAllocator:
 
     async def find_pod(self, count: int | None = None) -> Json:
         listed = await self.client.list(PODS, field_selector=f"spec.nodeName={self.node}")
-        candidates = []
+        candidates: list[tuple[bool, Json]] = []
         for pod in listed.get("items") or []:
             ann = _annotations(pod)
             if (
@@ -118,18 +119,21 @@ class VolcanoAllocator:
                 continue
             left = self._next_count(pod)
             if left is not None and (count is None or left in (count, -1)):
-                candidates.append(pod)
+                candidates.append((left == -1, pod))
         if not candidates:
             want = f" with {count} device(s) to allocate" if count is not None else ""
             raise NoPendingPod(f"no pod placed by volcano on node {self.node}{want}")
+        # a pod whose list does not decode only when no pod's list says kubelet's count: it
+        # must not take the Allocate of the pod kubelet is admitting
         return min(
             candidates,
-            key=lambda p: (
-                (p.get("status") or {}).get("phase") != "Pending",
-                _vgpu_time(p),
-                _ref(p),
+            key=lambda c: (
+                c[0],
+                (c[1].get("status") or {}).get("phase") != "Pending",
+                _vgpu_time(c[1]),
+                _ref(c[1]),
             ),
-        )
+        )[1]
 
     # -- Allocate -----------------------------------------------------------------------------
 
