@@ -91,6 +91,17 @@ def test_bad_settings_exit_2_naming_the_key(capsys: pytest.CaptureFixture[str]) 
     assert "scheduler (command line --scheduler)" in capsys.readouterr().err
 
 
+def test_volcano_mode_refuses_more_memory_ids_than_kubelet_receives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.json"
+    gpus = [{"uuid": f"GPU-{i}", "model": "A100", "memory_mib": 81920} for i in range(8)]
+    spec.write_text(json.dumps(gpus))
+    argv = ["--node-name", "n1", "--backend", "fake", "--fake-spec", str(spec)]
+    assert main([*argv, "--scheduler", "volcano"], {}) == 2
+    assert "set --gpu-memory-factor 11 or more" in capsys.readouterr().err
+
+
 def test_backend_init_failure_exits_1_with_the_cause(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

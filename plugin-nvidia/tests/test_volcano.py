@@ -3,6 +3,7 @@ and the Allocate answer (the HAMi path's, memory units converted to MiB)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from hami_common.deviceplugin.backend import PhysicalDevice
 from hami_common.deviceplugin.vendor import ContainerContext
 from hami_common.protocol import volcano
+from hami_common.settings import SettingsError
 from hami_plugin_nvidia.config import NvidiaOptions
 from hami_plugin_nvidia.policy import LIMITS_FILE
 from hami_plugin_nvidia.volcano import VolcanoPolicy
@@ -74,6 +76,16 @@ def test_memory_factor_counts_units_and_answers_in_mib(tmp_path: Path) -> None:
     mount = next(m for m in resp.mounts if m.container_path == LIMITS_FILE)
     assert mount.read_only
     assert mount.host_path == str(limits)
+
+
+def test_more_memory_ids_than_kubelet_receives_names_the_factor_that_fits(
+    tmp_path: Path,
+) -> None:
+    gpus = [dataclasses.replace(A100, uuid=f"GPU-{i}", healthy=True) for i in range(8)]
+    with pytest.raises(SettingsError, match=r"655360 volcano\.sh/vgpu-memory IDs at factor 1") as e:
+        _policy(tmp_path).check_memory_ids(gpus)
+    assert "--gpu-memory-factor 11 or more" in str(e.value.problems)
+    _policy(tmp_path, memory_factor=11).check_memory_ids(gpus)  # 59578 IDs
 
 
 def test_a_factor_below_one_is_refused(tmp_path: Path) -> None:

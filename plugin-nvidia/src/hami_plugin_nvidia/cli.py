@@ -92,6 +92,8 @@ async def run(
     else:
         policy = NvidiaPolicy(options, hook_path=hook_path, lock_dir=lock_dir, version=version)
     devices = backend.discover()  # first: a backend that cannot start is the clearer error
+    if isinstance(policy, VolcanoPolicy):
+        policy.check_memory_ids(devices)
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
     async with KubeClient(config, user_agent=SERVICE_NAME) as client:
         policy.on_asymmetric = AsymmetricLinkReporter(client, settings.node_name)

@@ -26,9 +26,14 @@ from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.backend import Links, PhysicalDevice
 from hami_common.deviceplugin.vendor import CapacityResource, ContainerContext
 from hami_common.protocol import volcano
+from hami_common.settings import SettingsError
 
 from hami_plugin_nvidia.config import NvidiaOptions
 from hami_plugin_nvidia.policy import NvidiaPolicy
+
+KUBELET_ID_LIMIT = 60_000
+"""Device IDs kubelet receives in one ListAndWatch: it dials plugins with gRPC's default 4 MiB
+receive limit (volcano-vgpu-device-plugin's ``deviceEntryLimit``, with a margin)."""
 
 
 class VolcanoPolicy(NvidiaPolicy):
@@ -82,6 +87,22 @@ class VolcanoPolicy(NvidiaPolicy):
         """The ``volcano.sh/vgpu-memory`` IDs of one GPU: its registered ``devmem``."""
         registered = self.node_devices([dev])
         return registered[0].devmem if registered else 0
+
+    def check_memory_ids(self, devices: Sequence[PhysicalDevice]) -> None:
+        """Raises `SettingsError` when kubelet could not receive the ``volcano.sh/vgpu-memory``
+        IDs of these GPUs (volcano would then see no memory and skip the node), naming the
+        smallest ``--gpu-memory-factor`` that fits."""
+        total = sum(self.memory_units(d) for d in devices)
+        if total <= KUBELET_ID_LIMIT:
+            return
+        need = -(-total * self.memory_factor // KUBELET_ID_LIMIT)
+        raise SettingsError(
+            [
+                f"gpu_memory_factor (command line --gpu-memory-factor): {total} "
+                f"{volcano.RESOURCE_MEMORY} IDs at factor {self.memory_factor} are more than "
+                f"the {KUBELET_ID_LIMIT} kubelet receives; set --gpu-memory-factor {need} or more"
+            ]
+        )
 
     def core_units(self, dev: PhysicalDevice) -> int:
         return int(self.options.core_scaling * 100)
