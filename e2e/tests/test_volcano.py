@@ -18,6 +18,7 @@ Binding; volcano 1.9 patched them onto the pod before binding instead: both are 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 from hami_common.k8s import NODES, PODS, KubeClient
 from hami_e2e.backend import Cluster
+from hami_e2e.kubelet.manager import Allocation
 from hami_e2e.kubelet.node import GpuNode
 from hami_e2e.nodes import NodePool
 from hami_rustcore import quantity_value
@@ -236,9 +238,23 @@ async def _registered(node: GpuNode) -> Json | None:
 
 @pytest.fixture
 def volcano_node(fake_nodes: Nodes) -> str:
-    pool = NodePool(name="volcano", count=1, devices_per_node=2, device_memory_mib=DEVICE_MIB)
+    """A node of the test's own: pods of an earlier test whose namespace is still being deleted
+    stay bound to that test's node, where volcano (and the stand-in) would count them."""
+    pool = NodePool(
+        name=f"volcano-{secrets.token_hex(3)}", count=1, devices_per_node=2,
+        device_memory_mib=DEVICE_MIB,
+    )  # fmt: skip
     [name] = fake_nodes(pool)
     return name
+
+
+async def allocated(node: GpuNode, ns: str, pod: str, container: str, ids: int) -> Allocation:
+    """The container's allocation once kubelet has allocated all of its ``ids`` device IDs
+    (one Allocate per resource: the first answer is not the whole)."""
+    key = (ns, pod, container)
+    got = node.kubelet.allocations
+    await node.kubelet.wait_for(lambda: key in got and len(got[key].device_ids) >= ids, 30)
+    return got[key]
 
 
 def test_plugin_registers_for_volcano_and_allocates_the_pods_it_places(
@@ -267,7 +283,7 @@ def test_plugin_registers_for_volcano_and_allocates_the_pods_it_places(
             two = vgpu_pod("two", {NUMBER: "2", MEMORY: "3000", CORES: "30"})
             await node.client.create(PODS, two, namespace=ns)
             assert await volcano.schedule(ns, "two", name)
-            got = await node.kubelet.wait_allocation(ns, "two", "c0")
+            got = await allocated(node, ns, "two", "c0", 2 + 3000 + 30)
             assert got.error is None, got.error
             # kubelet allocated all three resources (3000 is "3k" once the API server wrote it)
             assert len(got.device_ids) == 2 + 3000 + 30
@@ -286,12 +302,12 @@ def test_plugin_registers_for_volcano_and_allocates_the_pods_it_places(
             text = Path(limits.host_path).read_text(encoding="utf-8")  # noqa: ASYNC240
             assert "CUDA_DEVICE_MEMORY_LIMIT_1=3000m\n" in text
             await node.eventually(lambda: _phase(node, ns, "two", "success"), 15)
-            assert await _lock(node) is None  # released: the next pod can be placed
+            await node.eventually(lambda: _unlocked(node), 15)  # released after the success mark
             # a second pod, annotations patched before the Binding (volcano 1.9)
             one = vgpu_pod("one", {NUMBER: "1", MEMORY: "1000"})
             await node.client.create(PODS, one, namespace=ns)
             assert await volcano.schedule(ns, "one", name, on_binding=False)
-            got = await node.kubelet.wait_allocation(ns, "one", "c0")
+            got = await allocated(node, ns, "one", "c0", 1 + 1000)
             assert got.error is None, got.error
             assert got.response is not None
             assert got.response.envs["CUDA_DEVICE_MEMORY_LIMIT_0"] == "1000m"
@@ -299,7 +315,7 @@ def test_plugin_registers_for_volcano_and_allocates_the_pods_it_places(
             ann = await node.eventually(lambda: _phase(node, ns, "one", "success"), 15)
             assert ann[TO_ALLOCATE] == ""
             assert ann["volcano.sh/vgpu-time"] == str(2**64 - 1)
-            assert await _lock(node) is None
+            await node.eventually(lambda: _unlocked(node), 15)
 
     asyncio.run(main())
 
@@ -343,6 +359,10 @@ async def _phase(node: GpuNode, ns: str, name: str, phase: str) -> dict[str, str
     pod = await node.client.get(PODS, name, namespace=ns)
     ann: dict[str, str] = pod["metadata"].get("annotations") or {}
     return ann if ann.get(PHASE) == phase else None
+
+
+async def _unlocked(node: GpuNode) -> bool:
+    return await _lock(node) is None
 
 
 async def _lock(node: GpuNode) -> str | None:
