@@ -29,11 +29,15 @@ __all__ = [
     "decode_node_devices_legacy",
     "decode_pair_scores",
     "decode_pod_devices",
+    "decode_volcano_node_devices",
+    "decode_volcano_pod_devices",
     "encode_ascend_runtime",
     "encode_node_devices",
     "encode_node_devices_legacy",
     "encode_pair_scores",
     "encode_pod_devices",
+    "encode_volcano_node_devices",
+    "encode_volcano_pod_devices",
     "load_pod_page",
     "parse_extender_args",
     "quantity_value",
@@ -420,5 +424,19 @@ def decode_node_devices_legacy(text: str, vendor: str) -> list[Device]: ...
 def encode_node_devices_legacy(devices: Sequence[Device]) -> str: ...
 def decode_pod_devices(text: str) -> list[list[AllocDevice]]: ...
 def encode_pod_devices(containers: str | Sequence[Sequence[AllocDevice]]) -> str: ...
+def decode_volcano_node_devices(text: str) -> list[Device]:
+    """``volcano.sh/node-vgpu-register``: ``id,count,devmem,type,health,mode:`` per device
+    (vendor ``NVIDIA``, ``devcore`` volcano's 100); `DecodeError` names the device and field."""
+
+def encode_volcano_node_devices(devices: Sequence[Device]) -> str:
+    """``volcano.sh/node-vgpu-register``; `DecodeError` for an id or type holding ``,:;``."""
+
+def decode_volcano_pod_devices(text: str) -> list[list[AllocDevice]]:
+    """``volcano.sh/vgpu-ids-new`` / ``devices-to-allocate``: one list per container that
+    requests a vGPU, the containers separated by ``;``."""
+
+def encode_volcano_pod_devices(containers: Sequence[Sequence[AllocDevice]]) -> str:
+    """The containers joined by ``;`` (one empty container is the empty string)."""
+
 def decode_pair_scores(text: str) -> _PairScores: ...
 def encode_pair_scores(scores: _PairScores) -> str: ...

@@ -27,6 +27,7 @@ VALUE_SETS: dict[str, Json] = {
     "custom-names": {"global": {"resourceName": "example.com/vgpu",
                                 "resourceMem": "example.com/vgpu-memory",
                                 "schedulerName": "gpu-scheduler"}},
+    "volcano": {"global": {"scheduler": "volcano"}, "scheduler": {"enabled": False}},
 }  # fmt: skip
 
 

@@ -85,6 +85,21 @@ def test_bad_settings_exit_2_naming_the_key(capsys: pytest.CaptureFixture[str]) 
     assert main(["--node-name", "n1", "--split"], {}) == 2
     assert main(["--node-name", "n1", "--backend", "fake"], {}) == 2
     assert "fake_spec: required with --backend fake" in capsys.readouterr().err
+    assert main(["--node-name", "n1", "--gpu-memory-factor", "16"], {}) == 2
+    assert "applies with --scheduler volcano only" in capsys.readouterr().err
+    assert main(["--node-name", "n1", "--scheduler", "slurm"], {}) == 2
+    assert "scheduler (command line --scheduler)" in capsys.readouterr().err
+
+
+def test_volcano_mode_refuses_more_memory_ids_than_kubelet_receives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.json"
+    gpus = [{"uuid": f"GPU-{i}", "model": "A100", "memory_mib": 81920} for i in range(8)]
+    spec.write_text(json.dumps(gpus))
+    argv = ["--node-name", "n1", "--backend", "fake", "--fake-spec", str(spec)]
+    assert main([*argv, "--scheduler", "volcano"], {}) == 2
+    assert "set --gpu-memory-factor 11 or more" in capsys.readouterr().err
 
 
 def test_backend_init_failure_exits_1_with_the_cause(
@@ -108,7 +123,19 @@ def test_node_config_error_names_file_and_key(
     assert str(cfg) in err
 
 
-def test_serves_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("scheduler", "sockets"),
+    [
+        ("kube-scheduler", ["nvidia-gpu.sock"]),
+        (
+            "volcano",
+            ["volcano-vgpu-number.sock", "volcano-vgpu-memory.sock", "volcano-vgpu-cores.sock"],
+        ),
+    ],
+)
+def test_serves_then_stops_cleanly_on_sigterm(
+    tmp_path: Path, scheduler: str, sockets: list[str]
+) -> None:
     root = Path(tempfile.mkdtemp(prefix="cli-", dir="/tmp"))  # short socket path
     try:
         spec = root / "spec.json"
@@ -127,20 +154,22 @@ def test_serves_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             sys.executable, "-m", "hami_plugin_nvidia", "--node-name", "n1", "--backend", "fake",
             "--fake-spec", str(spec), "--plugin-dir", str(root / "dp"),
             "--no-register-with-kubelet", "--hook-path", str(root / "hook"),
-            "--kubeconfig", str(kubeconfig),
+            "--kubeconfig", str(kubeconfig), "--scheduler", scheduler,
         ]  # fmt: skip
         proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
-        socket = root / "dp" / "nvidia-gpu.sock"
+        paths = [root / "dp" / name for name in sockets]
         deadline = time.monotonic() + 30
-        while not socket.exists():
+        while not all(p.exists() for p in paths):
             assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the plugin never served its socket"
+            assert time.monotonic() < deadline, "the plugin never served its sockets"
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
+        assert f"scheduler {scheduler}" in err
         assert "stopped" in err
-        assert not socket.exists()
+        assert not any(p.exists() for p in paths)
+        assert sorted(os.listdir(root / "dp")) == []
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -31,6 +31,8 @@ from opentelemetry.trace import TracerProvider
 from hami_plugin_nvidia.config import NvidiaOptions, PluginSettings, load_options
 from hami_plugin_nvidia.events import AsymmetricLinkReporter
 from hami_plugin_nvidia.policy import NvidiaPolicy
+from hami_plugin_nvidia.volcano import VolcanoPolicy
+from hami_plugin_nvidia.volcano_allocator import VolcanoAllocator
 
 log = logging.getLogger("hami_plugin_nvidia")
 SERVICE_NAME = "hami-plugin-nvidia"
@@ -81,14 +83,21 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    policy = NvidiaPolicy(
-        options, hook_path=settings.hook_path, lock_dir=settings.lock_dir,
-        version=settings.hook_version,
-    )  # fmt: skip
+    hook_path, lock_dir, version = settings.hook_path, settings.lock_dir, settings.hook_version
+    if settings.scheduler == "volcano":
+        policy: NvidiaPolicy = VolcanoPolicy(
+            options, memory_factor=settings.gpu_memory_factor, hook_path=hook_path,
+            lock_dir=lock_dir, version=version,
+        )  # fmt: skip
+    else:
+        policy = NvidiaPolicy(options, hook_path=hook_path, lock_dir=lock_dir, version=version)
     devices = backend.discover()  # first: a backend that cannot start is the clearer error
+    if isinstance(policy, VolcanoPolicy):
+        policy.check_memory_ids(devices)
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
     async with KubeClient(config, user_agent=SERVICE_NAME) as client:
         policy.on_asymmetric = AsymmetricLinkReporter(client, settings.node_name)
+        volcano_policy = policy if isinstance(policy, VolcanoPolicy) else None
         runtime = PluginRuntime(
             policy,
             backend,
@@ -102,13 +111,19 @@ async def run(
             ),
             devices,
             tracer_provider=tracer_provider,
+            allocator=(
+                (lambda c, node, tracer: VolcanoAllocator(c, node, volcano_policy, tracer=tracer))
+                if volcano_policy is not None
+                else None
+            ),
         )
         log.info(
-            "node %s: %d device(s), split %d, resource %s",
+            "node %s: %d device(s), split %d, resource %s, scheduler %s",
             settings.node_name,
             len(runtime.table.devices),
             options.split_count,
-            options.resource_name,
+            policy.resource_name,
+            settings.scheduler,
         )
         await runtime.run(stop)
     log.info("stopped")

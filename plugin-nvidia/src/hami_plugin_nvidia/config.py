@@ -21,7 +21,7 @@ from hami_common.settings import (
     load_device_config,
     load_node_config,
 )
-from pydantic import Field
+from pydantic import Field, model_validator
 
 _T = TypeVar("_T")
 
@@ -67,6 +67,19 @@ class PluginSettings(ServiceSettings):
         default=False,
         description="publish hami.io/node-nvidia-score (HAMi's ENABLE_TOPOLOGY_SCORE)",
     )
+    scheduler: Literal["kube-scheduler", "volcano"] = Field(
+        default="kube-scheduler",
+        description="the scheduler that places GPU pods: kube-scheduler with HAMi's extender "
+        "(HAMi's annotations and resource), or volcano-scheduler's deviceshare plugin with "
+        "VGPUEnable (volcano.sh/node-vgpu-register and the volcano.sh/vgpu-number, "
+        "vgpu-memory and vgpu-cores resources)",
+    )
+    gpu_memory_factor: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=1,
+        description="with --scheduler volcano: MiB per volcano.sh/vgpu-memory unit "
+        "(volcano-vgpu-device-plugin's --gpu-memory-factor); kubelet tracks one ID per unit, "
+        "so large GPUs want a factor",
+    )
     backend: Literal["nvml", "fake"] = Field(
         default="nvml",
         description="where devices come from: NVML, or fake: the device spec in --fake-spec",
@@ -94,6 +107,15 @@ class PluginSettings(ServiceSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="log level"
     )
+
+    @model_validator(mode="after")
+    def _factor_needs_volcano(self) -> PluginSettings:
+        if self.gpu_memory_factor != 1 and self.scheduler != "volcano":
+            raise ValueError(
+                f"--gpu-memory-factor {self.gpu_memory_factor} applies with --scheduler volcano "
+                "only (HAMi's path counts memory in MiB): drop it or add --scheduler volcano"
+            )
+        return self
 
 
 @dataclass(frozen=True)

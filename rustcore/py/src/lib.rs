@@ -6,6 +6,7 @@ mod args;
 mod convert;
 mod podpage;
 mod types;
+mod volcano;
 
 use convert::{core_err, parse_vendor_overrides, CoreError, DecodeError};
 use hami_sched::{codec, Cluster as CoreCluster, GpuPolicy, NodePolicy, PodAlloc};
@@ -401,5 +402,6 @@ fn hami_rustcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_ascend_runtime, m)?)?;
     podpage::register(m)?;
     admission::register(m)?;
+    volcano::register(m)?;
     Ok(())
 }

@@ -17,6 +17,8 @@ pub enum Codec {
     Quantity,
     ExtenderArgs,
     AscendRuntime,
+    VolcanoNodeRegister,
+    VolcanoPodDevices,
 }
 
 impl fmt::Display for Codec {
@@ -33,6 +35,8 @@ impl fmt::Display for Codec {
             Codec::Quantity => "resource quantity",
             Codec::ExtenderArgs => "ExtenderArgs",
             Codec::AscendRuntime => "Ascend runtime annotation (huawei.com/<CW>)",
+            Codec::VolcanoNodeRegister => "volcano node register annotation (volcano.sh/node-vgpu-register)",
+            Codec::VolcanoPodDevices => "volcano pod device annotation",
         })
     }
 }

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import hami_rustcore
 from opentelemetry import trace
@@ -83,6 +83,18 @@ def to_allocate_values(annotations: Mapping[str, str]) -> dict[str, str]:
         for k, v in annotations.items()
         if k.startswith("hami.io/") and k.endswith("-devices-to-allocate")
     }
+
+
+class PodAllocator(Protocol):
+    """What the gRPC service asks of an allocation protocol: HAMi's (`Allocator`) or another
+    scheduler's (the NVIDIA plugin's volcano mode). Both raise `NoPendingPod` and
+    `AllocationFailed`."""
+
+    async def allocate(self, request: pb.AllocateRequest) -> pb.AllocateResponse: ...
+
+    async def preferred(
+        self, request: pb.PreferredAllocationRequest, physical: Mapping[str, str]
+    ) -> pb.PreferredAllocationResponse: ...
 
 
 class Allocator:
@@ -299,30 +311,7 @@ class Allocator:
             )
 
     def _event(self, pod: Json, message: str) -> Json:
-        meta = pod.get("metadata") or {}
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {
-            "metadata": {
-                "generateName": f"{meta.get('name', 'pod')}.",
-                "namespace": meta.get("namespace"),
-            },
-            "involvedObject": {
-                "kind": "Pod",
-                "apiVersion": "v1",
-                "namespace": meta.get("namespace"),
-                "name": meta.get("name"),
-                "uid": meta.get("uid"),
-            },
-            "reason": EVENT_REASON,
-            "message": f"{self.policy.resource_name} on node {self.node}: {message}",
-            "type": "Warning",
-            "source": {"component": self.component, "host": self.node},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "reportingComponent": self.component,
-            "reportingInstance": f"{self.component}-{self.node}",
-        }
+        return failure_event(pod, message, self.policy.resource_name, self.node, self.component)
 
     # -- GetPreferredAllocation ---------------------------------------------------------------
 
@@ -340,20 +329,59 @@ class Allocator:
             ]
         except (NoPendingPod, hami_rustcore.DecodeError, ApiError):
             entries = []
-        response = pb.PreferredAllocationResponse()
-        for i, creq in enumerate(request.container_requests):
-            chosen: list[str] = list(creq.must_include_deviceIDs)
-            available = [d for d in creq.available_deviceIDs if d not in chosen]
-            wanted: Sequence[str] = [d.uuid for d in entries[i]] if i < len(entries) else []
-            for uuid in wanted:
-                pick = next((d for d in available if physical.get(d) == uuid), None)
-                if pick is not None and len(chosen) < creq.allocation_size:
-                    chosen.append(pick)
-                    available.remove(pick)
-            while len(chosen) < creq.allocation_size and available:
-                chosen.append(available.pop(0))
-            response.container_responses.add(deviceIDs=chosen)
-        return response
+        return preferred_ids(request, entries, physical)
+
+
+def failure_event(pod: Json, message: str, resource: str, node: str, component: str) -> Json:
+    """The Warning Event (`EVENT_REASON`) that tells the pod's owner why its allocation of
+    ``resource`` on ``node`` failed."""
+    meta = pod.get("metadata") or {}
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "metadata": {
+            "generateName": f"{meta.get('name', 'pod')}.",
+            "namespace": meta.get("namespace"),
+        },
+        "involvedObject": {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "namespace": meta.get("namespace"),
+            "name": meta.get("name"),
+            "uid": meta.get("uid"),
+        },
+        "reason": EVENT_REASON,
+        "message": f"{resource} on node {node}: {message}",
+        "type": "Warning",
+        "source": {"component": component, "host": node},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+        "reportingComponent": component,
+        "reportingInstance": f"{component}-{node}",
+    }
+
+
+def preferred_ids(
+    request: pb.PreferredAllocationRequest,
+    entries: Sequence[Sequence[hami_rustcore.AllocDevice]],
+    physical: Mapping[str, str],
+) -> pb.PreferredAllocationResponse:
+    """Per container request: the replicas of the devices of the matching entry first, then the
+    first available IDs. ``physical`` maps virtual to physical IDs."""
+    response = pb.PreferredAllocationResponse()
+    for i, creq in enumerate(request.container_requests):
+        chosen: list[str] = list(creq.must_include_deviceIDs)
+        available = [d for d in creq.available_deviceIDs if d not in chosen]
+        wanted: Sequence[str] = [d.uuid for d in entries[i]] if i < len(entries) else []
+        for uuid in wanted:
+            pick = next((d for d in available if physical.get(d) == uuid), None)
+            if pick is not None and len(chosen) < creq.allocation_size:
+                chosen.append(pick)
+                available.remove(pick)
+        while len(chosen) < creq.allocation_size and available:
+            chosen.append(available.pop(0))
+        response.container_responses.add(deviceIDs=chosen)
+    return response
 
 
 def now_unix() -> str:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import hami_rustcore
-from opentelemetry.trace import TracerProvider
+from opentelemetry.trace import Tracer, TracerProvider
 
-from hami_common.deviceplugin.allocator import Allocator
+from hami_common.deviceplugin.allocator import Allocator, PodAllocator
 from hami_common.deviceplugin.backend import DeviceBackend, PhysicalDevice
 from hami_common.deviceplugin.devices import DeviceTable
 from hami_common.deviceplugin.registrar import NodeRegistrar
@@ -60,10 +61,13 @@ class PluginRuntime:
         *,
         tracer_provider: TracerProvider,
         vendors: VendorTable | None = None,
+        allocator: Callable[[KubeClient, str, Tracer], PodAllocator] | None = None,
     ) -> None:
         """``devices``: what ``backend.discover()`` returned, when the caller already asked.
         ``tracer_provider``: the entry point's (it owns it and shuts it down). ``vendors``: the
-        core's vendor table entries of vendors that are not built in (an Ascend chip)."""
+        core's vendor table entries of vendors that are not built in (an Ascend chip).
+        ``allocator``: builds the allocation protocol from the client, the node and the tracer
+        when it is not HAMi's (the NVIDIA plugin's volcano mode)."""
         self.policy = policy
         self.backend = backend
         self.client = client
@@ -75,14 +79,15 @@ class PluginRuntime:
                     "device %s (index %d) is unhealthy: %s", dev.uuid, dev.index, dev.reason
                 )
         self.table = DeviceTable(devices, policy.split_count, policy.numa_topology)
-        self.allocator = (
-            Allocator(
+        tracer = tracer_provider.get_tracer("hami_common.deviceplugin")
+        self.allocator: PodAllocator | None = None
+        if client is not None and allocator is not None:
+            self.allocator = allocator(client, options.node, tracer)
+        elif client is not None:
+            self.allocator = Allocator(
                 client, options.node, policy, to_allocate_keys=to_allocate_keys(vendors),
-                tracer=tracer_provider.get_tracer("hami_common.deviceplugin"),
-            )
-            if client is not None
-            else None
-        )  # fmt: skip
+                tracer=tracer,
+            )  # fmt: skip
         self.service = DevicePluginService(self.table, policy, self.allocator)
         self.server = PluginServer(
             self.service,

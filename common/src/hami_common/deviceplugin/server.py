@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import grpc.aio
 
-from hami_common.deviceplugin.allocator import AllocationFailed, Allocator, NoPendingPod
+from hami_common.deviceplugin.allocator import AllocationFailed, NoPendingPod, PodAllocator
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.api.services import (
     API_VERSION,
@@ -39,7 +39,7 @@ class DevicePluginService:
     """The five RPCs of ``v1beta1.DevicePlugin``."""
 
     def __init__(
-        self, table: DeviceTable, policy: ServedResource, allocator: Allocator | None
+        self, table: DeviceTable, policy: ServedResource, allocator: PodAllocator | None
     ) -> None:
         self.table = table
         self.policy = policy

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
+import hami_rustcore
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.api.services import (
     API_VERSION,
@@ -75,11 +76,13 @@ def _merged(a: Allocation, b: Allocation) -> Allocation:
 
 
 def _requests(container: Json, resource: str) -> int:
+    """The container's count of ``resource``, a quantity as kubelet reads it (the API server
+    writes ``3000`` back as ``3k``)."""
     res = container.get("resources") or {}
     value = (res.get("limits") or {}).get(resource) or (res.get("requests") or {}).get(resource)
     try:
-        return int(value) if value is not None else 0
-    except (TypeError, ValueError):
+        return hami_rustcore.quantity_value(str(value)) if value is not None else 0
+    except hami_rustcore.DecodeError:
         return 0
 
 

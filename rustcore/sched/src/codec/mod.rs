@@ -1,4 +1,5 @@
-//! HAMi's annotation formats, byte-compatible with v2.10 (`hami-control-plane.md` §3).
+//! HAMi's annotation formats, byte-compatible with v2.10 (`hami-control-plane.md` §3), and
+//! volcano's vGPU formats (`volcano`).
 //! Decoders take any text and return a typed error naming the field and position; they never
 //! panic (proptest feeds them random bytes).
 
@@ -8,6 +9,7 @@ pub(crate) mod gojson;
 mod node;
 mod pair;
 mod pod;
+mod volcano;
 
 pub use ascend::{decode_ascend_runtime, encode_ascend_runtime, RuntimeInfo};
 pub use extender::{decode_extender_args, ExtenderArgs, NodeNames};
@@ -17,6 +19,10 @@ pub use node::{
 };
 pub use pair::{decode_pair_scores, encode_pair_scores, PairScores};
 pub use pod::{decode_pod_devices, encode_pod_devices};
+pub use volcano::{
+    decode_volcano_node_devices, decode_volcano_pod_devices, encode_volcano_node_devices, encode_volcano_pod_devices,
+    VOLCANO_DEVICE_CORES,
+};
 
 /// Go's `strconv.ParseBool`.
 pub(crate) fn parse_go_bool(s: &str) -> Option<bool> {

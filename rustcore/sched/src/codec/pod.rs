@@ -28,8 +28,7 @@ pub fn encode_pod_devices(containers: &PodDevices) -> Result<String> {
 }
 
 /// Decodes a device list. A trailing `;` closes the last container (HAMi's decoder also yields
-/// an extra empty entry after it, which carries no device; we do not). Segments without a comma
-/// are skipped, as in HAMi; a device needs at least four fields.
+/// an extra empty entry after it, which carries no device; we do not).
 pub fn decode_pod_devices(text: &str) -> Result<PodDevices> {
     let mut containers: PodDevices = Vec::new();
     if text.is_empty() {
@@ -38,52 +37,61 @@ pub fn decode_pod_devices(text: &str) -> Result<PodDevices> {
     let body = text.strip_suffix(';').unwrap_or(text);
     let mut offset = 0usize;
     for (c, entry) in body.split(';').enumerate() {
-        let mut devices = Vec::new();
-        for segment in entry.split(':') {
-            let pos = offset;
-            offset += segment.len() + 1;
-            if !segment.contains(',') {
-                continue;
-            }
-            let f: Vec<&str> = segment.split(',').collect();
-            let at = |field: &str, msg: String| {
-                Error::decode(
-                    Codec::PodDevices,
-                    field,
-                    format!("container {c}, device {} (byte {pos})", devices.len()),
-                    msg,
-                )
-            };
-            if f.len() < 4 {
-                return Err(at(
-                    "(fields)",
-                    format!(
-                        "expected UUID,Type,Usedmem,Usedcores, got {} field(s) in {segment:?}; \
-                         do not set nodeName in the pod spec",
-                        f.len()
-                    ),
-                ));
-            }
-            if f[0].is_empty() {
-                return Err(at("UUID", "empty device UUID".into()));
-            }
-            let usedmem = f[2]
-                .parse::<u64>()
-                .map_err(|_| at("Usedmem", format!("expected MiB as an integer, got {:?}", f[2])))?;
-            let usedcores = f[3]
-                .parse::<u32>()
-                .map_err(|_| at("Usedcores", format!("expected an integer, got {:?}", f[3])))?;
-            devices.push(AllocDevice {
-                uuid: f[0].to_string(),
-                vendor: f[1].to_string(),
-                usedmem,
-                usedcores,
-            });
-        }
-        // `split(':')` counted one separator past the entry; the `;` takes that place.
-        containers.push(devices);
+        containers.push(decode_container(c, entry, offset)?);
+        // one byte for the `;` that closed the entry
+        offset += entry.len() + 1;
     }
     Ok(containers)
+}
+
+/// One container's devices (`UUID,Type,Usedmem,Usedcores:` each); `offset` is where the entry
+/// starts in the whole annotation, for the error's position. Segments without a comma are
+/// skipped, as in HAMi and volcano; a device needs at least four fields.
+pub(crate) fn decode_container(c: usize, entry: &str, offset: usize) -> Result<Vec<AllocDevice>> {
+    let mut devices = Vec::new();
+    let mut offset = offset;
+    for segment in entry.split(':') {
+        let pos = offset;
+        offset += segment.len() + 1;
+        if !segment.contains(',') {
+            continue;
+        }
+        let f: Vec<&str> = segment.split(',').collect();
+        let at = |field: &str, msg: String| {
+            Error::decode(
+                Codec::PodDevices,
+                field,
+                format!("container {c}, device {} (byte {pos})", devices.len()),
+                msg,
+            )
+        };
+        if f.len() < 4 {
+            return Err(at(
+                "(fields)",
+                format!(
+                    "expected UUID,Type,Usedmem,Usedcores, got {} field(s) in {segment:?}; \
+                     do not set nodeName in the pod spec",
+                    f.len()
+                ),
+            ));
+        }
+        if f[0].is_empty() {
+            return Err(at("UUID", "empty device UUID".into()));
+        }
+        let usedmem = f[2]
+            .parse::<u64>()
+            .map_err(|_| at("Usedmem", format!("expected MiB as an integer, got {:?}", f[2])))?;
+        let usedcores = f[3]
+            .parse::<u32>()
+            .map_err(|_| at("Usedcores", format!("expected an integer, got {:?}", f[3])))?;
+        devices.push(AllocDevice {
+            uuid: f[0].to_string(),
+            vendor: f[1].to_string(),
+            usedmem,
+            usedcores,
+        });
+    }
+    Ok(devices)
 }
 
 #[cfg(test)]

@@ -1,0 +1,134 @@
+"""volcano's vGPU protocol: its annotation keys, resource names and node lock.
+
+volcano-scheduler's ``deviceshare`` plugin (``VGPUEnable``) reads a node's vGPUs from
+``volcano.sh/node-vgpu-register`` and its allocatable ``volcano.sh/vgpu-*`` resources, and at
+allocation (volcano-sh/volcano ``pkg/scheduler/api/devices/nvidia/vgpu/device_info.go``
+``Allocate``):
+
+1. with ``deviceshare.NodeLockEnable``, takes the node lock: the node annotation ``hamivgpu``
+   (volcano's ``DeviceName``) = the time in RFC 3339, no owner; refused while a lock younger than
+   5 minutes is there, an older one is replaced (``pkg/scheduler/plugins/util/nodelock``);
+2. writes the pod annotations ``volcano.sh/vgpu-node``, ``vgpu-time`` and ``bind-time`` (Unix
+   seconds), ``vgpu-ids-new`` and ``devices-to-allocate`` (the same device list), and
+   ``bind-phase: allocating``: volcano 1.9 patches the pod before binding, later versions carry
+   them on the Binding, whose annotations the API server copies onto the pod;
+3. binds the pod.
+
+The device plugin (Project-HAMi/volcano-vgpu-device-plugin ``pkg/plugin/server.go``
+``Allocate``, ``pkg/util/util.go``) finds the pod by ``vgpu-node`` and the device count, erases
+each container's entry from ``devices-to-allocate`` as it allocates it, and at the end (or on
+failure) sets ``bind-phase`` success (failed), ``vgpu-time`` to 2^64-1, and deletes the lock.
+
+``volcano.sh/mutex.lock`` is declared in the device plugin (``NodeLockTime``) but nothing reads
+or writes it: the lock both sides use is ``hamivgpu``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hami_common.k8s import NODES, Conflict, KubeClient, NotFound
+
+Json = dict[str, Any]
+
+# Node.
+NODE_REGISTER = "volcano.sh/node-vgpu-register"
+NODE_LOCK = "hamivgpu"
+LOCK_EXPIRY = timedelta(minutes=5)
+
+# Pod, written by volcano-scheduler at allocation.
+VGPU_NODE = "volcano.sh/vgpu-node"
+VGPU_TIME = "volcano.sh/vgpu-time"
+VGPU_IDS = "volcano.sh/vgpu-ids-new"
+DEVICES_TO_ALLOCATE = "volcano.sh/devices-to-allocate"
+BIND_TIME = "volcano.sh/bind-time"
+BIND_PHASE = "volcano.sh/bind-phase"
+PHASE_ALLOCATING = "allocating"
+PHASE_SUCCESS = "success"
+PHASE_FAILED = "failed"
+DONE_TIME = str(2**64 - 1)
+"""``vgpu-time`` once the plugin is done with a pod (Go's ``math.MaxUint64``): last in line."""
+DEVICE_TYPE = "NVIDIA"
+"""The ``Type`` of every device in volcano's pod lists (the request's type, not the model)."""
+
+# Resources (volcano ``pkg/scheduler/api/devices/config/vgpu.go``).
+RESOURCE_NUMBER = "volcano.sh/vgpu-number"
+RESOURCE_MEMORY = "volcano.sh/vgpu-memory"
+RESOURCE_CORES = "volcano.sh/vgpu-cores"
+RESOURCE_MEMORY_PERCENTAGE = "volcano.sh/vgpu-memory-percentage"
+REQUEST_RESOURCES = (RESOURCE_NUMBER, RESOURCE_MEMORY)
+"""A container has an entry in volcano's device list iff its limits name one of these."""
+
+_CAS_ATTEMPTS = 8
+
+
+class NodeLocked(Exception):  # noqa: N818 (volcano's word)
+    """The node's ``hamivgpu`` lock is younger than 5 minutes."""
+
+
+def format_lock(now: datetime) -> str:
+    """Go's ``time.RFC3339`` in UTC: ``2026-08-20T10:00:00Z``."""
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_lock(value: str) -> datetime | None:
+    """The lock's time; ``None`` when it is not RFC 3339 (volcano then refuses the lock)."""
+    try:
+        taken = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return taken if taken.tzinfo is not None else None
+
+
+def _lock_of(node: Json) -> tuple[str | None, str]:
+    meta = node.get("metadata") or {}
+    return (meta.get("annotations") or {}).get(NODE_LOCK), str(meta.get("resourceVersion", ""))
+
+
+async def _cas(client: KubeClient, node: str, rv: str, value: str | None) -> None:
+    patch = {"metadata": {"resourceVersion": rv, "annotations": {NODE_LOCK: value}}}
+    await client.patch(NODES, node, patch, metadata_only=True)
+
+
+async def take_lock(client: KubeClient, node: str, *, now: datetime | None = None) -> None:
+    """volcano-scheduler's ``LockNode(node, "hamivgpu")``, as a compare-and-swap: raises
+    `NodeLocked` while a lock younger than `LOCK_EXPIRY` (or one that does not parse) is there."""
+    for _ in range(_CAS_ATTEMPTS):
+        when = now or datetime.now(UTC)
+        value, rv = _lock_of(await client.get(NODES, node, metadata_only=True))
+        if value is not None:
+            taken = parse_lock(value)
+            if taken is None or when - taken <= LOCK_EXPIRY:
+                raise NodeLocked(f"node {node} has been locked within 5 minutes ({value!r})")
+        try:
+            await _cas(client, node, rv, format_lock(when))
+            return
+        except Conflict:
+            continue
+    raise NodeLocked(f"node {node}: the node changed on every attempt to lock it")
+
+
+async def release_lock(client: KubeClient, node: str, *, known: Json | None = None) -> bool:
+    """The plugin's ``ReleaseNodeLock(node, "hamivgpu")``: deletes the lock if there is one (it
+    names no owner). Returns whether it deleted one. ``known``: a recent read of the node for
+    the first attempt."""
+    for attempt in range(_CAS_ATTEMPTS):
+        if attempt == 0 and known is not None:
+            node_obj = known
+        else:
+            try:
+                node_obj = await client.get(NODES, node, metadata_only=True)
+            except NotFound:
+                return False
+        value, rv = _lock_of(node_obj)
+        if value is None:
+            if node_obj is known:
+                continue  # decide on a fresh read
+            return False
+        try:
+            await _cas(client, node, rv, None)
+            return True
+        except Conflict:
+            continue
+    return False
