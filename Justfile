@@ -31,6 +31,7 @@ setup: build build-hook
 build:
     uv sync --all-packages {{ if env("CI", "") == "true" { "--locked" } else { "" } }}
     uv run --no-sync python -m hami_common.deviceplugin.api.generate
+    uv run --no-sync python -m hami_common.dra.api.generate
     uv run --no-sync python -c "import hami_rustcore; print('hami_rustcore', hami_rustcore.__version__)"
 
 # Lint: ruff, mypy strict, stubtest of the native module, the import layering, cargo fmt and clippy

@@ -88,6 +88,9 @@ async def run(
     devices = backend.discover()  # first: a backend that cannot start is the clearer error
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
     async with KubeClient(config, user_agent=SERVICE_NAME) as client:
+        if settings.dra:
+            await _run_dra(settings, policy, backend, client, devices, stop=stop)
+            return
         policy.on_asymmetric = AsymmetricLinkReporter(client, settings.node_name)
         runtime = PluginRuntime(
             policy,
@@ -111,6 +114,36 @@ async def run(
             options.resource_name,
         )
         await runtime.run(stop)
+    log.info("stopped")
+
+
+async def _run_dra(
+    settings: PluginSettings,
+    policy: NvidiaPolicy,
+    backend: DeviceBackend,
+    client: KubeClient,
+    devices: list[PhysicalDevice],
+    *,
+    stop: asyncio.Event,
+) -> None:
+    from hami_plugin_nvidia.dra.runtime import DraOptions, DraRuntime  # noqa: PLC0415
+
+    runtime = DraRuntime(
+        policy,
+        backend,
+        client,
+        DraOptions(
+            node=settings.node_name,
+            plugins_dir=settings.dra_plugins_dir,
+            registry_dir=settings.dra_registry_dir,
+            cdi_dir=settings.cdi_dir,
+            driver_name=settings.dra_driver_name,
+        ),
+        devices,
+    )
+    log.info("node %s: DRA driver %s, %d device(s)", settings.node_name,
+             settings.dra_driver_name, len(devices))  # fmt: skip
+    await runtime.run(stop)
     log.info("stopped")
 
 
