@@ -1,0 +1,139 @@
+"""The DRA path on fake nodes: the NVIDIA driver (``--dra``, fake backend on the node's
+inventory) as a process per node, its DeviceClass, claim templates with capacity requests, and
+pods that use them. Shared by the DRA suite and ``./just bench-dra``.
+
+kube-scheduler's DynamicResources plugin (in the default profile of 1.36, with consumable
+capacity on by default) allocates the claims; the resourceclaim controller of
+kube-controller-manager makes the claims of templates. No gate is needed on 1.36.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hami_common.k8s import (
+    DEVICE_CLASSES,
+    NODES,
+    RESOURCE_SLICES,
+    AlreadyExists,
+    KubeClient,
+)
+
+from hami_e2e.kubelet.dra import DraManager
+from hami_e2e.kubelet.node import _Cluster, node_folder, plugin_process, spec_from_node, write_spec
+from hami_e2e.process import ManagedProcess, ProcessError
+
+Json = dict[str, Any]
+DRIVER = "gpu.hami.io"
+DEVICE_CLASS = "gpu.hami.io"
+PAUSE = "registry.k8s.io/pause:3.10"
+
+
+def device_class(name: str = DEVICE_CLASS, driver: str = DRIVER) -> Json:
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "DeviceClass",
+        "metadata": {"name": name},
+        "spec": {"selectors": [{"cel": {"expression": f'device.driver == "{driver}"'}}]},
+    }
+
+
+async def ensure_device_class(kube: KubeClient) -> None:
+    with contextlib.suppress(AlreadyExists):
+        await kube.create(DEVICE_CLASSES, device_class())
+
+
+def claim_template(name: str, *, memory: str | None = None, cores: str | None = None,
+                   count: int = 1) -> Json:  # fmt: skip
+    """A ResourceClaimTemplate of ``count`` GPUs; with ``memory``/``cores``, a share of each
+    (consumable capacity), else whole devices."""
+    exactly: Json = {"deviceClassName": DEVICE_CLASS, "count": count}
+    requests = {k: v for k, v in (("memory", memory), ("cores", cores)) if v is not None}
+    if requests:
+        exactly["capacity"] = {"requests": requests}
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": {"name": name},
+        "spec": {"spec": {"devices": {"requests": [{"name": "gpu", "exactly": exactly}]}}},
+    }
+
+
+def claim_pod(name: str, template: str, node_selector: dict[str, str] | None = None) -> Json:
+    """A pod with one container using one claim made from ``template``."""
+    spec: Json = {
+        "resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": template}],
+        "containers": [
+            {"name": "main", "image": PAUSE, "resources": {"claims": [{"name": "gpu"}]}}
+        ],
+        "terminationGracePeriodSeconds": 0,
+    }
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+@dataclass
+class DraNode:
+    name: str
+    root: Path
+    process: ManagedProcess
+    manager: DraManager | None = None
+
+    @property
+    def cdi_dir(self) -> Path:
+        return self.root / "cdi"
+
+
+@dataclass
+class DraDrivers:
+    """The driver of each node, as a process of its own."""
+
+    nodes: dict[str, DraNode] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.process.stop()
+            shutil.rmtree(node.root, ignore_errors=True)
+
+
+async def start_drivers(
+    cluster: _Cluster, kube: KubeClient, nodes: list[str], *, split_count: int = 10,
+    within: float = 60.0,
+) -> DraDrivers:  # fmt: skip
+    """Starts the DRA driver of each existing fake node and waits for every node's
+    ResourceSlice; on failure stops what it started."""
+    drivers = DraDrivers()
+    try:
+        for node in nodes:
+            root = node_folder(node)
+            write_spec(root, spec_from_node(await kube.get(NODES, node)))
+            args = (
+                "--dra", "--dra-plugins-dir", str(root / "plugins"),
+                "--dra-registry-dir", str(root / "reg"), "--cdi-dir", str(root / "cdi"),
+            )  # fmt: skip
+            proc = plugin_process(cluster, node, root,
+                                  {"nvidia": {"deviceSplitCount": split_count}}, args)  # fmt: skip
+            drivers.nodes[node] = DraNode(node, root, proc)
+            proc.start()
+        deadline = time.monotonic() + within
+        while True:
+            for d in drivers.nodes.values():
+                d.process.check()
+            listed = await kube.list(RESOURCE_SLICES)
+            have = {(s.get("spec") or {}).get("nodeName") for s in listed.get("items") or []}
+            if set(nodes) <= have:
+                break
+            if time.monotonic() > deadline:
+                raise ProcessError(f"no ResourceSlice for {sorted(set(nodes) - have)} in time")
+            await asyncio.sleep(0.2)
+    except BaseException:
+        drivers.stop()
+        raise
+    return drivers

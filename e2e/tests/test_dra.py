@@ -1,0 +1,176 @@
+"""Fractional GPUs through DRA on the real control plane: the NVIDIA driver (``--dra``, its own
+process per kwok node) publishes ResourceSlices, the real kube-scheduler allocates claims made
+from templates with capacity requests (consumable capacity, on by default in 1.36), kubelet's
+DRA manager stand-in prepares them over the driver's sockets, and the CDI spec carries the
+hook's limits. An over-large claim stays pending with the scheduler's reason; shares never
+exceed a device."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hami_common.dra.api import dra_pb2 as dra
+from hami_common.k8s import PODS, RESOURCE_CLAIM_TEMPLATES, RESOURCE_CLAIMS, KubeClient
+from hami_e2e.backend import Cluster
+from hami_e2e.dra import (
+    DraDrivers,
+    claim_pod,
+    claim_template,
+    ensure_device_class,
+    start_drivers,
+)
+from hami_e2e.kubelet.dra import DraManager
+from hami_e2e.nodes import NodePool
+
+pytestmark = pytest.mark.e2e
+
+Nodes = Callable[[NodePool], list[str]]
+Json = dict[str, Any]
+
+
+def _pool(name: str, count: int = 1) -> NodePool:
+    # 2 GPUs of 32768 MiB per node; the label keeps each test's pods on its own nodes
+    return NodePool(name=name, count=count, devices_per_node=2, labels={"dra": name})
+
+
+async def _eventually(probe: Callable[[], Any], within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not in {within}s")
+        await asyncio.sleep(0.2)
+
+
+async def _setup(cluster: Cluster, kube: KubeClient, nodes: list[str], ns: str,
+                 templates: list[Json]) -> DraDrivers:  # fmt: skip
+    await ensure_device_class(kube)
+    for t in templates:
+        await kube.create(RESOURCE_CLAIM_TEMPLATES, t, namespace=ns)
+    return await start_drivers(cluster, kube, nodes)
+
+
+async def _pods(kube: KubeClient, ns: str) -> dict[str, Json]:
+    listed = await kube.list(PODS, namespace=ns)
+    return {p["metadata"]["name"]: p for p in listed["items"]}
+
+
+def _bound(pod: Json) -> bool:
+    # bound, and the resourceclaim controller recorded the claim it made for the template
+    return bool(pod["spec"].get("nodeName")) and bool(
+        (pod.get("status") or {}).get("resourceClaimStatuses")
+    )
+
+
+def test_fractional_claims_are_allocated_prepared_and_unprepared(
+    kube_cluster: Cluster, kube_namespace: str, fake_nodes: Nodes
+) -> None:
+    nodes = fake_nodes(_pool("dra-frac"))
+    ns = kube_namespace
+
+    async def main() -> None:
+        async with kube_cluster.client() as kube:
+            template = claim_template("share", memory="3000Mi", cores="30")
+            drivers = await _setup(kube_cluster, kube, nodes, ns, [template])
+            try:
+                node = drivers.nodes[nodes[0]]
+                manager = DraManager(node.name, node.root / "reg", kube)
+                info = await manager.register()
+                assert info.name == "gpu.hami.io"
+                for i in range(3):
+                    await kube.create(PODS, claim_pod(f"p{i}", "share", {"dra": "dra-frac"}),
+                                      namespace=ns)  # fmt: skip
+
+                async def all_bound() -> dict[str, Json] | None:
+                    pods = await _pods(kube, ns)
+                    return pods if len(pods) == 3 and all(map(_bound, pods.values())) else None
+
+                pods = await _eventually(all_bound, 60, "3 share pods bound")
+                claims: list[dra.Claim] = []
+                for pod in pods.values():
+                    answer = await manager.admit(pod)
+                    ((uid, got),) = answer.items()
+                    assert got.error == ""
+                    (device,) = got.devices
+                    assert device.pool_name == node.name
+                    assert device.share_id  # a share, not the whole device
+                    spec = json.loads((node.cdi_dir / f"hami.io-gpu_{uid}.json").read_text())
+                    assert [d["containerEdits"]["env"] for d in spec["devices"]] == [
+                        ["CUDA_DEVICE_MEMORY_LIMIT_0=3000m"]
+                    ]
+                    env = dict(e.split("=", 1) for e in spec["containerEdits"]["env"])
+                    assert env["CUDA_DEVICE_SM_LIMIT"] == "30"
+                    mounts = {m["containerPath"] for m in spec["containerEdits"]["mounts"]}
+                    assert "/etc/hami/vgpu-limits.conf" in mounts
+                    claims.extend(await manager.claims_of(pod))
+                    # the scheduler's accounting, as the driver read it
+                    claim = await kube.get(RESOURCE_CLAIMS, claims[-1].name, namespace=ns)
+                    (result,) = claim["status"]["allocation"]["devices"]["results"]
+                    assert result["consumedCapacity"]["memory"] == "3000Mi"
+                    assert result["consumedCapacity"]["cores"] == "30"
+                errors = await manager.release(claims)
+                assert set(errors.values()) == {""}
+                assert not list(node.cdi_dir.glob("*.json"))
+            finally:
+                drivers.stop()
+
+    asyncio.run(main())
+
+
+def test_an_over_large_claim_stays_pending_and_shares_never_exceed_a_device(
+    kube_cluster: Cluster, kube_namespace: str, fake_nodes: Nodes
+) -> None:
+    nodes = fake_nodes(_pool("dra-full"))
+    ns = kube_namespace
+
+    async def main() -> None:
+        async with kube_cluster.client() as kube:
+            templates = [claim_template("huge", memory="40000Mi"),
+                         claim_template("big", memory="20000Mi", cores="40")]  # fmt: skip
+            drivers = await _setup(kube_cluster, kube, nodes, ns, templates)
+            try:
+                node = drivers.nodes[nodes[0]]
+                manager = DraManager(node.name, node.root / "reg", kube)
+                await manager.register()
+                selector = {"dra": "dra-full"}
+                await kube.create(PODS, claim_pod("huge", "huge", selector), namespace=ns)
+                for i in range(3):  # 2 GPUs of 32768 MiB: only one 20000 MiB share on each
+                    await kube.create(PODS, claim_pod(f"big{i}", "big", selector), namespace=ns)
+
+                async def settled() -> dict[str, Json] | None:
+                    pods = await _pods(kube, ns)
+                    bound = [p for p in pods.values() if _bound(p)]
+                    unschedulable = [
+                        p for p in pods.values()
+                        if any(c.get("type") == "PodScheduled" and c.get("reason") ==
+                               "Unschedulable" for c in p["status"].get("conditions") or [])
+                    ]  # fmt: skip
+                    return pods if len(bound) == 2 and len(unschedulable) == 2 else None
+
+                pods = await _eventually(settled, 90, "2 big pods bound, 2 pods unschedulable")
+                huge = next(c for c in pods["huge"]["status"]["conditions"]
+                            if c["type"] == "PodScheduled")  # fmt: skip
+                assert huge["status"] == "False"
+                assert "cannot allocate all claims" in huge["message"], huge["message"]
+                used: dict[str, int] = defaultdict(int)
+                for pod in (p for p in pods.values() if _bound(p)):
+                    answer = await manager.admit(pod)
+                    assert [a.error for a in answer.values()] == [""]
+                    for claim in await manager.claims_of(pod):
+                        obj = await kube.get(RESOURCE_CLAIMS, claim.name, namespace=ns)
+                        for r in obj["status"]["allocation"]["devices"]["results"]:
+                            used[r["device"]] += int(r["consumedCapacity"]["memory"][:-2])
+                assert sorted(used) == ["gpu-0", "gpu-1"]
+                assert all(v <= 32768 for v in used.values()), used
+            finally:
+                drivers.stop()
+
+    asyncio.run(main())
