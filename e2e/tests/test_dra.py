@@ -8,21 +8,34 @@ exceed a device."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hami_common.dra.api import dra_pb2 as dra
-from hami_common.k8s import PODS, RESOURCE_CLAIM_TEMPLATES, RESOURCE_CLAIMS, KubeClient
+from hami_common.k8s import (
+    MUTATING_WEBHOOK_CONFIGURATIONS,
+    NAMESPACES,
+    PODS,
+    RESOURCE_CLAIM_TEMPLATES,
+    RESOURCE_CLAIMS,
+    KubeClient,
+    NotFound,
+)
 from hami_e2e.backend import Cluster
 from hami_e2e.dra import (
+    DRA_WEBHOOK,
     DraDrivers,
     claim_pod,
     claim_template,
     ensure_device_class,
+    install_dra_webhook,
+    start_dra_webhook,
     start_drivers,
 )
 from hami_e2e.kubelet.dra import DraManager
@@ -174,3 +187,66 @@ def test_an_over_large_claim_stays_pending_and_shares_never_exceed_a_device(
                 drivers.stop()
 
     asyncio.run(main())
+
+
+def test_the_webhook_turns_a_hami_request_into_a_claim_the_scheduler_allocates(
+    kube_cluster: Cluster, kube_namespace: str, fake_nodes: Nodes, tmp_path: Path
+) -> None:
+    nodes = fake_nodes(_pool("dra-hook"))
+    ns = kube_namespace
+    webhook, port, ca = start_dra_webhook(kube_cluster, tmp_path)
+
+    async def main() -> None:
+        async with kube_cluster.client() as kube:
+            label = "hami-dra-e2e"
+            await kube.patch(NAMESPACES, ns, {"metadata": {"labels": {label: "true"}}})
+            await install_dra_webhook(kube, port, ca, label)
+            drivers = await _setup(kube_cluster, kube, nodes, ns, [])
+            try:
+                node = drivers.nodes[nodes[0]]
+                manager = DraManager(node.name, node.root / "reg", kube)
+                await manager.register()
+                limits = {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "3000",
+                          "nvidia.com/gpucores": "30"}  # fmt: skip
+                body = {
+                    "metadata": {"name": "hami-style"},
+                    "spec": {
+                        "nodeSelector": {"dra": "dra-hook"},
+                        "terminationGracePeriodSeconds": 0,
+                        "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10",
+                                        "resources": {"limits": limits}}],
+                    },
+                }  # fmt: skip
+                created = await kube.create(PODS, body, namespace=ns)
+                # as the API server stored it: a claim from the webhook's template, no NVIDIA
+                # resources, and kube-scheduler's own profile
+                spec = created["spec"]
+                assert spec["resourceClaims"] == [
+                    {"name": "hami-gpu-0", "resourceClaimTemplateName": "hami-gpu-1x-3000mi-30c"}
+                ]
+                assert spec["containers"][0]["resources"] == {"claims": [{"name": "hami-gpu-0"}]}
+                assert spec["schedulerName"] == "default-scheduler"
+                await kube.get(RESOURCE_CLAIM_TEMPLATES, "hami-gpu-1x-3000mi-30c", namespace=ns)
+
+                async def bound() -> Json | None:
+                    pod = await kube.get(PODS, "hami-style", namespace=ns)
+                    return pod if _bound(pod) else None
+
+                pod = await _eventually(bound, 60, "the converted pod bound")
+                ((uid, got),) = (await manager.admit(pod)).items()
+                assert got.error == ""
+                spec_file = json.loads((node.cdi_dir / f"hami.io-gpu_{uid}.json").read_text())
+                assert spec_file["devices"][0]["containerEdits"]["env"] == [
+                    "CUDA_DEVICE_MEMORY_LIMIT_0=3000m"
+                ]
+                env = dict(e.split("=", 1) for e in spec_file["containerEdits"]["env"])
+                assert env["CUDA_DEVICE_SM_LIMIT"] == "30"
+            finally:
+                drivers.stop()
+                with contextlib.suppress(NotFound):
+                    await kube.delete(MUTATING_WEBHOOK_CONFIGURATIONS, DRA_WEBHOOK)
+
+    try:
+        asyncio.run(main())
+    finally:
+        webhook.kill()

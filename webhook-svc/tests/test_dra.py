@@ -96,3 +96,14 @@ def test_off_by_default_the_device_plugin_path_is_taken(dra: bool) -> None:
     after = apply_patch(p, decision.patch)
     assert ("schedulerName" in after["spec"]) is not dra
     assert ("resourceClaims" in after["spec"]) is dra
+
+
+def test_a_dry_run_creates_no_template() -> None:
+    sink = InMemoryTemplateSink()
+    admitter = Admitter(DeviceModel.from_config(DeviceConfig()),
+                        AdmissionPolicy("hami-scheduler", True), dra=DraConversion(),
+                        templates=sink)  # fmt: skip
+    p = pod(container(limits={"nvidia.com/gpu": "1"}))
+    decision = asyncio.run(admitter.decide("ns1", p, None, dry_run=True))
+    assert decision.reason == "dra-converted"
+    assert sink.templates == {}

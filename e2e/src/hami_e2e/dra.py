@@ -10,8 +10,10 @@ kube-controller-manager makes the claims of templates. No gate is needed on 1.36
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +21,20 @@ from typing import Any
 
 from hami_common.k8s import (
     DEVICE_CLASSES,
+    MUTATING_WEBHOOK_CONFIGURATIONS,
     NODES,
     RESOURCE_SLICES,
     AlreadyExists,
     KubeClient,
 )
 
+from hami_e2e.components import free_port
+from hami_e2e.jaeger import otel_env
 from hami_e2e.kubelet.dra import DraManager
 from hami_e2e.kubelet.node import _Cluster, node_folder, plugin_process, spec_from_node, write_spec
+from hami_e2e.pki import CertificateAuthority
 from hami_e2e.process import ManagedProcess, ProcessError
+from hami_e2e.stack import Service
 
 Json = dict[str, Any]
 DRIVER = "gpu.hami.io"
@@ -137,3 +144,46 @@ async def start_drivers(
         drivers.stop()
         raise
     return drivers
+
+
+DRA_WEBHOOK = "hami-webhook-dra"
+
+
+def start_dra_webhook(cluster: _Cluster, folder: Path) -> tuple[Service, int, bytes]:
+    """The real webhook with ``--dra``, over TLS on loopback; returns it (ready), its port and
+    the CA that signed its certificate."""
+    ca = CertificateAuthority(folder / "webhook-pki", name="hami-webhook-ca")
+    pair = ca.issue("webhook", common_name="127.0.0.1", ips=("127.0.0.1",), server=True)
+    port = free_port()
+    svc = Service("webhook-dra", [
+        sys.executable, "-m", "hami_webhook", "--cert-file", str(pair.cert),
+        "--key-file", str(pair.key), "--port", str(port), "--host", "127.0.0.1",
+        "--kubeconfig", str(cluster.kubeconfig), "--dra",
+    ], cluster.logs / "webhook-dra.log", f"https://127.0.0.1:{port}/readyz", port=port,
+       env=otel_env(cluster.otlp_endpoint, "hami-webhook"))  # fmt: skip
+    svc.start()
+    try:
+        svc.wait_ready()
+    except BaseException:
+        svc.kill()
+        raise
+    return svc, port, ca.pem
+
+
+async def install_dra_webhook(kube: KubeClient, port: int, ca_pem: bytes, label: str) -> None:
+    """Sends pod CREATEs of namespaces labelled ``label=true`` to the webhook. It creates claim
+    templates, so it declares ``NoneOnDryRun`` (it writes nothing on a dry run)."""
+    body = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": DRA_WEBHOOK},
+        "webhooks": [{
+            "name": "dra.vgpu.hami.io", "admissionReviewVersions": ["v1"],
+            "sideEffects": "NoneOnDryRun", "failurePolicy": "Fail", "timeoutSeconds": 10,
+            "clientConfig": {"url": f"https://127.0.0.1:{port}/webhook",
+                             "caBundle": base64.b64encode(ca_pem).decode()},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {label: "true"}},
+        }],
+    }  # fmt: skip
+    await kube.create(MUTATING_WEBHOOK_CONFIGURATIONS, body)

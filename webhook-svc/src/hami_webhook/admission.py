@@ -122,7 +122,11 @@ class Admitter:
             return False
         return ns_labels.get(IGNORE_LABEL) == IGNORE_VALUE
 
-    async def decide(self, namespace: str, pod: Any, traceparent: str | None = None) -> Decision:
+    async def decide(
+        self, namespace: str, pod: Any, traceparent: str | None = None, *, dry_run: bool = False
+    ) -> Decision:
+        """``dry_run``: the API server will not persist the pod; nothing else is written
+        either (the DRA path's claim template)."""
         problems = pod_shape_problems(pod)
         if problems:
             return _refuse("malformed", "the pod cannot be read: " + "; ".join(problems), 400)
@@ -146,7 +150,7 @@ class Admitter:
         if has_resource and self.dra is not None:
             return await self._decide_dra(
                 namespace=namespace, pod=pod, mutated=mutated, admitted=admitted,
-                warnings=warnings, traceparent=traceparent,
+                warnings=warnings, traceparent=traceparent, dry_run=dry_run,
             )  # fmt: skip
         if has_resource:
             refusal = self._check_placement(mutated)
@@ -175,6 +179,7 @@ class Admitter:
         admitted: PodAdmission,
         warnings: list[str],
         traceparent: str | None,
+        dry_run: bool,
     ) -> Decision:
         """The DRA path: the pod's NVIDIA requests become a claim from a template, and
         kube-scheduler places it (its scheduler name is left alone)."""
@@ -200,7 +205,7 @@ class Admitter:
             )
         try:
             async with asyncio.timeout(self.api_timeout):
-                for template in templates:
+                for template in templates if not dry_run else ():
                     await self.templates.ensure(namespace, template)
         except (ApiError, TimeoutError) as exc:
             return _refuse(

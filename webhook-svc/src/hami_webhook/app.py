@@ -200,8 +200,9 @@ def create_app(
                     )
                 else:
                     decision = await admitter.decide(
-                        review.namespace, review.obj, format_traceparent(span.get_span_context())
-                    )
+                        review.namespace, review.obj, format_traceparent(span.get_span_context()),
+                        dry_run=review.dry_run,
+                    )  # fmt: skip
             except Exception as exc:  # a bug: answer, never drop the connection
                 log.exception("admission %s failed", review.uid)
                 span.record_exception(exc)
