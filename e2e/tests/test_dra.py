@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from hami_common.k8s import (
     KubeClient,
     NotFound,
 )
+from hami_common.telemetry import pod_trace_id
 from hami_e2e.backend import Cluster
 from hami_e2e.dra import (
     DRA_WEBHOOK,
@@ -38,6 +40,7 @@ from hami_e2e.dra import (
     start_dra_webhook,
     start_drivers,
 )
+from hami_e2e.jaeger import JaegerQuery
 from hami_e2e.kubelet.dra import DraManager
 from hami_e2e.nodes import NodePool
 
@@ -196,7 +199,7 @@ def test_the_webhook_turns_a_hami_request_into_a_claim_the_scheduler_allocates(
     ns = kube_namespace
     webhook, port, ca = start_dra_webhook(kube_cluster, tmp_path)
 
-    async def main() -> None:
+    async def main() -> str | None:
         async with kube_cluster.client() as kube:
             label = "hami-dra-e2e"
             await kube.patch(NAMESPACES, ns, {"metadata": {"labels": {label: "true"}}})
@@ -241,12 +244,24 @@ def test_the_webhook_turns_a_hami_request_into_a_claim_the_scheduler_allocates(
                 ]
                 env = dict(e.split("=", 1) for e in spec_file["containerEdits"]["env"])
                 assert env["CUDA_DEVICE_SM_LIMIT"] == "30"
+                return pod_trace_id(pod)
             finally:
-                drivers.stop()
+                drivers.stop()  # SIGTERM: the driver exports its last spans
                 with contextlib.suppress(NotFound):
                     await kube.delete(MUTATING_WEBHOOK_CONFIGURATIONS, DRA_WEBHOOK)
 
     try:
-        asyncio.run(main())
+        trace_id = asyncio.run(main())
     finally:
-        webhook.kill()
+        webhook.kill(signal.SIGTERM)
+    # one trace: the webhook's admission, and the driver's prepare under it
+    assert trace_id is not None
+    assert kube_cluster.traces_url is not None
+    trace = JaegerQuery(kube_cluster.traces_url).wait_trace(
+        trace_id, lambda t: t.has("admission", "NodePrepareResources"), within=30
+    )
+    admission, prepare = trace.span("admission"), trace.span("NodePrepareResources")
+    assert prepare.parent_id == admission.span_id
+    assert prepare.service == "hami-plugin-nvidia"
+    assert prepare.attributes["k8s.pod.name"] == "hami-style"
+    assert prepare.attributes["hami.dra.memory_mib"] == [3000]

@@ -89,7 +89,8 @@ async def run(
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
     async with KubeClient(config, user_agent=SERVICE_NAME) as client:
         if settings.dra:
-            await _run_dra(settings, policy, backend, client, devices, stop=stop)
+            await _run_dra(settings, policy, backend, client, devices, stop=stop,
+                           tracer_provider=tracer_provider)  # fmt: skip
             return
         policy.on_asymmetric = AsymmetricLinkReporter(client, settings.node_name)
         runtime = PluginRuntime(
@@ -125,6 +126,7 @@ async def _run_dra(
     devices: list[PhysicalDevice],
     *,
     stop: asyncio.Event,
+    tracer_provider: TracerProvider,
 ) -> None:
     from hami_plugin_nvidia.dra.runtime import DraOptions, DraRuntime  # noqa: PLC0415
 
@@ -140,6 +142,7 @@ async def _run_dra(
             driver_name=settings.dra_driver_name,
         ),
         devices,
+        tracer_provider=tracer_provider,
     )
     log.info("node %s: DRA driver %s, %d device(s)", settings.node_name,
              settings.dra_driver_name, len(devices))  # fmt: skip

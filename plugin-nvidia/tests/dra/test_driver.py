@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import grpc.aio
 import pytest
@@ -17,8 +18,9 @@ from hami_common.deviceplugin.testing import FakeBackend, device_spec
 from hami_common.dra.api import dra_pb2 as dra
 from hami_common.dra.api.services import DraStub
 from hami_common.dra.testing import allocated_claim
-from hami_common.k8s import RESOURCE_CLAIMS
+from hami_common.k8s import PODS, RESOURCE_CLAIMS
 from hami_common.k8s.testing import FakeApiServer
+from hami_common.telemetry import TRACE_CONTEXT_ANNOTATION, in_memory_tracing
 from hami_plugin_nvidia.config import NvidiaOptions
 from hami_plugin_nvidia.dra.runtime import DraOptions, DraRuntime
 from hami_plugin_nvidia.policy import NvidiaPolicy
@@ -49,9 +51,12 @@ def _exists(path: str | Path) -> bool:
 class Node:
     """The driver's runtime on node n1 (2 fake GPUs of 16384 MiB), with a client of its socket."""
 
-    def __init__(self, root: Path, api: FakeApiServer, split_count: int = 10) -> None:
+    def __init__(
+        self, root: Path, api: FakeApiServer, split_count: int = 10, tracer: Any = None
+    ) -> None:
         self.root = root
         self.api = api
+        self.tracer = tracer
         self.options = NvidiaOptions(split_count=split_count)
         self._stop = asyncio.Event()
 
@@ -64,7 +69,7 @@ class Node:
             policy, backend, self.client,
             DraOptions(node="n1", plugins_dir=self.root / "plugins",
                        registry_dir=self.root / "reg", cdi_dir=self.root / "cdi"),
-            backend.discover(),
+            backend.discover(), tracer_provider=self.tracer,
         )  # fmt: skip
         self.task = asyncio.create_task(self.runtime.run(self._stop))
         for _ in range(200):
@@ -247,3 +252,33 @@ def test_the_slice_lists_shareable_devices_with_capacities(root: Path) -> None:
             assert dev["capacity"]["shares"]["value"] == "4"
 
     asyncio.run(body())
+
+
+def test_prepare_is_a_span_in_the_trace_of_the_pod_the_claim_is_reserved_for(root: Path) -> None:
+    api = FakeApiServer()
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    api.add(PODS, {"metadata": {"name": "p", "namespace": "default", "annotations": {
+        TRACE_CONTEXT_ANNOTATION: f"00-{trace_id}-00f067aa0ba902b7-01"}}})  # fmt: skip
+    provider, exporter = in_memory_tracing("test")
+
+    async def body() -> None:
+        async with Node(root, api, tracer=provider) as node:
+            claim = _claim(api, "traced", ("gpu-0", {"memory": "3000Mi", "cores": "30"}))
+            api.obj(RESOURCE_CLAIMS, "traced", "default")["status"]["reservedFor"] = [
+                {"resource": "pods", "name": "p", "uid": "uid-p"}
+            ]
+            assert (await node.prepare(claim)).claims["uid-traced"].error == ""
+            over = _claim(api, "over", ("gpu-0", {"memory": "30000Mi"}))
+            assert (await node.prepare(over)).claims["uid-over"].error
+
+    asyncio.run(body())
+    ok, failed = exporter.get_finished_spans()
+    assert ok.name == "NodePrepareResources"
+    assert f"{ok.context.trace_id:032x}" == trace_id
+    attrs = dict(ok.attributes or {})
+    assert attrs["k8s.pod.name"] == "p"
+    assert attrs["hami.dra.claim"] == "traced"
+    assert list(attrs["hami.dra.devices"]) == ["gpu-0"]  # type: ignore[arg-type]
+    assert list(attrs["hami.dra.memory_mib"]) == [3000]  # type: ignore[arg-type]
+    assert failed.status.status_code.name == "ERROR"
+    assert "over-committed" in (failed.status.description or "")

@@ -8,6 +8,10 @@ the same code (`NvidiaPolicy.hook_edits`): the per-claim folder and read-only li
 host, and the env and mounts, here as a CDI spec named after the claim. The claim is recorded
 in the checkpoint last; prepare of a recorded claim answers from it without reading the API.
 Unprepare removes the spec, the files and the record; an unknown claim is already unprepared.
+
+With a tracer, a first prepare is a span ``NodePrepareResources`` in the trace of the pod the
+claim is reserved for (the webhook's ``hami.io/trace-context``, as ``Allocate`` on the
+device-plugin path), with the claim, the node, the devices and what each consumed.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from hami_common.dra.cdi import CdiEdits, CdiMount, qualified_name, remove_spec,
 from hami_common.dra.checkpoint import Checkpoint
 from hami_common.dra.claims import ClaimError, allocated_devices
 from hami_common.dra.server import PrepareError
-from hami_common.k8s import RESOURCE_CLAIMS, ApiError, KubeClient, NotFound
+from hami_common.k8s import PODS, RESOURCE_CLAIMS, ApiError, KubeClient, NotFound
+from hami_common.telemetry import context_from_pod
+from opentelemetry import trace
 
 from hami_plugin_nvidia.dra.devices import CDI_KIND, DRIVER_NAME, capacity, consumed, device_name
 from hami_plugin_nvidia.policy import NvidiaPolicy
@@ -48,6 +54,7 @@ class NvidiaDraDriver:
         *,
         cdi_dir: Path,
         name: str = DRIVER_NAME,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.client = client
         self.node = node
@@ -56,6 +63,7 @@ class NvidiaDraDriver:
         self.cdi_dir = cdi_dir
         self.checkpoint = checkpoint
         self.devices = {device_name(d): d for d in devices}
+        self.tracer = tracer
         self._lock = asyncio.Lock()
 
     # -- prepare ------------------------------------------------------------------------------
@@ -85,13 +93,51 @@ class NvidiaDraDriver:
         ref = f"{claim.namespace}/{claim.name}"
         try:
             obj = await self.client.get(RESOURCE_CLAIMS, claim.name, namespace=claim.namespace)
-            allocated = allocated_devices(obj, uid=claim.uid, driver=self.name, pool=self.node)
         except NotFound:
             raise PrepareError(f"claim {ref} not found") from None
-        except ClaimError as exc:
-            raise PrepareError(str(exc)) from None
         except ApiError as exc:
             raise PrepareError(f"claim {ref}: reading it failed: {exc}") from None
+        if self.tracer is None:
+            return self._shares(ref, claim.uid, obj)
+        pod = await self._consumer(obj)
+        with self.tracer.start_as_current_span(
+            "NodePrepareResources", context=context_from_pod(pod) if pod else None
+        ) as span:
+            span.set_attribute("k8s.namespace.name", claim.namespace)
+            span.set_attribute("k8s.node.name", self.node)
+            span.set_attribute("hami.dra.claim", claim.name)
+            if pod is not None:
+                span.set_attribute("k8s.pod.name", str(pod["metadata"].get("name", "")))
+            try:
+                entry = self._shares(ref, claim.uid, obj)
+            except PrepareError as exc:
+                span.set_status(trace.StatusCode.ERROR, str(exc))
+                raise
+            shares = entry["shares"]
+            span.set_attribute("hami.dra.devices", [s["device"] for s in shares])
+            span.set_attribute("hami.dra.memory_mib", [s["memory_mib"] for s in shares])
+            span.set_attribute("hami.dra.cores", [s["cores"] for s in shares])
+            return entry
+
+    async def _consumer(self, claim: Json) -> Json | None:
+        """The pod the claim is reserved for (its metadata), for the trace; None when there is
+        none or it cannot be read (the span then starts a trace of its own)."""
+        reserved = (claim.get("status") or {}).get("reservedFor") or []
+        pod = next((r for r in reserved if r.get("resource") == "pods"), None)
+        if pod is None:
+            return None
+        try:
+            return await self.client.get(PODS, str(pod.get("name")),
+                                         namespace=claim["metadata"]["namespace"],
+                                         metadata_only=True)  # fmt: skip
+        except ApiError:
+            return None
+
+    def _shares(self, ref: str, uid: str, obj: Json) -> Json:
+        try:
+            allocated = allocated_devices(obj, uid=uid, driver=self.name, pool=self.node)
+        except ClaimError as exc:
+            raise PrepareError(str(exc)) from None
         shares: list[Json] = []
         for a in allocated:
             dev = self.devices.get(a.device)
@@ -112,8 +158,9 @@ class NvidiaDraDriver:
                     "cores": got.cores,
                 }
             )
-        self._check_fits(ref, claim.uid, shares)
-        return {"namespace": claim.namespace, "name": claim.name, "shares": shares}
+        self._check_fits(ref, uid, shares)
+        meta = obj["metadata"]
+        return {"namespace": meta["namespace"], "name": meta["name"], "shares": shares}
 
     def _check_fits(self, ref: str, uid: str, shares: list[Json]) -> None:
         """Refuses a claim that, with the prepared ones, would over-commit a device."""

@@ -18,6 +18,7 @@ from hami_common.dra import slices
 from hami_common.dra.checkpoint import Checkpoint
 from hami_common.dra.server import DraServer, SocketPaths
 from hami_common.k8s import ApiError, KubeClient
+from opentelemetry.trace import TracerProvider
 
 from hami_plugin_nvidia.dra.devices import DRIVER_NAME, slice_devices
 from hami_plugin_nvidia.dra.driver import NvidiaDraDriver
@@ -44,7 +45,10 @@ class DraRuntime:
         client: KubeClient,
         options: DraOptions,
         devices: list[PhysicalDevice],
+        *,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
+        """``tracer_provider``: the entry point's (it owns it and shuts it down)."""
         self.policy = policy
         self.backend = backend
         self.client = client
@@ -53,9 +57,11 @@ class DraRuntime:
         paths = SocketPaths.for_driver(options.driver_name, options.plugins_dir,
                                        options.registry_dir)  # fmt: skip
         checkpoint = Checkpoint(paths.plugin.parent / "checkpoint.json")
+        tracer = tracer_provider.get_tracer("hami_plugin_nvidia.dra") if tracer_provider else None
         self.driver = NvidiaDraDriver(
             client, options.node, policy, devices, checkpoint,
             cdi_dir=options.cdi_dir, name=options.driver_name,
+            tracer=tracer,
         )  # fmt: skip
         self.server = DraServer(self.driver, paths)
         self._dirty = asyncio.Event()
