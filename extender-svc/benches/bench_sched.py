@@ -80,7 +80,7 @@ def cpu_used(before: dict[str, float], after: dict[str, float], pods: int) -> di
 
 
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY")
-PER_POD = ("pods", "nodes", "events")  # leases and the like tick on their own, pods or not
+PER_POD = ("pods", "nodes", "events", "resourceclaims")  # leases and the like tick on their own
 
 
 async def api_writes(kube: KubeClient) -> dict[str, float]:

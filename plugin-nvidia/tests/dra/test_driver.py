@@ -62,7 +62,7 @@ class Node:
 
     async def __aenter__(self) -> Node:
         self.client = self.api.client()
-        backend = FakeBackend(device_spec(2, node="n1", memory_mib=16384))
+        backend = self.backend = FakeBackend(device_spec(2, node="n1", memory_mib=16384), poll=0.02)
         policy = NvidiaPolicy(self.options, hook_path=self.root / "hook",
                               lock_dir=self.root / "lock")  # fmt: skip
         self.runtime = DraRuntime(
@@ -282,3 +282,30 @@ def test_prepare_is_a_span_in_the_trace_of_the_pod_the_claim_is_reserved_for(roo
     assert list(attrs["hami.dra.memory_mib"]) == [3000]  # type: ignore[arg-type]
     assert failed.status.status_code.name == "ERROR"
     assert "over-committed" in (failed.status.description or "")
+
+
+def test_an_unhealthy_device_leaves_the_slice_and_comes_back(root: Path) -> None:
+    api = FakeApiServer()
+
+    def names() -> list[str]:
+        slices = api.of("resourceslices")
+        return [d["name"] for d in slices[0]["spec"]["devices"]] if slices else []
+
+    async def wait_for(expected: list[str]) -> None:
+        for _ in range(250):
+            if names() == expected:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"slice devices {names()}, expected {expected}")
+
+    async def body() -> None:
+        async with Node(root, api) as node:
+            await wait_for(["gpu-0", "gpu-1"])
+            node.backend.set_health("GPU-n1-0000", False, "XID 79")
+            await wait_for(["gpu-1"])
+            generation = api.of("resourceslices")[0]["spec"]["pool"]["generation"]
+            assert generation == 2  # the scheduler drops the older generation
+            node.backend.set_health("GPU-n1-0000", True)
+            await wait_for(["gpu-0", "gpu-1"])
+
+    asyncio.run(body())
