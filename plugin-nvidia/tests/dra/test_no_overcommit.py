@@ -18,20 +18,24 @@ from hami_plugin_nvidia.config import NvidiaOptions
 from hami_plugin_nvidia.dra.devices import DRIVER_NAME
 from hami_plugin_nvidia.dra.driver import NvidiaDraDriver
 from hami_plugin_nvidia.policy import NvidiaPolicy
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-MEMORY, SPLIT = 8192, 3
+MEMORY, SPLIT = 4096, 3
 step = st.one_of(
-    st.tuples(st.just("prepare"), st.integers(0, 1), st.integers(1, 6000), st.integers(0, 100)),
+    st.tuples(st.just("prepare"), st.integers(0, 1), st.integers(1, 3000), st.integers(0, 45)),
     st.tuples(st.just("unprepare"), st.integers(0, 20), st.just(0), st.just(0)),
 )
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(steps=st.lists(step, max_size=20))
+@example(steps=[("prepare", 0, 3000, 0), ("prepare", 0, 1500, 0)])  # memory, just over
+@example(steps=[("prepare", 1, 10, 60), ("prepare", 1, 10, 41)])  # cores, just over
+@example(steps=[("prepare", 0, 1, 0)] * 4)  # a fourth share of a device split in three
+@example(steps=[("prepare", 0, 4000, 0), ("unprepare", 0, 0, 0), ("prepare", 0, 4000, 0)])
 def test_prepared_claims_never_exceed_a_device(tmp_path_factory, steps) -> None:  # type: ignore[no-untyped-def]
     root: Path = tmp_path_factory.mktemp("prop")
     devices = FakeBackend(device_spec(2, node="n1", memory_mib=MEMORY)).discover()
