@@ -26,6 +26,8 @@ class Driver:
     async def prepare(self, claim: dra.Claim) -> list[dra.Device]:
         if claim.name == "bad":
             raise PrepareError(f"claim {claim.namespace}/{claim.name} is not allocated")
+        if claim.name == "disk":
+            raise OSError(28, "No space left on device")
         return [
             dra.Device(
                 request_names=["gpu"],
@@ -75,8 +77,12 @@ def test_registration_and_per_claim_answers(sock_dir: Path) -> None:
                 stub = DraStub(ch)
                 good = dra.Claim(namespace="ns", name="good", uid="u1")
                 bad = dra.Claim(namespace="ns", name="bad", uid="u2")
+                disk = dra.Claim(namespace="ns", name="disk", uid="u3")
                 got = await stub.NodePrepareResources(
-                    dra.NodePrepareResourcesRequest(claims=[good, bad]), timeout=5
+                    dra.NodePrepareResourcesRequest(claims=[good, bad, disk]), timeout=5
+                )
+                assert got.claims["u3"].error == (
+                    "internal error (OSError: [Errno 28] No space left on device)"
                 )
                 assert got.claims["u1"].error == ""
                 device = got.claims["u1"].devices[0]

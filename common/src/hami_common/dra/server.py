@@ -70,6 +70,10 @@ class DraService:
                 log.warning("claim %s/%s: prepare failed: %s", claim.namespace, claim.name, exc)
                 out.claims[claim.uid].error = str(exc)
                 continue
+            except Exception as exc:  # a bug or the host (disk full): this claim fails alone
+                log.exception("claim %s/%s: prepare failed", claim.namespace, claim.name)
+                out.claims[claim.uid].error = f"internal error ({type(exc).__name__}: {exc})"
+                continue
             out.claims[claim.uid].devices.extend(devices)
         return out
 
@@ -84,6 +88,9 @@ class DraService:
             except PrepareError as exc:
                 log.warning("claim %s/%s: unprepare failed: %s", claim.namespace, claim.name, exc)
                 entry.error = str(exc)
+            except Exception as exc:
+                log.exception("claim %s/%s: unprepare failed", claim.namespace, claim.name)
+                entry.error = f"internal error ({type(exc).__name__}: {exc})"
         return out
 
     async def GetInfo(self, request: reg.InfoRequest, context: Context) -> reg.PluginInfo:  # noqa: N802
