@@ -86,7 +86,7 @@ def _bound(pod: Json) -> bool:
     )
 
 
-def test_fractional_claims_are_allocated_prepared_and_unprepared(
+def test_fractional_claims_are_allocated_prepared_and_unprepared_when_the_pods_go(
     kube_cluster: Cluster, kube_namespace: str, fake_nodes: Nodes
 ) -> None:
     nodes = fake_nodes(_pool("dra-frac"))
@@ -132,9 +132,29 @@ def test_fractional_claims_are_allocated_prepared_and_unprepared(
                     (result,) = claim["status"]["allocation"]["devices"]["results"]
                     assert result["consumedCapacity"]["memory"] == "3000Mi"
                     assert result["consumedCapacity"]["cores"] == "30"
-                errors = await manager.release(claims)
-                assert set(errors.values()) == {""}
-                assert not list(node.cdi_dir.glob("*.json"))
+                # kubelet's part from here on: the pods go, their claims are unprepared, and
+                # the resourceclaim controller deletes the claims it made
+                watcher = asyncio.create_task(manager.run())
+                try:
+
+                    async def watching() -> bool:
+                        return len(manager.pods) == len(pods)
+
+                    await _eventually(watching, 30, "the DRA manager following the 3 pods")
+                    for name in pods:
+                        await kube.delete(PODS, name, namespace=ns)
+
+                    async def cleaned() -> bool:
+                        left = (await kube.list(RESOURCE_CLAIMS, namespace=ns))["items"]
+                        return not left and not list(node.cdi_dir.glob("*.json"))
+
+                    await _eventually(cleaned, 60, "claims unprepared and deleted")
+                finally:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
+                assert manager.errors == []
+                assert {c.uid for c in claims}.isdisjoint(manager.prepared)
             finally:
                 drivers.stop()
 

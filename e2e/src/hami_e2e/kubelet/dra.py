@@ -6,12 +6,15 @@ its node it resolves the pod's claims (``spec.resourceClaims[].resourceClaimName
 claim the resourceclaim controller made from a template: ``status.resourceClaimStatuses``),
 checks each is reserved for the pod, and calls ``NodePrepareResources`` with their namespace,
 name and UID, as kubelet does before the containers start; ``release`` calls
-``NodeUnprepareResources``. Real gRPC over the driver's real unix sockets.
+``NodeUnprepareResources``. `DraManager.run` does both on its own, as kubelet does: it prepares
+every pod bound to the node once its claims are reserved for it, and unprepares them when the
+pod goes. Real gRPC over the driver's real unix sockets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +28,9 @@ from hami_common.dra.api.services import (
     DraStub,
     RegistrationStub,
 )
-from hami_common.k8s import RESOURCE_CLAIMS, KubeClient
+from hami_common.k8s import PODS, RESOURCE_CLAIMS, ApiError, KubeClient, list_then_watch
 
+log = logging.getLogger(__name__)
 Json = dict[str, Any]
 TIMEOUT = 45.0
 """kubelet's timeout for a DRA call."""
@@ -44,6 +48,10 @@ class DraManager:
         self.info: reg.PluginInfo | None = None
         self.prepared: dict[str, dra.NodePrepareResourceResponse] = {}
         """Claim UID -> the driver's answer."""
+        self.errors: list[str] = []
+        """What the driver refused, while `run` ran."""
+        self.pods: dict[str, list[dra.Claim]] = {}
+        """Pod UID -> its prepared claims, while `run` runs."""
 
     async def register(self, within: float = 60.0) -> reg.PluginInfo:
         deadline = time.monotonic() + within
@@ -101,7 +109,9 @@ class DraManager:
         """Prepares the claims of a pod bound to this node; the driver's answer per claim UID."""
         if (pod.get("spec") or {}).get("nodeName") != self.node:
             raise DraError(f"pod {pod['metadata']['name']} is not bound to {self.node}")
-        claims = await self.claims_of(pod)
+        return await self.prepare(await self.claims_of(pod))
+
+    async def prepare(self, claims: list[dra.Claim]) -> dict[str, dra.NodePrepareResourceResponse]:
         answer: dra.NodePrepareResourcesResponse = await self._stub_call("prepare", claims)
         got = {c.uid: answer.claims[c.uid] for c in claims}
         self.prepared.update(got)
@@ -113,3 +123,31 @@ class DraManager:
         for c in claims:
             self.prepared.pop(c.uid, None)
         return {c.uid: answer.claims[c.uid].error for c in claims}
+
+    async def run(self) -> None:
+        """Until cancelled: prepares the claims of each pod bound to this node (once they are
+        reserved for it; a pod whose claims are not yet is tried again at its next change) and
+        unprepares them when the pod is deleted. ``errors`` records the driver's refusals."""
+        held = self.pods
+        selector = f"spec.nodeName={self.node}"
+        async for event in list_then_watch(self.client, PODS, field_selector=selector):
+            pods = event.object["items"] if event.type == "SYNC" else [event.object]
+            for pod in pods:
+                uid = pod["metadata"]["uid"]
+                if event.type == "DELETED" or pod["metadata"].get("deletionTimestamp"):
+                    claims = held.pop(uid, None)
+                    if claims:
+                        for claim_uid, error in (await self.release(claims)).items():
+                            if error:
+                                self.errors.append(f"unprepare {claim_uid}: {error}")
+                    continue
+                if uid in held or not (pod.get("spec") or {}).get("resourceClaims"):
+                    continue
+                try:
+                    claims = await self.claims_of(pod)
+                except (DraError, ApiError) as exc:
+                    log.info("pod %s: not prepared yet (%s)", pod["metadata"]["name"], exc)
+                    continue
+                answer = await self.prepare(claims)
+                self.errors += [f"prepare {u}: {a.error}" for u, a in answer.items() if a.error]
+                held[uid] = claims
