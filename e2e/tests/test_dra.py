@@ -39,6 +39,7 @@ from hami_e2e.dra import (
     install_dra_webhook,
     start_dra_webhook,
     start_drivers,
+    wait_dra_webhook,
 )
 from hami_e2e.jaeger import JaegerQuery
 from hami_e2e.kubelet.dra import DraManager
@@ -224,6 +225,7 @@ def test_the_webhook_turns_a_hami_request_into_a_claim_the_scheduler_allocates(
             label = "hami-dra-e2e"
             await kube.patch(NAMESPACES, ns, {"metadata": {"labels": {label: "true"}}})
             await install_dra_webhook(kube, port, ca, label)
+            await wait_dra_webhook(kube, ns)
             drivers = await _setup(kube_cluster, kube, nodes, ns, [])
             try:
                 node = drivers.nodes[nodes[0]]

@@ -23,6 +23,7 @@ from hami_common.k8s import (
     DEVICE_CLASSES,
     MUTATING_WEBHOOK_CONFIGURATIONS,
     NODES,
+    PODS,
     RESOURCE_SLICES,
     AlreadyExists,
     KubeClient,
@@ -187,3 +188,20 @@ async def install_dra_webhook(kube: KubeClient, port: int, ca_pem: bytes, label:
         }],
     }  # fmt: skip
     await kube.create(MUTATING_WEBHOOK_CONFIGURATIONS, body)
+
+
+async def wait_dra_webhook(kube: KubeClient, namespace: str, within: float = 30.0) -> None:
+    """Waits until the API server calls the DRA webhook for ``namespace`` (it picks up a new
+    registration asynchronously): a dry-run create of a GPU pod comes back converted."""
+    gpu = {"name": "c", "image": PAUSE, "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dra-webhook-probe"},
+             "spec": {"containers": [gpu]}}  # fmt: skip
+    path = PODS.path(namespace)
+    deadline = time.monotonic() + within
+    while True:
+        answer = await kube.request("POST", path, params={"dryRun": "All"}, body=probe)
+        if (answer.get("spec") or {}).get("resourceClaims"):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the DRA webhook is not called for {namespace} after {within}s")
+        await asyncio.sleep(0.2)
