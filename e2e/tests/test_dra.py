@@ -146,8 +146,11 @@ def test_fractional_claims_are_allocated_prepared_and_unprepared_when_the_pods_g
                         await kube.delete(PODS, name, namespace=ns)
 
                     async def cleaned() -> bool:
+                        # the stand-in has the driver's answer to each unprepare, the driver
+                        # removed the specs, and the controller deleted the claims
                         left = (await kube.list(RESOURCE_CLAIMS, namespace=ns))["items"]
-                        return not left and not list(node.cdi_dir.glob("*.json"))
+                        unprepared = not manager.pods and not manager.prepared
+                        return unprepared and not left and not list(node.cdi_dir.glob("*.json"))
 
                     await _eventually(cleaned, 60, "claims unprepared and deleted")
                 finally:
@@ -155,7 +158,6 @@ def test_fractional_claims_are_allocated_prepared_and_unprepared_when_the_pods_g
                     with contextlib.suppress(asyncio.CancelledError):
                         await watcher
                 assert manager.errors == []
-                assert {c.uid for c in claims}.isdisjoint(manager.prepared)
             finally:
                 drivers.stop()
 
