@@ -31,6 +31,7 @@ setup: build build-hook
 build:
     uv sync --all-packages {{ if env("CI", "") == "true" { "--locked" } else { "" } }}
     uv run --no-sync python -m hami_common.deviceplugin.api.generate
+    uv run --no-sync python -m hami_common.dra.api.generate
     uv run --no-sync python -c "import hami_rustcore; print('hami_rustcore', hami_rustcore.__version__)"
 
 # Lint: ruff, mypy strict, stubtest of the native module, the import layering, cargo fmt and clippy
@@ -57,7 +58,7 @@ test-py: build build-hook
     uv run --no-sync pytest -m "not e2e" rustcore/tests common/tests webhook-svc/tests extender-svc/tests monitor-svc/tests kubectl-hami/tests plugin-nvidia/tests plugin-ascend/tests plugin-cambricon/tests e2e/tests
 
 # Every benchmark
-bench: bench-core bench-cluster bench-hook bench-extender bench-plugin bench-monitor bench-ui
+bench: bench-core bench-cluster bench-hook bench-extender bench-dra bench-plugin bench-monitor bench-ui
 
 # Rust core benchmarks: filter at 5,000 nodes x 8 GPUs, 100k pod load, pure-Python baseline
 bench-core: build

@@ -36,3 +36,8 @@ def test_scheduler_config_takes_extra_top_level_sections() -> None:
     assert cfg["kind"] == "KubeSchedulerConfiguration"
     assert cfg["clientConnection"] == {"kubeconfig": "/k"}
     assert cfg["extenders"] == [extender]
+
+
+def test_client_rates_are_merged_into_the_client_connection() -> None:
+    cfg = comp.scheduler_config(Path("/k"), {"clientConnection": {"qps": 5000, "burst": 5000}})
+    assert cfg["clientConnection"] == {"kubeconfig": "/k", "qps": 5000, "burst": 5000}

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ def cpu_used(before: dict[str, float], after: dict[str, float], pods: int) -> di
 
 
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY")
-PER_POD = ("pods", "nodes", "events")  # leases and the like tick on their own, pods or not
+PER_POD = ("pods", "nodes", "events", "resourceclaims")  # leases and the like tick on their own
 
 
 async def api_writes(kube: KubeClient) -> dict[str, float]:
@@ -130,10 +130,14 @@ def ratio_ceiling(plain: dict[str, float], gpu: dict[str, float]) -> float:
 
 
 async def schedule(
-    kube: KubeClient, ns: str, make: Callable[[int], Json], pods: int, concurrency: int
-) -> float:
-    """Create ``pods`` pods (``concurrency`` creates in flight); pods/s until all Running."""
+    kube: KubeClient, ns: str, make: Callable[[int], Json], pods: int, concurrency: int,
+    *, setup: Callable[[], Awaitable[object]] | None = None,
+) -> float:  # fmt: skip
+    """Create ``pods`` pods (``concurrency`` creates in flight); pods/s until all Running.
+    ``setup`` runs once the namespace exists, before the clock starts (claim templates)."""
     await _namespace(kube, ns)
+    if setup is not None:
+        await setup()
     running: set[str] = set()
     done = asyncio.Event()
 

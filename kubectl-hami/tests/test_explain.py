@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hami_common.k8s import EVENTS, PODS
+from hami_common.dra.testing import allocated_claim
+from hami_common.k8s import EVENTS, PODS, RESOURCE_CLAIMS
 from hami_common.k8s.testing import FakeApiServer
 from hami_kubectl import explain
 
@@ -78,3 +79,35 @@ def test_pending_from_the_extender_with_each_nodes_reason() -> None:
     assert "  NODE   REASON\n  n1     4/4 CardTypeMismatch\n  n2     4/4 CardTypeMismatch" in text
     stale = dict(record, uid="uid-an-earlier-pod")
     assert "nodes" not in run(api, "big", Explanations(stale))
+
+
+def test_a_dra_pod_shows_its_claims_allocation_and_the_schedulers_reason() -> None:
+    api = FakeApiServer()
+    placed = pod("dra", "node-1")
+    placed["spec"]["resourceClaims"] = [{"name": "gpu", "resourceClaimTemplateName": "t"}]
+    placed["status"]["resourceClaimStatuses"] = [{"name": "gpu", "resourceClaimName": "dra-gpu"}]
+    api.add(PODS, placed)
+    claim = allocated_claim("dra-gpu", namespace="demo", driver="gpu.hami.io", pool="node-1",
+                            devices=[("gpu-1", {"memory": "3000Mi", "cores": "30"})])  # fmt: skip
+    api.add(RESOURCE_CLAIMS, claim)
+    doc = run(api, "dra")
+    assert doc["claims"] == [{"claim": "dra-gpu", "state": "allocated", "driver": "gpu.hami.io",
+                              "node": "node-1", "device": "gpu-1", "shareID": "dra-gpu-share-0",
+                              "memoryMiB": 3000, "cores": 30}]  # fmt: skip
+    text = explain.describe(doc)
+    assert "Claims:     (DRA: what kube-scheduler allocated)" in text
+    assert text.split("Claims:")[1].splitlines()[2].split() == [
+        "dra-gpu", "node-1", "gpu-1", "3000Mi", "30%"
+    ]  # fmt: skip
+
+    waiting = pod("big")
+    waiting["spec"]["resourceClaims"] = [{"name": "gpu", "resourceClaimTemplateName": "t"}]
+    message = "0/3 nodes are available: 3 cannot allocate all claims."
+    waiting["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+    ]
+    api.add(PODS, waiting)
+    doc = run(api, "big")
+    assert (doc["pending"], doc["reason"]) == (True, "Unschedulable")
+    assert "cannot allocate all claims" in doc["summary"]
+    assert doc["claims"] == [{"claim": "gpu", "state": "not created yet"}]

@@ -3,6 +3,7 @@ Allocate answers. Regenerate with ``UPDATE_GOLDEN=1`` and review the diff."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -13,7 +14,14 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 from hami_common.deviceplugin.testing import FakeBackend, device_spec
 from hami_common.deviceplugin.vendor import ContainerContext
+from hami_common.dra.api import dra_pb2 as dra
+from hami_common.dra.checkpoint import Checkpoint
+from hami_common.dra.testing import allocated_claim
+from hami_common.k8s import RESOURCE_CLAIMS
+from hami_common.k8s.testing import FakeApiServer
 from hami_plugin_nvidia.config import NvidiaOptions
+from hami_plugin_nvidia.dra.devices import DRIVER_NAME, slice_devices
+from hami_plugin_nvidia.dra.driver import NvidiaDraDriver
 from hami_plugin_nvidia.policy import NvidiaPolicy
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -106,3 +114,34 @@ def test_allocate_answers(case: str, tmp_path: Path) -> None:
     assert lines["CUDA_DISABLE_CONTROL"] == ("true" if disabled else "false")
     preload = [m for m in resp.mounts if m.container_path == "/etc/ld.so.preload"]
     assert bool(preload) != disabled
+
+
+def test_dra_slice_devices_and_the_cdi_spec_of_a_two_gpu_claim(tmp_path: Path) -> None:
+    """What the scheduler reads (the ResourceSlice's devices) and what the container runtime
+    reads (the claim's CDI spec), host paths shown under ``<root>``."""
+    spec = device_spec(2, node="node-a")
+    spec["devices"][1]["model"] = "NVIDIA A100-SXM4-80GB"
+    spec["devices"][1]["memory_mib"] = 81920
+    devices = FakeBackend(spec).discover()
+    options = NvidiaOptions(split_count=10, memory_scaling=1.5, gpu_core_policy="force")
+    check_golden(
+        "dra-slice-devices.json", json.dumps(slice_devices(devices, options), indent=1) + "\n"
+    )
+    api = FakeApiServer()
+    api.add(RESOURCE_CLAIMS, allocated_claim(
+        "c", uid="uid-c", driver=DRIVER_NAME, pool="node-a",
+        devices=[("gpu-0", {"memory": "3000Mi", "cores": "30", "shares": "1"}),
+                 ("gpu-1", {"memory": "20Gi", "cores": "30", "shares": "1"})],
+    ))  # fmt: skip
+    policy = NvidiaPolicy(options, hook_path=tmp_path / "hook", lock_dir=tmp_path / "vgpulock")
+
+    async def prepare() -> None:
+        async with api.client() as client:
+            driver = NvidiaDraDriver(client, "node-a", policy, devices,
+                                     Checkpoint(tmp_path / "checkpoint.json"),
+                                     cdi_dir=tmp_path / "cdi")  # fmt: skip
+            await driver.prepare(dra.Claim(namespace="default", name="c", uid="uid-c"))
+
+    asyncio.run(prepare())
+    text = (tmp_path / "cdi" / "hami.io-gpu_uid-c.json").read_text()
+    check_golden("dra-cdi-spec.json", text.replace(str(tmp_path), "<root>"))

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from hami_common.telemetry import in_memory_tracing
 from hami_webhook.app import create_app
+from hami_webhook.dra import InMemoryTemplateSink
 from hami_webhook.patch import apply_patch
 from hami_webhook.quota import InMemoryQuotaSource, QuotaState
 from hami_webhook.settings import WebhookSettings
@@ -217,6 +218,22 @@ CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
         ),
         [],
     ),
+    "dra-share-becomes-a-claim": (
+        review(
+            pod(
+                container(
+                    "main",
+                    limits={
+                        "nvidia.com/gpu": "1",
+                        "nvidia.com/gpumem": "3000",
+                        "nvidia.com/gpucores": "30",
+                    },
+                ),
+                container("sidecar"),
+            )
+        ),
+        ["--dra"],
+    ),
     "ephemeral-gets-no-devices": (_debugged(_DEBUGGER), []),
     "ephemeral-refused-privileged": (
         _debugged({**_DEBUGGER, "securityContext": {"privileged": True}}),
@@ -229,7 +246,8 @@ async def _answer(case: dict[str, Any], argv: list[str]) -> dict[str, Any]:
     settings = WebhookSettings.load(["--no-namespace-check", *argv])
     provider, _ = in_memory_tracing("hami-webhook")
     quota = InMemoryQuotaSource({"team": {"nvidia.com/gpumem": QuotaState(8000, 4000)}})
-    app = create_app(settings, tracer_provider=provider, quota=quota)
+    app = create_app(settings, tracer_provider=provider, quota=quota,
+                     templates=InMemoryTemplateSink())  # fmt: skip
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://webhook") as client:
         response = await client.post("/webhook", json=case)

@@ -47,6 +47,7 @@ class LocalCluster:
         binaries: Layout | None = None,
         jaeger_binary: JaegerLayout | None = None,
         scheduler_extra: dict[str, Any] | None = None,
+        controller_manager_extra: tuple[str, ...] = (),
         detachable: bool = False,
     ) -> None:
         """``detachable`` components survive this process (for `cluster-up`); otherwise the
@@ -59,6 +60,7 @@ class LocalCluster:
         self.jaeger_binary = jaeger_binary or jaeger_layout()
         self.jaeger: JaegerServer | None = None
         self.scheduler_extra = scheduler_extra
+        self.controller_manager_extra = controller_manager_extra
         self.ports = comp.Ports.pick()
         self.processes: list[ManagedProcess] = []
         self.pki: ClusterPki | None = None
@@ -125,7 +127,11 @@ class LocalCluster:
         kcm = self._spawn(
             "kube-controller-manager",
             comp.controller_manager_args(
-                bins.binary("kube-controller-manager"), pki, kcm_kc, ports
+                bins.binary("kube-controller-manager"),
+                pki,
+                kcm_kc,
+                ports,
+                self.controller_manager_extra,
             ),
         )
         sched = self._spawn(

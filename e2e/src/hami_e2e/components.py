@@ -139,8 +139,9 @@ def apiserver_args(binary: Path, pki: ClusterPki, ports: Ports) -> list[str]:
 
 
 def controller_manager_args(
-    binary: Path, pki: ClusterPki, kubeconfig: Path, ports: Ports
+    binary: Path, pki: ClusterPki, kubeconfig: Path, ports: Ports, extra: tuple[str, ...] = ()
 ) -> list[str]:
+    """``extra``: flags appended (e.g. ``--kube-api-qps`` for a benchmark)."""
     return [
         str(binary),
         f"--kubeconfig={kubeconfig}",
@@ -160,19 +161,23 @@ def controller_manager_args(
         "--controllers=*,bootstrapsigner,tokencleaner",
         "--profiling=false",
         "--v=1",
+        *extra,
     ]
 
 
 def scheduler_config(kubeconfig: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """A KubeSchedulerConfiguration; ``extra`` is merged at the top level (e.g. `extenders`,
-    `profiles`), which is where later issues add our extender."""
+    `profiles`), which is where later issues add our extender; a ``clientConnection`` in it
+    is merged into ours (e.g. ``qps`` and ``burst`` for a benchmark)."""
     config: dict[str, Any] = {
         "apiVersion": "kubescheduler.config.k8s.io/v1",
         "kind": "KubeSchedulerConfiguration",
         "clientConnection": {"kubeconfig": str(kubeconfig)},
         "leaderElection": {"leaderElect": False},
     }
-    config.update(extra or {})
+    extra = dict(extra or {})
+    config["clientConnection"].update(extra.pop("clientConnection", {}))
+    config.update(extra)
     return config
 
 

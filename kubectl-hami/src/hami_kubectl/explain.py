@@ -1,14 +1,16 @@
 """``kubectl hami explain POD``: why it is pending, or where it landed and on which devices,
 with its trace. What the API server holds is always enough (the pod, its allocation annotations,
 the extender's ``FilteringFailed`` Events); the extender's explanation API (``--extender-url``)
-adds each node's reason at the last filter."""
+adds each node's reason at the last filter. A pod on the DRA path shows its claims' allocation
+(device, share, memory and cores consumed), and while pending kube-scheduler's own reason."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from hami_common.k8s import EVENTS, PODS, KubeClient
+import hami_rustcore as core
+from hami_common.k8s import EVENTS, PODS, RESOURCE_CLAIMS, KubeClient, NotFound
 from hami_common.protocol.annotations import BIND_PHASE
 from hami_common.telemetry import pod_trace_id
 
@@ -42,6 +44,8 @@ async def explain(
          "memoryMiB": h.memory_mib, "cores": h.cores}
         for h in holdings(pod)
     ]  # fmt: skip
+    if spec.get("resourceClaims"):
+        doc["claims"] = await _claims(client, pod)
     record: Json | None = None
     if extender is not None:
         try:
@@ -61,6 +65,47 @@ async def explain(
         doc["trace"].update({"url": f"{base}/trace/{trace_id}",
                              "api": f"{base}/api/v3/traces/{trace_id}"})  # fmt: skip
     return doc
+
+
+def _quantity(value: Any, unit: int = 1) -> int | None:
+    """A consumed capacity in ``unit`` (rounded up); None when absent or not a quantity."""
+    if value is None:
+        return None
+    try:
+        return -(-core.quantity_value(str(value)) // unit)
+    except core.DecodeError:
+        return None
+
+
+async def _claims(client: KubeClient, pod: Json) -> list[Json]:
+    """The pod's ResourceClaims (DRA path): what the scheduler allocated in each."""
+    meta, spec = pod["metadata"], pod.get("spec") or {}
+    made = {s.get("name"): s.get("resourceClaimName")
+            for s in (pod.get("status") or {}).get("resourceClaimStatuses") or []}  # fmt: skip
+    out: list[Json] = []
+    for entry in spec.get("resourceClaims") or []:
+        name = entry.get("resourceClaimName") or made.get(entry.get("name"))
+        if not name:
+            out.append({"claim": entry.get("name"), "state": "not created yet"})
+            continue
+        try:
+            claim = await client.get(RESOURCE_CLAIMS, name, namespace=meta["namespace"])
+        except NotFound:
+            out.append({"claim": name, "state": "not found"})
+            continue
+        allocation = (claim.get("status") or {}).get("allocation")
+        if not allocation:
+            out.append({"claim": name, "state": "not allocated"})
+            continue
+        for r in (allocation.get("devices") or {}).get("results") or []:
+            consumed = r.get("consumedCapacity") or {}
+            out.append({
+                "claim": name, "state": "allocated", "driver": r.get("driver"),
+                "node": r.get("pool"), "device": r.get("device"), "shareID": r.get("shareID"),
+                "memoryMiB": _quantity(consumed.get("memory"), 1 << 20),
+                "cores": _quantity(consumed.get("cores")),
+            })  # fmt: skip
+    return out
 
 
 async def _pending(client: KubeClient, pod: Json, record: Json | None) -> Json:
@@ -112,6 +157,14 @@ def describe(doc: Json) -> str:
         rows = [[d["container"], d["device"], d["vendor"], f"{d['memoryMiB']}Mi",
                  f"{d['cores']}%"] for d in doc["devices"]]  # fmt: skip
         lines += ["  " + r for r in table(["container", "device", "vendor", "memory", "cores"],
+                                          rows).splitlines()]  # fmt: skip
+    if doc.get("claims"):
+        lines.append("Claims:     (DRA: what kube-scheduler allocated)")
+        rows = [[c["claim"], c.get("node") or "", c.get("device") or c["state"],
+                 "" if c.get("memoryMiB") is None else f"{c['memoryMiB']}Mi",
+                 "" if c.get("cores") is None else f"{c['cores']}%"]
+                for c in doc["claims"]]  # fmt: skip
+        lines += ["  " + r for r in table(["claim", "node", "device", "memory", "cores"],
                                           rows).splitlines()]  # fmt: skip
     trace = doc.get("trace")
     if trace:

@@ -96,6 +96,10 @@ async def run(
         policy.check_memory_ids(devices)
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
     async with KubeClient(config, user_agent=SERVICE_NAME) as client:
+        if settings.dra:
+            await _run_dra(settings, policy, backend, client, devices, stop=stop,
+                           tracer_provider=tracer_provider)  # fmt: skip
+            return
         policy.on_asymmetric = AsymmetricLinkReporter(client, settings.node_name)
         volcano_policy = policy if isinstance(policy, VolcanoPolicy) else None
         runtime = PluginRuntime(
@@ -126,6 +130,38 @@ async def run(
             settings.scheduler,
         )
         await runtime.run(stop)
+    log.info("stopped")
+
+
+async def _run_dra(
+    settings: PluginSettings,
+    policy: NvidiaPolicy,
+    backend: DeviceBackend,
+    client: KubeClient,
+    devices: list[PhysicalDevice],
+    *,
+    stop: asyncio.Event,
+    tracer_provider: TracerProvider,
+) -> None:
+    from hami_plugin_nvidia.dra.runtime import DraOptions, DraRuntime  # noqa: PLC0415
+
+    runtime = DraRuntime(
+        policy,
+        backend,
+        client,
+        DraOptions(
+            node=settings.node_name,
+            plugins_dir=settings.dra_plugins_dir,
+            registry_dir=settings.dra_registry_dir,
+            cdi_dir=settings.cdi_dir,
+            driver_name=settings.dra_driver_name,
+        ),
+        devices,
+        tracer_provider=tracer_provider,
+    )
+    log.info("node %s: DRA driver %s, %d device(s)", settings.node_name,
+             settings.dra_driver_name, len(devices))  # fmt: skip
+    await runtime.run(stop)
     log.info("stopped")
 
 

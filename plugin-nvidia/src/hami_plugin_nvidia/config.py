@@ -104,6 +104,26 @@ class PluginSettings(ServiceSettings):
         default=1.0,
         description="seconds between checks that kubelet.sock and our socket are still there",
     )
+    dra: bool = Field(
+        default=False,
+        description="run as a DRA driver instead of a device plugin: publish the node's "
+        "ResourceSlice and serve kubelet's DRA plugin API (Kubernetes >= 1.34 with "
+        "DRAConsumableCapacity, on by default from 1.36)",
+    )
+    dra_driver_name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")] = Field(
+        default="gpu.hami.io", description="the DRA driver name (DeviceClass selectors match it)"
+    )
+    dra_plugins_dir: Path = Field(
+        default=Path("/var/lib/kubelet/plugins"),
+        description="kubelet's plugin folder: the DRA socket and checkpoint go to <dir>/<driver>",
+    )
+    dra_registry_dir: Path = Field(
+        default=Path("/var/lib/kubelet/plugins_registry"),
+        description="kubelet's plugin registry folder: <driver>-reg.sock goes there",
+    )
+    cdi_dir: Path = Field(
+        default=Path("/var/run/cdi"), description="where the DRA driver writes a CDI spec per claim"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="log level"
     )

@@ -12,7 +12,8 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import hami_rustcore
@@ -40,6 +41,21 @@ def hami_type(name: str) -> str:
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "t", "true", "y", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Mount:
+    container_path: str
+    host_path: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class HookEdits:
+    """What the hook needs in a container: env and mounts (Allocate answers or CDI edits)."""
+
+    env: dict[str, str]
+    mounts: list[Mount]
 
 
 class NvidiaPolicy:
@@ -112,22 +128,28 @@ class NvidiaPolicy:
 
     # -- Allocate -----------------------------------------------------------------------------
 
-    def _hamicore_values(self, ctx: ContainerContext) -> dict[str, str]:
-        """The limits, as env names: what goes into both the env and the limits file."""
-        env = ctx.env()
+    def _hamicore_values(
+        self,
+        *,
+        who: str,
+        memory_mib: Sequence[int],
+        cores: int,
+        cache_id: str,
+        env: Mapping[str, str],
+        limits: Mapping[str, str],
+    ) -> dict[str, str]:
+        """The limits, as env names: what goes into both the env and the limits file. ``who``
+        names the container (or claim) in error messages."""
         values: dict[str, str] = {}
-        for i, dev in enumerate(ctx.devices):
-            values[f"CUDA_DEVICE_MEMORY_LIMIT_{i}"] = f"{dev.usedmem}m"
-        values["CUDA_DEVICE_SM_LIMIT"] = str(ctx.devices[0].usedcores)
-        cache = f"{self.vgpu_dir}/{self.cache_id(ctx)}.cache"
+        for i, mib in enumerate(memory_mib):
+            values[f"CUDA_DEVICE_MEMORY_LIMIT_{i}"] = f"{mib}m"
+        values["CUDA_DEVICE_SM_LIMIT"] = str(cores)
+        cache = f"{self.vgpu_dir}/{cache_id}.cache"
         values["CUDA_DEVICE_MEMORY_SHARED_CACHE"] = cache
-        priority = env.get("CUDA_TASK_PRIORITY") or ctx.limits().get(self.options.priority_resource)
+        priority = env.get("CUDA_TASK_PRIORITY") or limits.get(self.options.priority_resource)
         if priority is not None:
             if not priority.strip().lstrip("-").isdigit():
-                raise ValueError(
-                    f"container {ctx.container_name!r}: CUDA_TASK_PRIORITY={priority!r} "
-                    "is not an integer"
-                )
+                raise ValueError(f"{who}: CUDA_TASK_PRIORITY={priority!r} is not an integer")
             values["CUDA_TASK_PRIORITY"] = priority.strip()
         policy = env.get("GPU_CORE_UTILIZATION_POLICY")
         if self.options.disable_core_limit:
@@ -137,61 +159,88 @@ class NvidiaPolicy:
         if policy is not None:
             if policy.lower() not in CORE_POLICIES:
                 raise ValueError(
-                    f"container {ctx.container_name!r}: GPU_CORE_UTILIZATION_POLICY={policy!r} "
+                    f"{who}: GPU_CORE_UTILIZATION_POLICY={policy!r} "
                     f"is not one of {', '.join(CORE_POLICIES)}"
                 )
             values["GPU_CORE_UTILIZATION_POLICY"] = policy.lower()
         return values
 
-    def container_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
-        if not ctx.devices:
-            raise ValueError(f"container {ctx.container_name!r}: no device to allocate")
-        resp = pb.ContainerAllocateResponse()
-        uuids = list(dict.fromkeys(d.uuid for d in ctx.devices))
-        resp.envs["NVIDIA_VISIBLE_DEVICES"] = ",".join(uuids)
-        values = self._hamicore_values(ctx)
-        resp.envs.update(values)
+    def hook_edits(
+        self,
+        *,
+        who: str,
+        owner: str,
+        key: str,
+        uuids: Sequence[str],
+        memory_mib: Sequence[int],
+        cores: int,
+        cache_id: str,
+        env: Mapping[str, str] | None = None,
+        limits: Mapping[str, str] | None = None,
+    ) -> HookEdits:
+        """What a container needs for the hook to enforce ``memory_mib`` (per device, in the
+        order of ``uuids``) and ``cores``: env, mounts, and on the host the per-``key`` folder
+        and read-only limits file. Shared by Allocate (``key`` = pod uid and container) and the
+        DRA driver's prepare (``key`` = the claim); ``owner`` heads the limits file.
+        ``env``/``limits``: the container's own (priority, core policy, CUDA_DISABLE_CONTROL),
+        when known."""
+        env = env or {}
+        values = self._hamicore_values(
+            who=who, memory_mib=memory_mib, cores=cores, cache_id=cache_id, env=env,
+            limits=limits or {},
+        )  # fmt: skip
+        out: dict[str, str] = {"NVIDIA_VISIBLE_DEVICES": ",".join(dict.fromkeys(uuids))}
+        out.update(values)
         if self.options.memory_scaling > 1:
-            resp.envs["CUDA_OVERSUBSCRIBE"] = "true"
-        resp.envs["LIBCUDA_LOG_LEVEL"] = str(self.options.lib_cuda_log_level)
+            out["CUDA_OVERSUBSCRIBE"] = "true"
+        out["LIBCUDA_LOG_LEVEL"] = str(self.options.lib_cuda_log_level)
 
-        disable_control = _truthy(ctx.env().get("CUDA_DISABLE_CONTROL"))
-        container_dir = self.vgpu_dir / "containers" / f"{ctx.pod_uid}_{ctx.container_name}"
-        limits_file = self.vgpu_dir / "limits" / f"{ctx.pod_uid}_{ctx.container_name}.conf"
-        self._prepare(container_dir, limits_file, values, disable_control, ctx)
+        disable_control = _truthy(env.get("CUDA_DISABLE_CONTROL"))
+        container_dir = self.vgpu_dir / "containers" / key
+        limits_file = self.vgpu_dir / "limits" / f"{key}.conf"
+        self._prepare(container_dir, limits_file, values, disable_control, owner)
 
         lib = self.vgpu_dir / "libvgpu.so"
         versioned = self.vgpu_dir / f"libvgpu.so.{self.version}"
         vgpu = str(self.vgpu_dir)
-        resp.mounts.add(
-            container_path=str(lib),
-            host_path=str(versioned if versioned.exists() else lib),
-            read_only=True,
-        )
-        resp.mounts.add(container_path=vgpu, host_path=str(container_dir), read_only=False)
-        resp.mounts.add(
-            container_path="/tmp/vgpulock",  # noqa: S108
-            host_path=str(self.lock_dir),
-            read_only=False,
-        )
+        mounts = [
+            Mount(str(lib), str(versioned if versioned.exists() else lib), True),
+            Mount(vgpu, str(container_dir), False),
+            Mount("/tmp/vgpulock", str(self.lock_dir), False),  # noqa: S108
+        ]
         if not disable_control:
-            resp.mounts.add(
-                container_path="/etc/ld.so.preload",
-                host_path=f"{vgpu}/ld.so.preload",
-                read_only=True,
-            )
-        resp.mounts.add(container_path=LIMITS_FILE, host_path=str(limits_file), read_only=True)
+            mounts.append(Mount("/etc/ld.so.preload", f"{vgpu}/ld.so.preload", True))
+        mounts.append(Mount(LIMITS_FILE, str(limits_file), True))
         if (self.vgpu_dir / "license").exists():
-            resp.mounts.add(
-                container_path="/tmp/license",  # noqa: S108
-                host_path=f"{vgpu}/license",
-                read_only=True,
-            )
-            resp.mounts.add(
-                container_path="/usr/bin/vgpuvalidator",
-                host_path=f"{vgpu}/vgpuvalidator",
-                read_only=True,
-            )
+            mounts.append(Mount("/tmp/license", f"{vgpu}/license", True))  # noqa: S108
+            mounts.append(Mount("/usr/bin/vgpuvalidator", f"{vgpu}/vgpuvalidator", True))
+        return HookEdits(out, mounts)
+
+    def remove_hook_files(self, key: str) -> None:
+        """Removes what `hook_edits` wrote on the host for ``key`` (nothing there is fine)."""
+        shutil.rmtree(self.vgpu_dir / "containers" / key, ignore_errors=True)
+        (self.vgpu_dir / "limits" / f"{key}.conf").unlink(missing_ok=True)
+
+    def container_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
+        if not ctx.devices:
+            raise ValueError(f"container {ctx.container_name!r}: no device to allocate")
+        meta = ctx.pod.get("metadata") or {}
+        edits = self.hook_edits(
+            who=f"container {ctx.container_name!r}",
+            owner=f"pod {meta.get('namespace')}/{meta.get('name')}, container {ctx.container_name}",
+            key=f"{ctx.pod_uid}_{ctx.container_name}",
+            uuids=[d.uuid for d in ctx.devices],
+            memory_mib=[d.usedmem for d in ctx.devices],
+            cores=ctx.devices[0].usedcores,
+            cache_id=self.cache_id(ctx),
+            env=ctx.env(),
+            limits=ctx.limits(),
+        )
+        resp = pb.ContainerAllocateResponse()
+        resp.envs.update(edits.env)
+        for m in edits.mounts:
+            resp.mounts.add(container_path=m.container_path, host_path=m.host_path,
+                            read_only=m.read_only)  # fmt: skip
         return resp
 
     def allocated_annotations(
@@ -215,7 +264,7 @@ class NvidiaPolicy:
         limits_file: Path,
         values: dict[str, str],
         disable_control: bool,
-        ctx: ContainerContext,
+        owner: str,
     ) -> None:
         """The per-container folder (fresh, 0777 as HAMi), the lock folder, the limits file
         (written to a temporary name and renamed, 0444)."""
@@ -225,10 +274,8 @@ class NvidiaPolicy:
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.lock_dir, 0o777)  # noqa: S103
         limits_file.parent.mkdir(parents=True, exist_ok=True)
-        meta = ctx.pod.get("metadata") or {}
         lines = [
-            f"# written by hami-plugin-nvidia for pod {meta.get('namespace')}/"
-            f"{meta.get('name')}, container {ctx.container_name}",
+            f"# written by hami-plugin-nvidia for {owner}",
             *(f"{k}={v}" for k, v in values.items()),
             f"CUDA_DISABLE_CONTROL={'true' if disable_control else 'false'}",
         ]

@@ -23,8 +23,9 @@ from hami_common.k8s import ApiError
 from hami_common.telemetry import TRACE_CONTEXT_ANNOTATION
 from hami_rustcore import CoreError, PodAdmission, PodRequest
 
-from hami_webhook import ephemeral
+from hami_webhook import dra, ephemeral
 from hami_webhook.devices import DeviceModel
+from hami_webhook.dra import DraConversion, TemplateSink
 from hami_webhook.namespaces import NamespaceSource
 from hami_webhook.patch import Patch, json_patch
 from hami_webhook.pod_shape import CONTAINER_LISTS, containers, pod_shape_problems
@@ -82,6 +83,8 @@ class Admitter:
         quota: QuotaSource | None = None,
         namespaces: NamespaceSource | None = None,
         api_timeout: float = 3.0,
+        dra: DraConversion | None = None,
+        templates: TemplateSink | None = None,
     ) -> None:
         """`api_timeout` bounds each quota or namespace lookup, so that a slow API server
         cannot push the whole review past the webhook's own timeout (the API server would then
@@ -91,6 +94,9 @@ class Admitter:
         self.policy = policy
         self.quota = quota
         self.namespaces = namespaces
+        self.dra = dra
+        """NVIDIA requests become claims (`hami_webhook.dra`); `templates` creates theirs."""
+        self.templates = templates
 
     def _other_scheduler(self, spec: dict[str, Any]) -> bool:
         """HAMi's gate: True when the pod names a scheduler that is not ours to replace."""
@@ -116,7 +122,11 @@ class Admitter:
             return False
         return ns_labels.get(IGNORE_LABEL) == IGNORE_VALUE
 
-    async def decide(self, namespace: str, pod: Any, traceparent: str | None = None) -> Decision:
+    async def decide(
+        self, namespace: str, pod: Any, traceparent: str | None = None, *, dry_run: bool = False
+    ) -> Decision:
+        """``dry_run``: the API server will not persist the pod; nothing else is written
+        either (the DRA path's claim template)."""
         problems = pod_shape_problems(pod)
         if problems:
             return _refuse("malformed", "the pod cannot be read: " + "; ".join(problems), 400)
@@ -137,6 +147,11 @@ class Admitter:
         mutated = copy.deepcopy(pod)
         has_resource = self._mutate(mutated, admitted)
         warnings = list(admitted.warnings)
+        if has_resource and self.dra is not None:
+            return await self._decide_dra(
+                namespace=namespace, pod=pod, mutated=mutated, admitted=admitted,
+                warnings=warnings, traceparent=traceparent, dry_run=dry_run,
+            )  # fmt: skip
         if has_resource:
             refusal = self._check_placement(mutated)
             if refusal is None:
@@ -150,6 +165,63 @@ class Admitter:
             reason="mutated" if has_resource else "no-devices",
             patch=json_patch(pod, mutated),
             has_resource=has_resource,
+            warnings=warnings,
+            request=admitted.request,
+            quota=dict(admitted.quota),
+        )
+
+    async def _decide_dra(
+        self,
+        *,
+        namespace: str,
+        pod: dict[str, Any],
+        mutated: dict[str, Any],
+        admitted: PodAdmission,
+        warnings: list[str],
+        traceparent: str | None,
+        dry_run: bool,
+    ) -> Decision:
+        """The DRA path: the pod's NVIDIA requests become a claim from a template, and
+        kube-scheduler places it (its scheduler name is left alone)."""
+        assert self.dra is not None  # noqa: S101 (the caller checked)
+        spec = self.model.requests.vendor_specs().get(dra.VENDOR, {})
+        names = {k: v for k, v in spec.items() if k.startswith("resource_") and isinstance(v, str)
+                 and v}  # fmt: skip
+        try:
+            templates = dra.convert(mutated, admitted, self.dra, names)
+        except dra.ConversionError as exc:
+            return _refuse("dra-unconvertible", str(exc), 400)
+        refusal = self._check_placement(mutated, set_scheduler=False)
+        if refusal is None:
+            refusal = await self._check_quota(namespace, admitted.quota, warnings)
+        if refusal is not None:
+            return refusal
+        if self.templates is None:
+            return _refuse(
+                "dra-no-api",
+                "hami-webhook has no API client to create claim templates with; run it with "
+                "--kubeconfig (or in a cluster)",
+                500,
+            )
+        try:
+            async with asyncio.timeout(self.api_timeout):
+                for template in templates if not dry_run else ():
+                    await self.templates.ensure(namespace, template)
+        except (ApiError, TimeoutError) as exc:
+            return _refuse(
+                "dra-template",
+                f"namespace {namespace}: the ResourceClaimTemplate for this pod could not be "
+                f"created ({str(exc) or 'timed out'}); retry, or check the webhook's RBAC (create "
+                "resourceclaimtemplates)",
+                500,
+            )
+        if traceparent:
+            self._add_trace_context(mutated, traceparent, warnings)
+        return Decision(
+            allowed=True,
+            reason="dra-converted",
+            patch=json_patch(pod, mutated),
+            has_resource=True,
             warnings=warnings,
             request=admitted.request,
             quota=dict(admitted.quota),
@@ -169,7 +241,9 @@ class Admitter:
             has_resource = has_resource or not self.model.vendors.isdisjoint(answer.vendors)
         return has_resource
 
-    def _check_placement(self, pod: dict[str, Any]) -> Decision | None:
+    def _check_placement(
+        self, pod: dict[str, Any], *, set_scheduler: bool = True
+    ) -> Decision | None:
         for kind in CONTAINER_LISTS:
             for container in containers(pod, kind):
                 if (container.get("securityContext") or {}).get("privileged") is True:
@@ -181,7 +255,7 @@ class Admitter:
                         "device resources",
                     )
         spec = pod["spec"]
-        if self.policy.scheduler_name:
+        if self.policy.scheduler_name and set_scheduler:
             spec["schedulerName"] = self.policy.scheduler_name
             if spec.get("nodeName"):
                 return _refuse(

@@ -40,6 +40,7 @@ from starlette.routing import Route
 
 from hami_webhook.admission import AdmissionPolicy, Admitter, Decision
 from hami_webhook.devices import DeviceModel
+from hami_webhook.dra import DraConversion, KubeTemplateSink, TemplateSink
 from hami_webhook.namespaces import KubeNamespaceSource, NamespaceSource
 from hami_webhook.quota import KubeQuotaSource, QuotaSource
 from hami_webhook.review import AdmissionRequest, ReviewError, parse_review, review_response
@@ -91,6 +92,7 @@ def create_app(
     model: DeviceModel | None = None,
     quota: QuotaSource | None = None,
     namespaces: NamespaceSource | None = None,
+    templates: TemplateSink | None = None,
     tracer_provider: TracerProvider | None = None,
     registry: CollectorRegistry | None = None,
 ) -> Starlette:
@@ -110,6 +112,10 @@ def create_app(
         quota=quota if settings.quota_check else None,
         namespaces=namespaces if settings.namespace_check else None,
         api_timeout=settings.api_timeout_seconds,
+        dra=DraConversion(settings.dra_device_class, settings.dra_driver_name)
+        if settings.dra
+        else None,
+        templates=templates,
     )
     state: dict[str, Any] = {"ready": False}
 
@@ -122,7 +128,8 @@ def create_app(
                 stack.callback(provider.shutdown)
             needs_quota = settings.quota_check and admitter.quota is None
             needs_namespaces = settings.namespace_check and admitter.namespaces is None
-            if needs_quota or needs_namespaces:
+            needs_templates = settings.dra and admitter.templates is None
+            if needs_quota or needs_namespaces or needs_templates:
                 try:
                     config = load_config(settings.kubeconfig)
                 except ConfigError as exc:
@@ -136,6 +143,8 @@ def create_app(
                     admitter.quota = KubeQuotaSource(client, devices)
                 if needs_namespaces:
                     admitter.namespaces = KubeNamespaceSource(client)
+                if needs_templates:
+                    admitter.templates = KubeTemplateSink(client)
             state["ready"] = True
             try:
                 yield
@@ -191,8 +200,9 @@ def create_app(
                     )
                 else:
                     decision = await admitter.decide(
-                        review.namespace, review.obj, format_traceparent(span.get_span_context())
-                    )
+                        review.namespace, review.obj, format_traceparent(span.get_span_context()),
+                        dry_run=review.dry_run,
+                    )  # fmt: skip
             except Exception as exc:  # a bug: answer, never drop the connection
                 log.exception("admission %s failed", review.uid)
                 span.record_exception(exc)

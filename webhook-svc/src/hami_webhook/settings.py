@@ -55,6 +55,19 @@ class WebhookSettings(HttpServerSettings):
         description="bound on each quota or namespace lookup (keep well under the webhook's "
         "timeoutSeconds); a lookup that takes longer lets the pod through",
     )
+    dra: bool = Field(
+        default=False,
+        description="turn NVIDIA requests (nvidia.com/gpu, gpumem, gpucores) into a "
+        "ResourceClaim of the DRA driver (from a ResourceClaimTemplate the webhook creates), "
+        "for kube-scheduler's own DRA allocation instead of the extender",
+    )
+    dra_device_class: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")] = Field(
+        default="gpu.hami.io", description="the DeviceClass the claims ask (--dra)"
+    )
+    dra_driver_name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")] = Field(
+        default="gpu.hami.io",
+        description="the DRA driver (its uuid attribute keeps a multi-GPU claim's devices apart)",
+    )
     kubeconfig: Path | None = Field(
         default=None, description="kubeconfig for the API (default: KUBECONFIG, in-cluster)"
     )
@@ -71,4 +84,4 @@ class WebhookSettings(HttpServerSettings):
 
     @property
     def uses_kube_api(self) -> bool:
-        return self.quota_check or self.namespace_check
+        return self.quota_check or self.namespace_check or self.dra

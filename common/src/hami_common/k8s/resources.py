@@ -64,3 +64,7 @@ MUTATING_WEBHOOK_CONFIGURATIONS = Resource(
 VALIDATING_WEBHOOK_CONFIGURATIONS = Resource(
     "admissionregistration.k8s.io/v1", "validatingwebhookconfigurations", namespaced=False
 )
+RESOURCE_SLICES = Resource("resource.k8s.io/v1", "resourceslices", namespaced=False)
+RESOURCE_CLAIMS = Resource("resource.k8s.io/v1", "resourceclaims")
+RESOURCE_CLAIM_TEMPLATES = Resource("resource.k8s.io/v1", "resourceclaimtemplates")
+DEVICE_CLASSES = Resource("resource.k8s.io/v1", "deviceclasses", namespaced=False)

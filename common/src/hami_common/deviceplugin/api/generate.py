@@ -14,12 +14,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PROTO = HERE / "api.proto"
-OUTPUTS = ("api_pb2.py", "api_pb2.pyi")
 _STUB_HEADER = b'# mypy: disable-error-code="type-arg"\n'
 
 
 def generate(out_dir: Path = HERE) -> list[Path]:
     """Generates the modules into ``out_dir``; returns the files that changed."""
+    return compile_protos(HERE, [PROTO], out_dir)
+
+
+def compile_protos(src_dir: Path, protos: list[Path], out_dir: Path) -> list[Path]:
+    """Compiles ``protos`` (in ``src_dir``) to ``<name>_pb2.py`` and ``.pyi`` in ``out_dir``;
+    returns the files that changed. Shared with the DRA API (`hami_common.dra.api.generate`)."""
     from grpc_tools import protoc  # type: ignore[import-untyped]  # noqa: PLC0415 (build-time tool)
 
     include = Path(protoc.__file__).resolve().parent / "_proto"
@@ -27,15 +32,16 @@ def generate(out_dir: Path = HERE) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         args = [
             "protoc",
-            f"-I{HERE}",
+            f"-I{src_dir}",
             f"-I{include}",
             f"--python_out={tmp}",
             f"--pyi_out={tmp}",
-            str(PROTO),
+            *(str(p) for p in protos),
         ]
         if protoc.main(args) != 0:
-            raise RuntimeError(f"protoc failed on {PROTO}")
-        for name in OUTPUTS:
+            raise RuntimeError(f"protoc failed on {', '.join(map(str, protos))}")
+        outputs = [f"{p.stem}_pb2{ext}" for p in protos for ext in (".py", ".pyi")]
+        for name in outputs:
             fresh = (Path(tmp) / name).read_bytes()
             if name.endswith(".pyi"):
                 # protoc's stubs use bare Mapping/Iterable generics; accept them in mypy strict.
