@@ -120,6 +120,27 @@ bool hk_reserve(int dev, uint64_t bytes);
 void hk_release(int dev, uint64_t bytes);
 /* Container usage of dev after reclaiming dead processes. */
 uint64_t hk_usage(int dev);
+/* The driver says this process holds driver_bytes on dev: what the hook did not grant itself
+ * (context, modules, pool slack) is counted as this process's extra. */
+void hk_account_driver(int dev, uint64_t driver_bytes);
+/* Adds an estimated extra (a context whose driver-side PID is not known). */
+void hk_account_overhead(int dev, uint64_t bytes);
+/* Bytes of this process's allocations on dev that live in host memory (oversubscription). */
+void hk_account_spill(int dev, uint64_t bytes, bool add);
+
+/* ---- reconciliation with the driver (reconcile.c) ------------------------------------------ */
+struct hk_ctx_probe {
+    int n; /* processes listed before the context was made; -1 = not looked */
+    uint64_t used;
+    bool locked; /* holds the region's context lock */
+    nvmlProcessInfo_t procs[256];
+};
+void hk_ctx_before(int dev, struct hk_ctx_probe *p);
+void hk_ctx_after(int dev, struct hk_ctx_probe *p, CUresult r);
+/* Re-reads the driver's usage of dev when stale, or when granting `want` more would come near
+ * the limit. */
+void hk_reconcile_maybe(int dev, uint64_t want);
+void hk_reconcile_after_fork(void);
 static inline bool hk_dev_ok(int dev) { return dev >= 0 && dev < HK_MAX_DEVICES; }
 
 /* ---- pointer maps (ptrmap.c): key -> (device, bytes), lock-free ----------------------------- */

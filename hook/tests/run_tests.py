@@ -77,6 +77,41 @@ def cases(quick: bool, flavour: str) -> list[Case]:
             {"CUDA_DEVICE_MEMORY_LIMIT": "lots", "EXPECTED_STDERR": "invalid"},
         )
     )
+    # Memory the driver holds beyond allocations (contexts, lazily loaded modules) counts.
+    ctx = {**LIMIT, "FAKE_GPU_CTX_MIB": "300", "EXPECT_EXTRA_MIB": "300"}
+    module = {**ctx, "FAKE_GPU_MODULE_MIB": "100", "EXPECT_EXTRA_MIB": "400"}
+    out.append(Case("ctxmem/context-300MiB", ["t_ctxmem", "alloc"], ctx))
+    out.append(Case("ctxmem/context-and-lazy-module", ["t_ctxmem", "alloc"], module))
+    out.append(
+        Case(
+            "ctxmem/driver-in-host-pid-namespace",
+            ["t_ctxmem", "alloc"],
+            {**module, "FAKE_GPU_PID_OFFSET": "100000"},
+        )
+    )
+    procs = {
+        "CUDA_DEVICE_MEMORY_LIMIT": "2048m",
+        "EXPECT_LIMIT_MIB": "2048",
+        "FAKE_GPU_CTX_MIB": "300",
+        "EXPECT_EXTRA_MIB": "1200",
+        "PROCS": "4",
+    }
+    out.append(Case("ctxmem/4-processes", ["t_ctxmem", "procs"], procs))
+    out.append(
+        Case(
+            "ctxmem/4-processes-host-pids",
+            ["t_ctxmem", "procs"],
+            {**procs, "FAKE_GPU_PID_OFFSET": "100000"},
+        )
+    )
+    out.append(
+        Case(
+            "ctxmem/unhooked",
+            ["t_ctxmem", "alloc"],
+            {"FAKE_GPU_CTX_MIB": "300", "NOMINAL_MIB": "1024"},
+            hooked=False,
+        )
+    )
     out.append(Case("routes/hooked", ["t_routes"], {"EXPECT_HOOKED": "1"}))
     out.append(Case("routes/unhooked", ["t_routes"], hooked=False))
     out.append(
@@ -223,6 +258,8 @@ def run_case(build: Path, case: Case, flavour: str, tmp: Path) -> tuple[bool, st
     env.update(case.env)
     tag = case.name.replace("/", "_")
     env["FAKE_GPU_STATE"] = str(tmp / f"{tag}.gpu")
+    # What a node's driver install provides: the hook finds NVML there (contexts, modules).
+    env["LD_LIBRARY_PATH"] = str(build / "fake")
     env["CUDA_DEVICE_MEMORY_SHARED_CACHE"] = str(tmp / f"{tag}.shm")
     env["ASAN_OPTIONS"] = "detect_leaks=0"
     env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
@@ -231,7 +268,9 @@ def run_case(build: Path, case: Case, flavour: str, tmp: Path) -> tuple[bool, st
     expected_stderr = env.pop("EXPECTED_STDERR", "")
     if "LIMITS_FILE" in env:
         limits = tmp / f"{tag}.limits"
-        limits.write_text(env.pop("LIMITS_FILE"))
+        # Each case's own region: the default path is shared by everything on the machine.
+        shm = f"CUDA_DEVICE_MEMORY_SHARED_CACHE={env['CUDA_DEVICE_MEMORY_SHARED_CACHE']}\n"
+        limits.write_text(env.pop("LIMITS_FILE") + shm)
         env["HAMI_VGPU_LIMITS_FILE"] = str(limits)
     if case.hooked:
         env["LD_PRELOAD"] = ":".join([*sanitizer_runtime(flavour), str(build / "libvgpu.so")])
