@@ -18,7 +18,7 @@
 
 struct fctx { int dev; };
 static struct fctx ctxs[FG_MAX_DEV];
-static __thread struct fctx *cur;
+static __thread struct fctx *cur __attribute__((tls_model("initial-exec")));
 
 #define MAGIC 0x46414b454d454dull
 /* 64 bytes before every allocation; proc is the owner's process entry, on_host a managed
@@ -288,8 +288,10 @@ CUresult cuEventCreate(CUevent *e, unsigned fl) {
     return CUDA_SUCCESS;
 }
 CUresult cuEventDestroy_v2(CUevent e) { free((void *)e); return CUDA_SUCCESS; }
+static _Atomic uint64_t event_records;
 CUresult cuEventRecord(CUevent e, CUstream s) {
     (void)s;
+    atomic_fetch_add_explicit(&event_records, 1, memory_order_relaxed);
     int d = ctx_dev();
     if (d < 0 || !e) return CUDA_ERROR_INVALID_CONTEXT;
     struct fevent *x = (struct fevent *)(void *)e;
@@ -317,6 +319,8 @@ CUresult cuEventElapsedTime(float *ms, CUevent a, CUevent b) {
 
 /* Test helpers (not part of the CUDA API). */
 EXPORT uint64_t fake_gpu_now(void) { return fg_now(); }
+/* Events recorded by this process so far (the application's and the hook's). */
+EXPORT uint64_t fake_gpu_event_records(void) { return atomic_load(&event_records); }
 /* Device memory really in use on dev (every process: contexts, modules, allocations). */
 EXPORT uint64_t fake_gpu_mem_used(int dev) { fg_state(); return atomic_load(&fg_dev(dev)->mem_used); }
 EXPORT uint64_t fake_gpu_busy_ns(int dev, uint64_t t0, uint64_t t1, int pid) { return fg_busy_between(dev, t0, t1, pid); }

@@ -151,12 +151,13 @@ void hk_map_reset_after_fork(void);
 
 /* ---- limiter (limiter.c) ------------------------------------------------------------------ */
 extern bool hk_sm_active; /* some device has an SM limit and the policy does not disable it */
+struct lim_ctx;
 struct hk_launch {
-    int armed;
-    int dev;
+    struct lim_ctx *e; /* a measured launch: its context's state; NULL otherwise */
     int slot;
 };
-void hk_limiter_before(struct hk_launch *l, CUstream stream, int ptsz);
+/* key names the kernel (function and grid, or the graph): its GPU time is remembered. */
+void hk_limiter_before(struct hk_launch *l, uint64_t key, CUstream stream, int ptsz);
 void hk_limiter_after(struct hk_launch *l, CUstream stream, int ptsz, CUresult launched);
 void hk_limiter_setup(void);
 

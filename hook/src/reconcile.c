@@ -100,8 +100,9 @@ static void reconcile_locked(int dev) {
     int n = list_procs(dev, buf);
     if (n < 0) return;
     uint64_t used = 0;
+    const unsigned long long unknown = (unsigned long long)NVML_VALUE_NOT_AVAILABLE;
     for (int i = 0; i < n; i++)
-        if ((int32_t)buf[i].pid == pid && buf[i].usedGpuMemory != (unsigned long long)NVML_VALUE_NOT_AVAILABLE)
+        if ((int32_t)buf[i].pid == pid && buf[i].usedGpuMemory != unknown)
             used = buf[i].usedGpuMemory;
     hk_account_driver(dev, used);
     atomic_store(&last_ns[dev], coarse_ns());
