@@ -17,6 +17,7 @@ pub enum Codec {
     Quantity,
     ExtenderArgs,
     AscendRuntime,
+    MigAllocations,
 }
 
 impl fmt::Display for Codec {
@@ -33,6 +34,7 @@ impl fmt::Display for Codec {
             Codec::Quantity => "resource quantity",
             Codec::ExtenderArgs => "ExtenderArgs",
             Codec::AscendRuntime => "Ascend runtime annotation (huawei.com/<CW>)",
+            Codec::MigAllocations => "MIG reservation annotation (hami.io/vgpu-mig-allocations)",
         })
     }
 }

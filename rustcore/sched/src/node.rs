@@ -2,9 +2,11 @@
 //! for selector matching, the NVLink pair scores as a dense matrix, and cordoned devices.
 
 use crate::codec::PairScores;
+use crate::mig::{Geometry, SharedGeometry};
 use crate::model::{Device, DeviceMode, Usage};
 use crate::vendor::Vendors;
 use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 /// The fields the fit reads for every device of every candidate, packed so that a node's
 /// devices share a few cache lines (the scan over 5,000 nodes is memory-bound).
@@ -34,6 +36,9 @@ pub struct NodeInventory {
     /// `pair[i * n + j]`: the topology score between devices i and j (0 when unknown).
     pub pair: Vec<i64>,
     pub uuid_index: FxHashMap<String, usize>,
+    /// Per device: what a MIG-mode GPU may be cut into (`None` for other devices, and for a
+    /// MIG-mode GPU whose registration lists no usable profile).
+    pub mig: Vec<Option<SharedGeometry>>,
 }
 
 impl NodeInventory {
@@ -80,8 +85,23 @@ impl NodeInventory {
                 },
             })
             .collect();
+        let mut geometries: Vec<(&serde_json::Value, &str, SharedGeometry)> = Vec::new();
+        let mig = devices
+            .iter()
+            .map(|d| {
+                let reg = d.mig_profiles.as_ref().filter(|_| d.mode == DeviceMode::Mig)?;
+                // GPUs of one model register the same profiles: parse each registration once.
+                if let Some((_, _, g)) = geometries.iter().find(|(r, t, _)| *r == reg && *t == d.type_) {
+                    return Some(g.clone());
+                }
+                let g = Arc::new(Geometry::from_registration(reg, &d.type_)?);
+                geometries.push((reg, &d.type_, g.clone()));
+                Some(g)
+            })
+            .collect();
         let inv = NodeInventory {
             name: name.to_string(),
+            mig,
             types_lower: devices.iter().map(|d| d.type_.to_lowercase()).collect(),
             devices,
             pair,

@@ -46,17 +46,9 @@ impl PodAlloc {
             for d in devices {
                 let e = per.entry(d.uuid.as_str()).or_default();
                 if init {
-                    e.0 = e.0.max(&Usage {
-                        used: 1,
-                        usedmem: d.usedmem,
-                        usedcores: d.usedcores,
-                    });
+                    e.0 = e.0.max(&Usage::new(1, d.usedmem, d.usedcores));
                 } else {
-                    e.1.add(&Usage {
-                        used: 1,
-                        usedmem: d.usedmem,
-                        usedcores: d.usedcores,
-                    });
+                    e.1.add(&Usage::new(1, d.usedmem, d.usedcores));
                 }
             }
         }

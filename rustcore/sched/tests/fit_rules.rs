@@ -243,29 +243,9 @@ fn collapse_counts_app_containers_sharing_a_device_as_slots() {
     );
     p.init_count = 1;
     let c = p.collapsed();
-    assert_eq!(
-        c,
-        vec![(
-            "g".to_string(),
-            Usage {
-                used: 2,
-                usedmem: 5000,
-                usedcores: 10
-            }
-        )]
-    );
+    assert_eq!(c, vec![("g".to_string(), Usage::new(2, 5000, 10))]);
     p.init_done = true;
-    assert_eq!(
-        p.collapsed(),
-        vec![(
-            "g".to_string(),
-            Usage {
-                used: 2,
-                usedmem: 3000,
-                usedcores: 10
-            }
-        )]
-    );
+    assert_eq!(p.collapsed(), vec![("g".to_string(), Usage::new(2, 3000, 10))]);
 }
 
 #[test]

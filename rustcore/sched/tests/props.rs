@@ -336,7 +336,7 @@ proptest! {
         let vendors = Vendors::default();
         let plan = PodPlan::new(&p, &vendors, NodePolicy::Binpack, &GpuPolicy::default(), |_| QuotaRoom::default()).unwrap();
         let (inv, hot) = NodeInventory::new("n", devs.clone(), &vec![], &[], &vendors);
-        let usage: Vec<Usage> = devs.iter().zip(&used).map(|(d, (u, m, c))| Usage { used: (*u).min(d.count), usedmem: (*m).min(d.devmem), usedcores: (*c).min(d.devcore) }).collect();
+        let usage: Vec<Usage> = devs.iter().zip(&used).map(|(d, (u, m, c))| Usage::new((*u).min(d.count), (*m).min(d.devmem), (*c).min(d.devcore))).collect();
         let general = fit_node(&inv, &hot, &usage, &plan, &mut Scratch::default(), true);
         let (vi, req) = plan.single().expect("a one-device plan");
         // Walking every device: the same device as the general fit. With the node's totals: the
