@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,39 @@ def cpu_seconds() -> dict[str, float]:
 def cpu_used(before: dict[str, float], after: dict[str, float], pods: int) -> dict[str, float]:
     """CPU milliseconds per pod by process between two `cpu_seconds` readings."""
     return {k: (after.get(k, 0.0) - before.get(k, 0.0)) / pods * 1000 for k in after}
+
+
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY")
+PER_POD = ("pods", "nodes", "events")  # leases and the like tick on their own, pods or not
+
+
+async def api_writes(kube: KubeClient) -> dict[str, float]:
+    """Writes the API server has served so far (its own ``apiserver_request_total``), by
+    ``resource[/subresource]``, for the resources a pod's scheduling writes."""
+    text = (await kube.request_bytes("GET", "/metrics")).decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line[: line.rindex("}")]))
+        if labels.get("verb") not in WRITE_VERBS or labels.get("resource") not in PER_POD:
+            continue
+        key = labels["resource"] + (
+            f"/{labels['subresource']}" if labels.get("subresource") else ""
+        )
+        totals[key] = totals.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def writes_per_pod(
+    before: dict[str, float], after: dict[str, float], pods: int
+) -> dict[str, float]:
+    return {k: (v - before.get(k, 0.0)) / pods for k, v in after.items() if v > before.get(k, 0.0)}
+
+
+def writes_line(label: str, per_pod: dict[str, float]) -> str:
+    parts = " ".join(f"{k}={v:.2f}" for k, v in sorted(per_pod.items(), key=lambda kv: -kv[1]))
+    return f"# {label}: API writes per pod by resource, {sum(per_pod.values()):.2f} in all: {parts}"
 
 
 def cpu_line(label: str, used: dict[str, float]) -> str:
@@ -145,17 +179,17 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], within: float) -> None:
     raise TimeoutError(f"{url} not ready in {within}s")
 
 
-async def _measure(cluster: Any, args: argparse.Namespace) -> tuple[float, float]:
+async def _measure(cluster: Any, args: argparse.Namespace) -> tuple[float, float, dict[str, float]]:
     async with cluster.client() as kube:
         pool = NodePool(name="bench", count=args.nodes, devices_per_node=args.devices)
         names = await create_nodes(kube, [pool], wait_ready=120)
         for node in names:
             value = register(pool.devices(node))
             await kube.patch(NODES, node, {"metadata": {"annotations": {REGISTER: value}}})
-        before = cpu_seconds()
+        before, writes_before = cpu_seconds(), await api_writes(kube)
         plain = await schedule(kube, "bench-plain", lambda i: plain_pod(f"p-{i:05d}"),
                                args.pods, args.concurrency)  # fmt: skip
-        middle = cpu_seconds()
+        middle, writes_middle = cpu_seconds(), await api_writes(kube)
         # The plugins' stand-in gets a client of its own with a few connections: the per-node
         # plugins it stands in for each make one call at a time, while one client with a
         # connection per concurrent call makes httpcore rescan a large pool on every request.
@@ -163,14 +197,34 @@ async def _measure(cluster: Any, args: argparse.Namespace) -> tuple[float, float
         async with plugin_kube, FakePlugin(plugin_kube, "bench-gpu").running():
             gpu = await schedule(kube, "bench-gpu", lambda i: gpu_pod(f"g-{i:05d}", LIMITS),
                                  args.pods, args.concurrency)  # fmt: skip
-        after = cpu_seconds()
+        after, writes_after = cpu_seconds(), await api_writes(kube)
+        used = await nodes_used(kube, "bench-gpu")
         plain_cpu = cpu_used(before, middle, args.pods)
         gpu_cpu = cpu_used(middle, after, args.pods)
+        plain_writes = writes_per_pod(writes_before, writes_middle, args.pods)
+        gpu_writes = writes_per_pod(writes_middle, writes_after, args.pods)
         print(cpu_line("plain", plain_cpu))
         print(cpu_line("extender", gpu_cpu))
         print(f"# the ratio with the extender and the plugin's stand-in at zero CPU: "
               f"{ratio_ceiling(plain_cpu, gpu_cpu):.2f}")  # fmt: skip
-    return plain, gpu
+        print(writes_line("plain", plain_writes))
+        print(writes_line("gpu", gpu_writes))
+        # a GPU takes 10 of these pods (its split count; 1000 MiB and 5% each fit 10 times)
+        packed = -(-args.pods // (args.devices * 10))
+        print(f"# the GPU pods landed on {used} nodes; packing them one at a time needs {packed}")
+    figures = {
+        "api_writes_per_plain_pod": sum(plain_writes.values()),
+        "api_writes_per_gpu_pod": sum(gpu_writes.values()),
+        "extender_cpu_ms_per_gpu_pod": gpu_cpu.get("extender", 0.0),
+        "burst_nodes_used": float(used),
+        "burst_nodes_packed": float(packed),
+    }
+    return plain, gpu, figures
+
+
+async def nodes_used(kube: KubeClient, ns: str) -> int:
+    pods = (await kube.list(PODS, namespace=ns))["items"]
+    return len({p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")})
 
 
 def main() -> int:
@@ -180,6 +234,10 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--keep", type=Path, help="keep the cluster's and extender's logs here")
+    parser.add_argument("--node-lock", choices=("memory", "annotation"), default="memory",
+                        help="the extender's --node-lock")  # fmt: skip
+    parser.add_argument("--prefer-idle-nodes", action="store_true",
+                        help="the extender's --prefer-idle-nodes (spreads a burst)")  # fmt: skip
     args = parser.parse_args()
     ensure_built()
     port = free_port()
@@ -196,11 +254,12 @@ def main() -> int:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "hami_extender", "--kubeconfig",
                      str(cluster.kubeconfig), "--port", str(port),
-                     "--scheduler-name", "default-scheduler"],
+                     "--scheduler-name", "default-scheduler", "--node-lock", args.node_lock,
+                     "--prefer-idle-nodes" if args.prefer_idle_nodes else "--no-prefer-idle-nodes"],
                     stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
             _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, 60)
-            plain, gpu = asyncio.run(_measure(cluster, args))
+            plain, gpu, figures = asyncio.run(_measure(cluster, args))
             cluster.check()
         finally:
             if proc is not None:
@@ -210,6 +269,14 @@ def main() -> int:
     print(f"sched_plain_pods_per_s={plain:.1f} pods/s")
     print(f"sched_extender_pods_per_s={gpu:.1f} pods/s")
     print(f"sched_extender_ratio={gpu / plain:.2f}")
+    print(f"api_writes_per_plain_pod={figures['api_writes_per_plain_pod']:.2f} writes")
+    print(f"api_writes_per_gpu_pod={figures['api_writes_per_gpu_pod']:.2f} writes")
+    beyond = figures["api_writes_per_gpu_pod"] - figures["api_writes_per_plain_pod"]
+    print(f"api_writes_per_gpu_pod_beyond_plain={beyond:.2f} writes (target <= 1: the plugin's "
+          "success mark; the Binding and creation are in both)")  # fmt: skip
+    print(f"extender_cpu_ms_per_gpu_pod={figures['extender_cpu_ms_per_gpu_pod']:.1f} ms")
+    print(f"burst_nodes_used={figures['burst_nodes_used']:.0f} nodes "
+          f"(packing needs {figures['burst_nodes_packed']:.0f})")  # fmt: skip
     return 0
 
 

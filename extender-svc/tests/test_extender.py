@@ -40,6 +40,14 @@ def filter_body(pod: Json, nodes: list[Any]) -> bytes:
     return orjson.dumps({"Pod": pod, "NodeNames": nodes})
 
 
+def allocated(r: Rig, api: FakeApiServer, name: str) -> None:
+    """What the device plugin does after Allocate (bind-phase success), as the pod watch
+    delivers it."""
+    pod = api.get(f"/api/v1/namespaces/ns/pods/{name}")
+    pod["metadata"]["annotations"][BIND_PHASE] = "success"
+    r.ext.sync.handle_pod_event(WatchEvent("MODIFIED", api.put("/api/v1/namespaces/ns/pods", pod)))
+
+
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
     value = registry.get_sample_value(name, labels)
     return value
@@ -69,7 +77,8 @@ def test_filter_then_bind_in_the_pods_trace(api: FakeApiServer) -> None:
     assert stored["spec"]["nodeName"] == node
     assert stored["metadata"]["annotations"][BIND_PHASE] == "allocating"
     assert stored["metadata"]["annotations"][ALLOCATED].startswith(f"gpu-{node[1:]},NVIDIA,4000,")
-    assert api.get(f"/api/v1/nodes/{node}")["metadata"]["annotations"][NODE_LOCK].endswith(",ns,p")
+    assert NODE_LOCK not in api.get(f"/api/v1/nodes/{node}")["metadata"]["annotations"]
+    assert r.ext.sync.allocating.holders(node) == {"uid-p"}  # until the plugin's success
     spans = {s.name: s for s in r.spans.get_finished_spans()}
     for name in ("filter", "bind"):
         span = spans[name]
@@ -87,22 +96,55 @@ def test_filter_then_bind_in_the_pods_trace(api: FakeApiServer) -> None:
     assert [s["step"] for s in explained["steps"]] == ["filter", "bind"]
 
 
+def test_a_placed_pod_gets_its_node_alone_and_the_reasons_stay_in_the_explanation(
+    api: FakeApiServer,
+) -> None:
+    """As HAMi answers: no list of every other node's reasons (about 150 KB at 5,000 nodes,
+    which kube-scheduler would discard); a pod that fits nowhere still gets every reason."""
+
+    async def go() -> tuple[Rig, Json, Json]:
+        r = rig(api, nodes=3)
+        big = gpu_pod("big", 15000)
+        api.put("/api/v1/namespaces/ns/pods", big)
+        body = filter_body(big, ["n0", "n1", "n2"])
+        assert orjson.loads(await r.ext.filter(body))["NodeNames"] == ["n0"]
+        again = gpu_pod("again", 15000)
+        api.put("/api/v1/namespaces/ns/pods", again)
+        placed = orjson.loads(await r.ext.filter(filter_body(again, ["n0", "n1", "n2"])))
+        huge = gpu_pod("huge", 99999)
+        api.put("/api/v1/namespaces/ns/pods", huge)
+        none = orjson.loads(await r.ext.filter(filter_body(huge, ["n0", "n1", "n2"])))
+        return r, placed, none
+
+    r, placed, none = asyncio.run(go())
+    assert placed["NodeNames"] == ["n1"]
+    assert placed["FailedNodes"] == {}
+    explained = r.ext.explain.get("ns", "again")
+    assert explained is not None
+    assert explained["steps"][-1]["failed"] == {"n0": "1/1 CardInsufficientMemory"}
+    assert none["NodeNames"] == []
+    assert sorted(none["FailedNodes"]) == ["n0", "n1", "n2"]
+
+
 @pytest.mark.parametrize(
-    ("minor", "writes"),
-    [("36", ["PATCH nodes/n0", "POST pods/p/binding"]),
-     ("34", ["PATCH nodes/n0", "PATCH pods/p", "POST pods/p/binding"])],
+    ("minor", "lock", "writes"),
+    [("36", "memory", ["POST pods/p/binding"]),
+     ("34", "memory", ["PATCH pods/p", "POST pods/p/binding"]),
+     ("36", "annotation", ["PATCH nodes/n0", "POST pods/p/binding"]),
+     ("34", "annotation", ["PATCH nodes/n0", "PATCH pods/p", "POST pods/p/binding"])],
 )  # fmt: skip
 def test_the_allocation_rides_on_the_binding_from_1_35(
-    api: FakeApiServer, minor: str, writes: list[str]
+    api: FakeApiServer, minor: str, lock: str, writes: list[str]
 ) -> None:
     """From Kubernetes 1.35 the API server copies a Binding's labels (and, always, its
     annotations) onto the pod: the allocation, bind-phase and the vgpu-node label then land in
-    the write that sets nodeName. Older servers get HAMi's patch first. The lock's first
-    compare-and-swap starts from the node watch's copy: no GET of the node."""
+    the write that sets nodeName. Older servers get HAMi's patch first. The node lock in memory
+    writes nothing to the node; HAMi's annotation lock's first compare-and-swap starts from the
+    node watch's copy: no GET of the node."""
     api.server_version = {"major": "1", "minor": minor}
 
     async def go() -> Json:
-        r = rig(api)
+        r = rig(api, node_lock=lock)
         pod = gpu_pod("p", 4000)
         api.put("/api/v1/namespaces/ns/pods", pod)
         assert orjson.loads(await r.ext.filter(filter_body(pod, ["n0"])))["NodeNames"] == ["n0"]
@@ -139,6 +181,7 @@ def test_a_server_that_drops_binding_labels_gets_them_patched_and_patch_first(
                     "Node": placed["NodeNames"][0]}  # fmt: skip
             api.requests.clear()
             assert orjson.loads(await r.ext.bind(orjson.dumps(args))) == {"Error": ""}
+            allocated(r, api, name)
         pod_writes = [m for m, u in api.requests if "/pods/q" in u and m == "PATCH"]
         return r, pod_writes
 
@@ -271,7 +314,7 @@ def test_filter_prefers_nodes_whose_lock_is_free(api: FakeApiServer) -> None:
         return node
 
     async def go() -> tuple[list[str], set[str]]:
-        r = rig(api, nodes=2)
+        r = rig(api, nodes=2, node_lock="annotation", prefer_idle_nodes=True)
         first = await place(r, "a", bind=True)
         second = await place(r, "b", bind=True)  # binpack alone would pick `first` again
         third = await place(r, "c", bind=False)  # both locked: the best node all the same
@@ -292,7 +335,7 @@ def test_a_bind_that_cannot_take_the_lock_gives_the_reservation_back(api: FakeAp
     """The retry must be free to choose a node whose lock is free, not wait on this one again."""
 
     async def go() -> tuple[Rig, Json]:
-        r = rig(api, nodes=1, lock_wait_seconds=0.3)
+        r = rig(api, nodes=1, lock_wait_seconds=0.3, node_lock="annotation")
         ann = {BIND_PHASE: "allocating", "hami.io/vgpu-node": "n0"}
         holder = {"metadata": {"name": "holder", "namespace": "ns", "annotations": ann},
                   "spec": {"nodeName": "n0"}, "status": {"phase": "Pending"}}  # fmt: skip
@@ -322,7 +365,7 @@ def test_a_bind_whose_pod_was_placed_again_while_it_waited_does_not_bind(
     placement, which would book devices the state no longer holds for the pod."""
 
     async def go() -> tuple[Rig, Json]:
-        r = rig(api, nodes=2, lock_wait_seconds=5)
+        r = rig(api, nodes=2, lock_wait_seconds=5, node_lock="annotation")
         ann = {BIND_PHASE: "allocating", "hami.io/vgpu-node": "n0"}
         holder = {"metadata": {"name": "holder", "namespace": "ns", "annotations": ann},
                   "spec": {"nodeName": "n0"}, "status": {"phase": "Pending"}}  # fmt: skip
@@ -362,7 +405,7 @@ def test_a_queued_bind_waits_on_the_watch_not_the_api(api: FakeApiServer) -> Non
     lock with one compare-and-swap from the watch's copy."""
 
     async def go() -> tuple[Json, list[tuple[str, str]], list[tuple[str, str]]]:
-        r = rig(api, nodes=1, lock_wait_seconds=5)
+        r = rig(api, nodes=1, lock_wait_seconds=5, node_lock="annotation")
 
         def watched_lock(value: str | None) -> Json:
             """The node's lock set (None: released, as the plugin does), as the watch shows."""

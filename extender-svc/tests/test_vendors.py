@@ -117,6 +117,7 @@ def test_an_ascend_pod_gets_hamis_annotations_and_the_shared_lock(
 ) -> None:
     async def go() -> tuple[Json, Json]:
         r = extender_rig(api, 0, extra_nodes=[npu_node("npu")], device_config_file=config,
+                         node_lock="annotation",
                          enable_ascend=True)  # fmt: skip
         limits = {"huawei.com/Ascend910B3": "1", "huawei.com/Ascend910B3-memory": "16384"}
         return await _place(r, api, pod("p", limits), ["npu"])

@@ -142,6 +142,10 @@ def test_without_a_lock_the_pending_pod_bound_here_is_found() -> None:
     asyncio.run(alloc.allocate(request(1)))
     assert ann(kube, "target")[BIND_PHASE] == "success"
     assert ann(kube, "running")[KEY] == "GPU-y,NVIDIA,1,1:;"
+    # a scheduler that keeps the node lock in memory: one node read, one list, the pod's
+    # patch; no second read of the node to release a lock nobody took
+    calls = [(m, u.split("/api/v1/", 1)[1].split("?")[0]) for m, u in kube.requests]
+    assert calls == [("GET", "nodes/n1"), ("GET", "pods"), ("PATCH", "namespaces/ns/pods/target")]
 
 
 def test_a_pod_reported_running_before_allocate_is_found_after_the_pending_ones() -> None:

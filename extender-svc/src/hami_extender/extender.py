@@ -201,7 +201,10 @@ class Extender:
             "nodes_failed": result.failed_count,
             "trace_id": f"{span.get_span_context().trace_id:032x}",
         })  # fmt: skip
-        return filter_result(node_names=[node], failed=result.failed_json())
+        # the chosen node alone, as HAMi answers: the other nodes' reasons (~150 KB at 5,000
+        # nodes) would only be discarded by kube-scheduler; they stay in the explanation API
+        # and the filter span. When nothing fits, every node's reason is in the answer.
+        return filter_result(node_names=[node])
 
     def _fit(
         self, request: core.PodRequest, names: core.NodeNames, now: float
@@ -349,9 +352,10 @@ class Extender:
                                      error, warning=True)  # fmt: skip
             else:
                 self.metrics.decisions.labels("bind", "bound", "ok").inc()
-                self.events.emit(args.namespace, args.name, args.uid, "BindingSucceed",
-                                 f"Successfully binding node [{args.node}] to {args.key}",
-                                 warning=False, exists=True)  # fmt: skip
+                if self.settings.binding_events:  # kube-scheduler records Scheduled anyway
+                    self.events.emit(args.namespace, args.name, args.uid, "BindingSucceed",
+                                     f"Successfully binding node [{args.node}] to {args.key}",
+                                     warning=False, exists=True)  # fmt: skip
             self.explain.record(args.namespace, args.name, args.uid, {
                 "step": "bind", "outcome": "failed" if error else "bound", "node": args.node,
                 "error": error, "trace_id": f"{span.get_span_context().trace_id:032x}",
@@ -371,7 +375,8 @@ class Extender:
         kinds = {str(self.specs[d.vendor].get("kind", "")) for c in held.devices for d in c
                  if d.vendor in self.specs}  # fmt: skip
         mutex = bool(kinds - {"cambricon"})
-        error = await self._lock(args) if mutex else ""
+        memory = self.settings.node_lock == "memory"
+        error = (await self._claim(args) if memory else await self._lock(args)) if mutex else ""
         mlu_lock: str | None = None
         if not error and "cambricon" in kinds:
             mlu_lock, error = await self._mlu_lock(args)
@@ -382,9 +387,11 @@ class Extender:
                 self.cluster.remove_pod(args.uid)  # retry choose a node whose lock is free
                 self.sync.pending.pop(args.uid, None)
             return error, "lock-contention"
-        if mutex:
+        if mutex and not memory:
             self.sync.locked.add(args.node)  # until the node watch shows the plugin released it
         changed = self._reservation_changed(args, held, pending)
+        if not changed and not self.is_leader():  # lost the Lease while this bind waited
+            changed = f"this replica stopped leading while pod {args.key} waited; not binding"
         if changed:  # while this bind waited for the lock: its allocation is no longer ours
             await self._release_locks(args, mutex, mlu_lock)
             return changed, "reservation-changed"
@@ -443,6 +450,9 @@ class Extender:
 
     async def _release_locks(self, args: BindArgs, mutex: bool, mlu_lock: str | None) -> bool:
         """Releases the locks this bind took; whether every one was released."""
+        if mutex and self.settings.node_lock == "memory":
+            self.sync.allocating.release(args.uid)
+            mutex = False
         released = await self._release_lock(args) if mutex else True
         if mlu_lock is not None:
             released = await self._release_mlu_lock(args, mlu_lock) and released
@@ -536,6 +546,29 @@ class Extender:
                 how = "on the Binding" if self._carries else "patched before the Binding"
                 log.info("bind: allocation metadata %s (API server %s)", how, version)
         return self._carries
+
+    async def _claim(self, args: BindArgs) -> str:
+        """``--node-lock memory``: wait (up to ``lock_wait_seconds``, binds to one node in
+        arrival order) until no other pod of the node is being allocated, as the pod watch
+        shows it, then hold the node for this pod until the watch shows its phase move on. No
+        API call (`hami_extender.allocating`)."""
+        deadline = time.monotonic() + self.settings.lock_wait_seconds
+        gate = self._gates.setdefault(args.node, asyncio.Lock())
+        waited = f"for longer than {self.settings.lock_wait_seconds:g}s; the pod will be retried"
+        try:
+            async with asyncio.timeout(self.settings.lock_wait_seconds):
+                await gate.acquire()
+        except TimeoutError:
+            return f"node {args.node} has binds queued {waited}"
+        try:
+            allocating = self.sync.allocating
+            if not await allocating.wait_free(args.node, args.uid, deadline - time.monotonic()):
+                holders = sorted(self.sync.pods.get(u, u) for u in allocating.holders(args.node))
+                return f"node {args.node} is allocating pod {', '.join(holders)} {waited}"
+            allocating.hold(args.node, args.uid)
+            return ""
+        finally:
+            gate.release()
 
     async def _lock(self, args: BindArgs) -> str:
         """Take the node lock, waiting up to ``lock_wait_seconds`` for a live holder. Binds to one
@@ -643,9 +676,20 @@ class Extender:
     # -- background --------------------------------------------------------------------------
 
     def release_expired(self, now: float | None = None) -> list[str]:
-        released = self.cluster.release_expired(self.settings.reservation_ttl_seconds, now)
-        for uid in released:
-            self.sync.pending.pop(uid, None)
+        """Releases the reservations this extender's filter made that no bind took within
+        ``reservation_ttl_seconds``. An allocation that another scheduler (or an earlier
+        leader) wrote on a pod not bound yet is the API's word, not ours to release: it stays
+        counted until the pod is bound, changed or deleted."""
+        now = time.time() if now is None else now
+        ttl, released = self.settings.reservation_ttl_seconds, []
+        for uid, mine in list(self.sync.pending.items()):
+            if now - mine.at < ttl:
+                continue
+            held = self.cluster.pod(uid)
+            if held is not None and held.reserved_at is not None:
+                self.cluster.remove_pod(uid)
+            del self.sync.pending[uid]
+            released.append(uid)
         if released:
             self.metrics.released.inc(len(released))
             log.info("released %d reservations not bound in time", len(released))

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import hami_rustcore as core
-from hami_common.protocol.annotations import DEVICE_CORDON, NODE_HANDSHAKE, VGPU_NODE
+from hami_common.protocol.annotations import (
+    BIND_PHASE,
+    DEVICE_CORDON,
+    NODE_HANDSHAKE,
+    PHASE_ALLOCATING,
+    VGPU_NODE,
+)
 
 ASCEND_NODE_SOFT = "hami-vnpu-core"
 """Node annotation: ``"true"`` when the node's Ascend NPUs take soft-split (hami-core) pods."""
@@ -204,6 +210,17 @@ def pod_placement(pod: Json, specs: VendorSpecs) -> PodPlacement | None:
         uid, str(ns or "default"), name, str(node), merged, init_count,
         _init_done(pod, init_count), bound, raw,
     )  # fmt: skip
+
+
+def being_allocated(pod: Json) -> tuple[str | None, bool]:
+    """The node a pod is bound to, and whether its devices are being allocated there now
+    (``bind-phase=allocating``, not being deleted): the plugin's Allocate is for it."""
+    node = member(pod, "spec").get("nodeName")
+    node = node if isinstance(node, str) and node else None
+    allocating = _annotations(pod).get(BIND_PHASE) == PHASE_ALLOCATING and not member(
+        pod, "metadata"
+    ).get("deletionTimestamp")
+    return node, bool(allocating and node)
 
 
 def upsert(cluster: core.Cluster, placement: PodPlacement, now: float | None = None) -> None:

@@ -99,11 +99,25 @@ class ExtenderSettings(HttpServerSettings):
         "memory, off the scheduler's critical path) or at filter (as HAMi does)",
     )
     prefer_idle_nodes: bool = Field(
-        default=True,
+        default=False,
         description="among fitting nodes, prefer those with the fewest allocations in flight "
-        "(reserved and not bound, or locked by a bind), then apply the node policy: a burst "
-        "then spreads its binds instead of queueing on one node's lock; off: the node policy "
-        "alone, as HAMi",
+        "(reserved and not bound, or being allocated), then apply the node policy: a burst "
+        "then spreads its binds instead of queueing on one node, at the cost of bending the "
+        "node policy (binpack no longer packs a burst); off: the node policy alone, as HAMi",
+    )
+    node_lock: Literal["memory", "annotation"] = Field(
+        default="memory",
+        description="how at most one pod per node is allocated at a time (the device plugin "
+        "finds the pod an Allocate is for as the one allocating on its node): memory, kept by "
+        "this extender from the pods' bind-phase (no write to the node; right when this "
+        "extender, through its Lease, is the only binder of HAMi-protocol pods), or "
+        "annotation, HAMi's hami.io/mutex.lock on the node (two node writes per pod; needed "
+        "when another HAMi-protocol scheduler binds to the same nodes)",
+    )
+    binding_events: bool = Field(
+        default=False,
+        description="write HAMi's BindingSucceed Event on every bound pod (kube-scheduler "
+        "already records Scheduled; failures are always recorded)",
     )
     bind_metadata: Literal["auto", "binding", "patch"] = Field(
         default="auto",

@@ -42,9 +42,11 @@ from hami_common.k8s import (
 )
 from hami_common.protocol.annotations import NODE_LOCK, VGPU_NODE
 
+from hami_extender.allocating import Allocating
 from hami_extender.inventory import (
     ObjectError,
     PodPlacement,
+    being_allocated,
     is_finished,
     member,
     needs_status,
@@ -68,26 +70,36 @@ class Pending:
     at: float = field(default_factory=time.time)
 
 
-class LockedNodes:
-    """Names of the nodes whose allocation lock is held, mirrored into the core, whose filter
-    (with ``prefer_idle``) counts a held lock as one allocation in flight on the node."""
+class BusyNodes:
+    """Names of the nodes with an allocation in flight, mirrored into the core, whose filter
+    (with ``prefer_idle``) counts such a node as busy. A node is busy while any reason holds:
+    its annotation lock is held (``lock``), or a pod on it is being allocated (``allocating``,
+    with ``--node-lock memory``)."""
 
     def __init__(self, cluster: core.Cluster) -> None:
         self._cluster = cluster
-        self._names: set[str] = set()
+        self._reasons: dict[str, set[str]] = {}
 
-    def add(self, name: str) -> None:
-        if name not in self._names:
-            self._names.add(name)
+    def add(self, name: str, reason: str = "lock") -> None:
+        reasons = self._reasons.setdefault(name, set())
+        if not reasons:
             self._cluster.set_node_busy(name, True)
+        reasons.add(reason)
 
-    def discard(self, name: str) -> None:
-        if name in self._names:
-            self._names.discard(name)
+    def discard(self, name: str, reason: str = "lock") -> None:
+        reasons = self._reasons.get(name)
+        if reasons is None or reason not in reasons:
+            return
+        reasons.discard(reason)
+        if not reasons:
+            del self._reasons[name]
             self._cluster.set_node_busy(name, False)
 
+    def set(self, name: str, busy: bool, reason: str) -> None:
+        (self.add if busy else self.discard)(name, reason)
+
     def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
+        return iter(self._reasons)
 
 
 class StateSync:
@@ -109,7 +121,9 @@ class StateSync:
         self.node_prints: dict[str, tuple[str, ...]] = {}
         # nodes whose allocation lock is held (from the node watch, and set by our own bind at
         # once): filter prefers other nodes while one fits, so binds do not queue on one lock
-        self.locked = LockedNodes(cluster)
+        self.locked = BusyNodes(cluster)
+        # the pods in bind-phase=allocating by node (--node-lock memory waits on it)
+        self.allocating = Allocating(lambda node, busy: self.locked.set(node, busy, "allocating"))
         # per node, its resourceVersion and lock as the watch last showed them: bind's first
         # compare-and-swap of the lock starts from this instead of a GET
         self.node_copies: dict[str, Json] = {}
@@ -214,6 +228,7 @@ class StateSync:
     def _forget(self, uid: str) -> None:
         self.pods.pop(uid, None)
         self.pending.pop(uid, None)
+        self.allocating.release(uid)
         self.cluster.remove_pod(uid)
 
     def _newer_in_memory(self, placement: PodPlacement) -> bool:
@@ -237,6 +252,7 @@ class StateSync:
         if is_finished(pod):
             self._forget(uid)
             return
+        self.allocating.observe(uid, *being_allocated(pod))
         try:
             placement = pod_placement(pod, self.specs)
         except ObjectError as exc:
@@ -423,8 +439,11 @@ class PodBatch:
         for uid in self.finished:
             sync._forget(uid)
         now = time.time()
-        for pod in self.slow:
+        for pod in self.slow:  # a pod being allocated is among them (the core routes it here)
             sync.apply_pod(pod, now)
+        slow = {str(member(p, "metadata").get("uid")) for p in self.slow}
+        for uid in self.listed - slow:  # listed, and not being allocated
+            sync.allocating.release(uid)
         sync.pods_synced.set()
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import hami_rustcore as core
 from hami_common.k8s import (
+    NODES,
     PODS,
     ApiError,
     KubeClient,
@@ -106,13 +107,19 @@ class FakePlugin:
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def allocate(self, pod: Json) -> None:
-        meta = pod["metadata"]
+        """As the plugin: read the node (its lock says whose Allocate this is), mark the pod,
+        and release the lock only when the pod holds it (none, with ``--node-lock memory``)."""
+        meta, node = pod["metadata"], pod["spec"]["nodeName"]
         ann = meta.get("annotations") or {}
         entries = str(ann.get(TO_ALLOCATE, "")).count(";")
+        read = await self.kube.get(NODES, node, metadata_only=True)
         phase = "failed" if self.fail is not None and self.fail(pod) else PHASE_SUCCESS
         patch = {"metadata": {"annotations": {TO_ALLOCATE: ";" * entries, BIND_PHASE: phase}}}
         await self.kube.patch(PODS, meta["name"], patch, namespace=meta["namespace"])
-        await nodelock.release(self.kube, pod["spec"]["nodeName"], meta["namespace"], meta["name"])
+        value, _ = nodelock.current_lock(read)
+        lock = nodelock.parse_lock(value) if value else None
+        if lock is not None and lock.owned_by(meta["namespace"], meta["name"]):
+            await nodelock.release(self.kube, node, meta["namespace"], meta["name"], known=read)
 
     async def run(self) -> None:
         async for event in list_then_watch(self.kube, PODS, namespace=self.namespace):

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -48,14 +49,23 @@ def hami_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HamiStack]:
         yield stack
 
 
-@pytest.fixture(scope="session")
-def manual_extender(hami_stack: HamiStack) -> int:
-    """The port of an extender for pods of ``nobody`` (its own Lease; kube-scheduler never calls
-    it)."""
-    port = free_port()
-    hami_stack.extender(port, "--scheduler-name", MANUAL_SCHEDULER, "--lease-name",
-                        "hami-extender-manual", name="manual").wait_ready(60)  # fmt: skip
-    return port
+@dataclass(frozen=True)
+class Manual:
+    """An extender for pods of ``nobody`` (kube-scheduler never calls it: the test does)."""
+
+    port: int
+    node_lock: str
+
+
+@pytest.fixture(scope="session", params=["memory", "annotation"])
+def manual_extender(hami_stack: HamiStack, request: pytest.FixtureRequest) -> Manual:
+    """One per way of allocating one pod per node at a time (``--node-lock``), each with its
+    own Lease; binds wait at most 3 s for a node."""
+    port, mode = free_port(), str(request.param)
+    flags = ("--scheduler-name", MANUAL_SCHEDULER, "--lease-name", f"hami-extender-manual-{mode}",
+             "--node-lock", mode, "--lock-wait-seconds", "3")  # fmt: skip
+    hami_stack.extender(port, *flags, name=f"manual-{mode}").wait_ready(60)
+    return Manual(port, mode)
 
 
 @pytest.fixture

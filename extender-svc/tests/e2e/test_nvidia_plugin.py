@@ -6,7 +6,6 @@ backend) answering the kubelet stand-in's Allocate from those annotations, marki
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import hami_rustcore as core
@@ -15,20 +14,12 @@ from hami_common.k8s import NODES, PODS, KubeClient
 from hami_common.protocol.annotations import BIND_PHASE, NODE_LOCK
 from hami_e2e.kubelet.node import GpuNode
 from hami_e2e.nodes import NodePool
+from hami_e2e.waiting import eventually
 from hami_extender.testing import ALLOCATED, gpu_pod
 
 pytestmark = pytest.mark.e2e
 Json = dict[str, Any]
 
-
-async def _until(probe: Any, within: float = 60.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.2)
 
 
 def test_extender_placement_gets_its_env_from_the_plugin(hami_stack, hami_ns, gpu_nodes) -> None:  # type: ignore[no-untyped-def]
@@ -53,7 +44,7 @@ def test_extender_placement_gets_its_env_from_the_plugin(hami_stack, hami_ns, gp
                 ok = pod["metadata"]["annotations"].get(BIND_PHASE) == "success"
                 return pod if ok else None
 
-            pod = await _until(done)
+            pod = await eventually(done)
             [[dev]] = core.decode_pod_devices(pod["metadata"]["annotations"][ALLOCATED])
             assert pod["spec"]["nodeName"] == node
             assert env["NVIDIA_VISIBLE_DEVICES"] == dev.uuid

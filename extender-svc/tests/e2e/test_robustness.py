@@ -1,15 +1,18 @@
 """The node lock's HAMi bugs, a burst of 200 pods with the extender killed in the middle, a
 Lease handover and a restart between filter and bind, all on the real control plane, with the
-real NVIDIA plugin on every node. The lock tests run the node's kubelet stand-in themselves
-(`GpuNode` with ``watch_pods=False``), so that the plugin's Allocate comes when they say."""
+real NVIDIA plugin on every node. The lock tests run with each ``--node-lock`` (HAMi's
+annotation on the node, and the lock kept in memory), and run the node's kubelet stand-in
+themselves (`GpuNode` with ``watch_pods=False``), so that the plugin's Allocate comes when they
+say."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,12 +80,12 @@ async def lock_value(kube: KubeClient, node: str) -> str | None:
 
 def test_2214_failed_bind_never_leaks_the_lock(hami_stack, hami_ns, gpu_nodes, manual_extender):
     [node] = gpu_nodes(NodePool(name="lk2214", count=1, devices_per_node=2), agents=False)
+    port = manual_extender.port
 
-    async def go() -> tuple[str, str | None]:
+    async def go() -> tuple[str, str | None, str]:
         async with quiet_node(hami_stack, node), hami_stack.client() as kube:
             pod = await unscheduled_pod(kube, hami_ns, "doomed")
-            answer = await post(hami_stack, manual_extender, "filter",
-                                {"Pod": pod, "NodeNames": [node]})  # fmt: skip
+            answer = await post(hami_stack, port, "filter", {"Pod": pod, "NodeNames": [node]})
             assert answer["NodeNames"] == [node]
             # The pod is bound elsewhere behind our back: our Binding must fail.
             await kube.create(
@@ -97,43 +100,57 @@ def test_2214_failed_bind_never_leaks_the_lock(hami_stack, hami_ns, gpu_nodes, m
                 name="doomed",
                 subresource="binding",
             )
-            error = (await post(hami_stack, manual_extender, "bind", {
+            error = (await post(hami_stack, port, "bind", {
                 "PodName": "doomed", "PodNamespace": hami_ns, "PodUID": pod["metadata"]["uid"],
                 "Node": node}))["Error"]  # fmt: skip
-            return error, await lock_value(kube, node)
+            # nothing holds the node: the next pod binds at once
+            after = await filter_and_bind(hami_stack, port, await unscheduled_pod(
+                kube, hami_ns, "next"), node)  # fmt: skip
+            return error, await lock_value(kube, node), after
 
-    error, lock = asyncio.run(go())
+    error, lock, after = asyncio.run(go())
     assert "failed" in error
-    assert lock is None  # HAMi #2214 leaked it here
+    assert after == ""  # HAMi #2214 leaked the lock here, and the node took no pod any more
+    if manual_extender.node_lock == "annotation":
+        assert lock is not None  # "next" holds it now (its Allocate is the test's to call)
+        assert lock.endswith(f",{hami_ns},next")
+    else:
+        assert lock is None  # no write to the node at all
 
 
 def test_3096_a_live_holder_keeps_its_lock_past_hamis_expiry(
     hami_stack, hami_ns, gpu_nodes, manual_extender
 ):
     [node] = gpu_nodes(NodePool(name="lk3096", count=1, devices_per_node=2), agents=False)
+    port, annotation = manual_extender.port, manual_extender.node_lock == "annotation"
 
-    async def go() -> tuple[str, str, str]:
+    async def go() -> tuple[str, str | None, str]:
         async with quiet_node(hami_stack, node) as gpu, hami_stack.client() as kube:
             first = await unscheduled_pod(kube, hami_ns, "first")
-            assert await filter_and_bind(hami_stack, manual_extender, first, node) == ""
-            # The holder's Allocate is slow: make its lock older than HAMi's 5-minute expiry.
-            old = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            await kube.patch(NODES, node, {"metadata": {"annotations": {
-                NODE_LOCK: f"{old},{hami_ns},first"}}})  # fmt: skip
+            assert await filter_and_bind(hami_stack, port, first, node) == ""
+            if annotation:
+                # The holder's Allocate is slow: make its lock older than HAMi's 5 minutes.
+                old = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                await kube.patch(NODES, node, {"metadata": {"annotations": {
+                    NODE_LOCK: f"{old},{hami_ns},first"}}})  # fmt: skip
             second = await unscheduled_pod(kube, hami_ns, "second")
-            error = await filter_and_bind(hami_stack, manual_extender, second, node)
+            error = await filter_and_bind(hami_stack, port, second, node)
             # HAMi #3096 handed the lock over here; the two pods then swapped limits.
-            holder = str(await lock_value(kube, node))
+            holder = await lock_value(kube, node)
             # The first pod's plugin step finishes: now the second may bind. The refused bind
             # gave its reservation back, so kube-scheduler's retry filters again, then binds.
             [allocated] = await gpu.kubelet.admit(await kube.get(PODS, "first", namespace=hami_ns))
             assert allocated.error is None, allocated.error
-            retry = await filter_and_bind(hami_stack, manual_extender, second, node)
+            retry = await filter_and_bind(hami_stack, port, second, node)
             return error, holder, retry
 
     error, holder, retry = asyncio.run(go())
-    assert "locked by pod" in error
-    assert holder.endswith(f",{hami_ns},first")
+    if annotation:
+        assert "locked by pod" in error
+        assert str(holder).endswith(f",{hami_ns},first")
+    else:
+        assert f"is allocating pod {hami_ns}/first" in error
+        assert holder is None
     assert retry == ""
 
 
@@ -141,33 +158,63 @@ def test_1433_a_substring_named_pod_cannot_release_the_lock(
     hami_stack, hami_ns, gpu_nodes, manual_extender
 ):
     [node] = gpu_nodes(NodePool(name="lk1433", count=1, devices_per_node=2), agents=False)
+    port = manual_extender.port
 
-    async def go() -> tuple[bool, str | None]:
+    async def go() -> tuple[bool, str | None, str]:
         async with quiet_node(hami_stack, node), hami_stack.client() as kube:
             holder = await unscheduled_pod(kube, hami_ns, "gpu-pod-1")
-            assert await filter_and_bind(hami_stack, manual_extender, holder, node) == ""
+            assert await filter_and_bind(hami_stack, port, holder, node) == ""
             # A pod whose name is a suffix of the holder's finishes and releases "its" lock.
             released = await nodelock.release(kube, node, hami_ns, "pod-1")
-            return released, await lock_value(kube, node)
+            done = {"metadata": {"name": "pod-1", "annotations": {
+                "hami.io/vgpu-node": node, "hami.io/bind-phase": "success"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]}}  # fmt: skip
+            await kube.create(PODS, done, namespace=hami_ns)
+            # the node still allocates gpu-pod-1: another pod waits, and is refused in time
+            third = await filter_and_bind(hami_stack, port, await unscheduled_pod(
+                kube, hami_ns, "third"), node)  # fmt: skip
+            return released, await lock_value(kube, node), third
 
-    released, lock = asyncio.run(go())
+    released, lock, third = asyncio.run(go())
     assert released is False
-    assert lock is not None
-    assert lock.endswith(f",{hami_ns},gpu-pod-1")
+    assert third != ""
+    if manual_extender.node_lock == "annotation":
+        assert str(lock).endswith(f",{hami_ns},gpu-pod-1")
+    else:
+        assert lock is None
+        assert f"is allocating pod {hami_ns}/gpu-pod-1" in third
 
 
-@pytest.mark.timeout(400)
-def test_200_pods_with_the_extender_killed_midway(hami_stack, hami_ns, gpu_nodes) -> None:
+@contextlib.contextmanager
+def scheduler_extender(stack: HamiStack, *extra: str) -> Iterator[tuple[str, ...]]:
+    """kube-scheduler's extender restarted with ``extra`` flags for the test (the defaults
+    again after it); yields the flags, for the test's own restarts."""
+    if extra:
+        stack.extender_on().kill(signal.SIGTERM)
+        stack.extender(None, *extra).wait_ready(60)
+    try:
+        yield extra
+    finally:
+        if extra:
+            stack.extender_on().kill(signal.SIGTERM)
+            stack.extender().wait_ready(60)
+
+
+@pytest.mark.timeout(500)
+@pytest.mark.parametrize("node_lock", ["memory", "annotation"])
+def test_200_pods_with_the_extender_killed_midway(
+    hami_stack, hami_ns, gpu_nodes, node_lock: str
+) -> None:
     """7 nodes x 8 GPUs x 4 slots (8000 of 32768 MiB, 25% of the cores) = 224 fits for 200
     pods (plus 10 that can never fit), each node with its real plugin; the extender is
     SIGKILLed after 60 binds and restarted: every schedulable pod is bound and allocated, and no
-    device holds more than it has."""
-    pool = NodePool(name="burst", count=7, devices_per_node=8)
+    device holds more than it has. With each ``--node-lock``."""
+    pool = NodePool(name=f"burst-{node_lock[:3]}", count=7, devices_per_node=8)
     gpu_nodes(pool)
     memory = {d["uuid"]: d["memory_mib"] for n in pool.node_names() for d in pool.devices(n)}
     killed_at: list[float] = []
 
-    async def go() -> list[Json]:
+    async def go(flags: tuple[str, ...]) -> list[Json]:
         async with hami_stack.client() as kube:
             sem = asyncio.Semaphore(40)
 
@@ -187,7 +234,7 @@ def test_200_pods_with_the_extender_killed_midway(hami_stack, hami_ns, gpu_nodes
                     victim = hami_stack.extender_on()
                     killed_at.append(time.time())
                     victim.kill()
-                    hami_stack.extender().wait_ready(60)
+                    hami_stack.extender(None, *flags).wait_ready(60)
                     killed = True
                 allocated = [p for p in bound if (p["metadata"].get("annotations") or {}).get(
                     BIND_PHASE) == PHASE_SUCCESS]  # fmt: skip
@@ -198,7 +245,9 @@ def test_200_pods_with_the_extender_killed_midway(hami_stack, hami_ns, gpu_nodes
                 f"{len(bound)} of 200 pods bound, {len(allocated)} allocated; killed={killed}"
             )
 
-    pods = asyncio.run(go())
+    extra = () if node_lock == "memory" else ("--node-lock", node_lock)
+    with scheduler_extender(hami_stack, *extra) as flags:
+        pods = asyncio.run(go(flags))
     used: dict[str, int] = defaultdict(int)
     holders: dict[str, list[str]] = defaultdict(list)
     for pod in pods:

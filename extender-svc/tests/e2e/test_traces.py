@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +24,7 @@ from hami_e2e.jaeger import JaegerQuery, Trace
 from hami_e2e.kubelet.node import GpuNode
 from hami_e2e.nodes import NodePool
 from hami_e2e.stack import HamiStack
+from hami_e2e.waiting import eventually
 from hami_extender.testing import ALLOCATED, gpu_pod
 
 pytestmark = pytest.mark.e2e
@@ -40,22 +40,13 @@ SERVICES = {
 }
 
 
-async def _until(probe: Any, within: float = 60.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.2)
-
 
 async def _allocated(kube: KubeClient, ns: str, name: str) -> Json:
     async def done() -> Json | None:
         pod = await kube.get(PODS, name, namespace=ns)
         return pod if pod["metadata"]["annotations"].get(BIND_PHASE) == "success" else None
 
-    pod: Json = await _until(done)
+    pod: Json = await eventually(done)
     return pod
 
 
@@ -129,7 +120,7 @@ def test_each_pod_has_one_trace_from_admission_to_allocate(
                 unschedulable = any(c.get("reason") == "Unschedulable" for c in conditions)
                 return pod if unschedulable else None
 
-            pods["pending"] = await _until(filtered)
+            pods["pending"] = await eventually(filtered)
             assert not pods["pending"]["spec"].get("nodeName")
         return pods
 

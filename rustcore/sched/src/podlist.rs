@@ -7,12 +7,12 @@
 //!
 //! - no `metadata.uid` string: not a pod we can track, skipped (and not listed);
 //! - `status.phase` Succeeded or Failed: finished, its devices are released;
-//! - the common placed pod (not reserved in memory, `hami.io/vgpu-node` set, bound, no init
-//!   containers, exactly one vendor's allocated annotation): decoded here into a [`PodAlloc`],
-//!   or an [`InvalidPod`] when its annotation does not decode;
+//! - the common placed pod (not reserved in memory, `hami.io/vgpu-node` set, bound, not
+//!   `bind-phase=allocating`, no init containers, exactly one vendor's allocated annotation):
+//!   decoded here into a [`PodAlloc`], or an [`InvalidPod`] when its annotation does not decode;
 //! - every other pod, including any whose fields have an unexpected shape: its JSON text, for
 //!   the per-pod path, which owns the uncommon rules (init containers, several vendors,
-//!   unbound reservations, objects written by hand).
+//!   unbound reservations, pods whose devices are being allocated, objects written by hand).
 //!
 //! A page that is not a JSON list is an error naming the field and position; nothing of it is
 //! used. One pod's bad field never fails the page.
@@ -31,6 +31,9 @@ use std::marker::PhantomData;
 
 /// The annotation naming the node a pod was placed on; the list is selected on its label.
 pub const VGPU_NODE: &str = "hami.io/vgpu-node";
+/// HAMi's bind phase, and its value while the device plugin has not allocated the pod yet.
+pub const BIND_PHASE: &str = "hami.io/bind-phase";
+pub const PHASE_ALLOCATING: &str = "allocating";
 
 /// What one page says, sorted by what the load does with each pod.
 #[derive(Debug, Default)]
@@ -145,6 +148,9 @@ fn classify(pod: Field<PodView<'_>>, keys: &[&str], reserved: &dyn Fn(&str) -> b
     let Some(node) = ann.get(VGPU_NODE).filter(|n| !n.is_empty()) else {
         return Class::Other;
     };
+    if ann.get(BIND_PHASE) == Some(PHASE_ALLOCATING) {
+        return Class::Other; // its node is busy until the plugin answers: the per-pod path knows
+    }
     let mut texts = keys.iter().filter_map(|k| ann.get(k)).filter(|t| !t.is_empty());
     let (Some(text), None) = (texts.next(), texts.next()) else {
         return Class::Other;
@@ -705,6 +711,20 @@ mod tests {
         let p = decode(&text, &["u1"]);
         assert_eq!(p.finished, ["u1", "u3"]);
         assert!(p.placed.is_empty() && p.others.is_empty());
+    }
+
+    #[test]
+    fn a_pod_being_allocated_goes_to_the_per_pod_path() {
+        // its node takes no other pod until the plugin answers, which the per-pod path tracks
+        let allocating = placed("u1", "g").replace(
+            r#""hami.io/vgpu-node":"n1","#,
+            r#""hami.io/vgpu-node":"n1","hami.io/bind-phase":"allocating","#,
+        );
+        let done = allocating.replace("allocating", "success").replace("u1", "u2");
+        let text = page("{}", &[allocating, done]);
+        let p = decode(&text, &[]);
+        assert_eq!(uids_of_others(&p), ["u1"]);
+        assert_eq!(p.placed.iter().map(|a| a.uid.as_str()).collect::<Vec<_>>(), ["u2"]);
     }
 
     #[test]

@@ -228,6 +228,23 @@ fn expected_class(p: &ListedPod) -> &'static str {
     }
 }
 
+/// A reserving filter answers, or refuses a pod that is already bound and leaves it as it was.
+fn expect_answer_or_bound(
+    c: &Cluster,
+    p: &PodRequest,
+    r: hami_sched::Result<hami_sched::FilterResult>,
+) -> std::result::Result<(), TestCaseError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(hami_sched::Error::AlreadyBound { .. }) => {
+            let held = c.pod(&p.uid);
+            prop_assert!(held.is_some_and(|a| a.reserved_at.is_none()), "AlreadyBound for a pod that is not bound");
+            Ok(())
+        }
+        Err(e) => Err(TestCaseError::fail(format!("filter failed: {e}"))),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -246,8 +263,10 @@ proptest! {
                 2 => { c.mark_bound(&p.uid); }
                 3 => { c.release_expired(i as f64, 3.0); }
                 4 => { c.set_node_busy(&names[i % names.len()], i % 2 == 0); }
-                5 => { let _ = c.filter_with(&p, &refs, true, i as f64, true).unwrap(); }
-                _ => { let _ = c.filter(&p, &refs, true, i as f64).unwrap(); }
+                // A pod already bound is refused (its devices stay its own); anything else
+                // must answer.
+                5 => expect_answer_or_bound(&c, &p, c.filter_with(&p, &refs, true, i as f64, true))?,
+                _ => expect_answer_or_bound(&c, &p, c.filter(&p, &refs, true, i as f64))?,
             }
             assert_no_overcommit(&c);
             prop_assert_eq!(c.check_invariants(), Ok(()));

@@ -152,6 +152,17 @@ class Allocator:
             raise NoPendingPod(f"no binding pod found on node {self.node}")
         return min(pending or bound, key=lambda p: _annotations(p).get(BIND_TIME, ""))
 
+    def _lock_held_by(self, namespace: str, name: str) -> bool:
+        """Whether the node read of this Allocate's pod lookup showed the pod holding the node
+        lock. A scheduler takes the lock before the Binding, so before kubelet can call
+        Allocate: a pod the read did not show holding it holds none (a scheduler that keeps
+        the lock in memory, ``--node-lock memory``), and there is nothing to release, nor a
+        node to read again."""
+        node = self._node_read or {}
+        value = ((node.get("metadata") or {}).get("annotations") or {}).get(NODE_LOCK)
+        lock = nodelock.parse_lock(value) if value else None
+        return lock is not None and lock.owned_by(namespace, name)
+
     # -- Allocate -----------------------------------------------------------------------------
 
     async def allocate(self, request: pb.AllocateRequest) -> pb.AllocateResponse:
@@ -191,7 +202,7 @@ class Allocator:
             )
             phase = patch["metadata"]["annotations"].get(BIND_PHASE, PHASE_ALLOCATING)
             span.set_attribute("hami.allocate.bind_phase", phase)
-            if phase == PHASE_SUCCESS:
+            if phase == PHASE_SUCCESS and self._lock_held_by(ns, name):
                 # the node read of the pod lookup saves a GET unless the node moved since
                 await nodelock.release(self.client, self.node, ns, name, known=self._node_read)
             done = not has_pending_devices(patch["metadata"]["annotations"][self.key])
