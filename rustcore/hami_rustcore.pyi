@@ -35,6 +35,9 @@ __all__ = [
     "encode_pair_scores",
     "encode_pod_devices",
     "load_pod_page",
+    "mig_geometry",
+    "mig_registration",
+    "normalize_mig_allocations",
     "parse_extender_args",
     "quantity_value",
 ]
@@ -336,6 +339,7 @@ class Cluster:
         init_count: int = 0,
         init_done: bool = False,
         reserved_at: float | None = None,
+        mig_allocations: str | None = None,
     ) -> None: ...
     def upsert_pods(
         self, pods: Sequence[tuple[str, str, str, str, str, int]]
@@ -399,6 +403,18 @@ def load_pod_page(
 ) -> PodPage: ...
 def quantity_value(text: str) -> int:
     """A resource quantity's value when it is a whole number; `DecodeError` otherwise."""
+
+def mig_registration(model: str, allowed: Sequence[str] | None = None) -> str | None:
+    """The ``migProfiles`` JSON a MIG-mode GPU of ``model`` registers (``allowed`` names only)."""
+
+def mig_geometry(
+    model: str,
+) -> tuple[int, list[tuple[str, int, int, int, int, list[tuple[int, int]]]]] | None:
+    """NVIDIA's MIG geometry of ``model``: memory slices and, per GPU instance profile, its
+    name, NVML profile id, MiB, compute slices, SMs and legal placements ``(start, size)``."""
+
+def normalize_mig_allocations(text: str) -> str:
+    """``hami.io/vgpu-mig-allocations`` checked and in canonical form; ``CoreError`` if bad."""
 
 def decode_node_devices(text: str, vendor: str = "NVIDIA", mode: str | None = None) -> list[Device]:
     """A JSON register annotation; ``mode`` replaces every device's mode."""

@@ -168,7 +168,8 @@ def test_decode_matches_what_was_encoded(
 def test_context_spill_and_host_pid_fields() -> None:
     """What the hook adds from the driver's view: per device and per process."""
     mib = 1 << 20
-    img = image(devices={1: (2048 * mib, 900 * mib, 0)}, slots={0: (77, 12, r.SLOT_ACTIVE, {1: 900 * mib})})
+    slots = {0: (77, 12, r.SLOT_ACTIVE, {1: 900 * mib})}
+    img = image(devices={1: (2048 * mib, 900 * mib, 0)}, slots=slots)
     struct.pack_into("<QQ", img, r.DEVICES_OFFSET + r.DEVICE_SIZE + 48, 300 * mib, 200 * mib)
     struct.pack_into("<i", img, r.SLOTS_OFFSET + 80, 4242)
     struct.pack_into("<Q", img, r.SLOTS_OFFSET + 384 + 8, 300 * mib)

@@ -21,7 +21,6 @@ pytestmark = pytest.mark.e2e
 Json = dict[str, Any]
 
 
-
 def test_extender_placement_gets_its_env_from_the_plugin(hami_stack, hami_ns, gpu_nodes) -> None:  # type: ignore[no-untyped-def]
     [node] = gpu_nodes(NodePool(name="plug", count=1, devices_per_node=2), agents=False)
 

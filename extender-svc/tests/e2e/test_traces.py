@@ -40,7 +40,6 @@ SERVICES = {
 }
 
 
-
 async def _allocated(kube: KubeClient, ns: str, name: str) -> Json:
     async def done() -> Json | None:
         pod = await kube.get(PODS, name, namespace=ns)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 /// The fields the fit reads for every device of every candidate, packed so that a node's
 /// devices share a few cache lines (the scan over 5,000 nodes is memory-bound).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DevHot {
     pub devmem: u64,
     pub count: u32,
@@ -25,6 +25,9 @@ pub struct DevHot {
     /// `10/count`, `10/devcore`, `10/devmem` (0 when any is 0): the device score multiplies
     /// instead of dividing, three divisions per device per candidate saved.
     pub score_scale: [f64; 3],
+    /// A MIG-mode GPU's geometry (what it may be cut into), shared by every GPU of the cluster
+    /// that registers the same (`State` interns them, so the fit reads one copy from cache).
+    pub mig: Option<SharedGeometry>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -36,9 +39,6 @@ pub struct NodeInventory {
     /// `pair[i * n + j]`: the topology score between devices i and j (0 when unknown).
     pub pair: Vec<i64>,
     pub uuid_index: FxHashMap<String, usize>,
-    /// Per device: what a MIG-mode GPU may be cut into (`None` for other devices, and for a
-    /// MIG-mode GPU whose registration lists no usable profile).
-    pub mig: Vec<Option<SharedGeometry>>,
 }
 
 impl NodeInventory {
@@ -62,9 +62,24 @@ impl NodeInventory {
                 }
             }
         }
+        let mut geometries: Vec<(&serde_json::Value, &str, SharedGeometry)> = Vec::new();
+        let mut mig: Vec<Option<SharedGeometry>> = devices
+            .iter()
+            .map(|d| {
+                let reg = d.mig_profiles.as_ref().filter(|_| d.mode == DeviceMode::Mig)?;
+                // GPUs of one model register the same profiles: parse each registration once.
+                if let Some((_, _, g)) = geometries.iter().find(|(r, t, _)| *r == reg && *t == d.type_) {
+                    return Some(g.clone());
+                }
+                let g = Arc::new(Geometry::from_registration(reg, &d.type_)?);
+                geometries.push((reg, &d.type_, g.clone()));
+                Some(g)
+            })
+            .collect();
         let hot = devices
             .iter()
-            .map(|d| DevHot {
+            .zip(mig.iter_mut())
+            .map(|(d, mig)| DevHot {
                 devmem: d.devmem,
                 count: d.count,
                 devcore: d.devcore,
@@ -83,25 +98,11 @@ impl NodeInventory {
                         10.0 / d.devmem as f64,
                     ]
                 },
-            })
-            .collect();
-        let mut geometries: Vec<(&serde_json::Value, &str, SharedGeometry)> = Vec::new();
-        let mig = devices
-            .iter()
-            .map(|d| {
-                let reg = d.mig_profiles.as_ref().filter(|_| d.mode == DeviceMode::Mig)?;
-                // GPUs of one model register the same profiles: parse each registration once.
-                if let Some((_, _, g)) = geometries.iter().find(|(r, t, _)| *r == reg && *t == d.type_) {
-                    return Some(g.clone());
-                }
-                let g = Arc::new(Geometry::from_registration(reg, &d.type_)?);
-                geometries.push((reg, &d.type_, g.clone()));
-                Some(g)
+                mig: mig.take(),
             })
             .collect();
         let inv = NodeInventory {
             name: name.to_string(),
-            mig,
             types_lower: devices.iter().map(|d| d.type_.to_lowercase()).collect(),
             devices,
             pair,

@@ -238,7 +238,10 @@ fn expect_answer_or_bound(
         Ok(_) => Ok(()),
         Err(hami_sched::Error::AlreadyBound { .. }) => {
             let held = c.pod(&p.uid);
-            prop_assert!(held.is_some_and(|a| a.reserved_at.is_none()), "AlreadyBound for a pod that is not bound");
+            prop_assert!(
+                held.is_some_and(|a| a.reserved_at.is_none()),
+                "AlreadyBound for a pod that is not bound"
+            );
             Ok(())
         }
         Err(e) => Err(TestCaseError::fail(format!("filter failed: {e}"))),
