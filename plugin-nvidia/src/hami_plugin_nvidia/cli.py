@@ -10,6 +10,7 @@ here, passed down to the allocator, and shut down (exporting the last spans) on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -22,7 +23,8 @@ from hami_common.deviceplugin.backend import (
 )
 from hami_common.deviceplugin.runtime import PluginRuntime, RuntimeOptions
 from hami_common.deviceplugin.testing import FakeBackend, SpecError
-from hami_common.k8s import ConfigError, KubeClient, load_config
+from hami_common.k8s import PODS, ApiError, ConfigError, KubeClient, load_config
+from hami_common.protocol.annotations import VGPU_NODE
 from hami_common.settings import SettingsError
 from hami_common.settings.main import package_version, run_service
 from hami_common.telemetry import TelemetryConfigError, setup_tracing
@@ -30,6 +32,7 @@ from opentelemetry.trace import TracerProvider
 
 from hami_plugin_nvidia.config import NvidiaOptions, PluginSettings, load_options
 from hami_plugin_nvidia.events import AsymmetricLinkReporter
+from hami_plugin_nvidia.mig import FakeMig, MigDevices, MigError, MigManager, held_placements
 from hami_plugin_nvidia.policy import NvidiaPolicy
 
 log = logging.getLogger("hami_plugin_nvidia")
@@ -71,6 +74,39 @@ def make_backend(settings: PluginSettings) -> DeviceBackend:
     return NvmlBackend()
 
 
+MIG_RECLAIM_INTERVAL = 5.0  # seconds between passes (HAMi's reconciler: 5 s)
+
+
+def make_mig(settings: PluginSettings, devices: Sequence[PhysicalDevice]) -> MigDevices:
+    """MIG control: the fake's GPUs in MIG mode (their spec ``"mode": "mig"``), or NVML."""
+    if settings.backend == "fake":
+        return FakeMig({d.uuid: d.model for d in devices if d.mode == "mig"})
+    from hami_plugin_nvidia.nvml import NvmlMig  # noqa: PLC0415 (imports NVML)
+
+    return NvmlMig()
+
+
+async def reclaim_mig(
+    client: KubeClient, node: str, policy: NvidiaPolicy, stop: asyncio.Event,
+    interval: float = MIG_RECLAIM_INTERVAL,
+) -> None:  # fmt: skip
+    """Destroys the MIG instances no live pod on this node reserves (pods that ended, or were
+    deleted), every ``interval`` seconds until ``stop``."""
+    while not stop.is_set():
+        if policy.mig is not None and policy.mig_gpus:
+            try:
+                pods = await client.list(PODS, field_selector=f"spec.nodeName={node}")
+                held = held_placements(pods.get("items") or [])
+                # A reservation made at filter time is not bound here yet: keep its slices too.
+                pending = await client.list(PODS, label_selector=f"{VGPU_NODE}={node}")
+                held |= held_placements(pending.get("items") or [])
+                await asyncio.to_thread(policy.mig.reclaim, sorted(policy.mig_gpus), held)
+            except (ApiError, MigError) as exc:
+                log.warning("MIG reclaim pass failed: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
 async def run(
     settings: PluginSettings,
     options: NvidiaOptions,
@@ -81,11 +117,12 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    devices = backend.discover()  # first: a backend that cannot start is the clearer error
+    mig = MigManager(make_mig(settings, devices)) if options.operating_mode == "mig" else None
     policy = NvidiaPolicy(
         options, hook_path=settings.hook_path, lock_dir=settings.lock_dir,
-        version=settings.hook_version,
+        version=settings.hook_version, mig=mig,
     )  # fmt: skip
-    devices = backend.discover()  # first: a backend that cannot start is the clearer error
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
     async with KubeClient(config, user_agent=SERVICE_NAME) as client:
         policy.on_asymmetric = AsymmetricLinkReporter(client, settings.node_name)
@@ -110,7 +147,12 @@ async def run(
             options.split_count,
             options.resource_name,
         )
-        await runtime.run(stop)
+        reclaim = asyncio.create_task(reclaim_mig(client, settings.node_name, policy, stop))
+        try:
+            await runtime.run(stop)
+        finally:
+            stop.set()
+            await reclaim
     log.info("stopped")
 
 

@@ -112,6 +112,8 @@ class NvidiaOptions:
     numa_topology: bool = False
     preferred_allocation: bool = False
     operating_mode: str = "hami-core"
+    mig_allowlist: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    """(models, profiles) entries of ``migProfileAllowlist``."""
     filter_uuids: frozenset[str] = field(default_factory=frozenset)
     filter_indexes: frozenset[int] = field(default_factory=frozenset)
     topology_score: bool = False
@@ -125,11 +127,11 @@ def effective_options(
     uuids: set[str] = set()
     indexes: set[int] = set()
     if entry is not None:
-        if entry.operatingmode not in (None, "hami-core"):
+        if entry.operatingmode not in (None, "hami-core", "mig"):
             raise SettingsError(
                 [
                     f"{where}.operatingmode: {entry.operatingmode!r} is not supported yet; "
-                    "use 'hami-core'"
+                    "use 'hami-core' or 'mig'"
                 ]
             )
         filters = entry.filterdevices or {}
@@ -165,6 +167,10 @@ def effective_options(
         filter_uuids=frozenset(uuids),
         filter_indexes=frozenset(indexes),
         topology_score=topology_score,
+        operating_mode=e.operatingmode or "hami-core",
+        mig_allowlist=tuple(
+            (tuple(a.models), tuple(a.profiles)) for a in nvidia.mig_profile_allowlist
+        ),
     )
 
 
