@@ -81,6 +81,7 @@ struct hk_config {
     enum hk_policy policy;
     int log_level;
     bool disabled; /* CUDA_DISABLE_CONTROL */
+    bool oversubscribe; /* CUDA_OVERSUBSCRIBE: what does not fit on the device goes to host memory */
     bool from_file;
     bool any_mem_limit;
     bool any_sm_limit;
@@ -144,7 +145,8 @@ void hk_reconcile_after_fork(void);
 static inline bool hk_dev_ok(int dev) { return dev >= 0 && dev < HK_MAX_DEVICES; }
 
 /* ---- pointer maps (ptrmap.c): key -> (device, bytes), lock-free ----------------------------- */
-enum hk_map_kind { HK_MAP_DPTR = 0, HK_MAP_HANDLE = 1 };
+/* HK_MAP_SPILL: allocations backed by host memory (CUDA_OVERSUBSCRIBE). */
+enum hk_map_kind { HK_MAP_DPTR = 0, HK_MAP_HANDLE = 1, HK_MAP_SPILL = 2, HK_MAP_KINDS = 3 };
 bool hk_map_put(enum hk_map_kind kind, uint64_t key, int dev, uint64_t bytes);
 bool hk_map_take(enum hk_map_kind kind, uint64_t key, int *dev, uint64_t *bytes);
 void hk_map_reset_after_fork(void);

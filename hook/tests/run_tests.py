@@ -112,6 +112,24 @@ def cases(quick: bool, flavour: str) -> list[Case]:
             hooked=False,
         )
     )
+    # Oversubscription: 2048 MiB granted on a 1024 MiB device, half of it spilled to host memory.
+    spill_reader = (
+        "import os, sys; from hami_common.shm.region import read_region as r; "
+        "d = r(sys.argv[1]).devices[0]; held = os.environ['PHASE'] == 'held'; "
+        "want = (int(os.environ['EXPECT_SPILL_MIB']) << 20) if held else 0; "
+        "assert d.spilled_bytes == want, (os.environ['PHASE'], d.spilled_bytes, want)"
+    )
+    over = {
+        "CUDA_DEVICE_MEMORY_LIMIT": "2048m",
+        "EXPECT_LIMIT_MIB": "2048",
+        "FAKE_GPU_MEM_MIB": "1024",
+    }
+    for name, extra in [
+        ("spills-to-host", {"CUDA_OVERSUBSCRIBE": "true", "EXPECT_SPILL_MIB": "1024"}),
+        ("off-stops-at-the-device", {"EXPECT_SPILL_MIB": "0"}),
+    ]:
+        argv = ["t_oversub", sys.executable, "-c", spill_reader, "@SHM"]
+        out.append(Case(f"oversubscribe/{name}", argv, {**over, **extra}))
     out.append(Case("routes/hooked", ["t_routes"], {"EXPECT_HOOKED": "1"}))
     out.append(Case("routes/unhooked", ["t_routes"], hooked=False))
     out.append(

@@ -40,7 +40,8 @@ def scrape(
 ) -> dict[str, list[tuple[dict[str, str], float]]]:
     root = tmp_path / "containers"
     container_region(root, "uid-train", "main", devices={0: (4000 * MIB, 3000 * MIB, 30)},
-                     last_kernel_s=int(time.time()) - 5, util_switch=switch)  # fmt: skip
+                     last_kernel_s=int(time.time()) - 5, util_switch=switch,
+                     ctx_spilled={0: (300 * MIB, 1000 * MIB)})  # fmt: skip
     container_region(root, "uid-stranger", "main", devices={0: (1, 1, 0)})  # pod unknown here
     pods = PodIndex(None, "node-1", ALLOCATED)
     pods.apply("SYNC", {"items": [gpu_pod("train", [[("GPU-a", 4000, 30)]],
@@ -85,7 +86,10 @@ def test_container_metrics_from_the_region(tmp_path: Path) -> None:
     assert m["hami_vgpu_memory_limit_bytes"][0][1] == 4000 * MIB
     assert m["hami_container_device_memory_bytes"][0][1] == 3000 * MIB
     assert 4 <= m["hami_container_last_kernel_elapsed_seconds"][0][1] < 60
-    assert "hami_vgpu_memory_context_bytes" not in m  # the hook does not count it
+    # Of the 3000 MiB used: 300 the driver holds (contexts, modules), 1000 spilled to host memory.
+    assert m["hami_vgpu_memory_context_bytes"][0][1] == 300 * MIB
+    assert m["hami_vgpu_memory_buffer_bytes"][0][1] == 2700 * MIB
+    assert m["hami_vgpu_memory_spilled_bytes"][0][1] == 1000 * MIB
 
 
 def test_containers_of_pods_not_on_the_node_are_counted_not_exported(tmp_path: Path) -> None:

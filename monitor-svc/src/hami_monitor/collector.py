@@ -10,12 +10,13 @@ Per container device (from the regions; labels namespace, pod, container, vdevic
 device_uuid): ``hami_vgpu_memory_used_bytes``, ``hami_vgpu_memory_limit_bytes`` (only where the
 container has a limit), ``hami_container_device_memory_bytes`` (HAMi's duplicate of used),
 ``hami_container_device_utilization_ratio``, ``hami_container_last_kernel_elapsed_seconds``,
-``hami_vgpu_memory_buffer_bytes`` (what the hook counts: allocations). Not exported, because the
-hook does not count them: ``hami_vgpu_memory_context_bytes`` and ``_module_bytes``; nor
-``hami_mig_device_info`` (no MIG yet). Containers whose pod is not (yet) known on this node are
+``hami_vgpu_memory_buffer_bytes`` (allocations), ``hami_vgpu_memory_context_bytes`` (what the
+driver holds beyond them: contexts and lazily loaded modules together, from its per-process
+usage; HAMi's ``_module_bytes`` is not exported apart). Not exported: ``hami_mig_device_info``. Containers whose pod is not (yet) known on this node are
 counted in ``hami_monitor_containers{state="orphan"}``, not exported with empty labels.
 
-Ours: ``hami_monitor_containers{node,state}``, ``hami_container_priority_held`` (1 while the
+Ours: ``hami_vgpu_memory_spilled_bytes`` (of used: allocations backed by host memory under
+oversubscription), ``hami_monitor_containers{node,state}``, ``hami_container_priority_held`` (1 while the
 feedback loop holds a container's launches), ``hami_container_utilization_switch``.
 """
 
@@ -94,6 +95,11 @@ class MonitorCollector:
                       "Seconds since the container's last kernel launch")  # fmt: skip
         buffer = Family("hami_vgpu_memory_buffer_bytes",
                         "Device memory the container allocated (buffers)")  # fmt: skip
+        ctx = Family("hami_vgpu_memory_context_bytes",
+                     "Device memory the driver holds for the container beyond its allocations")  # fmt: skip
+        spilled = Family("hami_vgpu_memory_spilled_bytes",
+                         "Of the container's memory, what is backed by host memory "
+                         "(oversubscription)")  # fmt: skip
         held = Family("hami_container_priority_held", "1 while the feedback loop holds the "
                       "container's launches for a higher-priority container")  # fmt: skip
         switch = Family(
@@ -137,7 +143,9 @@ class MonitorCollector:
                 labels = label_text(CTR, values)
                 used.add(labels, dev.used_bytes)
                 dup.add(labels, dev.used_bytes)
-                buffer.add(labels, dev.used_bytes)
+                buffer.add(labels, dev.used_bytes - dev.ctx_bytes)
+                ctx.add(labels, dev.ctx_bytes)
+                spilled.add(labels, dev.spilled_bytes)
                 if dev.limit_bytes:
                     limit.add(labels, dev.limit_bytes)
                 if i < len(ratios):
@@ -158,5 +166,5 @@ class MonitorCollector:
         count = Family("hami_monitor_containers", "Container folders by the state of their region")
         for state in (*STATES, "orphan"):
             count.add(label_text(("node", "state"), (self.node, state)), states[state])
-        families = [used, limit, dup, util, last, buffer, held, switch, count]
+        families = [used, limit, dup, util, last, buffer, ctx, spilled, held, switch, count]
         return families + (list(old.values()) if self.legacy else [])
