@@ -12,12 +12,13 @@ container has a limit), ``hami_container_device_memory_bytes`` (HAMi's duplicate
 ``hami_container_device_utilization_ratio``, ``hami_container_last_kernel_elapsed_seconds``,
 ``hami_vgpu_memory_buffer_bytes`` (allocations), ``hami_vgpu_memory_context_bytes`` (what the
 driver holds beyond them: contexts and lazily loaded modules together, from its per-process
-usage; HAMi's ``_module_bytes`` is not exported apart). Not exported: ``hami_mig_device_info``. Containers whose pod is not (yet) known on this node are
-counted in ``hami_monitor_containers{state="orphan"}``, not exported with empty labels.
+usage; HAMi's ``_module_bytes`` is not exported apart). Not exported: ``hami_mig_device_info``.
+Containers whose pod is not (yet) known on this node are counted in
+``hami_monitor_containers{state="orphan"}``, not exported with empty labels.
 
 Ours: ``hami_vgpu_memory_spilled_bytes`` (of used: allocations backed by host memory under
-oversubscription), ``hami_monitor_containers{node,state}``, ``hami_container_priority_held`` (1 while the
-feedback loop holds a container's launches), ``hami_container_utilization_switch``.
+oversubscription), ``hami_monitor_containers{node,state}``, ``hami_container_priority_held`` (1
+while the feedback loop holds a container's launches), ``hami_container_utilization_switch``.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class MonitorCollector:
         buffer = Family("hami_vgpu_memory_buffer_bytes",
                         "Device memory the container allocated (buffers)")  # fmt: skip
         ctx = Family("hami_vgpu_memory_context_bytes",
-                     "Device memory the driver holds for the container beyond its allocations")  # fmt: skip
+                     "Device memory the driver holds for the container beyond allocations")  # fmt: skip
         spilled = Family("hami_vgpu_memory_spilled_bytes",
                          "Of the container's memory, what is backed by host memory "
                          "(oversubscription)")  # fmt: skip
