@@ -97,7 +97,7 @@ class MonitorCollector:
         buffer = Family("hami_vgpu_memory_buffer_bytes",
                         "Device memory the container allocated (buffers)")  # fmt: skip
         ctx = Family("hami_vgpu_memory_context_bytes",
-                     "Device memory the driver holds for the container beyond allocations")  # fmt: skip
+                     "Device memory the driver holds beyond the allocations")  # fmt: skip
         spilled = Family("hami_vgpu_memory_spilled_bytes",
                          "Of the container's memory, what is backed by host memory "
                          "(oversubscription)")  # fmt: skip
