@@ -47,7 +47,7 @@ def test_node_entry_overrides_the_device_config(tmp_path: Path) -> None:
         ({"devicesplitcount": 0}, "nodeconfig.1.devicesplitcount"),
         ({"devicememoryscaling": -1}, "nodeconfig.1.devicememoryscaling"),
         ({"unknownkey": 1}, "nodeconfig.1.unknownkey"),
-        ({"operatingmode": "mps"}, "operatingmode: 'mps' is not supported"),
+        ({"operatingmode": "time-slicing"}, "nodeconfig.1.operatingmode"),
         ({"filterdevices": {"index": ["x"]}}, "filterdevices.index: 'x' is not a device index"),
         ({"filterdevices": {"bus": ["x"]}}, "filterdevices: unknown key(s) ['bus']"),
     ],

@@ -33,6 +33,7 @@ from opentelemetry.trace import TracerProvider
 from hami_plugin_nvidia.config import NvidiaOptions, PluginSettings, load_options
 from hami_plugin_nvidia.events import AsymmetricLinkReporter
 from hami_plugin_nvidia.mig import FakeMig, MigDevices, MigError, MigManager, held_placements
+from hami_plugin_nvidia.mps import MpsDaemons
 from hami_plugin_nvidia.policy import NvidiaPolicy
 
 log = logging.getLogger("hami_plugin_nvidia")
@@ -119,9 +120,11 @@ async def run(
         loop.add_signal_handler(sig, stop.set)
     devices = backend.discover()  # first: a backend that cannot start is the clearer error
     mig = MigManager(make_mig(settings, devices)) if options.operating_mode == "mig" else None
+    mps = (MpsDaemons(settings.mps_dir, settings.mps_control)
+           if options.operating_mode == "mps" else None)  # fmt: skip
     policy = NvidiaPolicy(
         options, hook_path=settings.hook_path, lock_dir=settings.lock_dir,
-        version=settings.hook_version, mig=mig,
+        version=settings.hook_version, mig=mig, mps=mps,
     )  # fmt: skip
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
     async with KubeClient(config, user_agent=SERVICE_NAME) as client:
@@ -153,6 +156,8 @@ async def run(
         finally:
             stop.set()
             await reclaim
+            if mps is not None:
+                await asyncio.to_thread(mps.stop_all)
     log.info("stopped")
 
 

@@ -91,6 +91,15 @@ class PluginSettings(ServiceSettings):
         default=1.0,
         description="seconds between checks that kubelet.sock and our socket are still there",
     )
+    mps_dir: Path = Field(
+        default=Path("/var/lib/hami/mps"),
+        description="MPS mode: per-GPU MPS pipe and log folders (<mps-dir>/<GPU-UUID>/pipe, "
+        "mounted into the containers)",
+    )
+    mps_control: str = Field(
+        default="nvidia-cuda-mps-control",
+        description="MPS mode: the MPS control program that starts a GPU's daemon (-d)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="log level"
     )
@@ -127,11 +136,11 @@ def effective_options(
     uuids: set[str] = set()
     indexes: set[int] = set()
     if entry is not None:
-        if entry.operatingmode not in (None, "hami-core", "mig"):
+        if entry.operatingmode not in (None, "hami-core", "mig", "mps"):
             raise SettingsError(
                 [
-                    f"{where}.operatingmode: {entry.operatingmode!r} is not supported yet; "
-                    "use 'hami-core' or 'mig'"
+                    f"{where}.operatingmode: {entry.operatingmode!r} is not supported; "
+                    "use 'hami-core', 'mig' or 'mps'"
                 ]
             )
         filters = entry.filterdevices or {}

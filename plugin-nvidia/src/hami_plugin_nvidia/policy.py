@@ -25,6 +25,7 @@ from hami_common.protocol.annotations import MIG_ALLOCATIONS, NVIDIA_PAIR_SCORE
 
 from hami_plugin_nvidia.config import NvidiaOptions
 from hami_plugin_nvidia.mig import MigError, MigManager, instance_count, registration
+from hami_plugin_nvidia.mps import MpsDaemons, MpsError, mps_env
 from hami_plugin_nvidia.scores import pair_scores
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class NvidiaPolicy:
         cache_id: Callable[[ContainerContext], str] | None = None,
         on_asymmetric: Callable[[list[tuple[str, str]]], None] | None = None,
         mig: MigManager | None = None,
+        mps: MpsDaemons | None = None,
     ) -> None:
         self.options = options
         self.resource_name = options.resource_name
@@ -70,6 +72,7 @@ class NvidiaPolicy:
         self.cache_id = cache_id or (lambda _ctx: str(uuid.uuid4()))
         self.on_asymmetric = on_asymmetric
         self.mig = mig
+        self.mps = mps
         self.mig_gpus: set[str] = set()  # registered as MIG-mode GPUs
         self._mig_made: dict[tuple[str, int], list[dict[str, object]]] = {}
 
@@ -106,7 +109,7 @@ class NvidiaPolicy:
                     vendor=self.vendor,
                     index=dev.index,
                     numa=dev.numa,
-                    mode=dev.mode,
+                    mode="mps" if opts.operating_mode == "mps" else dev.mode,
                     health=dev.healthy,
                 )
             )
@@ -200,11 +203,31 @@ class NvidiaPolicy:
         resp.envs["NVIDIA_VISIBLE_DEVICES"] = ",".join(str(e["migUUID"]) for e in made)
         return resp
 
+    def _mps_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
+        """MPS: the GPU's control daemon run or joined, the container capped by MPS (its SM
+        share and pinned memory), the daemon's pipe directory mounted; no hook."""
+        gpus = list(dict.fromkeys(d.uuid for d in ctx.devices))
+        if self.mps is None or len(gpus) != 1:
+            raise ValueError(f"container {ctx.container_name!r}: MPS mode gives a container "
+                             f"one GPU (one control daemon), not {len(gpus)}")  # fmt: skip
+        try:
+            pipe = self.mps.ensure(gpus[0])
+        except MpsError as exc:
+            raise ValueError(f"container {ctx.container_name!r}: {exc}") from None
+        resp = pb.ContainerAllocateResponse()
+        resp.envs["NVIDIA_VISIBLE_DEVICES"] = gpus[0]
+        mems = [d.usedmem for d in ctx.devices]
+        resp.envs.update(mps_env(ctx.devices[0].usedcores, mems, pipe))
+        resp.mounts.add(container_path=str(pipe), host_path=str(pipe), read_only=False)
+        return resp
+
     def container_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
         if not ctx.devices:
             raise ValueError(f"container {ctx.container_name!r}: no device to allocate")
         if any(d.uuid in self.mig_gpus for d in ctx.devices):
             return self._mig_response(ctx)
+        if self.options.operating_mode == "mps":
+            return self._mps_response(ctx)
         resp = pb.ContainerAllocateResponse()
         uuids = list(dict.fromkeys(d.uuid for d in ctx.devices))
         resp.envs["NVIDIA_VISIBLE_DEVICES"] = ",".join(uuids)
