@@ -22,7 +22,7 @@ from hami_common.deviceplugin.backend import (
     PhysicalDevice,
 )
 from hami_common.deviceplugin.runtime import PluginRuntime, RuntimeOptions
-from hami_common.deviceplugin.testing import FakeBackend, SpecError
+from hami_common.deviceplugin.testing import FakeBackend, SpecError, load_spec
 from hami_common.k8s import PODS, ApiError, ConfigError, KubeClient, load_config
 from hami_common.protocol.annotations import VGPU_NODE
 from hami_common.settings import SettingsError
@@ -81,7 +81,13 @@ MIG_RECLAIM_INTERVAL = 5.0  # seconds between passes (HAMi's reconciler: 5 s)
 def make_mig(settings: PluginSettings, devices: Sequence[PhysicalDevice]) -> MigDevices:
     """MIG control: the fake's GPUs in MIG mode (their spec ``"mode": "mig"``), or NVML."""
     if settings.backend == "fake":
-        return FakeMig({d.uuid: d.model for d in devices if d.mode == "mig"})
+        fake = FakeMig({d.uuid: d.model for d in devices if d.mode == "mig"})
+        # Instances that exist already (static MIG): the spec's "mig_instances" per device.
+        spec = load_spec(settings.fake_spec) if settings.fake_spec else {}
+        for dev in spec.get("devices", []):
+            for inst in dev.get("mig_instances") or []:
+                fake.create(dev["uuid"], inst["profile"], inst["start"], inst["size"])
+        return fake
     from hami_plugin_nvidia.nvml import NvmlMig  # noqa: PLC0415 (imports NVML)
 
     return NvmlMig()
@@ -120,11 +126,14 @@ async def run(
         loop.add_signal_handler(sig, stop.set)
     devices = backend.discover()  # first: a backend that cannot start is the clearer error
     mig = MigManager(make_mig(settings, devices)) if options.operating_mode == "mig" else None
+    static_mig = None
+    if options.mig_strategy == "mixed" and options.operating_mode != "mig":
+        static_mig = (make_mig(settings, devices), [d.uuid for d in devices if d.mode == "mig"])
     mps = (MpsDaemons(settings.mps_dir, settings.mps_control)
            if options.operating_mode == "mps" else None)  # fmt: skip
     policy = NvidiaPolicy(
         options, hook_path=settings.hook_path, lock_dir=settings.lock_dir,
-        version=settings.hook_version, mig=mig, mps=mps,
+        version=settings.hook_version, mig=mig, mps=mps, static_mig=static_mig,
     )  # fmt: skip
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
     async with KubeClient(config, user_agent=SERVICE_NAME) as client:
@@ -176,6 +185,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = dict(os.environ if environ is None else environ)
     if "NODE_NAME" in env and "HAMI_PLUGIN_NODE_NAME" not in env:
         env["HAMI_PLUGIN_NODE_NAME"] = env["NODE_NAME"]  # HAMi's variable
+    if "MIG_STRATEGY" in env and "HAMI_PLUGIN_MIG_STRATEGY" not in env:
+        env["HAMI_PLUGIN_MIG_STRATEGY"] = env["MIG_STRATEGY"]  # HAMi's variable
     return run_service(
         PluginSettings, SERVICE_NAME, serve, argv, environ=env,
         version=package_version(SERVICE_NAME),

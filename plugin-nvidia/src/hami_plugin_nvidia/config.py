@@ -9,7 +9,7 @@ invalid value is a `SettingsError` that names the key and the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, TypeVar
 
@@ -91,6 +91,12 @@ class PluginSettings(ServiceSettings):
         default=1.0,
         description="seconds between checks that kubelet.sock and our socket are still there",
     )
+    mig_strategy: Literal["none", "mixed"] = Field(
+        default="none",
+        description="static MIG (HAMi's --mig-strategy, also read from MIG_STRATEGY): mixed "
+        "serves each MIG profile's existing instances as nvidia.com/mig-<profile>; MIG-mode "
+        "GPUs are then not shared as whole GPUs",
+    )
     mps_dir: Path = Field(
         default=Path("/var/lib/hami/mps"),
         description="MPS mode: per-GPU MPS pipe and log folders (<mps-dir>/<GPU-UUID>/pipe, "
@@ -121,6 +127,7 @@ class NvidiaOptions:
     numa_topology: bool = False
     preferred_allocation: bool = False
     operating_mode: str = "hami-core"
+    mig_strategy: str = "none"
     mig_allowlist: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
     """(models, profiles) entries of ``migProfileAllowlist``."""
     filter_uuids: frozenset[str] = field(default_factory=frozenset)
@@ -193,6 +200,7 @@ def load_options(settings: PluginSettings) -> NvidiaOptions:
         if settings.device_config_file
         else NvidiaConfig()
     )
-    return effective_options(
+    options = effective_options(
         nvidia, settings.node_name, settings.node_config_file, settings.enable_topology_score
     )
+    return replace(options, mig_strategy=settings.mig_strategy)

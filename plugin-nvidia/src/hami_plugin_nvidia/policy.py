@@ -8,6 +8,8 @@ own limit by editing its environment.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -24,7 +26,13 @@ from hami_common.k8s import KubeClient
 from hami_common.protocol.annotations import MIG_ALLOCATIONS, NVIDIA_PAIR_SCORE
 
 from hami_plugin_nvidia.config import NvidiaOptions
-from hami_plugin_nvidia.mig import MigError, MigManager, instance_count, registration
+from hami_plugin_nvidia.mig import (
+    MigDevices,
+    MigError,
+    MigManager,
+    instance_count,
+    registration,
+)
 from hami_plugin_nvidia.mps import MpsDaemons, MpsError, mps_env
 from hami_plugin_nvidia.scores import pair_scores
 
@@ -60,6 +68,7 @@ class NvidiaPolicy:
         on_asymmetric: Callable[[list[tuple[str, str]]], None] | None = None,
         mig: MigManager | None = None,
         mps: MpsDaemons | None = None,
+        static_mig: tuple[MigDevices, Sequence[str]] | None = None,
     ) -> None:
         self.options = options
         self.resource_name = options.resource_name
@@ -73,6 +82,7 @@ class NvidiaPolicy:
         self.on_asymmetric = on_asymmetric
         self.mig = mig
         self.mps = mps
+        self.static_mig = static_mig  # --mig-strategy mixed: the MIG control and its GPUs
         self.mig_gpus: set[str] = set()  # registered as MIG-mode GPUs
         self._mig_made: dict[tuple[str, int], list[dict[str, object]]] = {}
 
@@ -90,6 +100,8 @@ class NvidiaPolicy:
         opts = self.options
         out = []
         for dev in devices:
+            if opts.mig_strategy != "none" and opts.operating_mode != "mig" and dev.mode == "mig":
+                continue  # static MIG: its instances are resources of their own, not shared
             if opts.operating_mode == "mig" and dev.mode == "mig":
                 mig = self._mig_device(dev)
                 if mig is not None:
@@ -299,7 +311,43 @@ class NvidiaPolicy:
         framework's)."""
 
     def capacity_resources(self) -> Sequence[CapacityResource]:
-        return ()
+        """Static MIG, ``mixed`` strategy: one resource per profile, ``nvidia.com/mig-<profile>``,
+        listing the instances that exist (made by an operator or MIG manager), handed out as
+        they are: ``NVIDIA_VISIBLE_DEVICES`` with their MIG UUIDs."""
+        if self.static_mig is None:
+            return ()
+        mig, gpus = self.static_mig
+        profiles = sorted({i.profile for gpu in gpus for i in mig.instances(gpu)})
+        return [
+            CapacityResource(
+                resource_name=f"nvidia.com/mig-{p.replace('+', '.')}",
+                socket_name=f"nvidia-mig-{p.replace('+', '.')}.sock",
+                replicas=lambda _dev: 1,
+                listed=functools.partial(self._static_instances, p),
+                respond=self._static_response,
+            )
+            for p in profiles
+        ]
+
+    def _static_instances(
+        self, profile: str, devices: Sequence[PhysicalDevice]
+    ) -> list[PhysicalDevice]:
+        assert self.static_mig is not None  # noqa: S101 (only listed when set)
+        mig, gpus = self.static_mig
+        out = []
+        for dev in devices:
+            if dev.uuid not in gpus:
+                continue
+            for inst in mig.instances(dev.uuid):
+                if inst.profile == profile:
+                    out.append(dataclasses.replace(dev, uuid=inst.mig_uuid, mode="mig"))
+        return out
+
+    @staticmethod
+    def _static_response(ids: Sequence[str]) -> pb.ContainerAllocateResponse:
+        resp = pb.ContainerAllocateResponse()
+        resp.envs["NVIDIA_VISIBLE_DEVICES"] = ",".join(ids)
+        return resp
 
     def _prepare(
         self,
