@@ -207,3 +207,41 @@ fn every_model_table_fills_a_gpu_exactly() {
         assert_eq!(r.node, None, "{model}: an instance past a full GPU");
     }
 }
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever MIG pods come and go, the reserved instances are legal placements of their
+        /// GPU's model and never share a memory slice.
+        #[test]
+        fn instances_never_overlap(ops in prop::collection::vec((0u8..4, 1u32..3, 1u64..40000), 1..40)) {
+            let c = cluster("binpack", "binpack");
+            c.set_node("n1", vec![mig_gpu("GPU-a", 0, A100_40), mig_gpu("GPU-h", 1, "NVIDIA H100 80GB HBM3")], &vec![], &[]);
+            for (i, (op, count, mem)) in ops.into_iter().enumerate() {
+                if op == 0 {
+                    c.remove_pod(&format!("p{}", i / 2));
+                    continue;
+                }
+                let _ = c.filter(&mig_pod(&format!("p{i}"), count, mem), &["n1"], true, 0.0).unwrap();
+                let mut taken: std::collections::BTreeMap<String, u8> = Default::default();
+                for j in 0..=i {
+                    let Some(p) = c.pod(&format!("p{j}")) else { continue };
+                    for a in &p.mig {
+                        let model = if a.gpu_uuid == "GPU-a" { A100_40 } else { "NVIDIA H100 80GB HBM3" };
+                        let t = hami_sched::mig::model_table(model).unwrap();
+                        let legal = t.profiles.iter().any(|tp| tp.name == a.profile && tp.placements.contains(&(a.start, a.size)));
+                        prop_assert!(legal, "{} at {}+{} on {}", a.profile, a.start, a.size, model);
+                        let m = taken.entry(a.gpu_uuid.clone()).or_default();
+                        prop_assert_eq!(*m & a.mask(), 0, "overlap on {}", a.gpu_uuid);
+                        *m |= a.mask();
+                    }
+                }
+                prop_assert_eq!(c.check_invariants(), Ok(()));
+            }
+        }
+    }
+}
