@@ -652,7 +652,14 @@ fn check_device(
     vp: &VendorPlan,
 ) -> Option<Reason> {
     let d = &hot[i];
-    if !d.health {
+    // Fail closed, as HAMi's rebuild: a MIG-mode GPU someone holds without a MIG reservation,
+    // or another GPU carrying one, is not trusted with more.
+    let mig_unknown = if d.mode == DeviceMode::Mig {
+        u.unreserved > 0
+    } else {
+        u.mig != 0
+    };
+    if !d.health || mig_unknown {
         return Some(Reason::CardNotHealth);
     }
     if d.cordoned {

@@ -48,12 +48,19 @@ impl PodAlloc {
             if init && self.init_done {
                 continue;
             }
-            for d in devices {
+            for (di, d) in devices.iter().enumerate() {
                 let e = per.entry(d.uuid.as_str()).or_default();
+                let mut u = Usage::new(1, d.usedmem, d.usedcores);
+                // Held with no MIG reservation (what it means on a MIG-mode GPU: `Usage`).
+                let reserved = self
+                    .mig
+                    .iter()
+                    .any(|a| a.container as usize == ci && a.device as usize == di && a.gpu_uuid == d.uuid);
+                u.unreserved = u16::from(!reserved);
                 if init {
-                    e.0 = e.0.max(&Usage::new(1, d.usedmem, d.usedcores));
+                    e.0 = e.0.max(&u);
                 } else {
-                    e.1.add(&Usage::new(1, d.usedmem, d.usedcores));
+                    e.1.add(&u);
                 }
             }
         }

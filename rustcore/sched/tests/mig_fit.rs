@@ -182,6 +182,39 @@ fn mixed_node_mig_and_hook_shared_gpus() {
 }
 
 #[test]
+fn fail_closed_when_what_a_gpu_holds_is_unknown() {
+    let c = cluster("binpack", "binpack");
+    let shared = {
+        let mut d = gpu("GPU-s", 1, 10, 40960, 0);
+        d.type_ = A100_40.into();
+        d
+    };
+    c.set_node("n1", vec![mig_gpu("GPU-m", 0, A100_40), shared], &vec![], &[]);
+    // A pod holds the MIG-mode GPU with no MIG reservation: which slices it uses is unknown.
+    c.upsert_pod(alloc("legacy", "n1", vec![vec![("GPU-m", 4864, 15)]]));
+    let r = c.filter(&mig_pod("a", 1, 4000), &["n1"], false, 0.0).unwrap();
+    assert_eq!(reason(&r, "n1"), "1/2 CardNotHealth, 1/2 CardTypeMismatch");
+    assert!(c.remove_pod("legacy"));
+    // A hook-shared GPU carrying a MIG reservation is not trusted either.
+    let mut odd = alloc("odd", "n1", vec![vec![("GPU-s", 4864, 15)]]);
+    odd.mig = decode_mig_allocations(
+        r#"[{"containerIndex":0,"deviceIndex":0,"gpuUUID":"GPU-s","profile":"1g.5gb","placement":{"start":0,"size":1}}]"#,
+    )
+    .unwrap();
+    c.upsert_pod(odd);
+    let p = pod(
+        "b",
+        vec![(false, vec![req(1, 1000, 10)])],
+        &[("nvidia.com/vgpu-mode", "hami-core")],
+    );
+    let r = c.filter(&p, &["n1"], false, 0.0).unwrap();
+    assert_eq!(reason(&r, "n1"), "1/2 CardNotHealth, 1/2 CardTypeMismatch");
+    // The MIG GPU, with its reservation-less holder gone, takes MIG pods again.
+    let r = c.filter(&mig_pod("c", 1, 4000), &["n1"], false, 0.0).unwrap();
+    assert_eq!(r.node.as_deref(), Some("n1"));
+}
+
+#[test]
 fn every_model_table_fills_a_gpu_exactly() {
     // Seven 1g instances fill every 7-slice model; the A30 takes four.
     for (model, max) in [
