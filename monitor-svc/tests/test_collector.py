@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from hami_common.protocol.annotations import MIG_ALLOCATIONS
 from hami_monitor.collector import MonitorCollector
 from hami_monitor.containers import Scanner
 from hami_monitor.devices import HostDevice
@@ -115,3 +117,26 @@ def test_a_container_running_alone_uses_what_its_device_uses(tmp_path: Path) -> 
     [(_, alone)] = scrape(tmp_path / "a", switch=0)["hami_container_device_utilization_ratio"]
     assert alone == 40.0
     assert "hami_container_device_utilization_ratio" not in scrape(tmp_path / "b", switch=1)
+
+
+def test_mig_instances_of_the_node_s_pods(tmp_path: Path) -> None:
+    """HAMi's hami_mig_device_info: one per instance made (with its runtime identity); an
+    instance only reserved, not made yet, is not listed."""
+    pods = PodIndex(None, "node-1", ALLOCATED)
+    pod = gpu_pod("infer", [[("GPU-m", 9856, 15), ("GPU-m", 4864, 15)]], containers=["main"])
+    pod["metadata"]["annotations"][MIG_ALLOCATIONS] = json.dumps([
+        {"containerIndex": 0, "deviceIndex": 0, "gpuUUID": "GPU-m", "profile": "1g.10gb",
+         "placement": {"start": 4, "size": 2}, "migUUID": "MIG-1", "gpuInstanceID": 3,
+         "computeInstanceID": 0},
+        {"containerIndex": 0, "deviceIndex": 1, "gpuUUID": "GPU-m", "profile": "1g.5gb",
+         "placement": {"start": 6, "size": 1}},
+    ])  # fmt: skip
+    pods.apply("SYNC", {"items": [pod]})
+    scanner = Scanner(tmp_path / "containers")
+    loop = MonitorLoop(scanner, pods, feedback=False, interval=1, reap_after=-1, limits_dir=None)
+    text = MonitorCollector("node-1", TwoGpus(), scanner, pods, loop).render()
+    [family] = [f for f in text_string_to_metric_families(text) if f.name == "hami_mig_device_info"]
+    assert [(s.labels, s.value) for s in family.samples] == [(
+        {"namespace": "team", "pod": "infer", "container": "main", "vdevice_index": "0",
+         "device_uuid": "GPU-m", "mig_uuid": "MIG-1", "profile": "1g.10gb",
+         "gpu_instance_id": "3", "compute_instance_id": "0"}, 1.0)]  # fmt: skip

@@ -12,7 +12,8 @@ container has a limit), ``hami_container_device_memory_bytes`` (HAMi's duplicate
 ``hami_container_device_utilization_ratio``, ``hami_container_last_kernel_elapsed_seconds``,
 ``hami_vgpu_memory_buffer_bytes`` (allocations), ``hami_vgpu_memory_context_bytes`` (what the
 driver holds beyond them: contexts and lazily loaded modules together, from its per-process
-usage; HAMi's ``_module_bytes`` is not exported apart). Not exported: ``hami_mig_device_info``.
+usage; HAMi's ``_module_bytes`` is not exported apart). ``hami_mig_device_info`` (=1 per MIG
+instance made for a pod of the node, from its ``hami.io/vgpu-mig-allocations``).
 Containers whose pod is not (yet) known on this node are counted in
 ``hami_monitor_containers{state="orphan"}``, not exported with empty labels.
 
@@ -37,6 +38,8 @@ ZONE = "vGPU"
 HOST = ("node", "device_index", "device_uuid", "device_type", "zone")
 CTR = ("namespace", "pod", "container", "vdevice_index", "device_uuid", "zone")
 WHO = ("namespace", "pod", "container", "zone")
+MIG = ("namespace", "pod", "container", "vdevice_index", "device_uuid", "mig_uuid", "profile",
+       "gpu_instance_id", "compute_instance_id")  # fmt: skip
 LEGACY_HOST = ("nodeid", "deviceidx", "deviceuuid", "devicetype", "zone")
 LEGACY_CTR = ("podnamespace", "podname", "ctrname", "vdeviceid", "deviceuuid", "zone")
 
@@ -60,7 +63,18 @@ class MonitorCollector:
         files and the driver)."""
         devices = list(self.source.devices())
         busy = {d.uuid: d.utilization for d in devices if d.utilization is not None}
-        return render([*self._host(devices), *self._containers(self.scanner.scan(), busy)])
+        return render([*self._host(devices), *self._containers(self.scanner.scan(), busy),
+                       self._mig()])  # fmt: skip
+
+    def _mig(self) -> Family:
+        info = Family("hami_mig_device_info", "A MIG instance made for a container (1)")
+        for pod in self.pods.pods.values():
+            for m in pod.mig:
+                values = (pod.namespace, pod.name, m.container, str(m.device_index), m.gpu_uuid,
+                          m.mig_uuid, m.profile, str(m.gpu_instance_id),
+                          str(m.compute_instance_id))  # fmt: skip
+                info.add(label_text(MIG, values), 1)
+        return info
 
     def _host(self, devices: list[HostDevice]) -> list[Family]:
         used = Family("hami_host_gpu_memory_used_bytes", "Device memory in use (driver)")
