@@ -60,7 +60,7 @@ def _mig_instances(pod: Json, text: str) -> tuple[MigInstance, ...]:
             e["profile"],
             e["gpuInstanceID"],
             e["computeInstanceID"],
-        )  # fmt: skip
+        )
         for e in entries
         if "migUUID" in e and e["containerIndex"] < len(names)
     )
