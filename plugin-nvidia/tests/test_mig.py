@@ -26,6 +26,7 @@ from hami_plugin_nvidia.mig import (
     FakeMig,
     MigError,
     MigManager,
+    enable_idle,
     held_placements,
 )
 from hami_plugin_nvidia.policy import REGISTER_ANNOTATION, NvidiaPolicy
@@ -169,3 +170,17 @@ def test_static_mixed_strategy_serves_each_profile_s_instances(tmp_path: Path) -
     answer = asyncio.run(runtime.capacity_servers[0].service.Allocate(request, None))  # type: ignore[arg-type]
     assert service.resource_name == "nvidia.com/mig-1g.5gb"
     assert answer.container_responses[0].envs["NVIDIA_VISIBLE_DEVICES"] == made[2].mig_uuid
+
+
+def test_startup_turns_mig_mode_on_for_idle_allowlisted_gpus() -> None:
+    spec = {"devices": [
+        {"uuid": "GPU-a", "index": 0, "model": A100, "memory_mib": 40960},
+        {"uuid": "GPU-b", "index": 1, "model": A100, "memory_mib": 40960},  # running processes
+        {"uuid": "GPU-t", "index": 2, "model": "Tesla T4", "memory_mib": 15360},  # no MIG
+    ]}  # fmt: skip
+    fake = FakeMig({}, busy={"GPU-b"})
+    devices = enable_idle(FakeBackend(spec).discover(), fake, ALLOW)
+    assert [d.mode for d in devices] == ["mig", "hami-core", "hami-core"]
+    assert fake.create("GPU-a", "1g.5gb", 0, 1).mig_uuid.startswith("MIG-")
+    with pytest.raises(MigError):
+        fake.create("GPU-b", "1g.5gb", 0, 1)

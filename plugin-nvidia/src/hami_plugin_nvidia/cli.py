@@ -32,7 +32,14 @@ from opentelemetry.trace import TracerProvider
 
 from hami_plugin_nvidia.config import NvidiaOptions, PluginSettings, load_options
 from hami_plugin_nvidia.events import AsymmetricLinkReporter
-from hami_plugin_nvidia.mig import FakeMig, MigDevices, MigError, MigManager, held_placements
+from hami_plugin_nvidia.mig import (
+    FakeMig,
+    MigDevices,
+    MigError,
+    MigManager,
+    enable_idle,
+    held_placements,
+)
 from hami_plugin_nvidia.mps import MpsDaemons
 from hami_plugin_nvidia.policy import NvidiaPolicy
 
@@ -125,7 +132,10 @@ async def run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     devices = backend.discover()  # first: a backend that cannot start is the clearer error
-    mig = MigManager(make_mig(settings, devices)) if options.operating_mode == "mig" else None
+    mig = None
+    if options.operating_mode == "mig":
+        mig = MigManager(make_mig(settings, devices))
+        devices = enable_idle(devices, mig.devices, options.mig_allowlist)
     static_mig = None
     if options.mig_strategy == "mixed" and options.operating_mode != "mig":
         static_mig = (make_mig(settings, devices), [d.uuid for d in devices if d.mode == "mig"])

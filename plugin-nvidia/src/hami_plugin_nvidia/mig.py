@@ -11,6 +11,7 @@ it destroys the instances no live reservation holds (`reclaim`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import hami_rustcore
+from hami_common.deviceplugin.backend import PhysicalDevice
 from hami_common.protocol.annotations import MIG_ALLOCATIONS
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,11 @@ class MigDevices(Protocol):
         """The compute instances of the GPU instance, then the GPU instance."""
         ...
 
+    def enable(self, gpu_uuid: str, model: str) -> bool:
+        """Turns MIG mode on for an idle GPU; False (nothing changed) when it runs processes
+        or the change waits for a GPU reset."""
+        ...
+
 
 def profile_table(model: str) -> dict[str, tuple[int, int, list[tuple[int, int]]]]:
     """Per profile name: NVML profile id, compute slices, legal placements (the core's table)."""
@@ -82,8 +89,9 @@ class FakeMig:
     ``INSUFFICIENT_RESOURCES``, an unknown instance ``NOT_FOUND``, a GPU not in MIG mode
     ``NOT_SUPPORTED``. ``models`` maps GPU UUID to model name (MIG mode on)."""
 
-    def __init__(self, models: dict[str, str]) -> None:
+    def __init__(self, models: dict[str, str], busy: Iterable[str] = ()) -> None:
         self.models = dict(models)
+        self.busy = set(busy)  # GPUs running processes: MIG mode is not turned on there
         self._instances: dict[str, list[MigInstance]] = {u: [] for u in models}
         self._lock = threading.Lock()
         self.created = 0  # instances made, for tests
@@ -117,6 +125,14 @@ class FakeMig:
             self.created += 1
             return inst
 
+    def enable(self, gpu_uuid: str, model: str) -> bool:
+        if gpu_uuid in self.busy:
+            return False
+        with self._lock:
+            self.models.setdefault(gpu_uuid, model)
+            self._instances.setdefault(gpu_uuid, [])
+        return True
+
     def destroy(self, gpu_uuid: str, gpu_instance_id: int) -> None:
         self.model(gpu_uuid)
         with self._lock:
@@ -147,6 +163,27 @@ def instance_count(profiles_json: str) -> int:
     """HAMi's ``count`` of a MIG GPU: the most instances any registered profile can have."""
     profiles = json.loads(profiles_json)
     return max((len(p.get("placements") or []) for p in profiles), default=0)
+
+
+def enable_idle(
+    devices: Sequence[PhysicalDevice], mig: MigDevices,
+    allowlist: Sequence[tuple[Sequence[str], Sequence[str]]],
+) -> list[PhysicalDevice]:  # fmt: skip
+    """HAMi's startup in ``operatingmode: mig``: each healthy GPU not in MIG mode whose model has
+    allowlisted profiles gets MIG mode turned on when it is idle (no process on it, no reset
+    pending); the devices as they are afterwards."""
+    out = []
+    for dev in devices:
+        wanted = dev.healthy and dev.mode != "mig" and registration(dev.model, allowlist)
+        if wanted and mig.enable(dev.uuid, dev.model):
+            log.info("GPU %s (%s): MIG mode turned on", dev.uuid, dev.model)
+            out.append(dataclasses.replace(dev, mode="mig"))
+            continue
+        if wanted:
+            log.warning("GPU %s: MIG mode not turned on (processes running, or a GPU reset is "
+                        "pending); shared by the hook until then", dev.uuid)  # fmt: skip
+        out.append(dev)
+    return out
 
 
 class MigManager:

@@ -254,6 +254,21 @@ class NvmlMig:
             NVML_ERROR_NOT_FOUND, f"GPU {gpu_uuid}: instance {gi_id} made but not listed"
         )
 
+    def enable(self, gpu_uuid: str, model: str) -> bool:
+        handle = self._handle(gpu_uuid)
+        try:
+            if pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                return False
+            status = pynvml.nvmlDeviceSetMigMode(handle, pynvml.NVML_DEVICE_MIG_ENABLE)
+        except pynvml.NVMLError as exc:
+            log.warning("GPU %s: MIG mode not turned on: %s", gpu_uuid, exc)
+            return False
+        if status != pynvml.NVML_SUCCESS:  # pending until the GPU is reset
+            log.warning("GPU %s: MIG mode waits for a GPU reset (status %d)", gpu_uuid, status)
+            return False
+        current, _pending = pynvml.nvmlDeviceGetMigMode(handle)
+        return bool(current == pynvml.NVML_DEVICE_MIG_ENABLE)
+
     def destroy(self, gpu_uuid: str, gpu_instance_id: int) -> None:
         handle = self._handle(gpu_uuid)
         try:
