@@ -223,6 +223,9 @@ class PodAllocation:
     def init_done(self) -> bool: ...
     @property
     def reserved_at(self) -> float | None: ...
+    @property
+    def mig_allocations(self) -> str | None:
+        """Its ``hami.io/vgpu-mig-allocations`` (canonical JSON) when it holds MIG instances."""
 
 @final
 class DeviceUsage:

@@ -461,11 +461,15 @@ pub struct PodAllocation {
     pub init_count: usize,
     pub init_done: bool,
     pub reserved_at: Option<f64>,
+    /// Its `hami.io/vgpu-mig-allocations` (canonical JSON), when it holds MIG instances.
+    pub mig_allocations: Option<String>,
 }
 
 impl PodAllocation {
     pub fn from_core(p: core::PodAlloc) -> Self {
+        let mig_allocations = (!p.mig.is_empty()).then(|| core::mig::encode_mig_allocations(&p.mig));
         PodAllocation {
+            mig_allocations,
             uid: p.uid,
             namespace: p.namespace,
             name: p.name,
