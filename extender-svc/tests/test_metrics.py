@@ -82,11 +82,18 @@ def test_mig_instances_made() -> None:
     given = [[core.AllocDevice("GPU-m", "NVIDIA", 9856, 15),
               core.AllocDevice("GPU-m", "NVIDIA", 4864, 15)]]  # fmt: skip
     cluster.upsert_pod("uid-m", "team", "m", "n1", given, mig_allocations=mig)
+    other = mig.replace('"start":6', '"start":4').replace("MIG-x", "MIG-y")
+    cluster.upsert_pod(
+        "uid-n", "team", "n", "n1", given[:1], mig_allocations=other[: other.index("},{")] + "}]"
+    )
     metrics = ExtenderMetrics(new_registry(), cluster)
-    metrics.state.placed = lambda: ["uid-m"]
+    metrics.state.placed = lambda: ["uid-m", "uid-n"]
     families = text_string_to_metric_families(metrics.render().decode())
     [family] = [f for f in families if f.name == "hami_node_gpu_mig_instance_info"]
-    assert [(s.labels, s.value) for s in family.samples] == [(
-        {"node": "n1", "device_uuid": "GPU-m", "device_index": "3", "mig_uuid": "MIG-x",
-         "profile": "1g.10gb", "gpu_instance_id": "5", "compute_instance_id": "0",
-         "placement_start": "6", "placement_size": "2"}, 1.0)]  # fmt: skip
+    labels = {"node": "n1", "device_uuid": "GPU-m", "device_index": "3", "mig_uuid": "MIG-x",
+              "profile": "1g.10gb", "gpu_instance_id": "5", "compute_instance_id": "0",
+              "placement_start": "6", "placement_size": "2"}  # fmt: skip
+    assert [(s.labels, s.value) for s in family.samples] == [
+        (labels, 1.0),
+        ({**labels, "mig_uuid": "MIG-y", "placement_start": "4"}, 1.0),
+    ]

@@ -125,7 +125,7 @@ class StateMetrics:
 
     def _pods(self) -> list[Family]:
         mig = Family("hami_node_gpu_mig_instance_info", "A MIG instance made on a device (1)")
-        index: dict[str, int] | None = None
+        device_index: dict[str, int] | None = None
         mem = Family("hami_vgpu_memory_allocated_bytes", "Device memory allocated to a container")
         cores = Family("hami_vgpu_core_allocated_ratio", "Device cores allocated to a container")
         old_mem = Family("vGPUMemoryAllocated", "Legacy: memory allocated to a container")
@@ -135,16 +135,16 @@ class StateMetrics:
             if pod is None:
                 continue
             if pod.mig_allocations:
-                if index is None:  # device indices, once per scrape and only with MIG pods
-                    index = {u.device.id: u.device.index for u in self.cluster.usage()}
+                if device_index is None:  # once per scrape, and only with MIG pods
+                    device_index = {u.device.id: u.device.index for u in self.cluster.usage()}
                 for e in json.loads(pod.mig_allocations):
                     if "migUUID" not in e:
                         continue  # reserved, not made yet
                     gpu, placement = e["gpuUUID"], e["placement"]
-                    values = (pod.node, gpu, str(index.get(gpu, "")), e["migUUID"], e["profile"],
-                              str(e["gpuInstanceID"]), str(e["computeInstanceID"]),
-                              str(placement["start"]), str(placement["size"]))  # fmt: skip
-                    mig.add(label_text(_MIG, values), 1)
+                    info = (pod.node, gpu, str(device_index.get(gpu, "")), e["migUUID"],
+                            e["profile"], str(e["gpuInstanceID"]), str(e["computeInstanceID"]),
+                            str(placement["start"]), str(placement["size"]))  # fmt: skip
+                    mig.add(label_text(_MIG, info), 1)
             for index, entry in enumerate(pod.devices):
                 for dev in entry:
                     values = (pod.namespace, pod.node, pod.name, str(index), dev.uuid, ZONE)
