@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -186,11 +187,19 @@ def enable_idle(
     return out
 
 
+RECLAIM_GRACE = 15.0
+"""Seconds an instance this plugin made (or adopted) is kept even if no reservation seen by a
+reclaim pass names it: the pass lists pods before it lists instances, and a pod placed and
+allocated in between must not lose its instance."""
+
+
 class MigManager:
     """Makes the reserved instances (idempotently) and reclaims the ones nothing reserves."""
 
-    def __init__(self, devices: MigDevices) -> None:
+    def __init__(self, devices: MigDevices, grace: float = RECLAIM_GRACE) -> None:
         self.devices = devices
+        self.grace = grace
+        self._touched: dict[tuple[str, int], float] = {}  # (GPU, GPU instance) -> when
         self._lock = threading.Lock()
 
     def ensure(self, entry: Json) -> Json:
@@ -211,6 +220,7 @@ class MigManager:
             else:
                 inst = self.devices.create(gpu, profile, start, size)
                 log.info("GPU %s: made %s at %d+%d (%s)", gpu, profile, start, size, inst.mig_uuid)
+            self._touched[(gpu, inst.gpu_instance_id)] = time.monotonic()
         return {**entry, "migUUID": inst.mig_uuid, "gpuInstanceID": inst.gpu_instance_id,
                 "computeInstanceID": inst.compute_instance_id}  # fmt: skip
 
@@ -219,9 +229,12 @@ class MigManager:
         ``(gpu UUID, start, size)`` of every live pod's reservations. Returns what went."""
         gone = []
         with self._lock:
+            now = time.monotonic()
+            self._touched = {k: t for k, t in self._touched.items() if now - t < self.grace}
             for gpu in gpus:
                 for inst in self.devices.instances(gpu):
-                    if (gpu, inst.start, inst.size) in held:
+                    recent = (gpu, inst.gpu_instance_id) in self._touched
+                    if (gpu, inst.start, inst.size) in held or recent:
                         continue
                     try:
                         self.devices.destroy(gpu, inst.gpu_instance_id)
