@@ -19,7 +19,7 @@ case "$flavour" in
 esac
 mkdir -p "$out/obj" "$out/fake"
 cflags=("${warn[@]}" -fPIC -fvisibility=hidden -D_GNU_SOURCE -I"$inc" -I"$here/src")
-srcs=(tables init config log region account ptrmap memory query launch limiter procaddr)
+srcs=(tables init config log region account reconcile context ptrmap memory query launch limiter procaddr)
 objs=()
 for s in "${srcs[@]}"; do
   "$cc" "${cflags[@]}" "${opt[@]}" "${san[@]}" -c "$here/src/$s.c" -o "$out/obj/$s.o"

@@ -39,6 +39,9 @@ __all__ = [
     "encode_volcano_node_devices",
     "encode_volcano_pod_devices",
     "load_pod_page",
+    "mig_geometry",
+    "mig_registration",
+    "normalize_mig_allocations",
     "parse_extender_args",
     "quantity_value",
 ]
@@ -71,6 +74,7 @@ class Device:
         health: bool = True,
         device_vendor: str = "",
         custominfo_json: str | None = None,
+        mig_profiles_json: str | None = None,
     ) -> Device: ...
     @property
     def id(self) -> str: ...
@@ -96,6 +100,8 @@ class Device:
     def device_vendor(self) -> str: ...
     @property
     def custominfo_json(self) -> str | None: ...
+    @property
+    def mig_profiles_json(self) -> str | None: ...
     def __eq__(self, value: object, /) -> bool: ...
 
 @final
@@ -221,6 +227,9 @@ class PodAllocation:
     def init_done(self) -> bool: ...
     @property
     def reserved_at(self) -> float | None: ...
+    @property
+    def mig_allocations(self) -> str | None:
+        """Its ``hami.io/vgpu-mig-allocations`` (canonical JSON) when it holds MIG instances."""
 
 @final
 class DeviceUsage:
@@ -340,6 +349,7 @@ class Cluster:
         init_count: int = 0,
         init_done: bool = False,
         reserved_at: float | None = None,
+        mig_allocations: str | None = None,
     ) -> None: ...
     def upsert_pods(
         self, pods: Sequence[tuple[str, str, str, str, str, int]]
@@ -403,6 +413,18 @@ def load_pod_page(
 ) -> PodPage: ...
 def quantity_value(text: str) -> int:
     """A resource quantity's value when it is a whole number; `DecodeError` otherwise."""
+
+def mig_registration(model: str, allowed: Sequence[str] | None = None) -> str | None:
+    """The ``migProfiles`` JSON a MIG-mode GPU of ``model`` registers (``allowed`` names only)."""
+
+def mig_geometry(
+    model: str,
+) -> tuple[int, list[tuple[str, int, int, int, int, list[tuple[int, int]]]]] | None:
+    """NVIDIA's MIG geometry of ``model``: memory slices and, per GPU instance profile, its
+    name, NVML profile id, MiB, compute slices, SMs and legal placements ``(start, size)``."""
+
+def normalize_mig_allocations(text: str) -> str:
+    """``hami.io/vgpu-mig-allocations`` checked and in canonical form; ``CoreError`` if bad."""
 
 def decode_node_devices(text: str, vendor: str = "NVIDIA", mode: str | None = None) -> list[Device]:
     """A JSON register annotation; ``mode`` replaces every device's mode."""

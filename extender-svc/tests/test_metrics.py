@@ -67,3 +67,33 @@ def test_legacy_names_behind_the_flag() -> None:
     [(pod, value)] = m["vGPUMemoryAllocated"]
     assert (pod["podname"], pod["containeridx"], value) == ("p", "1", 3000 * MIB)
     assert "nodeGPUOverview" in m
+
+
+def test_mig_instances_made() -> None:
+    """HAMi's hami_node_gpu_mig_instance_info: one per instance with its runtime identity; a
+    reservation the plugin has not made yet is not one."""
+    cluster = core.Cluster()
+    cluster.set_node("n1", [core.Device("GPU-m", 7, 40192, 100, "NVIDIA A100-SXM4-40GB",
+                                        index=3, mode="mig")])  # fmt: skip
+    mig = ('[{"containerIndex":0,"deviceIndex":0,"gpuUUID":"GPU-m","profile":"1g.10gb",'
+           '"placement":{"start":6,"size":2},"migUUID":"MIG-x","gpuInstanceID":5,'
+           '"computeInstanceID":0},{"containerIndex":0,"deviceIndex":1,"gpuUUID":"GPU-m",'
+           '"profile":"1g.5gb","placement":{"start":0,"size":1}}]')  # fmt: skip
+    given = [[core.AllocDevice("GPU-m", "NVIDIA", 9856, 15),
+              core.AllocDevice("GPU-m", "NVIDIA", 4864, 15)]]  # fmt: skip
+    cluster.upsert_pod("uid-m", "team", "m", "n1", given, mig_allocations=mig)
+    other = mig.replace('"start":6', '"start":4').replace("MIG-x", "MIG-y")
+    cluster.upsert_pod(
+        "uid-n", "team", "n", "n1", given[:1], mig_allocations=other[: other.index("},{")] + "}]"
+    )
+    metrics = ExtenderMetrics(new_registry(), cluster)
+    metrics.state.placed = lambda: ["uid-m", "uid-n"]
+    families = text_string_to_metric_families(metrics.render().decode())
+    [family] = [f for f in families if f.name == "hami_node_gpu_mig_instance_info"]
+    labels = {"node": "n1", "device_uuid": "GPU-m", "device_index": "3", "mig_uuid": "MIG-x",
+              "profile": "1g.10gb", "gpu_instance_id": "5", "compute_instance_id": "0",
+              "placement_start": "6", "placement_size": "2"}  # fmt: skip
+    assert [(s.labels, s.value) for s in family.samples] == [
+        (labels, 1.0),
+        ({**labels, "mig_uuid": "MIG-y", "placement_start": "4"}, 1.0),
+    ]

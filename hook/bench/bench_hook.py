@@ -4,7 +4,8 @@
     bench_hook.py BUILD_DIR
 
 Runs bench_hook alternately with and without libvgpu.so preloaded (ROUNDS times each, under an
-8 GiB memory limit so the accounting is live) and prints the median difference per
+8 GiB memory limit so the accounting is live), and preloaded with an SM limit (the limited
+launch, against the same launch without the hook), and prints the median difference per
 operation (overheads are medians of ROUNDS alternating runs, each the least disturbed of 40
 batches), then the SM limiter's largest |measured - target| error over 10/30/50/70/90 %
 in simulated GPU time.
@@ -64,16 +65,27 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hook-bench-") as d:
         tmp = Path(d)
         mem = {"CUDA_DEVICE_MEMORY_LIMIT": "8g"}
+        # The same launches on a device with an SM limit that never throttles them (the kernels
+        # take no GPU time): what the limiter's bookkeeping costs per launch.
+        sm = {**mem, "CUDA_DEVICE_SM_LIMIT": "50", "GPU_CORE_UTILIZATION_POLICY": "force"}
+        limited: list[float] = []
         for _ in range(ROUNDS):
             for hooked in (False, True):
                 for key, val in parse(run(build, ["bench_hook"], mem, hooked, tmp)).items():
                     samples.setdefault((key, hooked), []).append(val)
+            limited.append(parse(run(build, ["bench_hook"], sm, True, tmp))["launch_ns"])
         for key, name in OPS.items():
             base = statistics.median(samples[(key, False)])
             hook = statistics.median(samples[(key, True)])
             print(f"{name}={hook - base:.1f} ns")
             print(f"{name.replace('overhead', 'with_hook')}={hook:.1f} ns")
             print(f"{name.replace('overhead', 'without_hook')}={base:.1f} ns")
+        base = statistics.median(samples[("launch_ns", False)])
+        unlimited = statistics.median(samples[("launch_ns", True)])
+        lim = statistics.median(limited)
+        print(f"hook_launch_limited_overhead_ns={lim - base:.1f} ns")
+        print(f"hook_launch_limited_with_hook_ns={lim:.1f} ns")
+        print(f"hook_launch_limited_vs_unlimited_ns={lim - unlimited:.1f} ns")
         race = parse(
             run(
                 build,

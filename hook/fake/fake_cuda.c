@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #define __CUDA_API_VERSION_INTERNAL 1
 #include <cuda.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,38 +18,48 @@
 
 struct fctx { int dev; };
 static struct fctx ctxs[FG_MAX_DEV];
-static __thread struct fctx *cur;
+static __thread struct fctx *cur __attribute__((tls_model("initial-exec")));
 
 #define MAGIC 0x46414b454d454dull
-struct hdr { uint64_t magic, bytes; int dev; int pad; uint64_t pad2[5]; }; /* 64 bytes */
+/* 64 bytes before every allocation; proc is the owner's process entry, on_host a managed
+ * allocation that did not fit on the device (it lives in host memory, as UVM pages would). */
+struct hdr { uint64_t magic, bytes; int dev; int proc; int on_host; int pad; uint64_t pad2[4]; };
 
 static int ctx_dev(void) { return cur ? cur->dev : -1; }
 
-static CUresult mem_alloc(CUdeviceptr *p, size_t bytes, int dev) {
+static CUresult mem_alloc_ex(CUdeviceptr *p, size_t bytes, int dev, int managed) {
     if (!p) return CUDA_ERROR_INVALID_VALUE;
     if (dev < 0) return CUDA_ERROR_INVALID_CONTEXT;
     if (bytes == 0) return CUDA_ERROR_INVALID_VALUE;
     _Atomic uint64_t *used = &fg_dev(dev)->mem_used;
+    int on_host = 0;
     if (atomic_fetch_add(used, bytes) + bytes > fg_conf.mem_total) {
         atomic_fetch_sub(used, bytes);
-        return CUDA_ERROR_OUT_OF_MEMORY;
+        if (!managed) return CUDA_ERROR_OUT_OF_MEMORY;
+        on_host = 1;
     }
     struct hdr *h = malloc(sizeof *h + bytes);
     if (!h) {
-        atomic_fetch_sub(used, bytes);
+        if (!on_host) atomic_fetch_sub(used, bytes);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    *h = (struct hdr){.magic = MAGIC, .bytes = bytes, .dev = dev};
+    int proc = on_host ? -1 : fg_proc_self();
+    *h = (struct hdr){.magic = MAGIC, .bytes = bytes, .dev = dev, .proc = proc, .on_host = on_host};
+    if (!on_host) fg_proc_add(proc, dev, (int64_t)bytes);
     *p = (CUdeviceptr)(uintptr_t)(h + 1);
     return CUDA_SUCCESS;
 }
+static CUresult mem_alloc(CUdeviceptr *p, size_t bytes, int dev) { return mem_alloc_ex(p, bytes, dev, 0); }
 
 static CUresult mem_free(uint64_t p) {
     if (!p) return CUDA_SUCCESS;
     struct hdr *h = (struct hdr *)(uintptr_t)p - 1;
     if (h->magic != MAGIC) return CUDA_ERROR_INVALID_VALUE;
     h->magic = 0;
-    atomic_fetch_sub(&fg_dev(h->dev)->mem_used, h->bytes);
+    if (!h->on_host) {
+        atomic_fetch_sub(&fg_dev(h->dev)->mem_used, h->bytes);
+        fg_proc_add(h->proc, h->dev, -(int64_t)h->bytes);
+    }
     free(h);
     return CUDA_SUCCESS;
 }
@@ -74,12 +85,45 @@ CUresult cuDeviceTotalMem_v2(size_t *b, CUdevice d) {
     *b = fg_conf.mem_total;
     return CUDA_SUCCESS;
 }
+/* The primary context of a device is made once per process (its memory charged then). */
+static int primary_pid[FG_MAX_DEV];
 CUresult cuDevicePrimaryCtxRetain(CUcontext *c, CUdevice d) {
     fg_state();
     if (!c || d < 0 || d >= fg_conf.count) return CUDA_ERROR_INVALID_DEVICE;
     ctxs[d].dev = d;
+    if (primary_pid[d] != fg_pid()) {
+        primary_pid[d] = fg_pid();
+        fg_new_context(d);
+    }
     *c = (CUcontext)(void *)&ctxs[d];
     return CUDA_SUCCESS;
+}
+static CUresult ctx_create(CUcontext *c, CUdevice d) {
+    fg_state();
+    if (!c) return CUDA_ERROR_INVALID_VALUE;
+    if (d < 0 || d >= fg_conf.count) return CUDA_ERROR_INVALID_DEVICE;
+    struct fctx *x = malloc(sizeof *x); /* lives until exit, as the fake's contexts do */
+    if (!x) return CUDA_ERROR_OUT_OF_MEMORY;
+    x->dev = d;
+    fg_new_context(d);
+    cur = x;
+    *c = (CUcontext)(void *)x;
+    return CUDA_SUCCESS;
+}
+CUresult cuCtxCreate_v2(CUcontext *c, unsigned fl, CUdevice d) { (void)fl; return ctx_create(c, d); }
+CUresult cuCtxCreate_v3(CUcontext *c, CUexecAffinityParam *p, int n, unsigned fl, CUdevice d) {
+    (void)p; (void)n; (void)fl;
+    return ctx_create(c, d);
+}
+CUresult cuCtxCreate_v4(CUcontext *c, CUctxCreateParams *p, unsigned fl, CUdevice d) {
+    (void)p; (void)fl;
+    return ctx_create(c, d);
+}
+CUresult cuDeviceGetPCIBusId(char *bus, int len, CUdevice d) {
+    fg_state();
+    if (!bus || len <= 0 || d < 0 || d >= fg_conf.count) return CUDA_ERROR_INVALID_VALUE;
+    int n = snprintf(bus, (size_t)len, "00000000:%02X:00.0", fg_conf.phys[d] + 1);
+    return n < len ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 CUresult cuDevicePrimaryCtxRelease_v2(CUdevice d) { (void)d; return CUDA_SUCCESS; }
 CUresult cuCtxGetCurrent(CUcontext *c) { *c = (CUcontext)(void *)cur; return CUDA_SUCCESS; }
@@ -112,7 +156,7 @@ CUresult cuMemGetInfo_v2(size_t *f, size_t *t) {
     return CUDA_SUCCESS;
 }
 CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t b) { return mem_alloc(p, b, ctx_dev()); }
-CUresult cuMemAllocManaged(CUdeviceptr *p, size_t b, unsigned f) { (void)f; return mem_alloc(p, b, ctx_dev()); }
+CUresult cuMemAllocManaged(CUdeviceptr *p, size_t b, unsigned f) { (void)f; return mem_alloc_ex(p, b, ctx_dev(), 1); }
 CUresult cuMemAllocPitch_v2(CUdeviceptr *p, size_t *pitch, size_t w, size_t h, unsigned e) {
     if (!pitch || e == 0) return CUDA_ERROR_INVALID_VALUE;
     *pitch = (w + 511) & ~(size_t)511;
@@ -168,17 +212,28 @@ CUresult cuArray3DCreate_v2(CUarray *a, const CUDA_ARRAY3D_DESCRIPTOR *d) {
 CUresult cuArrayDestroy(CUarray a) { return mem_free((uintptr_t)a); }
 CUresult cuMipmappedArrayCreate(CUmipmappedArray *a, const CUDA_ARRAY3D_DESCRIPTOR *d, unsigned n) {
     CUdeviceptr p;
-    CUresult r = mem_alloc(&p, array_bytes(d->Width, d->Height, d->Depth, d->NumChannels) * 2, ctx_dev());
-    (void)n;
+    uint64_t bytes = 0;
+    size_t w = d->Width, h = d->Height, z = d->Depth;
+    for (unsigned l = 0; l < (n ? n : 1); l++) { /* every level, each half the previous */
+        bytes += array_bytes(w, h, z, d->NumChannels);
+        w = w > 1 ? w / 2 : 1, h = h > 1 ? h / 2 : 1, z = z > 1 ? z / 2 : 1;
+    }
+    CUresult r = mem_alloc(&p, bytes, ctx_dev());
     if (r == CUDA_SUCCESS) *a = (CUmipmappedArray)(uintptr_t)p;
     return r;
 }
 CUresult cuMipmappedArrayDestroy(CUmipmappedArray a) { return mem_free((uintptr_t)a); }
 
 /* ---- work ---- */
+/* CUDA's lazy loading: a process's first launch on a device loads its module there. */
+static int module_pid[FG_MAX_DEV];
 static CUresult run(unsigned gx, unsigned gy, unsigned gz, void **params) {
     int d = ctx_dev();
     if (d < 0) return CUDA_ERROR_INVALID_CONTEXT;
+    if (fg_conf.module_bytes && module_pid[d] != fg_pid()) {
+        module_pid[d] = fg_pid();
+        fg_charge_extra(d, fg_conf.module_bytes);
+    }
     uint64_t ns = params && params[0] ? *(uint64_t *)params[0]
                                       : (uint64_t)gx * gy * gz * 1000 / (uint64_t)fg_conf.sms + 1000;
     fg_submit(d, ns);
@@ -233,8 +288,10 @@ CUresult cuEventCreate(CUevent *e, unsigned fl) {
     return CUDA_SUCCESS;
 }
 CUresult cuEventDestroy_v2(CUevent e) { free((void *)e); return CUDA_SUCCESS; }
+static _Atomic uint64_t event_records;
 CUresult cuEventRecord(CUevent e, CUstream s) {
     (void)s;
+    atomic_fetch_add_explicit(&event_records, 1, memory_order_relaxed);
     int d = ctx_dev();
     if (d < 0 || !e) return CUDA_ERROR_INVALID_CONTEXT;
     struct fevent *x = (struct fevent *)(void *)e;
@@ -262,6 +319,10 @@ CUresult cuEventElapsedTime(float *ms, CUevent a, CUevent b) {
 
 /* Test helpers (not part of the CUDA API). */
 EXPORT uint64_t fake_gpu_now(void) { return fg_now(); }
+/* Events recorded by this process so far (the application's and the hook's). */
+EXPORT uint64_t fake_gpu_event_records(void) { return atomic_load(&event_records); }
+/* Device memory really in use on dev (every process: contexts, modules, allocations). */
+EXPORT uint64_t fake_gpu_mem_used(int dev) { fg_state(); return atomic_load(&fg_dev(dev)->mem_used); }
 EXPORT uint64_t fake_gpu_busy_ns(int dev, uint64_t t0, uint64_t t1, int pid) { return fg_busy_between(dev, t0, t1, pid); }
 
 /* ---- cuGetProcAddress, generated from the list ---- */

@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include "fake_gpu.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,8 @@
 struct fg_conf fg_conf;
 static struct fg_state *state;
 static int my_pid; /* cached: getpid is a system call, and launches are hot */
-static void forget_pid(void) { my_pid = 0; }
+static int my_proc = -1;
+static void forget_pid(void) { my_pid = 0; my_proc = -1; }
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static int env_int(const char *k, int d) {
@@ -38,6 +41,9 @@ static void init(void) {
     }
     fg_conf.sms = env_int("FAKE_GPU_SMS", 108);
     fg_conf.mem_total = (uint64_t)env_int("FAKE_GPU_MEM_MIB", 16384) << 20;
+    fg_conf.ctx_bytes = (uint64_t)env_int("FAKE_GPU_CTX_MIB", 0) << 20;
+    fg_conf.module_bytes = (uint64_t)env_int("FAKE_GPU_MODULE_MIB", 0) << 20;
+    fg_conf.pid_offset = env_int("FAKE_GPU_PID_OFFSET", 0);
     char def[128];
     const char *path = getenv("FAKE_GPU_STATE");
     if (!path || !*path) {
@@ -109,6 +115,49 @@ uint64_t fg_busy_between(int dev, uint64_t t0, uint64_t t1, int pid) {
     }
     unlock(d);
     return sum;
+}
+
+int fg_proc_self(void) {
+    struct fg_state *st = fg_state();
+    if (my_proc >= 0) return my_proc;
+    if (!my_pid) my_pid = getpid();
+    for (int i = 0; i < FG_PROCS; i++) { /* our entry, if a previous call claimed it */
+        if (atomic_load(&st->procs[i].pid) == my_pid) return my_proc = i;
+    }
+    for (int i = 0; i < FG_PROCS; i++) {
+        struct fg_proc *p = &st->procs[i];
+        int64_t old = atomic_load(&p->pid);
+        if (old != 0 && (kill((pid_t)old, 0) == 0 || errno != ESRCH)) continue;
+        if (!atomic_compare_exchange_strong(&p->pid, &old, my_pid)) continue;
+        for (int d = 0; d < FG_MAX_DEV; d++) {
+            atomic_store(&p->used[d], 0);
+            atomic_store(&p->contexts[d], 0);
+        }
+        return my_proc = i;
+    }
+    return -1;
+}
+
+void fg_proc_add(int p, int dev, int64_t delta) {
+    if (p < 0 || p >= FG_PROCS) return;
+    atomic_fetch_add(&fg_state()->procs[p].used[fg_conf.phys[dev]], (uint64_t)delta);
+}
+
+void fg_charge_extra(int dev, uint64_t bytes) {
+    if (!bytes) return;
+    atomic_fetch_add(&fg_dev(dev)->mem_used, bytes);
+    fg_proc_add(fg_proc_self(), dev, (int64_t)bytes);
+}
+
+void fg_new_context(int dev) {
+    int p = fg_proc_self();
+    if (p >= 0) atomic_fetch_add(&fg_state()->procs[p].contexts[fg_conf.phys[dev]], 1);
+    fg_charge_extra(dev, fg_conf.ctx_bytes);
+}
+
+int fg_pid(void) {
+    if (!my_pid) my_pid = getpid();
+    return my_pid;
 }
 
 void fg_sleep_until(uint64_t t) {

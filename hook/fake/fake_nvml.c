@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #define NVML_NO_UNVERSIONED_FUNC_DEFS 1
 #include <nvml.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,18 +20,59 @@ static int inited;
 static int devs[FG_MAX_DEV];
 #define DEV(h) ((int)((int *)(void *)(h) - devs))
 
-nvmlReturn_t nvmlInit_v2(void) { fg_state(); inited = 1; return NVML_SUCCESS; }
-nvmlReturn_t nvmlShutdown(void) { inited = 0; return NVML_SUCCESS; }
+static int up(void) { return __atomic_load_n(&inited, __ATOMIC_SEQ_CST) > 0; }
+/* Reference counted, as NVML's: every nvmlInit needs its nvmlShutdown. */
+nvmlReturn_t nvmlInit_v2(void) { fg_state(); __atomic_add_fetch(&inited, 1, __ATOMIC_SEQ_CST); return NVML_SUCCESS; }
+nvmlReturn_t nvmlShutdown(void) {
+    if (__atomic_load_n(&inited, __ATOMIC_SEQ_CST) <= 0) return NVML_ERROR_UNINITIALIZED;
+    __atomic_sub_fetch(&inited, 1, __ATOMIC_SEQ_CST);
+    return NVML_SUCCESS;
+}
 nvmlReturn_t nvmlDeviceGetCount_v2(unsigned *n) {
-    if (!inited) return NVML_ERROR_UNINITIALIZED;
+    if (!up()) return NVML_ERROR_UNINITIALIZED;
     *n = (unsigned)fg_conf.count;
     return NVML_SUCCESS;
 }
 nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned i, nvmlDevice_t *d) {
-    if (!inited) return NVML_ERROR_UNINITIALIZED;
+    if (!up()) return NVML_ERROR_UNINITIALIZED;
     if (i >= (unsigned)fg_conf.count || !d) return NVML_ERROR_INVALID_ARGUMENT;
     *d = (nvmlDevice_t)(void *)&devs[i];
     return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *bus, nvmlDevice_t *d) {
+    if (!up()) return NVML_ERROR_UNINITIALIZED;
+    unsigned dom, b, dev, fn;
+    if (!bus || !d || sscanf(bus, "%x:%x:%x.%x", &dom, &b, &dev, &fn) != 4)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    for (int i = 0; i < fg_conf.count; i++) {
+        if (fg_conf.phys[i] + 1 == (int)b) {
+            *d = (nvmlDevice_t)(void *)&devs[i];
+            return NVML_SUCCESS;
+        }
+    }
+    return NVML_ERROR_NOT_FOUND;
+}
+/* Processes with a context on the device, by their PID as the driver sees it. */
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned *count, nvmlProcessInfo_t *infos) {
+    if (!up()) return NVML_ERROR_UNINITIALIZED;
+    if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+    struct fg_state *st = fg_state();
+    int phys = fg_conf.phys[DEV(d)];
+    unsigned n = 0;
+    for (int i = 0; i < FG_PROCS; i++) {
+        struct fg_proc *p = &st->procs[i];
+        int64_t pid = atomic_load(&p->pid);
+        if (!pid || !atomic_load(&p->contexts[phys]) || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+            continue;
+        if (infos && n < *count)
+            infos[n] = (nvmlProcessInfo_t){.pid = (unsigned)(pid + fg_conf.pid_offset),
+                                           .usedGpuMemory = atomic_load(&p->used[phys]),
+                                           .gpuInstanceId = 0xFFFFFFFFu, .computeInstanceId = 0xFFFFFFFFu};
+        n++;
+    }
+    nvmlReturn_t r = n > *count ? NVML_ERROR_INSUFFICIENT_SIZE : NVML_SUCCESS;
+    *count = n;
+    return r;
 }
 nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t d, unsigned *i) { *i = (unsigned)DEV(d); return NVML_SUCCESS; }
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
@@ -59,7 +102,7 @@ nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u)
 /* What a node monitor asks of NVML beyond the hooked list (pynvml's nvmlInit, UUID, name). */
 EXPORT nvmlReturn_t nvmlInitWithFlags(unsigned int flags) { (void)flags; return nvmlInit_v2(); }
 EXPORT nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *uuid, unsigned int length) {
-    if (!inited) return NVML_ERROR_UNINITIALIZED;
+    if (!up()) return NVML_ERROR_UNINITIALIZED;
     if (!uuid || !length) return NVML_ERROR_INVALID_ARGUMENT;
     int phys = fg_conf.phys[DEV(d)];
     const char *list = getenv("FAKE_GPU_UUIDS");
@@ -78,7 +121,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *uuid, unsigned int l
 }
 EXPORT nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *name, unsigned int length) {
     (void)d;
-    if (!inited) return NVML_ERROR_UNINITIALIZED;
+    if (!up()) return NVML_ERROR_UNINITIALIZED;
     if (!name || !length) return NVML_ERROR_INVALID_ARGUMENT;
     const char *v = getenv("FAKE_GPU_NAME");
     int n = snprintf(name, length, "%s", v && *v ? v : "Fake GPU");

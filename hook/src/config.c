@@ -138,5 +138,6 @@ void hk_config_load(struct hk_config *c, const char *file_path) {
                                                 : HK_POLICY_DEFAULT;
     /* With a limits file, a process cannot switch control off through its own environment. */
     c->disabled = truthy(lookup("CUDA_DISABLE_CONTROL"));
+    c->oversubscribe = truthy(lookup("CUDA_OVERSUBSCRIBE"));
     parse_visible(c);
 }

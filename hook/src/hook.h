@@ -81,6 +81,7 @@ struct hk_config {
     enum hk_policy policy;
     int log_level;
     bool disabled; /* CUDA_DISABLE_CONTROL */
+    bool oversubscribe; /* CUDA_OVERSUBSCRIBE: what does not fit on the device goes to host memory */
     bool from_file;
     bool any_mem_limit;
     bool any_sm_limit;
@@ -120,22 +121,45 @@ bool hk_reserve(int dev, uint64_t bytes);
 void hk_release(int dev, uint64_t bytes);
 /* Container usage of dev after reclaiming dead processes. */
 uint64_t hk_usage(int dev);
+/* The driver says this process holds driver_bytes on dev: what the hook did not grant itself
+ * (context, modules, pool slack) is counted as this process's extra. */
+void hk_account_driver(int dev, uint64_t driver_bytes);
+/* Adds an estimated extra (a context whose driver-side PID is not known). */
+void hk_account_overhead(int dev, uint64_t bytes);
+/* Bytes of this process's allocations on dev that live in host memory (oversubscription). */
+void hk_account_spill(int dev, uint64_t bytes, bool add);
+
+/* ---- reconciliation with the driver (reconcile.c) ------------------------------------------ */
+struct hk_ctx_probe {
+    int n; /* processes listed before the context was made; -1 = not looked */
+    uint64_t used;
+    bool locked; /* holds the region's context lock */
+    nvmlProcessInfo_t procs[256];
+};
+void hk_ctx_before(int dev, struct hk_ctx_probe *p);
+void hk_ctx_after(int dev, struct hk_ctx_probe *p, CUresult r);
+/* Re-reads the driver's usage of dev when stale, or when granting `want` more would come near
+ * the limit. */
+void hk_reconcile_maybe(int dev, uint64_t want);
+void hk_reconcile_after_fork(void);
 static inline bool hk_dev_ok(int dev) { return dev >= 0 && dev < HK_MAX_DEVICES; }
 
 /* ---- pointer maps (ptrmap.c): key -> (device, bytes), lock-free ----------------------------- */
-enum hk_map_kind { HK_MAP_DPTR = 0, HK_MAP_HANDLE = 1 };
+/* HK_MAP_SPILL: allocations backed by host memory (CUDA_OVERSUBSCRIBE). */
+enum hk_map_kind { HK_MAP_DPTR = 0, HK_MAP_HANDLE = 1, HK_MAP_SPILL = 2, HK_MAP_KINDS = 3 };
 bool hk_map_put(enum hk_map_kind kind, uint64_t key, int dev, uint64_t bytes);
 bool hk_map_take(enum hk_map_kind kind, uint64_t key, int *dev, uint64_t *bytes);
 void hk_map_reset_after_fork(void);
 
 /* ---- limiter (limiter.c) ------------------------------------------------------------------ */
 extern bool hk_sm_active; /* some device has an SM limit and the policy does not disable it */
+struct lim_ctx;
 struct hk_launch {
-    int armed;
-    int dev;
+    struct lim_ctx *e; /* a measured launch: its context's state; NULL otherwise */
     int slot;
 };
-void hk_limiter_before(struct hk_launch *l, CUstream stream, int ptsz);
+/* key names the kernel (function and grid, or the graph): its GPU time is remembered. */
+void hk_limiter_before(struct hk_launch *l, uint64_t key, CUstream stream, int ptsz);
 void hk_limiter_after(struct hk_launch *l, CUstream stream, int ptsz, CUresult launched);
 void hk_limiter_setup(void);
 

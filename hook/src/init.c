@@ -25,6 +25,7 @@ static void after_fork_child(void) {
     register_tried = 0;
     hr_after_fork_child();
     hk_map_reset_after_fork();
+    hk_reconcile_after_fork();
     atomic_store(&hk_cuda_ready, 0);
     atomic_store(&hk_nvml_ready, 0);
 }
@@ -94,7 +95,7 @@ void hk_init_nvml_slow(void) {
     common_init_locked();
     if (!nvml_done) {
         void *lib = open_lib("libnvidia-ml.so.1");
-        if (!lib) HK_ERR("libnvidia-ml.so.1 not found: %s", dlerror());
+        if (!lib) HK_WARN("libnvidia-ml.so.1 not found: %s", dlerror());
         load_table(lib, hk_nv_entries, hk_nv_real, NV_FN_COUNT);
         nvml_done = 1;
     }

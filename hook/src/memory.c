@@ -41,12 +41,29 @@ static void settle(enum hk_map_kind kind, uint64_t key, int dev, uint64_t bytes,
         if (!hk_reserve((dev), (bytes))) return CUDA_ERROR_OUT_OF_MEMORY;                        \
     } while (0)
 
+/* Oversubscription (CUDA_OVERSUBSCRIBE=true, set by the plugin when memory scaling > 1): an
+ * allocation within the container's limit that the device has no room for is made as managed
+ * memory instead, which the driver backs with host memory and pages to the device on use. It
+ * counts against the limit like any other, and as spilled (the monitor shows how much). */
+static CUresult spill(CUdeviceptr *dptr, size_t bytesize, int dev) {
+    CUresult r = CU_CALL(cuMemAllocManaged, dptr, bytesize, CU_MEM_ATTACH_GLOBAL);
+    if (r != CUDA_SUCCESS) {
+        hk_release(dev, bytesize);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    r = finish(r, HK_MAP_SPILL, *dptr, dev, bytesize, undo_free);
+    if (r == CUDA_SUCCESS) hk_account_spill(dev, bytesize, true);
+    return r;
+}
+
 CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize) {
     hk_ensure_cuda();
     int dev = cur_dev();
     if (!dptr || dev < 0) return CU_CALL(cuMemAlloc_v2, dptr, bytesize);
     RESERVE_OR_OOM(dev, bytesize);
     CUresult r = CU_CALL(cuMemAlloc_v2, dptr, bytesize);
+    if (HK_UNLIKELY(r == CUDA_ERROR_OUT_OF_MEMORY && hk_cfg.oversubscribe))
+        return spill(dptr, bytesize, dev);
     return finish(r, HK_MAP_DPTR, *dptr, dev, bytesize, undo_free);
 }
 
@@ -83,7 +100,14 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
     hk_ensure_cuda();
     int dev;
     uint64_t bytes;
-    if (!hk_map_take(HK_MAP_DPTR, dptr, &dev, &bytes)) return CU_CALL(cuMemFree_v2, dptr);
+    if (!hk_map_take(HK_MAP_DPTR, dptr, &dev, &bytes)) {
+        if (HK_LIKELY(!hk_cfg.oversubscribe) || !hk_map_take(HK_MAP_SPILL, dptr, &dev, &bytes))
+            return CU_CALL(cuMemFree_v2, dptr);
+        CUresult r = CU_CALL(cuMemFree_v2, dptr);
+        if (r == CUDA_SUCCESS) hk_account_spill(dev, bytes, false);
+        settle(HK_MAP_SPILL, dptr, dev, bytes, r);
+        return r;
+    }
     CUresult r = CU_CALL(cuMemFree_v2, dptr);
     settle(HK_MAP_DPTR, dptr, dev, bytes, r);
     return r;

@@ -15,7 +15,7 @@ struct cell {
     _Atomic uint64_t key;
     _Atomic uint64_t val; /* bytes << 6 | device */
 };
-static struct cell *_Atomic maps[2];
+static struct cell *_Atomic maps[HK_MAP_KINDS];
 
 static struct cell *get_map(enum hk_map_kind kind) {
     struct cell *m = atomic_load_explicit(&maps[kind], memory_order_acquire);
@@ -67,7 +67,7 @@ bool hk_map_take(enum hk_map_kind kind, uint64_t key, int *dev, uint64_t *bytes)
 }
 
 void hk_map_reset_after_fork(void) {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < HK_MAP_KINDS; k++) {
         struct cell *m = atomic_exchange(&maps[k], NULL);
         if (m) munmap(m, sizeof(struct cell) * MAP_CAP);
     }

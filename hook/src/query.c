@@ -1,5 +1,7 @@
 /* Memory queries show the limit as the total and the container's usage as used; free is
- * clamped at zero and never exceeds what the device really has free (no wrap-around). */
+ * clamped at zero and never exceeds what the device really has free (no wrap-around). With
+ * CUDA_OVERSUBSCRIBE the limit may exceed the device (host memory backs the rest): the total is
+ * the limit and free is what is left under it. */
 #include "hook.h"
 #include "region.h"
 
@@ -16,10 +18,10 @@ CUresult cuMemGetInfo_v2(size_t *free, size_t *total) {
     uint64_t limit = limit_of(d);
     if (!limit) return r;
     uint64_t used = hk_usage(d);
-    uint64_t t = limit < *total ? limit : *total;
+    uint64_t t = limit < *total || hk_cfg.oversubscribe ? limit : *total;
     uint64_t f = used >= t ? 0 : t - used;
     *total = t;
-    *free = f < *free ? f : *free;
+    *free = f < *free || hk_cfg.oversubscribe ? f : *free;
     return r;
 }
 
@@ -28,7 +30,7 @@ CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev) {
     CUresult r = CU_CALL(cuDeviceTotalMem_v2, bytes, dev);
     if (r != CUDA_SUCCESS || !bytes) return r;
     uint64_t limit = limit_of(dev);
-    if (limit && limit < *bytes) *bytes = limit;
+    if (limit && (limit < *bytes || hk_cfg.oversubscribe)) *bytes = limit;
     return r;
 }
 
@@ -45,7 +47,7 @@ static void fake_mem(int dev, unsigned long long *total, unsigned long long *use
     uint64_t limit = limit_of(dev);
     if (!limit) return;
     uint64_t u = hk_usage(dev);
-    uint64_t t = limit < *total ? limit : *total;
+    uint64_t t = limit < *total || hk_cfg.oversubscribe ? limit : *total;
     *total = t;
     *used = u < t ? u : t;
     *free = t - *used;

@@ -62,6 +62,7 @@ static void format_region(void) {
     h->priority = hk_cfg.priority;
     atomic_store(&h->util_switch, 1);
     init_mutex(&h->lock.m);
+    init_mutex(&h->ctx_lock.m);
     for (unsigned i = 0; i < HR_DEVICES; i++) {
         hk_region.dev[i].limit_bytes = hk_cfg.mem_limit[i];
         hk_region.dev[i].sm_limit_pct = hk_cfg.sm_limit[i];
@@ -145,12 +146,24 @@ int hr_open(const char *path) {
 static void repair_totals(void) {
     uint32_t hw = atomic_load(&hk_region.hdr->slot_hw);
     for (unsigned d = 0; d < HR_DEVICES; d++) {
-        uint64_t sum = 0;
-        for (uint32_t i = 0; i < hw; i++)
-            if (atomic_load(&hk_region.slot[i].state) == HR_SLOT_ACTIVE)
-                sum += atomic_load(&hk_region.slot[i].used[d]);
+        uint64_t sum = 0, ctx = 0, spilled = 0;
+        for (uint32_t i = 0; i < hw; i++) {
+            struct hr_slot *s = &hk_region.slot[i];
+            if (atomic_load(&s->state) != HR_SLOT_ACTIVE) continue;
+            sum += atomic_load(&s->used[d]);
+            ctx += atomic_load(&s->ctx[d]);
+            spilled += atomic_load(&s->spilled[d]);
+        }
         atomic_store(&hk_region.dev[d].used_bytes, sum);
+        atomic_store(&hk_region.dev[d].ctx_bytes, ctx);
+        atomic_store(&hk_region.dev[d].spilled_bytes, spilled);
     }
+}
+
+/* total -= part, never below zero (the totals are sums of the slots' parts). */
+static void sub_sat(_Atomic uint64_t *total, uint64_t part) {
+    uint64_t t = atomic_load(total);
+    atomic_store(total, t > part ? t - part : 0);
 }
 
 void hr_lock(void) {
@@ -167,6 +180,18 @@ void hr_lock(void) {
 }
 
 void hr_unlock(void) { pthread_mutex_unlock(&hk_region.hdr->lock.m); }
+
+void hr_ctx_lock(void) {
+    int r = pthread_mutex_lock(&hk_region.hdr->ctx_lock.m);
+    if (r == EOWNERDEAD) { /* died creating a context: nothing to repair */
+        pthread_mutex_consistent(&hk_region.hdr->ctx_lock.m);
+    } else if (r == ENOTRECOVERABLE) {
+        init_mutex(&hk_region.hdr->ctx_lock.m);
+        pthread_mutex_lock(&hk_region.hdr->ctx_lock.m);
+    }
+}
+
+void hr_ctx_unlock(void) { pthread_mutex_unlock(&hk_region.hdr->ctx_lock.m); }
 
 static int slot_dead(struct hr_slot *s) {
     return atomic_load_explicit(&s->state, memory_order_relaxed) == HR_SLOT_ACTIVE &&
@@ -187,11 +212,12 @@ static void reap_locked(void) {
         pthread_mutex_consistent(&s->anchor.m);
         pthread_mutex_unlock(&s->anchor.m);
         for (unsigned d = 0; d < HR_DEVICES; d++) {
-            uint64_t u = atomic_exchange(&s->used[d], 0);
-            uint64_t t = atomic_load(&hk_region.dev[d].used_bytes);
-            atomic_store(&hk_region.dev[d].used_bytes, t > u ? t - u : 0);
+            sub_sat(&hk_region.dev[d].used_bytes, atomic_exchange(&s->used[d], 0));
+            sub_sat(&hk_region.dev[d].ctx_bytes, atomic_exchange(&s->ctx[d], 0));
+            sub_sat(&hk_region.dev[d].spilled_bytes, atomic_exchange(&s->spilled[d], 0));
         }
         atomic_store(&s->pid, 0);
+        atomic_store(&s->host_pid, 0);
         atomic_store(&s->state, HR_SLOT_FREE);
         atomic_fetch_add(&hk_region.hdr->reclaimed, 1);
     }
@@ -264,7 +290,12 @@ int hr_register(void) {
     }
     sem_destroy(&a.ready);
     pthread_setname_np(t, "hami-vgpu");
-    for (unsigned d = 0; d < HR_DEVICES; d++) atomic_store(&s->used[d], 0);
+    for (unsigned d = 0; d < HR_DEVICES; d++) {
+        atomic_store(&s->used[d], 0);
+        atomic_store(&s->ctx[d], 0);
+        atomic_store(&s->spilled[d], 0);
+    }
+    atomic_store(&s->host_pid, 0);
     atomic_store(&s->pid, (int32_t)getpid());
     s->generation = atomic_fetch_add(&hk_region.hdr->generation, 1) + 1;
     atomic_store(&s->state, HR_SLOT_ACTIVE);

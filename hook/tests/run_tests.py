@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the hook's test programs against the fake driver, with and without libvgpu.so preloaded.
 
-    run_tests.py BUILD_DIR [--flavour release|asan|ubsan|tsan] [--quick]
+    run_tests.py BUILD_DIR [--flavour release|asan|ubsan|tsan] [--quick] [-k NAME_PART]
 
 Every case gets a fresh simulated GPU and shared region; a hooked run must also leave stderr
 empty (the library is quiet by default). Prints one line per case and 'N passed, N failed'.
@@ -77,6 +77,59 @@ def cases(quick: bool, flavour: str) -> list[Case]:
             {"CUDA_DEVICE_MEMORY_LIMIT": "lots", "EXPECTED_STDERR": "invalid"},
         )
     )
+    # Memory the driver holds beyond allocations (contexts, lazily loaded modules) counts.
+    ctx = {**LIMIT, "FAKE_GPU_CTX_MIB": "300", "EXPECT_EXTRA_MIB": "300"}
+    module = {**ctx, "FAKE_GPU_MODULE_MIB": "100", "EXPECT_EXTRA_MIB": "400"}
+    out.append(Case("ctxmem/context-300MiB", ["t_ctxmem", "alloc"], ctx))
+    out.append(Case("ctxmem/context-and-lazy-module", ["t_ctxmem", "alloc"], module))
+    out.append(
+        Case(
+            "ctxmem/driver-in-host-pid-namespace",
+            ["t_ctxmem", "alloc"],
+            {**module, "FAKE_GPU_PID_OFFSET": "100000"},
+        )
+    )
+    procs = {
+        "CUDA_DEVICE_MEMORY_LIMIT": "2048m",
+        "EXPECT_LIMIT_MIB": "2048",
+        "FAKE_GPU_CTX_MIB": "300",
+        "EXPECT_EXTRA_MIB": "1200",
+        "PROCS": "4",
+    }
+    out.append(Case("ctxmem/4-processes", ["t_ctxmem", "procs"], procs))
+    out.append(
+        Case(
+            "ctxmem/4-processes-host-pids",
+            ["t_ctxmem", "procs"],
+            {**procs, "FAKE_GPU_PID_OFFSET": "100000"},
+        )
+    )
+    out.append(
+        Case(
+            "ctxmem/unhooked",
+            ["t_ctxmem", "alloc"],
+            {"FAKE_GPU_CTX_MIB": "300", "NOMINAL_MIB": "1024"},
+            hooked=False,
+        )
+    )
+    # Oversubscription: 2048 MiB granted on a 1024 MiB device, half of it spilled to host memory.
+    spill_reader = (
+        "import os, sys; from hami_common.shm.region import read_region as r; "
+        "d = r(sys.argv[1]).devices[0]; held = os.environ['PHASE'] == 'held'; "
+        "want = (int(os.environ['EXPECT_SPILL_MIB']) << 20) if held else 0; "
+        "assert d.spilled_bytes == want, (os.environ['PHASE'], d.spilled_bytes, want)"
+    )
+    over = {
+        "CUDA_DEVICE_MEMORY_LIMIT": "2048m",
+        "EXPECT_LIMIT_MIB": "2048",
+        "FAKE_GPU_MEM_MIB": "1024",
+    }
+    for name, extra in [
+        ("spills-to-host", {"CUDA_OVERSUBSCRIBE": "true", "EXPECT_SPILL_MIB": "1024"}),
+        ("off-stops-at-the-device", {"EXPECT_SPILL_MIB": "0"}),
+    ]:
+        argv = ["t_oversub", sys.executable, "-c", spill_reader, "@SHM"]
+        out.append(Case(f"oversubscribe/{name}", argv, {**over, **extra}))
     out.append(Case("routes/hooked", ["t_routes"], {"EXPECT_HOOKED": "1"}))
     out.append(Case("routes/unhooked", ["t_routes"], hooked=False))
     out.append(
@@ -118,6 +171,18 @@ def cases(quick: bool, flavour: str) -> list[Case]:
                 attempts=3,
             )
         )
+    # Small kernels: most launches are not measured, yet the share holds (a step of seven short
+    # kernels and a long one: each kernel's remembered time, not a random sample, is charged).
+    small = {**policy, "WINDOW": "128"}
+    mixes = [  # name, kernel lengths (us), target, most launches measured (%)
+        ("small-kernels/30", {"KERNEL_US": "50"}, "30", "10"),
+        ("kernel-mix/30", {"KERNEL_PATTERN": "20,20,20,20,20,20,20,600"}, "30", "15"),
+        ("kernel-mix/70", {"KERNEL_PATTERN": "50,50,50,400"}, "70", "25"),
+    ]
+    for name, kernels, pct, most in mixes:
+        env = {**small, **kernels, "CUDA_DEVICE_SM_LIMIT": pct, "EXPECT_UTIL": pct}
+        env["EXPECT_MEASURED_MAX"] = most
+        out.append(Case(f"limiter/{name}", ["t_limiter", "launch", "1.5"], env, attempts=3))
     out.append(Case("limiter/two-containers-30-70", ["t_pair"], dict(policy), attempts=3))
     default30 = {"CUDA_DEVICE_SM_LIMIT": "30"}  # policy "default": the monitor's switch decides
     out.append(Case("limiter/monitor-switch", ["t_policy", "switch"], default30, attempts=3))
@@ -223,6 +288,8 @@ def run_case(build: Path, case: Case, flavour: str, tmp: Path) -> tuple[bool, st
     env.update(case.env)
     tag = case.name.replace("/", "_")
     env["FAKE_GPU_STATE"] = str(tmp / f"{tag}.gpu")
+    # What a node's driver install provides: the hook finds NVML there (contexts, modules).
+    env["LD_LIBRARY_PATH"] = str(build / "fake")
     env["CUDA_DEVICE_MEMORY_SHARED_CACHE"] = str(tmp / f"{tag}.shm")
     env["ASAN_OPTIONS"] = "detect_leaks=0"
     env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
@@ -231,7 +298,9 @@ def run_case(build: Path, case: Case, flavour: str, tmp: Path) -> tuple[bool, st
     expected_stderr = env.pop("EXPECTED_STDERR", "")
     if "LIMITS_FILE" in env:
         limits = tmp / f"{tag}.limits"
-        limits.write_text(env.pop("LIMITS_FILE"))
+        # Each case's own region: the default path is shared by everything on the machine.
+        shm = f"CUDA_DEVICE_MEMORY_SHARED_CACHE={env['CUDA_DEVICE_MEMORY_SHARED_CACHE']}\n"
+        limits.write_text(env.pop("LIMITS_FILE") + shm)
         env["HAMI_VGPU_LIMITS_FILE"] = str(limits)
     if case.hooked:
         env["LD_PRELOAD"] = ":".join([*sanitizer_runtime(flavour), str(build / "libvgpu.so")])
@@ -268,11 +337,14 @@ def main() -> int:
     ap.add_argument("build", type=Path)
     ap.add_argument("--flavour", default="release")
     ap.add_argument("--quick", action="store_true", help="fewer rounds and limiter targets")
+    ap.add_argument("-k", dest="only", default="", help="only the cases whose name contains it")
     args = ap.parse_args()
     build = args.build.resolve()
     passed = failed = 0
     with tempfile.TemporaryDirectory(prefix="hook-tests-") as d:
         for case in cases(args.quick, args.flavour):
+            if args.only not in case.name:
+                continue
             start = time.monotonic()
             for attempt in range(1, case.attempts + 1):
                 ok, detail = run_case(build, case, args.flavour, Path(d))

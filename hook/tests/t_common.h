@@ -52,4 +52,5 @@ static inline CUcontext use_device(int dev) {
 uint64_t fake_gpu_now(void);
 uint64_t fake_gpu_busy_ns(int dev, uint64_t t0, uint64_t t1, int pid); /* pid 0: all */
 void fake_graph_set_duration(CUgraph g, uint64_t ns);
+uint64_t fake_gpu_event_records(void);
 #endif

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from hami_common.protocol.annotations import MIG_ALLOCATIONS
 from hami_monitor.collector import MonitorCollector
 from hami_monitor.containers import Scanner
 from hami_monitor.devices import HostDevice
@@ -40,7 +42,8 @@ def scrape(
 ) -> dict[str, list[tuple[dict[str, str], float]]]:
     root = tmp_path / "containers"
     container_region(root, "uid-train", "main", devices={0: (4000 * MIB, 3000 * MIB, 30)},
-                     last_kernel_s=int(time.time()) - 5, util_switch=switch)  # fmt: skip
+                     last_kernel_s=int(time.time()) - 5, util_switch=switch,
+                     ctx_spilled={0: (300 * MIB, 1000 * MIB)})  # fmt: skip
     container_region(root, "uid-stranger", "main", devices={0: (1, 1, 0)})  # pod unknown here
     pods = PodIndex(None, "node-1", ALLOCATED)
     pods.apply("SYNC", {"items": [gpu_pod("train", [[("GPU-a", 4000, 30)]],
@@ -85,7 +88,10 @@ def test_container_metrics_from_the_region(tmp_path: Path) -> None:
     assert m["hami_vgpu_memory_limit_bytes"][0][1] == 4000 * MIB
     assert m["hami_container_device_memory_bytes"][0][1] == 3000 * MIB
     assert 4 <= m["hami_container_last_kernel_elapsed_seconds"][0][1] < 60
-    assert "hami_vgpu_memory_context_bytes" not in m  # the hook does not count it
+    # Of the 3000 MiB used: 300 the driver holds (contexts, modules), 1000 spilled to host memory.
+    assert m["hami_vgpu_memory_context_bytes"][0][1] == 300 * MIB
+    assert m["hami_vgpu_memory_buffer_bytes"][0][1] == 2700 * MIB
+    assert m["hami_vgpu_memory_spilled_bytes"][0][1] == 1000 * MIB
 
 
 def test_containers_of_pods_not_on_the_node_are_counted_not_exported(tmp_path: Path) -> None:
@@ -111,3 +117,26 @@ def test_a_container_running_alone_uses_what_its_device_uses(tmp_path: Path) -> 
     [(_, alone)] = scrape(tmp_path / "a", switch=0)["hami_container_device_utilization_ratio"]
     assert alone == 40.0
     assert "hami_container_device_utilization_ratio" not in scrape(tmp_path / "b", switch=1)
+
+
+def test_mig_instances_of_the_node_s_pods(tmp_path: Path) -> None:
+    """HAMi's hami_mig_device_info: one per instance made (with its runtime identity); an
+    instance only reserved, not made yet, is not listed."""
+    pods = PodIndex(None, "node-1", ALLOCATED)
+    pod = gpu_pod("infer", [[("GPU-m", 9856, 15), ("GPU-m", 4864, 15)]], containers=["main"])
+    pod["metadata"]["annotations"][MIG_ALLOCATIONS] = json.dumps([
+        {"containerIndex": 0, "deviceIndex": 0, "gpuUUID": "GPU-m", "profile": "1g.10gb",
+         "placement": {"start": 4, "size": 2}, "migUUID": "MIG-1", "gpuInstanceID": 3,
+         "computeInstanceID": 0},
+        {"containerIndex": 0, "deviceIndex": 1, "gpuUUID": "GPU-m", "profile": "1g.5gb",
+         "placement": {"start": 6, "size": 1}},
+    ])  # fmt: skip
+    pods.apply("SYNC", {"items": [pod]})
+    scanner = Scanner(tmp_path / "containers")
+    loop = MonitorLoop(scanner, pods, feedback=False, interval=1, reap_after=-1, limits_dir=None)
+    text = MonitorCollector("node-1", TwoGpus(), scanner, pods, loop).render()
+    [family] = [f for f in text_string_to_metric_families(text) if f.name == "hami_mig_device_info"]
+    assert [(s.labels, s.value) for s in family.samples] == [(
+        {"namespace": "team", "pod": "infer", "container": "main", "vdevice_index": "0",
+         "device_uuid": "GPU-m", "mig_uuid": "MIG-1", "profile": "1g.10gb",
+         "gpu_instance_id": "3", "compute_instance_id": "0"}, 1.0)]  # fmt: skip

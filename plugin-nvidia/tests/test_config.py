@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from hami_common.settings import NvidiaConfig, SettingsError
-from hami_plugin_nvidia.config import PluginSettings, effective_options
+from hami_plugin_nvidia.config import PluginSettings, effective_options, load_options
 
 
 def _node_config(tmp_path: Path, entry: dict[str, object]) -> Path:
@@ -47,7 +47,7 @@ def test_node_entry_overrides_the_device_config(tmp_path: Path) -> None:
         ({"devicesplitcount": 0}, "nodeconfig.1.devicesplitcount"),
         ({"devicememoryscaling": -1}, "nodeconfig.1.devicememoryscaling"),
         ({"unknownkey": 1}, "nodeconfig.1.unknownkey"),
-        ({"operatingmode": "mig"}, "operatingmode: 'mig' is not supported"),
+        ({"operatingmode": "time-slicing"}, "nodeconfig.1.operatingmode"),
         ({"filterdevices": {"index": ["x"]}}, "filterdevices.index: 'x' is not a device index"),
         ({"filterdevices": {"bus": ["x"]}}, "filterdevices: unknown key(s) ['bus']"),
     ],
@@ -71,3 +71,13 @@ def test_settings_sources_and_errors(tmp_path: Path) -> None:
         PluginSettings.load(["--node-name", "n1", "--register-interval", "0"], {})
     with pytest.raises(SettingsError, match="node_name"):
         PluginSettings.load([], {})
+
+
+@pytest.mark.parametrize("mode", ["mig", "mps"])
+def test_volcano_mode_refuses_mig_and_mps_nodes(tmp_path: Path, mode: str) -> None:
+    path = _node_config(tmp_path, {"name": "n1", "operatingmode": mode})
+    args = ["--node-name", "n1", "--backend", "fake", "--node-config-file", str(path)]
+    assert load_options(PluginSettings.load(args, {})).operating_mode == mode
+    volcano = PluginSettings.load([*args, "--scheduler", "volcano"], {})
+    with pytest.raises(SettingsError, match=f"operatingmode: {mode} is not served in volcano"):
+        load_options(volcano)

@@ -139,6 +139,44 @@ def bench_ascend(rng: random.Random, names: list[str]) -> None:
     print(f"core_filter_ascend_5000x8_two_npus_median_us={two_us:.0f} us")
 
 
+H100 = "NVIDIA H100 80GB HBM3"
+
+
+def bench_mig(rng: random.Random, names: list[str]) -> None:
+    """5,000 nodes x 8 MIG-mode H100s (dynamic MIG), each GPU holding one 1g.10gb instance at a
+    random legal placement (40,000 reservations); a pod asks for a 15 GB instance."""
+    cluster = hc.Cluster(node_policy="binpack", gpu_policy="spread")
+    profiles = hc.mig_registration(H100)
+    assert profiles is not None
+    whole = max(p[2] for p in (hc.mig_geometry(H100) or (0, []))[1])
+    for n in range(NODES):
+        text = ",".join(
+            f'{{"id":"{uuid(n, g)}","index":{g},"count":7,"devmem":{whole},"devcore":100,'
+            f'"type":"{H100}","numa":{g // 4},"mode":"mig","health":true,"migProfiles":{profiles}}}'
+            for g in range(GPUS)
+        )
+        cluster.set_node(node_name(n), hc.decode_node_devices(f"[{text}]"))
+    for p in range(PLACED):
+        n, g, start = p % NODES, (p // NODES) % GPUS, rng.randrange(7)
+        mig = (
+            f'[{{"containerIndex":0,"deviceIndex":0,"gpuUUID":"{uuid(n, g)}",'
+            f'"profile":"1g.10gb","placement":{{"start":{start},"size":1}}}}]'
+        )
+        cluster.upsert_pod(f"mig-{p}", "bench", f"mig-{p}", node_name(n),
+                           f"{uuid(n, g)},NVIDIA,9984,13:;", mig_allocations=mig)  # fmt: skip
+    request = hc.ContainerRequest([hc.DeviceRequest("NVIDIA", 1, mem_mib=15000)])
+    pod = hc.PodRequest(
+        "bench-mig", "bench", "bench-mig", [request], {"nvidia.com/vgpu-mode": "mig"}
+    )
+    placed = cluster.filter(pod, names, reserve=False)
+    assert placed.node is not None, placed.failed_head(3)
+    assert "hami.io/vgpu-mig-allocations" in placed.annotations
+    for _ in range(5):
+        cluster.filter(pod, names, reserve=False)
+    mig_us = median_us(lambda: cluster.filter(pod, names, reserve=False), 101)
+    print(f"core_filter_mig_5000x8_median_us={mig_us:.0f} us")
+
+
 def alloc_text(device: str, rng: random.Random) -> str:
     return f"{device},NVIDIA,{rng.randrange(1000, 8000)},{rng.randrange(1, 10)}:;"
 
@@ -184,6 +222,7 @@ def main() -> None:
     print(f"core_filter_5000x8_python_median_us={py_us:.0f} us")
     print(f"core_filter_speedup_vs_python={py_us / core_us:.1f} x")
     bench_ascend(rng, names)
+    bench_mig(rng, names)
 
     # 100,000 allocation annotations applied from their strings to a fresh state.
     fresh = hc.Cluster()

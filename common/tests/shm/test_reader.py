@@ -36,9 +36,9 @@ def test_empty_and_unformatted_files_are_not_ready(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (bytes(region_image())[:4096], "4096 bytes, a region is 395520"),
+        (bytes(region_image())[:4096], "4096 bytes, a region is 919808"),
         (struct.pack("<I", 19920718) + bytes(2008952 - 4), "bad magic"),  # HAMi-core v1
-        (bytes(region_image(version=2)), "version 2"),
+        (bytes(region_image(version=1)), "version 1"),
     ],
     ids=["truncated", "hami-core-region", "other-version"],
 )

@@ -1,4 +1,4 @@
-"""The region reader against images built from the documented version-1 layout."""
+"""The region reader against images built from the documented version-2 layout."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def image(
 
 
 def test_layout_constants_match_region_h() -> None:
-    # region.h: 256-byte header, 32 x 64-byte devices, 1024 x 384-byte slots.
-    assert (r.DEVICES_OFFSET, r.SLOTS_OFFSET, r.REGION_SIZE) == (256, 2304, 395_520)
+    # region.h: 256-byte header, 32 x 64-byte devices, 1024 x 896-byte slots.
+    assert (r.DEVICES_OFFSET, r.SLOTS_OFFSET, r.REGION_SIZE) == (256, 2304, 919_808)
     assert struct.pack("<Q", r.MAGIC) == b"UHAMISR1"
 
 
@@ -57,7 +57,7 @@ def test_parses_devices_and_live_and_dead_processes() -> None:
         },
     )
     snap = r.parse_region(bytes(img))
-    assert (snap.version, snap.priority, snap.utilization_switch) == (1, 1, 1)
+    assert (snap.version, snap.priority, snap.utilization_switch) == (2, 1, 1)
     assert (snap.recent_kernel, snap.generation, snap.reclaimed) == (2, 7, 3)
     assert snap.boot_id == "6f1c2d9e-0000-4000-8000-000000000001"
     assert snap.devices[0] == r.DeviceUsage(0, 1024 * mib, 600 * mib, 30, 0, 0)
@@ -70,7 +70,7 @@ def test_parses_devices_and_live_and_dead_processes() -> None:
     ("mutate", "message"),
     [
         (lambda b: struct.pack_into("<Q", b, 0, 19920718), "bad magic"),
-        (lambda b: struct.pack_into("<I", b, 8, 2), "version 2"),
+        (lambda b: struct.pack_into("<I", b, 8, 1), "version 1"),
         (lambda b: struct.pack_into("<I", b, 24, 16), "geometry"),
     ],
 )
@@ -84,7 +84,7 @@ def test_refuses_other_layouts(mutate: object, message: str) -> None:
 def test_refuses_truncated_images() -> None:
     with pytest.raises(r.RegionError, match="shorter than its header"):
         r.parse_region(b"\0" * 10)
-    with pytest.raises(r.RegionError, match="expected 395520"):
+    with pytest.raises(r.RegionError, match="expected 919808"):
         r.parse_region(bytes(image())[:4096])
 
 
@@ -165,10 +165,33 @@ def test_decode_matches_what_was_encoded(
         assert all(p.used_bytes[d] == u for d, u in used_by_dev.items())
 
 
+def test_context_spill_and_host_pid_fields() -> None:
+    """What the hook adds from the driver's view: per device and per process."""
+    mib = 1 << 20
+    slots = {0: (77, 12, r.SLOT_ACTIVE, {1: 900 * mib})}
+    img = image(devices={1: (2048 * mib, 900 * mib, 0)}, slots=slots)
+    struct.pack_into("<QQ", img, r.DEVICES_OFFSET + r.DEVICE_SIZE + 48, 300 * mib, 200 * mib)
+    struct.pack_into("<i", img, r.SLOTS_OFFSET + 80, 4242)
+    struct.pack_into("<Q", img, r.SLOTS_OFFSET + 384 + 8, 300 * mib)
+    struct.pack_into("<Q", img, r.SLOTS_OFFSET + 640 + 8, 200 * mib)
+    snap = r.parse_region(bytes(img))
+    assert (snap.devices[1].ctx_bytes, snap.devices[1].spilled_bytes) == (300 * mib, 200 * mib)
+    p = snap.processes[0]
+    assert (p.host_pid, p.ctx_bytes[1], p.spilled_bytes[1]) == (4242, 300 * mib, 200 * mib)
+
+
 def test_header_not_written_yet_is_not_ready() -> None:
     # the hook sizes the file, then formats it and writes the magic last
     with pytest.raises(r.RegionNotReadyError):
         r.parse_region(bytes(r.REGION_SIZE))
+
+
+def test_header_being_formatted_is_not_ready() -> None:
+    # the hook writes the geometry, formats 1024 slots, then the magic: a reader in between
+    # sees a header without its magic (a monitor scanning a starting container did)
+    img = image(magic=0)
+    with pytest.raises(r.RegionNotReadyError):
+        r.parse_region(bytes(img))
 
 
 def test_devices_only_needs_no_slots() -> None:

@@ -16,6 +16,7 @@ import hami_rustcore as core
 from hami_common.protocol.annotations import (
     BIND_PHASE,
     DEVICE_CORDON,
+    MIG_ALLOCATIONS,
     NODE_HANDSHAKE,
     PHASE_ALLOCATING,
     VGPU_NODE,
@@ -155,6 +156,7 @@ class PodPlacement:
     init_done: bool
     bound: bool
     allocated: dict[str, str]  # each vendor's allocated annotation, as written
+    mig: str | None = None  # hami.io/vgpu-mig-allocations: the MIG instances it holds
 
 
 def is_finished(pod: Json) -> bool:
@@ -206,9 +208,10 @@ def pod_placement(pod: Json, specs: VendorSpecs) -> PodPlacement | None:
     inits = spec_obj.get("initContainers")
     init_count = len(inits) if isinstance(inits, list) else 0
     bound = bool(spec_obj.get("nodeName"))
+    mig = ann.get(MIG_ALLOCATIONS)
     return PodPlacement(
         uid, str(ns or "default"), name, str(node), merged, init_count,
-        _init_done(pod, init_count), bound, raw,
+        _init_done(pod, init_count), bound, raw, str(mig) if mig else None,
     )  # fmt: skip
 
 
@@ -230,4 +233,5 @@ def upsert(cluster: core.Cluster, placement: PodPlacement, now: float | None = N
         placement.uid, placement.namespace, placement.name, placement.node,
         placement.devices, placement.init_count, placement.init_done,
         None if placement.bound else (now if now is not None else time.time()),
+        placement.mig,
     )  # fmt: skip

@@ -14,7 +14,11 @@ HAMi's, each with ``zone="vGPU"``:
 - ``--legacy-metrics``: the old names (``GPUDeviceMemoryLimit``, ``nodeGPUOverview``,
   ``vGPUMemoryAllocated``, ...) with the old labels (``nodeid``, ``deviceuuid``, ...).
 
-Not exported: HAMi's quota and MIG gauges (the webhook enforces quotas; no MIG yet).
+- ``hami_node_gpu_mig_instance_info`` (=1; labels node, device_uuid, device_index, mig_uuid,
+  profile, gpu_instance_id, compute_instance_id, placement_start, placement_size): each MIG
+  instance the plugin made (a reservation with its runtime identity).
+
+Not exported: HAMi's quota gauges (the webhook enforces quotas).
 
 Ours: per-node totals (``hami_node_gpu_memory_bytes``, ...), ``hami_extender_pending_pods``
 (pods of our scheduler not placed yet, by the reason the last filter gave), the filter and bind
@@ -27,6 +31,7 @@ would hold the event loop, and with it /filter, for seconds.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
@@ -41,6 +46,8 @@ _DEV = ("node", "device_uuid", "device_index", "device_type", "zone")
 _POD = ("namespace", "node", "pod", "container_index", "device_uuid", "zone")
 _OLD_DEV = ("nodeid", "deviceuuid", "deviceidx", "devicetype", "zone")
 _OLD_POD = ("podnamespace", "nodename", "podname", "containeridx", "deviceuuid", "zone")
+_MIG = ("node", "device_uuid", "device_index", "mig_uuid", "profile", "gpu_instance_id",
+        "compute_instance_id", "placement_start", "placement_size")  # fmt: skip
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
@@ -117,6 +124,8 @@ class StateMetrics:
         return [*f.values(), *(old.values() if self.legacy else ()), *nodes]
 
     def _pods(self) -> list[Family]:
+        mig = Family("hami_node_gpu_mig_instance_info", "A MIG instance made on a device (1)")
+        device_index: dict[str, int] | None = None
         mem = Family("hami_vgpu_memory_allocated_bytes", "Device memory allocated to a container")
         cores = Family("hami_vgpu_core_allocated_ratio", "Device cores allocated to a container")
         old_mem = Family("vGPUMemoryAllocated", "Legacy: memory allocated to a container")
@@ -125,6 +134,17 @@ class StateMetrics:
             pod = self.cluster.pod(uid)
             if pod is None:
                 continue
+            if pod.mig_allocations:
+                if device_index is None:  # once per scrape, and only with MIG pods
+                    device_index = {u.device.id: u.device.index for u in self.cluster.usage()}
+                for e in json.loads(pod.mig_allocations):
+                    if "migUUID" not in e:
+                        continue  # reserved, not made yet
+                    gpu, placement = e["gpuUUID"], e["placement"]
+                    info = (pod.node, gpu, str(device_index.get(gpu, "")), e["migUUID"],
+                            e["profile"], str(e["gpuInstanceID"]), str(e["computeInstanceID"]),
+                            str(placement["start"]), str(placement["size"]))  # fmt: skip
+                    mig.add(label_text(_MIG, info), 1)
             for index, entry in enumerate(pod.devices):
                 for dev in entry:
                     values = (pod.namespace, pod.node, pod.name, str(index), dev.uuid, ZONE)
@@ -135,7 +155,7 @@ class StateMetrics:
                         legacy = label_text(_OLD_POD, values)
                         old_mem.add(legacy, dev.usedmem * MIB)
                         old_cores.add(legacy, dev.usedcores)
-        return [mem, cores, *((old_mem, old_cores) if self.legacy else ())]
+        return [mem, cores, mig, *((old_mem, old_cores) if self.legacy else ())]
 
     def _pending(self) -> Family:
         family = Family(

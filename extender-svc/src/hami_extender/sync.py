@@ -40,7 +40,7 @@ from hami_common.k8s import (
     list_then_watch,
     watch,
 )
-from hami_common.protocol.annotations import NODE_LOCK, VGPU_NODE
+from hami_common.protocol.annotations import MIG_ALLOCATIONS, NODE_LOCK, VGPU_NODE
 
 from hami_extender.allocating import Allocating
 from hami_extender.inventory import (
@@ -266,7 +266,15 @@ class StateSync:
         if self._newer_in_memory(placement):
             return
         self.pods[uid] = f"{placement.namespace}/{placement.name}"
-        upsert(self.cluster, placement, now)
+        try:
+            upsert(self.cluster, placement, now)
+        except core.CoreError as exc:  # its MIG reservation does not decode
+            self.decode_errors += 1
+            log.warning(
+                "pod %s/%s: annotation %s: %s; the pod's devices are not counted until it is "
+                "fixed", placement.namespace, placement.name, MIG_ALLOCATIONS, exc,
+            )  # fmt: skip
+            self._forget(uid)
 
     def handle_pod_event(self, event: WatchEvent) -> None:
         if event.type == "SYNC":  # a whole list, decoded: through the page path all the same

@@ -10,13 +10,16 @@ Per container device (from the regions; labels namespace, pod, container, vdevic
 device_uuid): ``hami_vgpu_memory_used_bytes``, ``hami_vgpu_memory_limit_bytes`` (only where the
 container has a limit), ``hami_container_device_memory_bytes`` (HAMi's duplicate of used),
 ``hami_container_device_utilization_ratio``, ``hami_container_last_kernel_elapsed_seconds``,
-``hami_vgpu_memory_buffer_bytes`` (what the hook counts: allocations). Not exported, because the
-hook does not count them: ``hami_vgpu_memory_context_bytes`` and ``_module_bytes``; nor
-``hami_mig_device_info`` (no MIG yet). Containers whose pod is not (yet) known on this node are
-counted in ``hami_monitor_containers{state="orphan"}``, not exported with empty labels.
+``hami_vgpu_memory_buffer_bytes`` (allocations), ``hami_vgpu_memory_context_bytes`` (what the
+driver holds beyond them: contexts and lazily loaded modules together, from its per-process
+usage; HAMi's ``_module_bytes`` is not exported apart). ``hami_mig_device_info`` (=1 per MIG
+instance made for a pod of the node, from its ``hami.io/vgpu-mig-allocations``).
+Containers whose pod is not (yet) known on this node are counted in
+``hami_monitor_containers{state="orphan"}``, not exported with empty labels.
 
-Ours: ``hami_monitor_containers{node,state}``, ``hami_container_priority_held`` (1 while the
-feedback loop holds a container's launches), ``hami_container_utilization_switch``.
+Ours: ``hami_vgpu_memory_spilled_bytes`` (of used: allocations backed by host memory under
+oversubscription), ``hami_monitor_containers{node,state}``, ``hami_container_priority_held`` (1
+while the feedback loop holds a container's launches), ``hami_container_utilization_switch``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ ZONE = "vGPU"
 HOST = ("node", "device_index", "device_uuid", "device_type", "zone")
 CTR = ("namespace", "pod", "container", "vdevice_index", "device_uuid", "zone")
 WHO = ("namespace", "pod", "container", "zone")
+MIG = ("namespace", "pod", "container", "vdevice_index", "device_uuid", "mig_uuid", "profile",
+       "gpu_instance_id", "compute_instance_id")  # fmt: skip
 LEGACY_HOST = ("nodeid", "deviceidx", "deviceuuid", "devicetype", "zone")
 LEGACY_CTR = ("podnamespace", "podname", "ctrname", "vdeviceid", "deviceuuid", "zone")
 
@@ -58,7 +63,18 @@ class MonitorCollector:
         files and the driver)."""
         devices = list(self.source.devices())
         busy = {d.uuid: d.utilization for d in devices if d.utilization is not None}
-        return render([*self._host(devices), *self._containers(self.scanner.scan(), busy)])
+        return render([*self._host(devices), *self._containers(self.scanner.scan(), busy),
+                       self._mig()])  # fmt: skip
+
+    def _mig(self) -> Family:
+        info = Family("hami_mig_device_info", "A MIG instance made for a container (1)")
+        for pod in self.pods.pods.values():
+            for m in pod.mig:
+                values = (pod.namespace, pod.name, m.container, str(m.device_index), m.gpu_uuid,
+                          m.mig_uuid, m.profile, str(m.gpu_instance_id),
+                          str(m.compute_instance_id))  # fmt: skip
+                info.add(label_text(MIG, values), 1)
+        return info
 
     def _host(self, devices: list[HostDevice]) -> list[Family]:
         used = Family("hami_host_gpu_memory_used_bytes", "Device memory in use (driver)")
@@ -94,6 +110,11 @@ class MonitorCollector:
                       "Seconds since the container's last kernel launch")  # fmt: skip
         buffer = Family("hami_vgpu_memory_buffer_bytes",
                         "Device memory the container allocated (buffers)")  # fmt: skip
+        ctx = Family("hami_vgpu_memory_context_bytes",
+                     "Device memory the driver holds beyond the allocations")  # fmt: skip
+        spilled = Family("hami_vgpu_memory_spilled_bytes",
+                         "Of the container's memory, what is backed by host memory "
+                         "(oversubscription)")  # fmt: skip
         held = Family("hami_container_priority_held", "1 while the feedback loop holds the "
                       "container's launches for a higher-priority container")  # fmt: skip
         switch = Family(
@@ -137,7 +158,9 @@ class MonitorCollector:
                 labels = label_text(CTR, values)
                 used.add(labels, dev.used_bytes)
                 dup.add(labels, dev.used_bytes)
-                buffer.add(labels, dev.used_bytes)
+                buffer.add(labels, dev.used_bytes - dev.ctx_bytes)
+                ctx.add(labels, dev.ctx_bytes)
+                spilled.add(labels, dev.spilled_bytes)
                 if dev.limit_bytes:
                     limit.add(labels, dev.limit_bytes)
                 if i < len(ratios):
@@ -158,5 +181,5 @@ class MonitorCollector:
         count = Family("hami_monitor_containers", "Container folders by the state of their region")
         for state in (*STATES, "orphan"):
             count.add(label_text(("node", "state"), (self.node, state)), states[state])
-        families = [used, limit, dup, util, last, buffer, held, switch, count]
+        families = [used, limit, dup, util, last, buffer, ctx, spilled, held, switch, count]
         return families + (list(old.values()) if self.legacy else [])

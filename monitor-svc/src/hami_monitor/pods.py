@@ -6,6 +6,7 @@ HAMi's monitor watches every pod of the cluster on every node; one node's pods a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import hami_rustcore as core
 from hami_common.deviceplugin.vendor import containers_in_annotation_order
 from hami_common.k8s import LOOP_BACKOFF, PODS, Backoff, KubeClient, Retrier, list_then_watch
+from hami_common.protocol.annotations import MIG_ALLOCATIONS
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -25,6 +27,43 @@ class PodInfo:
     name: str
     devices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Container name -> the UUIDs of its devices, by device index inside the container."""
+    mig: tuple[MigInstance, ...] = ()
+    """The MIG instances made for it (reservations with their runtime identity)."""
+
+
+@dataclass(frozen=True)
+class MigInstance:
+    container: str
+    device_index: int
+    gpu_uuid: str
+    mig_uuid: str
+    profile: str
+    gpu_instance_id: int
+    compute_instance_id: int
+
+
+def _mig_instances(pod: Json, text: str) -> tuple[MigInstance, ...]:
+    meta = pod.get("metadata") or {}
+    try:
+        entries = json.loads(core.normalize_mig_allocations(text))
+    except core.CoreError as exc:
+        log.warning("pod %s/%s: %s does not decode: %s", meta.get("namespace"),
+                    meta.get("name"), MIG_ALLOCATIONS, exc)  # fmt: skip
+        return ()
+    names = [str(c.get("name", "")) for c in containers_in_annotation_order(pod)]
+    return tuple(
+        MigInstance(
+            names[e["containerIndex"]],
+            e["deviceIndex"],
+            e["gpuUUID"],
+            e["migUUID"],
+            e["profile"],
+            e["gpuInstanceID"],
+            e["computeInstanceID"],
+        )
+        for e in entries
+        if "migUUID" in e and e["containerIndex"] < len(names)
+    )
 
 
 def pod_info(pod: Json, annotation: str) -> PodInfo | None:
@@ -46,7 +85,9 @@ def pod_info(pod: Json, annotation: str) -> PodInfo | None:
         for container, entry in zip(containers_in_annotation_order(pod), entries, strict=False):
             if entry:
                 devices[str(container.get("name", ""))] = tuple(d.uuid for d in entry)
-    return PodInfo(uid, str(meta.get("namespace", "")), str(meta.get("name", "")), devices)
+    mig = (meta.get("annotations") or {}).get(MIG_ALLOCATIONS)
+    return PodInfo(uid, str(meta.get("namespace", "")), str(meta.get("name", "")), devices,
+                   _mig_instances(pod, str(mig)) if mig else ())  # fmt: skip
 
 
 class PodIndex:

@@ -10,10 +10,12 @@ here, passed down to the allocator, and shut down (exporting the last spans) on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from hami_common.deviceplugin.backend import (
     BackendInitError,
@@ -21,8 +23,9 @@ from hami_common.deviceplugin.backend import (
     PhysicalDevice,
 )
 from hami_common.deviceplugin.runtime import PluginRuntime, RuntimeOptions
-from hami_common.deviceplugin.testing import FakeBackend, SpecError
-from hami_common.k8s import ConfigError, KubeClient, load_config
+from hami_common.deviceplugin.testing import FakeBackend, SpecError, load_spec
+from hami_common.k8s import PODS, ApiError, ConfigError, KubeClient, load_config
+from hami_common.protocol.annotations import VGPU_NODE
 from hami_common.settings import SettingsError
 from hami_common.settings.main import package_version, run_service
 from hami_common.telemetry import TelemetryConfigError, setup_tracing
@@ -30,6 +33,15 @@ from opentelemetry.trace import TracerProvider
 
 from hami_plugin_nvidia.config import NvidiaOptions, PluginSettings, load_options
 from hami_plugin_nvidia.events import AsymmetricLinkReporter
+from hami_plugin_nvidia.mig import (
+    FakeMig,
+    MigDevices,
+    MigError,
+    MigManager,
+    enable_idle,
+    held_placements,
+)
+from hami_plugin_nvidia.mps import MpsDaemons
 from hami_plugin_nvidia.policy import NvidiaPolicy
 from hami_plugin_nvidia.volcano import VolcanoPolicy
 from hami_plugin_nvidia.volcano_allocator import VolcanoAllocator
@@ -73,6 +85,45 @@ def make_backend(settings: PluginSettings) -> DeviceBackend:
     return NvmlBackend()
 
 
+MIG_RECLAIM_INTERVAL = 5.0  # seconds between passes (HAMi's reconciler: 5 s)
+
+
+def make_mig(settings: PluginSettings, devices: Sequence[PhysicalDevice]) -> MigDevices:
+    """MIG control: the fake's GPUs in MIG mode (their spec ``"mode": "mig"``), or NVML."""
+    if settings.backend == "fake":
+        fake = FakeMig({d.uuid: d.model for d in devices if d.mode == "mig"})
+        # Instances that exist already (static MIG): the spec's "mig_instances" per device.
+        spec = load_spec(settings.fake_spec) if settings.fake_spec else {}
+        for dev in spec.get("devices", []):
+            for inst in dev.get("mig_instances") or []:
+                fake.create(dev["uuid"], inst["profile"], inst["start"], inst["size"])
+        return fake
+    from hami_plugin_nvidia.nvml import NvmlMig  # noqa: PLC0415 (imports NVML)
+
+    return NvmlMig()
+
+
+async def reclaim_mig(
+    client: KubeClient, node: str, policy: NvidiaPolicy, stop: asyncio.Event,
+    interval: float = MIG_RECLAIM_INTERVAL,
+) -> None:  # fmt: skip
+    """Destroys the MIG instances no live pod on this node reserves (pods that ended, or were
+    deleted), every ``interval`` seconds until ``stop``."""
+    while not stop.is_set():
+        if policy.mig is not None and policy.mig_gpus:
+            try:
+                pods = await client.list(PODS, field_selector=f"spec.nodeName={node}")
+                held = held_placements(pods.get("items") or [])
+                # A reservation made at filter time is not bound here yet: keep its slices too.
+                pending = await client.list(PODS, label_selector=f"{VGPU_NODE}={node}")
+                held |= held_placements(pending.get("items") or [])
+                await asyncio.to_thread(policy.mig.reclaim, sorted(policy.mig_gpus), held)
+            except (ApiError, MigError) as exc:
+                log.warning("MIG reclaim pass failed: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
 async def run(
     settings: PluginSettings,
     options: NvidiaOptions,
@@ -83,17 +134,26 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    hook_path, lock_dir, version = settings.hook_path, settings.lock_dir, settings.hook_version
-    if settings.scheduler == "volcano":
-        policy: NvidiaPolicy = VolcanoPolicy(
-            options, memory_factor=settings.gpu_memory_factor, hook_path=hook_path,
-            lock_dir=lock_dir, version=version,
-        )  # fmt: skip
-    else:
-        policy = NvidiaPolicy(options, hook_path=hook_path, lock_dir=lock_dir, version=version)
     devices = backend.discover()  # first: a backend that cannot start is the clearer error
-    if isinstance(policy, VolcanoPolicy):
-        policy.check_memory_ids(devices)
+    mig = None
+    if options.operating_mode == "mig":
+        mig = MigManager(make_mig(settings, devices))
+        devices = enable_idle(devices, mig.devices, options.mig_allowlist)
+    static_mig = None
+    if options.mig_strategy == "mixed" and options.operating_mode != "mig":
+        static_mig = (make_mig(settings, devices), [d.uuid for d in devices if d.mode == "mig"])
+    mps = (MpsDaemons(settings.mps_dir, settings.mps_control)
+           if options.operating_mode == "mps" else None)  # fmt: skip
+    common: dict[str, Any] = {
+        "hook_path": settings.hook_path, "lock_dir": settings.lock_dir,
+        "version": settings.hook_version, "mig": mig, "mps": mps, "static_mig": static_mig,
+    }  # fmt: skip
+    if settings.scheduler == "volcano":
+        volcano = VolcanoPolicy(options, memory_factor=settings.gpu_memory_factor, **common)
+        volcano.check_memory_ids(devices)
+        policy: NvidiaPolicy = volcano
+    else:
+        policy = NvidiaPolicy(options, **common)
     config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
     async with KubeClient(config, user_agent=SERVICE_NAME) as client:
         if settings.dra:
@@ -129,7 +189,14 @@ async def run(
             policy.resource_name,
             settings.scheduler,
         )
-        await runtime.run(stop)
+        reclaim = asyncio.create_task(reclaim_mig(client, settings.node_name, policy, stop))
+        try:
+            await runtime.run(stop)
+        finally:
+            stop.set()
+            await reclaim
+            if mps is not None:
+                await asyncio.to_thread(mps.stop_all)
     log.info("stopped")
 
 
@@ -180,6 +247,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = dict(os.environ if environ is None else environ)
     if "NODE_NAME" in env and "HAMI_PLUGIN_NODE_NAME" not in env:
         env["HAMI_PLUGIN_NODE_NAME"] = env["NODE_NAME"]  # HAMi's variable
+    if "MIG_STRATEGY" in env and "HAMI_PLUGIN_MIG_STRATEGY" not in env:
+        env["HAMI_PLUGIN_MIG_STRATEGY"] = env["MIG_STRATEGY"]  # HAMi's variable
     return run_service(
         PluginSettings, SERVICE_NAME, serve, argv, environ=env,
         version=package_version(SERVICE_NAME),

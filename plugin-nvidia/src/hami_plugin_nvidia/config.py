@@ -9,7 +9,7 @@ invalid value is a `SettingsError` that names the key and the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, TypeVar
 
@@ -124,6 +124,21 @@ class PluginSettings(ServiceSettings):
     cdi_dir: Path = Field(
         default=Path("/var/run/cdi"), description="where the DRA driver writes a CDI spec per claim"
     )
+    mig_strategy: Literal["none", "mixed"] = Field(
+        default="none",
+        description="static MIG (HAMi's --mig-strategy, also read from MIG_STRATEGY): mixed "
+        "serves each MIG profile's existing instances as nvidia.com/mig-<profile>; MIG-mode "
+        "GPUs are then not shared as whole GPUs",
+    )
+    mps_dir: Path = Field(
+        default=Path("/var/lib/hami/mps"),
+        description="MPS mode: per-GPU MPS pipe and log folders (<mps-dir>/<GPU-UUID>/pipe, "
+        "mounted into the containers)",
+    )
+    mps_control: str = Field(
+        default="nvidia-cuda-mps-control",
+        description="MPS mode: the MPS control program that starts a GPU's daemon (-d)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="log level"
     )
@@ -154,6 +169,9 @@ class NvidiaOptions:
     numa_topology: bool = False
     preferred_allocation: bool = False
     operating_mode: str = "hami-core"
+    mig_strategy: str = "none"
+    mig_allowlist: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    """(models, profiles) entries of ``migProfileAllowlist``."""
     filter_uuids: frozenset[str] = field(default_factory=frozenset)
     filter_indexes: frozenset[int] = field(default_factory=frozenset)
     topology_score: bool = False
@@ -167,11 +185,11 @@ def effective_options(
     uuids: set[str] = set()
     indexes: set[int] = set()
     if entry is not None:
-        if entry.operatingmode not in (None, "hami-core"):
+        if entry.operatingmode not in (None, "hami-core", "mig", "mps"):
             raise SettingsError(
                 [
-                    f"{where}.operatingmode: {entry.operatingmode!r} is not supported yet; "
-                    "use 'hami-core'"
+                    f"{where}.operatingmode: {entry.operatingmode!r} is not supported; "
+                    "use 'hami-core', 'mig' or 'mps'"
                 ]
             )
         filters = entry.filterdevices or {}
@@ -207,6 +225,10 @@ def effective_options(
         filter_uuids=frozenset(uuids),
         filter_indexes=frozenset(indexes),
         topology_score=topology_score,
+        operating_mode=e.operatingmode or "hami-core",
+        mig_allowlist=tuple(
+            (tuple(a.models), tuple(a.profiles)) for a in nvidia.mig_profile_allowlist
+        ),
     )
 
 
@@ -220,6 +242,13 @@ def load_options(settings: PluginSettings) -> NvidiaOptions:
         if settings.device_config_file
         else NvidiaConfig()
     )
-    return effective_options(
+    options = effective_options(
         nvidia, settings.node_name, settings.node_config_file, settings.enable_topology_score
     )
+    if settings.scheduler == "volcano" and options.operating_mode in ("mig", "mps"):
+        raise SettingsError([
+            f"operatingmode: {options.operating_mode} is not served in volcano mode (--scheduler "
+            "volcano allocates volcano's vGPU shares through the hook): use hami-core on this "
+            "node, or the kube-scheduler path for MIG and MPS"
+        ])  # fmt: skip
+    return replace(options, mig_strategy=settings.mig_strategy)

@@ -8,6 +8,7 @@ the NVML error, never a crash (HAMi panics on any failed query, #2233/#2230). On
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -19,6 +20,14 @@ from hami_common.deviceplugin.backend import (
     Link,
     Links,
     PhysicalDevice,
+)
+
+from hami_plugin_nvidia.mig import (
+    NVML_ERROR_INVALID_ARGUMENT,
+    NVML_ERROR_NOT_FOUND,
+    MigError,
+    MigInstance,
+    profile_table,
 )
 
 log = logging.getLogger(__name__)
@@ -167,3 +176,110 @@ class NvmlBackend:
             pynvml.nvmlShutdown()
         except pynvml.NVMLError as exc:
             log.debug("nvmlShutdown: %s", exc)
+
+
+# NVML_COMPUTE_INSTANCE_PROFILE_* by compute slices.
+_CI_PROFILE = {1: 0, 2: 1, 3: 2, 4: 3, 7: 4, 8: 5, 6: 6}
+
+
+class NvmlMig:
+    """`hami_plugin_nvidia.mig.MigDevices` over NVML: GPU instances at an exact placement, a
+    compute instance over all of each (engine profile SHARED, as HAMi), found again through
+    the MIG device handles (UUID, GPU and compute instance ids)."""
+
+    def _handle(self, gpu_uuid: str) -> object:
+        try:
+            return pynvml.nvmlDeviceGetHandleByUUID(gpu_uuid)
+        except pynvml.NVMLError as exc:
+            raise MigError(int(exc.value), f"GPU {gpu_uuid}: {exc}") from None
+
+    def model(self, gpu_uuid: str) -> str:
+        return _text(pynvml.nvmlDeviceGetName(self._handle(gpu_uuid)))
+
+    def instances(self, gpu_uuid: str) -> list[MigInstance]:
+        handle = self._handle(gpu_uuid)
+        names = {
+            nvml_id: name for name, (nvml_id, _s, _p) in profile_table(self.model(gpu_uuid)).items()
+        }
+        out = []
+        try:
+            for i in range(pynvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
+                try:
+                    mig = pynvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, i)
+                except pynvml.NVMLError_NotFound:
+                    continue
+                gi_id = int(pynvml.nvmlDeviceGetGpuInstanceId(mig))
+                info = pynvml.nvmlGpuInstanceGetInfo(
+                    pynvml.nvmlDeviceGetGpuInstanceById(handle, gi_id)
+                )
+                out.append(MigInstance(
+                    gpu_uuid, gi_id, int(pynvml.nvmlDeviceGetComputeInstanceId(mig)),
+                    names.get(int(info.profileId), f"profile-{info.profileId}"),
+                    int(info.placement.start), int(info.placement.size),
+                    _text(pynvml.nvmlDeviceGetUUID(mig)),
+                ))  # fmt: skip
+        except pynvml.NVMLError as exc:
+            raise MigError(int(exc.value), f"GPU {gpu_uuid}: listing MIG devices: {exc}") from None
+        return out
+
+    def create(self, gpu_uuid: str, profile: str, start: int, size: int) -> MigInstance:
+        handle = self._handle(gpu_uuid)
+        table = profile_table(self.model(gpu_uuid))
+        if profile not in table:
+            raise MigError(NVML_ERROR_INVALID_ARGUMENT, f"GPU {gpu_uuid}: no profile {profile}")
+        nvml_id, slices, _placements = table[profile]
+        try:
+            info = pynvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, nvml_id)
+            placement = pynvml.c_nvmlGpuInstancePlacement_t()
+            placement.start, placement.size = start, size
+            gi = pynvml.nvmlDeviceCreateGpuInstanceWithPlacement(handle, info.id, placement)
+        except pynvml.NVMLError as exc:
+            raise MigError(
+                int(exc.value), f"GPU {gpu_uuid}: {profile} at {start}+{size}: {exc}"
+            ) from None
+        try:
+            ci_info = pynvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(
+                gi, _CI_PROFILE[slices], pynvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED
+            )
+            pynvml.nvmlGpuInstanceCreateComputeInstance(gi, ci_info.id)
+            gi_id = int(pynvml.nvmlGpuInstanceGetInfo(gi).id)
+        except pynvml.NVMLError as exc:
+            with contextlib.suppress(pynvml.NVMLError):
+                pynvml.nvmlGpuInstanceDestroy(gi)  # no half-made instance left behind
+            raise MigError(int(exc.value), f"GPU {gpu_uuid}: compute instance: {exc}") from None
+        for inst in self.instances(gpu_uuid):
+            if inst.gpu_instance_id == gi_id:
+                return inst
+        raise MigError(
+            NVML_ERROR_NOT_FOUND, f"GPU {gpu_uuid}: instance {gi_id} made but not listed"
+        )
+
+    def enable(self, gpu_uuid: str, model: str) -> bool:
+        handle = self._handle(gpu_uuid)
+        try:
+            if pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                return False
+            status = pynvml.nvmlDeviceSetMigMode(handle, pynvml.NVML_DEVICE_MIG_ENABLE)
+        except pynvml.NVMLError as exc:
+            log.warning("GPU %s: MIG mode not turned on: %s", gpu_uuid, exc)
+            return False
+        if status != pynvml.NVML_SUCCESS:  # pending until the GPU is reset
+            log.warning("GPU %s: MIG mode waits for a GPU reset (status %d)", gpu_uuid, status)
+            return False
+        current, _pending = pynvml.nvmlDeviceGetMigMode(handle)
+        return bool(current == pynvml.NVML_DEVICE_MIG_ENABLE)
+
+    def destroy(self, gpu_uuid: str, gpu_instance_id: int) -> None:
+        handle = self._handle(gpu_uuid)
+        try:
+            gi = pynvml.nvmlDeviceGetGpuInstanceById(handle, gpu_instance_id)
+            for inst in self.instances(gpu_uuid):
+                if inst.gpu_instance_id == gpu_instance_id:
+                    pynvml.nvmlComputeInstanceDestroy(
+                        pynvml.nvmlGpuInstanceGetComputeInstanceById(gi, inst.compute_instance_id)
+                    )
+            pynvml.nvmlGpuInstanceDestroy(gi)
+        except pynvml.NVMLError as exc:
+            raise MigError(
+                int(exc.value), f"GPU {gpu_uuid}: destroy {gpu_instance_id}: {exc}"
+            ) from None

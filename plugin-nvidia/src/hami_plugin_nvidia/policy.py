@@ -8,6 +8,9 @@ own limit by editing its environment.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import logging
 import os
 import shutil
@@ -21,9 +24,17 @@ from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.backend import Links, PhysicalDevice
 from hami_common.deviceplugin.vendor import CapacityResource, ContainerContext
 from hami_common.k8s import KubeClient
-from hami_common.protocol.annotations import NVIDIA_PAIR_SCORE
+from hami_common.protocol.annotations import MIG_ALLOCATIONS, NVIDIA_PAIR_SCORE
 
 from hami_plugin_nvidia.config import NvidiaOptions
+from hami_plugin_nvidia.mig import (
+    MigDevices,
+    MigError,
+    MigManager,
+    instance_count,
+    registration,
+)
+from hami_plugin_nvidia.mps import MpsDaemons, MpsError, mps_env
 from hami_plugin_nvidia.scores import pair_scores
 
 log = logging.getLogger(__name__)
@@ -71,6 +82,9 @@ class NvidiaPolicy:
         version: str = "0.1.0",
         cache_id: Callable[[ContainerContext], str] | None = None,
         on_asymmetric: Callable[[list[tuple[str, str]]], None] | None = None,
+        mig: MigManager | None = None,
+        mps: MpsDaemons | None = None,
+        static_mig: tuple[MigDevices, Sequence[str]] | None = None,
     ) -> None:
         self.options = options
         self.resource_name = options.resource_name
@@ -82,6 +96,11 @@ class NvidiaPolicy:
         self.version = version
         self.cache_id = cache_id or (lambda _ctx: str(uuid.uuid4()))
         self.on_asymmetric = on_asymmetric
+        self.mig = mig
+        self.mps = mps
+        self.static_mig = static_mig  # --mig-strategy mixed: the MIG control and its GPUs
+        self.mig_gpus: set[str] = set()  # registered as MIG-mode GPUs
+        self._mig_made: dict[tuple[str, int], list[dict[str, object]]] = {}
 
     @property
     def socket_name(self) -> str:
@@ -97,6 +116,13 @@ class NvidiaPolicy:
         opts = self.options
         out = []
         for dev in devices:
+            if opts.mig_strategy != "none" and opts.operating_mode != "mig" and dev.mode == "mig":
+                continue  # static MIG: its instances are resources of their own, not shared
+            if opts.operating_mode == "mig" and dev.mode == "mig":
+                mig = self._mig_device(dev)
+                if mig is not None:
+                    out.append(mig)
+                continue
             memory = dev.memory_mib or opts.preconfigured_memory_mib
             if memory <= 0 and dev.healthy:
                 log.warning("device %s: no memory size known; not registered", dev.uuid)
@@ -111,11 +137,26 @@ class NvidiaPolicy:
                     vendor=self.vendor,
                     index=dev.index,
                     numa=dev.numa,
-                    mode=dev.mode,
+                    mode="mps" if opts.operating_mode == "mps" else dev.mode,
                     health=dev.healthy,
                 )
             )
         return out
+
+    def _mig_device(self, dev: PhysicalDevice) -> hami_rustcore.Device | None:
+        """A MIG-mode GPU as HAMi registers it: its allowlisted profiles and their placements,
+        the whole memory (no scaling), 100 cores, ``count`` the most instances it can hold."""
+        profiles = registration(dev.model, self.options.mig_allowlist)
+        if profiles is None or self.mig is None:
+            log.warning("GPU %s (%s): MIG mode, but no allowlisted MIG profile for it (or no "
+                        "MIG control); not registered", dev.uuid, dev.model)  # fmt: skip
+            return None
+        self.mig_gpus.add(dev.uuid)
+        return hami_rustcore.Device(
+            id=dev.uuid, count=instance_count(profiles), devmem=dev.memory_mib, devcore=100,
+            type=hami_type(dev.model), vendor=self.vendor, index=dev.index, numa=dev.numa,
+            mode="mig", health=dev.healthy, mig_profiles_json=profiles,
+        )  # fmt: skip
 
     def node_annotations(self, devices: Sequence[PhysicalDevice], links: Links) -> dict[str, str]:
         out = {REGISTER_ANNOTATION: hami_rustcore.encode_node_devices(self.node_devices(devices))}
@@ -164,6 +205,55 @@ class NvidiaPolicy:
                 )
             values["GPU_CORE_UTILIZATION_POLICY"] = policy.lower()
         return values
+
+    def _mig_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
+        """MIG: the reserved instances made (or adopted), visible by their MIG UUIDs; no hook
+        (the hardware enforces the partition)."""
+        if self.mig is None or any(d.uuid not in self.mig_gpus for d in ctx.devices):
+            raise ValueError(
+                f"container {ctx.container_name!r}: MIG and hook-shared GPUs in one container"
+            )
+        text = ((ctx.pod.get("metadata") or {}).get("annotations") or {}).get(MIG_ALLOCATIONS)
+        if not text:
+            raise ValueError(f"container {ctx.container_name!r}: MIG devices without "
+                             f"{MIG_ALLOCATIONS} (the scheduler's reservation)")  # fmt: skip
+        try:
+            entries = json.loads(hami_rustcore.normalize_mig_allocations(str(text)))
+        except hami_rustcore.CoreError as exc:
+            raise ValueError(f"annotation {MIG_ALLOCATIONS}: {exc}") from None
+        mine = sorted((e for e in entries if e["containerIndex"] == ctx.index),
+                      key=lambda e: int(e["deviceIndex"]))  # fmt: skip
+        if len(mine) != len(ctx.devices):
+            raise ValueError(
+                f"container {ctx.container_name!r}: {len(ctx.devices)} MIG device(s) but "
+                f"{len(mine)} reservation(s) in {MIG_ALLOCATIONS}"
+            )
+        try:
+            made = [self.mig.ensure(e) for e in mine]
+        except MigError as exc:
+            raise ValueError(f"container {ctx.container_name!r}: MIG instance: {exc}") from None
+        self._mig_made[(ctx.pod_uid, ctx.index)] = made
+        resp = pb.ContainerAllocateResponse()
+        resp.envs["NVIDIA_VISIBLE_DEVICES"] = ",".join(str(e["migUUID"]) for e in made)
+        return resp
+
+    def _mps_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
+        """MPS: the GPU's control daemon run or joined, the container capped by MPS (its SM
+        share and pinned memory), the daemon's pipe directory mounted; no hook."""
+        gpus = list(dict.fromkeys(d.uuid for d in ctx.devices))
+        if self.mps is None or len(gpus) != 1:
+            raise ValueError(f"container {ctx.container_name!r}: MPS mode gives a container "
+                             f"one GPU (one control daemon), not {len(gpus)}")  # fmt: skip
+        try:
+            pipe = self.mps.ensure(gpus[0])
+        except MpsError as exc:
+            raise ValueError(f"container {ctx.container_name!r}: {exc}") from None
+        resp = pb.ContainerAllocateResponse()
+        resp.envs["NVIDIA_VISIBLE_DEVICES"] = gpus[0]
+        mems = [d.usedmem for d in ctx.devices]
+        resp.envs.update(mps_env(ctx.devices[0].usedcores, mems, pipe))
+        resp.mounts.add(container_path=str(pipe), host_path=str(pipe), read_only=False)
+        return resp
 
     def hook_edits(
         self,
@@ -224,6 +314,10 @@ class NvidiaPolicy:
     def container_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
         if not ctx.devices:
             raise ValueError(f"container {ctx.container_name!r}: no device to allocate")
+        if any(d.uuid in self.mig_gpus for d in ctx.devices):
+            return self._mig_response(ctx)
+        if self.options.operating_mode == "mps":
+            return self._mps_response(ctx)
         meta = ctx.pod.get("metadata") or {}
         edits = self.hook_edits(
             who=f"container {ctx.container_name!r}",
@@ -246,8 +340,18 @@ class NvidiaPolicy:
     def allocated_annotations(
         self, pod: dict[str, object], given: Sequence[ContainerContext]
     ) -> dict[str, str]:
-        """NVIDIA writes nothing of its own with the allocation."""
-        return {}
+        """Dynamic MIG: the reservation with the runtime identity of the instances made for
+        these containers (as HAMi's plugin patches it); nothing otherwise."""
+        made = [e for ctx in given for e in self._mig_made.pop((ctx.pod_uid, ctx.index), [])]
+        if not made:
+            return {}
+        meta = pod.get("metadata")
+        annotations = meta.get("annotations") if isinstance(meta, dict) else None
+        text = annotations.get(MIG_ALLOCATIONS) if isinstance(annotations, dict) else None
+        entries = json.loads(hami_rustcore.normalize_mig_allocations(str(text or "[]")))
+        done = {(e["containerIndex"], e["deviceIndex"]): e for e in made}
+        merged = [done.get((e["containerIndex"], e["deviceIndex"]), e) for e in entries]
+        return {MIG_ALLOCATIONS: hami_rustcore.normalize_mig_allocations(json.dumps(merged))}
 
     async def release_locks(
         self, client: KubeClient, node: str, pod: dict[str, object], *, done: bool
@@ -256,7 +360,43 @@ class NvidiaPolicy:
         framework's)."""
 
     def capacity_resources(self) -> Sequence[CapacityResource]:
-        return ()
+        """Static MIG, ``mixed`` strategy: one resource per profile, ``nvidia.com/mig-<profile>``,
+        listing the instances that exist (made by an operator or MIG manager), handed out as
+        they are: ``NVIDIA_VISIBLE_DEVICES`` with their MIG UUIDs."""
+        if self.static_mig is None:
+            return ()
+        mig, gpus = self.static_mig
+        profiles = sorted({i.profile for gpu in gpus for i in mig.instances(gpu)})
+        return [
+            CapacityResource(
+                resource_name=f"nvidia.com/mig-{p.replace('+', '.')}",
+                socket_name=f"nvidia-mig-{p.replace('+', '.')}.sock",
+                replicas=lambda _dev: 1,
+                listed=functools.partial(self._static_instances, p),
+                respond=self._static_response,
+            )
+            for p in profiles
+        ]
+
+    def _static_instances(
+        self, profile: str, devices: Sequence[PhysicalDevice]
+    ) -> list[PhysicalDevice]:
+        assert self.static_mig is not None  # noqa: S101 (only listed when set)
+        mig, gpus = self.static_mig
+        out = []
+        for dev in devices:
+            if dev.uuid not in gpus:
+                continue
+            for inst in mig.instances(dev.uuid):
+                if inst.profile == profile:
+                    out.append(dataclasses.replace(dev, uuid=inst.mig_uuid, mode="mig"))
+        return out
+
+    @staticmethod
+    def _static_response(ids: Sequence[str]) -> pb.ContainerAllocateResponse:
+        resp = pb.ContainerAllocateResponse()
+        resp.envs["NVIDIA_VISIBLE_DEVICES"] = ",".join(ids)
+        return resp
 
     def _prepare(
         self,

@@ -112,8 +112,9 @@ impl Cluster {
     }
 
     /// Adds or replaces a pod's allocation. `devices` is the allocated annotation's text or its
-    /// decoded containers.
-    #[pyo3(signature = (uid, namespace, name, node, devices, init_count=0, init_done=false, reserved_at=None))]
+    /// decoded containers; `mig_allocations` the text of `hami.io/vgpu-mig-allocations` (the
+    /// MIG instances it holds).
+    #[pyo3(signature = (uid, namespace, name, node, devices, init_count=0, init_done=false, reserved_at=None, mig_allocations=None))]
     #[allow(clippy::too_many_arguments)]
     fn upsert_pod(
         &self,
@@ -125,8 +126,13 @@ impl Cluster {
         init_count: usize,
         init_done: bool,
         reserved_at: Option<f64>,
+        mig_allocations: Option<&str>,
     ) -> PyResult<()> {
         let containers = convert::containers_arg(devices)?;
+        let mig = match mig_allocations.filter(|t| !t.is_empty()) {
+            Some(text) => hami_sched::mig::decode_mig_allocations(text).map_err(core_err)?,
+            None => Vec::new(),
+        };
         self.inner.upsert_pod(PodAlloc {
             uid,
             namespace,
@@ -136,6 +142,7 @@ impl Cluster {
             init_count,
             init_done,
             reserved_at,
+            mig,
         });
         Ok(())
     }
@@ -162,6 +169,7 @@ impl Cluster {
                         init_count,
                         init_done: false,
                         reserved_at: None,
+                        mig: Vec::new(),
                     }),
                     Err(e) => errors.push((uid, e.to_string())),
                 }
@@ -246,6 +254,46 @@ impl Cluster {
         });
         Ok(FilterResult::from_core(result.map_err(core_err)?))
     }
+}
+
+/// The `migProfiles` a MIG-mode GPU of `model` registers (JSON), limited to `allowed` profile
+/// names when given; `None` for a model with no MIG table.
+#[pyfunction]
+#[pyo3(signature = (model, allowed=None))]
+fn mig_registration(model: &str, allowed: Option<Vec<String>>) -> Option<String> {
+    let allowed: Vec<&str> = allowed.iter().flatten().map(String::as_str).collect();
+    hami_sched::mig::registration_for(model, &allowed).map(|v| v.to_string())
+}
+
+/// NVIDIA's MIG geometry of `model`: `(memory slices, [(profile, NVML profile id, MiB, compute
+/// slices, SMs, [(start, size)])])`, or `None` for a model with no MIG table.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn mig_geometry(model: &str) -> Option<(u8, Vec<(String, u32, u64, u8, u32, Vec<(u8, u8)>)>)> {
+    let t = hami_sched::mig::model_table(model)?;
+    let profiles = t
+        .profiles
+        .iter()
+        .map(|p| {
+            (
+                p.name.to_string(),
+                p.nvml_id,
+                p.memory_mb,
+                p.slices,
+                p.sms,
+                p.placements.to_vec(),
+            )
+        })
+        .collect();
+    Some((t.memory_slices, profiles))
+}
+
+/// Checks a `hami.io/vgpu-mig-allocations` text and returns it in HAMi's canonical form (an
+/// error names the entry and what is wrong with it).
+#[pyfunction]
+fn normalize_mig_allocations(text: &str) -> PyResult<String> {
+    let allocs = hami_sched::mig::decode_mig_allocations(text).map_err(core_err)?;
+    Ok(hami_sched::mig::encode_mig_allocations(&allocs))
 }
 
 /// Decodes a JSON register annotation. `mode` replaces every device's mode (the extender sets
@@ -389,6 +437,9 @@ fn hami_rustcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<args::NodeNames>()?;
     m.add_function(wrap_pyfunction!(args::parse_extender_args, m)?)?;
     m.add_function(wrap_pyfunction!(decode_node_devices, m)?)?;
+    m.add_function(wrap_pyfunction!(mig_registration, m)?)?;
+    m.add_function(wrap_pyfunction!(mig_geometry, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_mig_allocations, m)?)?;
     m.add_function(wrap_pyfunction!(encode_node_devices, m)?)?;
     m.add_function(wrap_pyfunction!(decode_node_devices_legacy, m)?)?;
     m.add_function(wrap_pyfunction!(encode_node_devices_legacy, m)?)?;

@@ -22,7 +22,7 @@ impl Device {
 #[pymethods]
 impl Device {
     #[new]
-    #[pyo3(signature = (id, count, devmem, devcore, r#type, vendor="NVIDIA", index=0, numa=0, mode="hami-core", health=true, device_vendor="", custominfo_json=None))]
+    #[pyo3(signature = (id, count, devmem, devcore, r#type, vendor="NVIDIA", index=0, numa=0, mode="hami-core", health=true, device_vendor="", custominfo_json=None, mig_profiles_json=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         id: &str,
@@ -37,6 +37,7 @@ impl Device {
         health: bool,
         device_vendor: &str,
         custominfo_json: Option<&str>,
+        mig_profiles_json: Option<&str>,
     ) -> PyResult<Self> {
         let mode = core::DeviceMode::from_name(mode).ok_or_else(|| {
             pyo3::exceptions::PyValueError::new_err(format!(
@@ -54,6 +55,10 @@ impl Device {
         d.health = health;
         d.device_vendor = device_vendor.to_string();
         d.custominfo = custominfo;
+        d.mig_profiles = mig_profiles_json
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("mig_profiles_json: {e}")))?;
         Ok(Device { inner: d })
     }
 
@@ -104,6 +109,10 @@ impl Device {
     #[getter]
     fn custominfo_json(&self) -> Option<String> {
         self.inner.custominfo.as_ref().map(|v| v.to_string())
+    }
+    #[getter]
+    fn mig_profiles_json(&self) -> Option<String> {
+        self.inner.mig_profiles.as_ref().map(|v| v.to_string())
     }
 
     fn __repr__(&self) -> String {
@@ -452,11 +461,15 @@ pub struct PodAllocation {
     pub init_count: usize,
     pub init_done: bool,
     pub reserved_at: Option<f64>,
+    /// Its `hami.io/vgpu-mig-allocations` (canonical JSON), when it holds MIG instances.
+    pub mig_allocations: Option<String>,
 }
 
 impl PodAllocation {
     pub fn from_core(p: core::PodAlloc) -> Self {
+        let mig_allocations = (!p.mig.is_empty()).then(|| core::mig::encode_mig_allocations(&p.mig));
         PodAllocation {
+            mig_allocations,
             uid: p.uid,
             namespace: p.namespace,
             name: p.name,

@@ -30,6 +30,7 @@ fn main() {
             init_count: 0,
             init_done: false,
             reserved_at: None,
+            mig: Vec::new(),
         })
         .collect();
     c.upsert_pods(pods);

@@ -19,6 +19,7 @@ pub enum Codec {
     AscendRuntime,
     VolcanoNodeRegister,
     VolcanoPodDevices,
+    MigAllocations,
 }
 
 impl fmt::Display for Codec {
@@ -37,6 +38,7 @@ impl fmt::Display for Codec {
             Codec::AscendRuntime => "Ascend runtime annotation (huawei.com/<CW>)",
             Codec::VolcanoNodeRegister => "volcano node register annotation (volcano.sh/node-vgpu-register)",
             Codec::VolcanoPodDevices => "volcano pod device annotation",
+            Codec::MigAllocations => "MIG reservation annotation (hami.io/vgpu-mig-allocations)",
         })
     }
 }

@@ -4,7 +4,8 @@
 //! check is its reason.
 
 use crate::error::{Error, Result};
-use crate::model::Usage;
+use crate::mig::MigPick;
+use crate::model::{DeviceMode, Usage};
 use crate::node::{usage_score, DevHot, NodeInventory};
 use crate::policy::{GpuPolicy, NodePolicy, SortKey, Weights};
 use crate::reason::{Reason, ReasonCounts};
@@ -99,14 +100,19 @@ impl PodPlan {
     }
 }
 
-/// One device given to a container: node-local device index, MiB, cores, vendor plan index.
+/// One device given to a container: node-local device index, MiB, cores, vendor plan index,
+/// and on a MIG-mode GPU the profile and placement of its instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pick {
     pub device: usize,
     pub mem: u64,
     pub cores: u32,
     pub vendor: usize,
+    pub mig: Option<MigPick>,
 }
+
+/// What one device given to a container charges: MiB, cores and (MIG) the instance chosen.
+type Charge = (u64, u32, Option<MigPick>);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeFit {
@@ -131,7 +137,8 @@ pub struct Scratch {
     peak: Vec<Usage>,
     order: Vec<(usize, f64)>,
     collected: Vec<usize>,
-    chosen: Vec<(usize, u64, u32)>,
+    charges: Vec<Charge>,
+    chosen: Vec<(usize, Charge)>,
     totals: Vec<PodTotals>,
     this_init: Vec<(u64, u64)>,
     keys: Vec<SortKey>,
@@ -216,6 +223,11 @@ pub fn score_single(
             counts.add(r, 1);
             continue;
         }
+        let mem = if d.mode == DeviceMode::Mig {
+            charge_of(d, u, mem, cores).0
+        } else {
+            mem
+        };
         if first_fit {
             best = Some((i, 0.0, mem));
             break;
@@ -325,21 +337,25 @@ pub fn fit_node(
                 &ctx,
                 usage_now,
                 &mut s.order,
-                &mut s.collected,
+                (&mut s.collected, &mut s.charges),
                 &mut s.keys,
                 &mut s.chosen,
             )?;
-            for &(device, mem, cores) in &s.chosen {
+            for &(device, (mem, cores, mig)) in &s.chosen {
                 let u = &mut usage_now[device];
                 u.used += 1;
                 u.usedmem += mem;
                 u.usedcores += cores;
+                if let (Some(pick), Some(g)) = (mig, &hot[device].mig) {
+                    u.mig |= g.mask(pick);
+                }
                 if want_picks {
                     picks.push(Pick {
                         device,
                         mem,
                         cores,
                         vendor: *vi,
+                        mig,
                     });
                 }
                 if *init {
@@ -443,9 +459,9 @@ fn fit_vendor(
     ctx: &VendorFit<'_>,
     usage: &[Usage],
     order: &mut Vec<(usize, f64)>,
-    collected: &mut Vec<usize>,
+    (collected, charges): (&mut Vec<usize>, &mut Vec<Charge>),
     keys: &mut Vec<SortKey>,
-    chosen: &mut Vec<(usize, u64, u32)>,
+    chosen: &mut Vec<(usize, Charge)>,
 ) -> std::result::Result<(), NodeMiss> {
     let VendorFit {
         node,
@@ -467,7 +483,13 @@ fn fit_vendor(
     let total = order.len();
     let want = req.count as usize;
     let mut counts = ReasonCounts::default();
-    if want > total {
+    let sel = &vp.selectors;
+    // HAMi's `isMIGRequest`: a MIG-mode GPU of this vendor is on the node and the pod's mode
+    // (if it names one) allows mig. Its GPUs give several instances each, so it may ask for
+    // more devices than the node has GPUs.
+    let mig_request = sel.mode.as_ref().is_none_or(|m| m.contains(DeviceMode::Mig.as_str()))
+        && order.iter().any(|&(i, _)| hot[i].mode == DeviceMode::Mig);
+    if want > total && !mig_request {
         counts.add(Reason::NodeInsufficientDevice, 1);
         return Err(NodeMiss {
             summary: format!("{want}/{total} NodeInsufficientDevice"),
@@ -477,7 +499,6 @@ fn fit_vendor(
     if let Some(miss) = node_refusal(hot, vp) {
         return Err(miss);
     }
-    let sel = &vp.selectors;
     keys.clear();
     if sel.numa_bind {
         keys.extend(policy.with_numa_first());
@@ -505,7 +526,7 @@ fn fit_vendor(
             }
         }
         if let Some((i, _)) = best {
-            chosen.push((i, req.mem_on(hot[i].devmem), cores));
+            chosen.push((i, charge_of(&hot[i], &usage[i], req.mem_on(hot[i].devmem), cores)));
             return Ok(());
         }
         return Err(NodeMiss {
@@ -515,10 +536,16 @@ fn fit_vendor(
     }
     order_devices(hot, usage, keys, policy.mutex, order);
     collected.clear();
+    charges.clear();
     // Chooses `want` of the collected devices; false when the vendor's choice cannot make up
     // a whole set (the node then fails with what it collected).
-    let mut finish = |collected: &[usize]| -> bool {
-        let mem_of = |i: usize| (i, req.mem_on(hot[i].devmem), cores);
+    let mut finish = |collected: &[usize], charges: &[Charge]| -> bool {
+        // What a device charges: as collected (its first collection; a MIG GPU may be
+        // collected several times, each one instance, and is then taken in order).
+        let mem_of = |i: usize| {
+            let at = collected.iter().position(|&c| c == i).unwrap_or(0);
+            (i, charges[at])
+        };
         // The node score depends on which devices are chosen only through their memory, and
         // only when memory is a percentage: a score-only scan skips the combinatorial choice.
         if let Some(pick) = vp.rules.choose(node, hot, collected, want) {
@@ -526,12 +553,11 @@ fn fit_vendor(
                 return false;
             }
             chosen.extend(pick.into_iter().map(mem_of));
-        } else if collected.len() > want && (want_picks || req.mem_mib == 0) {
+        } else if collected.len() > want && (want_picks || req.mem_mib == 0) && !mig_request {
             chosen.extend(select_topology(node, collected, want).into_iter().map(mem_of));
-        } else if collected.len() > want {
-            chosen.extend(collected[..want].iter().map(|&i| mem_of(i)));
         } else {
-            chosen.extend(collected.iter().map(|&i| mem_of(i)));
+            let n = collected.len().min(want);
+            chosen.extend(collected[..n].iter().copied().zip(charges[..n].iter().copied()));
         }
         true
     };
@@ -540,30 +566,49 @@ fn fit_vendor(
     for &(i, _) in order.iter() {
         let d = &hot[i];
         if sel.numa_bind && group_numa != Some(d.numa) {
-            if collect_all && collected.len() >= want && finish(collected) {
+            if collect_all && collected.len() >= want && finish(collected, charges) {
                 return Ok(());
             }
             // A new NUMA node: what the previous one collected cannot be combined with it.
             counts.add(Reason::NumaNotFit, collected.len() as u32);
             collected.clear();
+            charges.clear();
             pending = (0, 0);
             group_numa = Some(d.numa);
         }
-        let u = &usage[i];
         let mem = req.mem_on(d.devmem);
-        let reason = check_device(Some(node), hot, i, u, sel, policy, mem, cores, held, pending, vp);
-        if let Some(r) = reason {
-            counts.add(r, 1);
-            continue;
-        }
-        collected.push(i);
-        pending.0 += mem;
-        pending.1 += u64::from(cores);
-        if !collect_all && collected.len() == want && finish(collected) {
-            return Ok(());
+        // A MIG-mode GPU is revisited (as HAMi's walk does) while it has room for another
+        // instance: the usage it is checked against includes the instances already taken.
+        let mut u = usage[i];
+        let mut first = true;
+        loop {
+            let reason = check_device(Some(node), hot, i, &u, sel, policy, mem, cores, held, pending, vp);
+            if let Some(r) = reason {
+                if first {
+                    counts.add(r, 1);
+                }
+                break;
+            }
+            let c = charge_of(d, &u, mem, cores);
+            collected.push(i);
+            charges.push(c);
+            pending.0 += c.0;
+            pending.1 += u64::from(c.1);
+            if !collect_all && collected.len() == want && finish(collected, charges) {
+                return Ok(());
+            }
+            let (Some(pick), Some(g)) = (c.2, &d.mig) else { break };
+            if collect_all {
+                break;
+            }
+            u.used += 1;
+            u.usedmem += c.0;
+            u.usedcores += c.1;
+            u.mig |= g.mask(pick);
+            first = false;
         }
     }
-    if collected.len() >= want && finish(collected) {
+    if collected.len() >= want && finish(collected, charges) {
         return Ok(());
     }
     counts.add(Reason::AllocatedCardsInsufficientRequest, collected.len() as u32);
@@ -607,7 +652,14 @@ fn check_device(
     vp: &VendorPlan,
 ) -> Option<Reason> {
     let d = &hot[i];
-    if !d.health {
+    // Fail closed, as HAMi's rebuild: a MIG-mode GPU someone holds without a MIG reservation,
+    // or another GPU carrying one, is not trusted with more.
+    let mig_unknown = if d.mode == DeviceMode::Mig {
+        u.unreserved > 0
+    } else {
+        u.mig != 0
+    };
+    if !d.health || mig_unknown {
         return Some(Reason::CardNotHealth);
     }
     if d.cordoned {
@@ -655,10 +707,33 @@ fn check_device(
     if cores == 0 && d.devcore != 0 && u.usedcores == d.devcore {
         return Some(Reason::CardComputeUnitsExhausted);
     }
+    if d.mode == DeviceMode::Mig && mig_choice(d, mem, u.mig).is_none() {
+        return Some(Reason::CardMigTopologyInfeasible);
+    }
     if vp.needs_inventory {
         return vp.rules.check_device(&cold().devices[i], u, sel);
     }
     None
+}
+
+/// The instance a MIG-mode GPU gives `mem` MiB with the memory slices `occupied` taken: HAMi's
+/// smallest fitting profile with a free placement (`None`: no geometry, or nothing free).
+#[inline(always)]
+fn mig_choice(d: &DevHot, mem: u64, occupied: u8) -> Option<Charge> {
+    let g = d.mig.as_ref()?;
+    let pick = g.choose(mem, occupied)?;
+    let p = g.profile(pick);
+    Some((p.memory_mb, p.core, Some(pick)))
+}
+
+/// What device `i` charges for a request that passed its checks: the request's MiB and cores,
+/// or on a MIG-mode GPU its instance's profile (as HAMi's `AddResourceUsage`).
+#[inline(always)]
+fn charge_of(d: &DevHot, u: &Usage, mem: u64, cores: u32) -> Charge {
+    match d.mode {
+        DeviceMode::Mig => mig_choice(d, mem, u.mig).unwrap_or((mem, cores, None)),
+        _ => (mem, cores, None),
+    }
 }
 
 /// Topology-aware choice among more candidates than needed (§4.6): one device takes the

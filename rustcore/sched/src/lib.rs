@@ -7,6 +7,7 @@ pub mod ascend;
 pub mod codec;
 pub mod error;
 pub mod fit;
+pub mod mig;
 pub mod model;
 pub mod node;
 pub mod podlist;

@@ -93,25 +93,44 @@ impl Device {
     }
 }
 
-/// What is in use on one device: slots (containers), MiB and cores.
+/// What is in use on one device: slots (containers), MiB and cores, and on a MIG-mode GPU the
+/// memory slices its instances occupy (bit i = slice i) and how many of its users hold it with
+/// no MIG reservation (a MIG-mode GPU with such a user is refused: what it holds is unknown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
     pub used: u32,
     pub usedmem: u64,
     pub usedcores: u32,
+    pub mig: u8,
+    pub unreserved: u16,
 }
 
 impl Usage {
+    pub const fn new(used: u32, usedmem: u64, usedcores: u32) -> Self {
+        Usage {
+            used,
+            usedmem,
+            usedcores,
+            mig: 0,
+            unreserved: 0,
+        }
+    }
+
     pub fn add(&mut self, other: &Usage) {
         self.used += other.used;
         self.usedmem += other.usedmem;
         self.usedcores += other.usedcores;
+        self.mig |= other.mig;
+        self.unreserved = self.unreserved.saturating_add(other.unreserved);
     }
 
+    /// Reservations never share a memory slice, so removing one frees exactly its slices.
     pub fn sub(&mut self, other: &Usage) {
         self.used = self.used.saturating_sub(other.used);
         self.usedmem = self.usedmem.saturating_sub(other.usedmem);
         self.usedcores = self.usedcores.saturating_sub(other.usedcores);
+        self.mig &= !other.mig;
+        self.unreserved = self.unreserved.saturating_sub(other.unreserved);
     }
 
     pub fn max(&self, other: &Usage) -> Usage {
@@ -119,6 +138,8 @@ impl Usage {
             used: self.used.max(other.used),
             usedmem: self.usedmem.max(other.usedmem),
             usedcores: self.usedcores.max(other.usedcores),
+            mig: self.mig | other.mig,
+            unreserved: self.unreserved.max(other.unreserved),
         }
     }
 }

@@ -2,13 +2,15 @@
 //! for selector matching, the NVLink pair scores as a dense matrix, and cordoned devices.
 
 use crate::codec::PairScores;
+use crate::mig::{Geometry, SharedGeometry};
 use crate::model::{Device, DeviceMode, Usage};
 use crate::vendor::Vendors;
 use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 /// The fields the fit reads for every device of every candidate, packed so that a node's
 /// devices share a few cache lines (the scan over 5,000 nodes is memory-bound).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DevHot {
     pub devmem: u64,
     pub count: u32,
@@ -23,6 +25,9 @@ pub struct DevHot {
     /// `10/count`, `10/devcore`, `10/devmem` (0 when any is 0): the device score multiplies
     /// instead of dividing, three divisions per device per candidate saved.
     pub score_scale: [f64; 3],
+    /// A MIG-mode GPU's geometry (what it may be cut into), shared by every GPU of the cluster
+    /// that registers the same (`State` interns them, so the fit reads one copy from cache).
+    pub mig: Option<SharedGeometry>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -57,9 +62,24 @@ impl NodeInventory {
                 }
             }
         }
+        let mut geometries: Vec<(&serde_json::Value, &str, SharedGeometry)> = Vec::new();
+        let mut mig: Vec<Option<SharedGeometry>> = devices
+            .iter()
+            .map(|d| {
+                let reg = d.mig_profiles.as_ref().filter(|_| d.mode == DeviceMode::Mig)?;
+                // GPUs of one model register the same profiles: parse each registration once.
+                if let Some((_, _, g)) = geometries.iter().find(|(r, t, _)| *r == reg && *t == d.type_) {
+                    return Some(g.clone());
+                }
+                let g = Arc::new(Geometry::from_registration(reg, &d.type_)?);
+                geometries.push((reg, &d.type_, g.clone()));
+                Some(g)
+            })
+            .collect();
         let hot = devices
             .iter()
-            .map(|d| DevHot {
+            .zip(mig.iter_mut())
+            .map(|(d, mig)| DevHot {
                 devmem: d.devmem,
                 count: d.count,
                 devcore: d.devcore,
@@ -78,6 +98,7 @@ impl NodeInventory {
                         10.0 / d.devmem as f64,
                     ]
                 },
+                mig: mig.take(),
             })
             .collect();
         let inv = NodeInventory {

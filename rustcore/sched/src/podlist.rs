@@ -19,6 +19,7 @@
 
 use crate::codec::decode_pod_devices;
 use crate::error::{Codec, Error, Result};
+use crate::mig::{decode_mig_allocations, MIG_ALLOCATIONS};
 use crate::state::PodAlloc;
 use crate::vendor::Vendors;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -155,8 +156,12 @@ fn classify(pod: Field<PodView<'_>>, keys: &[&str], reserved: &dyn Fn(&str) -> b
     let (Some(text), None) = (texts.next(), texts.next()) else {
         return Class::Other;
     };
-    match decode_pod_devices(text) {
-        Ok(containers) => Class::Placed(PodAlloc {
+    let mig = ann
+        .get(MIG_ALLOCATIONS)
+        .filter(|t| !t.is_empty())
+        .map(decode_mig_allocations);
+    match decode_pod_devices(text).and_then(|c| Ok((c, mig.transpose()?.unwrap_or_default()))) {
+        Ok((containers, mig)) => Class::Placed(PodAlloc {
             uid: uid.0.into_owned(),
             namespace: namespace.into_owned(),
             name: name.0.into_owned(),
@@ -165,6 +170,7 @@ fn classify(pod: Field<PodView<'_>>, keys: &[&str], reserved: &dyn Fn(&str) -> b
             init_count: 0,
             init_done: false,
             reserved_at: None,
+            mig,
         }),
         Err(error) => Class::Invalid(InvalidPod {
             uid: uid.0.into_owned(),
@@ -663,6 +669,33 @@ mod tests {
     }
 
     #[test]
+    fn mig_reservations_come_with_the_pod_and_a_bad_one_is_its_error() {
+        let mig = r#"[{\"containerIndex\":0,\"deviceIndex\":0,\"gpuUUID\":\"GPU-a\",\"profile\":\"3g.20gb\",\"placement\":{\"start\":4,\"size\":4}}]"#;
+        let with = |uid: &str, text: &str| {
+            pod(
+                uid,
+                "Running",
+                r#","nodeName":"n1""#,
+                &format!(
+                    r#""hami.io/vgpu-node":"n1","{ALLOCATED}":"GPU-a,NVIDIA,19968,43:;","hami.io/vgpu-mig-allocations":"{text}""#
+                ),
+            )
+        };
+        let bad = r#"[{\"containerIndex\":0}]"#;
+        let text = page("{}", &[with("u1", mig), with("u2", bad)]);
+        let p = decode(&text, &[]);
+        assert_eq!(p.placed.len(), 1);
+        assert_eq!(p.placed[0].mig.len(), 1);
+        assert_eq!((p.placed[0].mig[0].start, p.placed[0].mig[0].mask()), (4, 0xf0));
+        assert_eq!(p.invalid.len(), 1);
+        assert!(
+            p.invalid[0].error.to_string().contains("vgpu-mig-allocations"),
+            "{}",
+            p.invalid[0].error
+        );
+    }
+
+    #[test]
     fn golden_page() {
         let text = page(
             r#"{"resourceVersion":"100","continue":"eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"}"#,
@@ -687,6 +720,7 @@ mod tests {
                 init_count: 0,
                 init_done: false,
                 reserved_at: None,
+                mig: Vec::new(),
             }
         );
         assert_eq!(p.placed.len(), 2);

@@ -19,9 +19,10 @@ pub enum Reason {
     NodeInsufficientDevice,
     AllocatedCardsInsufficientRequest,
     ModeNotFit,
+    CardMigTopologyInfeasible,
 }
 
-pub const ALL_REASONS: [Reason; 14] = [
+pub const ALL_REASONS: [Reason; 15] = [
     Reason::CardNotHealth,
     Reason::CardCordoned,
     Reason::CardTypeMismatch,
@@ -36,6 +37,7 @@ pub const ALL_REASONS: [Reason; 14] = [
     Reason::NodeInsufficientDevice,
     Reason::AllocatedCardsInsufficientRequest,
     Reason::ModeNotFit,
+    Reason::CardMigTopologyInfeasible,
 ];
 
 /// The reason given for a candidate node that has no device inventory.
@@ -58,6 +60,7 @@ impl Reason {
             Reason::NodeInsufficientDevice => "NodeInsufficientDevice",
             Reason::AllocatedCardsInsufficientRequest => "AllocatedCardsInsufficientRequest",
             Reason::ModeNotFit => "ModeNotFit",
+            Reason::CardMigTopologyInfeasible => "CardMigTopologyInfeasible",
         }
     }
 }

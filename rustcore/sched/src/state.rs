@@ -4,9 +4,11 @@
 
 use crate::codec::PairScores;
 use crate::error::{Error, Result};
-use crate::fit::{fit_node, score_single, PodPlan, QuotaRoom, Scratch};
+use crate::fit::{fit_node, score_single, Pick, PodPlan, QuotaRoom, Scratch};
+use crate::mig::SharedGeometry;
+use crate::mig::{encode_mig_allocations, MigAlloc, MIG_ALLOCATIONS};
 use crate::model::{AllocDevice, Device, PodDevices, Usage};
-use crate::node::NodeInventory;
+use crate::node::{DevHot, NodeInventory};
 use crate::policy::{GpuPolicy, NodePolicy};
 use crate::reason::{ReasonCounts, NODE_UNREGISTERED};
 use crate::request::PodRequest;
@@ -31,6 +33,9 @@ pub struct PodAlloc {
     pub init_done: bool,
     /// Set while the reservation is not yet bound: when it was made (unix seconds).
     pub reserved_at: Option<f64>,
+    /// MIG instances reserved for it (`hami.io/vgpu-mig-allocations`): the memory slices they
+    /// occupy on their GPUs.
+    pub mig: Vec<MigAlloc>,
 }
 
 impl PodAlloc {
@@ -43,20 +48,33 @@ impl PodAlloc {
             if init && self.init_done {
                 continue;
             }
-            for d in devices {
+            for (di, d) in devices.iter().enumerate() {
                 let e = per.entry(d.uuid.as_str()).or_default();
+                let mut u = Usage::new(1, d.usedmem, d.usedcores);
+                // Held with no MIG reservation (what it means on a MIG-mode GPU: `Usage`).
+                let reserved = self
+                    .mig
+                    .iter()
+                    .any(|a| a.container as usize == ci && a.device as usize == di && a.gpu_uuid == d.uuid);
+                u.unreserved = u16::from(!reserved);
                 if init {
-                    e.0 = e.0.max(&Usage {
-                        used: 1,
-                        usedmem: d.usedmem,
-                        usedcores: d.usedcores,
-                    });
+                    e.0 = e.0.max(&u);
                 } else {
-                    e.1.add(&Usage {
-                        used: 1,
-                        usedmem: d.usedmem,
-                        usedcores: d.usedcores,
-                    });
+                    e.1.add(&u);
+                }
+            }
+        }
+        for a in &self.mig {
+            let ci = a.container as usize;
+            let init = ci < self.init_count;
+            if init && self.init_done {
+                continue;
+            }
+            if let Some(e) = per.get_mut(a.gpu_uuid.as_str()) {
+                if init {
+                    e.0.mig |= a.mask();
+                } else {
+                    e.1.mig |= a.mask();
                 }
             }
         }
@@ -84,6 +102,21 @@ struct State {
     pods: FxHashMap<String, PodAlloc>,
     /// (namespace, vendor key) -> quota.
     quotas: FxHashMap<(String, String), QuotaEntry>,
+    /// The distinct MIG geometries registered: every GPU of the same geometry points at one.
+    geometries: Vec<SharedGeometry>,
+}
+
+/// Points each MIG-mode GPU at the cluster's copy of its geometry (adding it when new), and
+/// forgets geometries no GPU registers any more.
+fn intern(geometries: &mut Vec<SharedGeometry>, hot: &mut [DevHot]) {
+    for d in hot.iter_mut() {
+        let Some(g) = d.mig.as_mut() else { continue };
+        match geometries.iter().find(|known| **known == *g) {
+            Some(known) => *g = known.clone(),
+            None => geometries.push(g.clone()),
+        }
+    }
+    geometries.retain(|g| std::sync::Arc::strong_count(g) > 1);
 }
 
 /// The outcome of `filter`.
@@ -163,9 +196,15 @@ impl Cluster {
 
     /// Replaces a node's inventory (all vendors) and recomputes its usage from its pods.
     pub fn set_node(&self, name: &str, devices: Vec<Device>, pairs: &PairScores, cordoned: &[String]) {
-        let (inv, hot) = NodeInventory::new(name, devices, pairs, cordoned, &self.vendors);
+        let (inv, mut hot) = NodeInventory::new(name, devices, pairs, cordoned, &self.vendors);
         let mut s = self.state.write();
-        let State { nodes, pods, .. } = &mut *s;
+        let State {
+            nodes,
+            pods,
+            geometries,
+            ..
+        } = &mut *s;
+        intern(geometries, &mut hot);
         let id = nodes.id_or_insert(name);
         nodes.set_inventory(id, inv, hot);
         recompute_usage(nodes, id, pods);
@@ -480,6 +519,12 @@ impl Cluster {
                     .collect()
             })
             .collect();
+        let mig = mig_allocations(inv, hot, &fit.containers);
+        if !mig.is_empty() {
+            result
+                .annotations
+                .push((MIG_ALLOCATIONS.to_string(), encode_mig_allocations(&mig)));
+        }
         for (vi, vp) in plan.vendors.iter().enumerate() {
             let given: Vec<Vec<Given<'_>>> = fit
                 .containers
@@ -515,6 +560,7 @@ impl Cluster {
                     init_count: pod.init_count(),
                     init_done: false,
                     reserved_at: Some(now),
+                    mig,
                 },
             );
             result.reserved = true;
@@ -602,6 +648,30 @@ enum Outcome {
     Fit(f64, u32),
     Miss(String, ReasonCounts),
     Unregistered,
+}
+
+/// The MIG instances of a fit, as the reservation annotation lists them: per container, the
+/// device's position in its list, the GPU and the profile and placement chosen on it.
+fn mig_allocations(inv: &NodeInventory, hot: &[DevHot], containers: &[Vec<Pick>]) -> Vec<MigAlloc> {
+    let mut out = Vec::new();
+    for (ci, picks) in containers.iter().enumerate() {
+        for (di, p) in picks.iter().enumerate() {
+            let (Some(pick), Some(g)) = (p.mig, &hot[p.device].mig) else {
+                continue;
+            };
+            let (start, size) = g.placement(pick);
+            out.push(MigAlloc {
+                container: ci as u32,
+                device: di as u32,
+                gpu_uuid: inv.devices[p.device].id.clone(),
+                profile: g.profile(pick).name.clone(),
+                start,
+                size,
+                runtime: None,
+            });
+        }
+    }
+    out
 }
 
 fn pod_vendor_totals(p: &PodAlloc, vendor: &str) -> (u64, u64) {

@@ -204,7 +204,7 @@ impl NodeTable {
         let (start, len) = self.ranges[id as usize];
         if len as usize == hot.len() && len > 0 {
             let r = start as usize..(start + len) as usize;
-            self.hot[r.clone()].copy_from_slice(&hot);
+            self.hot[r.clone()].clone_from_slice(&hot);
             self.usage[r].fill(Usage::default());
         } else {
             self.waste += len as usize;

@@ -243,29 +243,14 @@ fn collapse_counts_app_containers_sharing_a_device_as_slots() {
     );
     p.init_count = 1;
     let c = p.collapsed();
-    assert_eq!(
-        c,
-        vec![(
-            "g".to_string(),
-            Usage {
-                used: 2,
-                usedmem: 5000,
-                usedcores: 10
-            }
-        )]
-    );
+    // (Two holders without a MIG reservation: only a MIG-mode GPU minds.)
+    let held = |mem| Usage {
+        unreserved: 2,
+        ..Usage::new(2, mem, 10)
+    };
+    assert_eq!(c, vec![("g".to_string(), held(5000))]);
     p.init_done = true;
-    assert_eq!(
-        p.collapsed(),
-        vec![(
-            "g".to_string(),
-            Usage {
-                used: 2,
-                usedmem: 3000,
-                usedcores: 10
-            }
-        )]
-    );
+    assert_eq!(p.collapsed(), vec![("g".to_string(), held(3000))]);
 }
 
 #[test]

@@ -358,7 +358,7 @@ proptest! {
         let vendors = Vendors::default();
         let plan = PodPlan::new(&p, &vendors, NodePolicy::Binpack, &GpuPolicy::default(), |_| QuotaRoom::default()).unwrap();
         let (inv, hot) = NodeInventory::new("n", devs.clone(), &vec![], &[], &vendors);
-        let usage: Vec<Usage> = devs.iter().zip(&used).map(|(d, (u, m, c))| Usage { used: (*u).min(d.count), usedmem: (*m).min(d.devmem), usedcores: (*c).min(d.devcore) }).collect();
+        let usage: Vec<Usage> = devs.iter().zip(&used).map(|(d, (u, m, c))| Usage::new((*u).min(d.count), (*m).min(d.devmem), (*c).min(d.devcore))).collect();
         let general = fit_node(&inv, &hot, &usage, &plan, &mut Scratch::default(), true);
         let (vi, req) = plan.single().expect("a one-device plan");
         // Walking every device: the same device as the general fit. With the node's totals: the
@@ -410,6 +410,16 @@ proptest! {
     }
 
     #[test]
+    fn mig_allocations_round_trip(items in prop::collection::vec((0u32..4, "GPU-[a-z]{1,4}", "[1-7]g\\.[0-9]{1,3}gb", 0u8..8, 1u8..9, prop::option::of(("MIG-[a-z0-9]{1,6}", 0u32..15, 0u32..8))), 0..6)) {
+        let allocs: Vec<codec::MigAlloc> = items.into_iter().enumerate().filter(|(_, i)| u32::from(i.3) + u32::from(i.4) <= 8).map(|(d, (container, gpu_uuid, profile, start, size, rt))| codec::MigAlloc {
+            container, device: d as u32, gpu_uuid, profile, start, size,
+            runtime: rt.map(|(mig_uuid, gpu_instance_id, compute_instance_id)| codec::MigRuntime { mig_uuid, gpu_instance_id, compute_instance_id }),
+        }).collect();
+        let text = codec::encode_mig_allocations(&allocs);
+        prop_assert_eq!(codec::decode_mig_allocations(&text).unwrap(), allocs);
+    }
+
+    #[test]
     fn ascend_runtime_round_trips(items in prop::collection::vec(("[a-z0-9<&-]{1,12}", "[a-z0-9_]{0,12}", 0u64..100_000, 0u32..101), 0..6)) {
         let items: Vec<codec::RuntimeInfo> = items.into_iter().map(|(uuid, temp, memory, core)| codec::RuntimeInfo { uuid, temp, memory, core }).collect();
         let text = codec::encode_ascend_runtime(&items);
@@ -443,6 +453,7 @@ proptest! {
             let _ = codec::decode_pod_devices(t);
             let _ = codec::decode_pair_scores(t);
             let _ = codec::decode_ascend_runtime(t);
+            let _ = codec::decode_mig_allocations(t);
             let _ = Weights::parse(t);
             let _ = PodRequest::from_pod_json(t, &Vendors::default());
             if let Ok(pod) = hami_sched::request::parse_pod_json(t) {

@@ -46,14 +46,18 @@ class DeviceTable:
         split_count: int,
         numa: bool,
         replicas: Callable[[PhysicalDevice], int] | None = None,
+        *,
+        as_is: bool = False,
     ) -> None:
         """``replicas``: IDs per device when they differ by device (Cambricon's memory units);
-        ``split_count`` for every device otherwise."""
+        ``split_count`` for every device otherwise. ``as_is``: each device is listed once by its
+        own ID, no replicas (static MIG instances, as HAMi lists them)."""
         self._devices = {d.uuid: d for d in devices}
         self._order = [d.uuid for d in devices]
         self.split_count = split_count
         self.replicas = replicas
         self.numa = numa
+        self.as_is = as_is
         self.version = 0
         self._changed = asyncio.Condition()
 
@@ -90,7 +94,7 @@ class DeviceTable:
         for dev in self.devices:
             health = HEALTHY if dev.healthy else UNHEALTHY
             count = self.replicas(dev) if self.replicas is not None else self.split_count
-            for vid in virtual_ids(dev.uuid, count):
+            for vid in [dev.uuid] if self.as_is else virtual_ids(dev.uuid, count):
                 item = out.devices.add(ID=vid, health=health)
                 if self.numa:
                     item.topology.nodes.add(ID=dev.numa)

@@ -99,7 +99,9 @@ class PluginRuntime:
         self.capacity_tables: list[DeviceTable] = []
         self.capacity_servers: list[PluginServer] = []
         for resource in policy.capacity_resources():
-            table = DeviceTable(devices, 1, policy.numa_topology, resource.replicas)
+            listed = resource.listed(devices) if resource.listed is not None else devices
+            table = DeviceTable(listed, 1, policy.numa_topology, resource.replicas,
+                                as_is=resource.listed is not None)  # fmt: skip
             self.capacity_tables.append(table)
             self.capacity_servers.append(
                 PluginServer(

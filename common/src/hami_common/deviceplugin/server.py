@@ -27,7 +27,7 @@ from hami_common.deviceplugin.api.services import (
     unix_target,
 )
 from hami_common.deviceplugin.devices import DeviceTable, physical_id
-from hami_common.deviceplugin.vendor import ServedResource
+from hami_common.deviceplugin.vendor import CapacityResource, ServedResource
 from hami_common.k8s import ApiError
 
 log = logging.getLogger(__name__)
@@ -118,18 +118,23 @@ class DevicePluginService:
 
 
 class CapacityService(DevicePluginService):
-    """A resource served only so that node capacity carries it (`CapacityResource`): its
-    Allocate answers every container with nothing, the vendor's own resource doing the work."""
+    """A resource served beside the vendor's own (`CapacityResource`): its Allocate answers
+    each container with the resource's ``respond`` for the IDs kubelet chose, or with nothing
+    (the vendor's own resource doing the work)."""
 
-    def __init__(self, table: DeviceTable, resource: ServedResource) -> None:
+    def __init__(self, table: DeviceTable, resource: CapacityResource) -> None:
         super().__init__(table, resource, None)
+        self.resource = resource
 
     async def Allocate(  # noqa: N802
         self, request: pb.AllocateRequest, context: Context
     ) -> pb.AllocateResponse:
         response = pb.AllocateResponse()
-        for _ in request.container_requests:
-            response.container_responses.add()
+        for creq in request.container_requests:
+            if self.resource.respond is None:
+                response.container_responses.add()
+            else:
+                response.container_responses.append(self.resource.respond(list(creq.devices_ids)))
         return response
 
 

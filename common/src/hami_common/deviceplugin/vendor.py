@@ -71,15 +71,19 @@ class ServedResource(Protocol):
 
 @dataclass(frozen=True)
 class CapacityResource:
-    """A resource a plugin advertises beside its own so that node capacity carries it, with
-    ``replicas(device)`` IDs per device; its Allocate gives the container nothing (the vendor's
-    own resource did the work). Cambricon's sMLU core and memory units: HAMi reads its MLU
-    inventory from their capacity."""
+    """A resource a plugin advertises beside its own, with ``replicas(device)`` IDs per device.
+    By default node capacity is all it is for: its Allocate gives the container nothing (the
+    vendor's own resource did the work; Cambricon's sMLU core and memory units, from whose
+    capacity HAMi reads its MLU inventory). ``listed`` replaces the devices it lists (NVIDIA's
+    static MIG instances, one resource per profile), and ``respond`` answers a container's
+    Allocate from the IDs kubelet chose."""
 
     resource_name: str
     socket_name: str
     replicas: Callable[[PhysicalDevice], int]
     preferred_allocation: bool = False
+    listed: Callable[[Sequence[PhysicalDevice]], list[PhysicalDevice]] | None = None
+    respond: Callable[[Sequence[str]], pb.ContainerAllocateResponse] | None = None
 
 
 class VendorPolicy(Protocol):

@@ -11,6 +11,9 @@ VGPU_NODE = "hami.io/vgpu-node"
 """Annotation and label: the node the devices were reserved on."""
 VGPU_TIME = "hami.io/vgpu-time"
 """Unix seconds of the reservation."""
+MIG_ALLOCATIONS = "hami.io/vgpu-mig-allocations"
+"""The MIG instances reserved for a pod (profile and placement per device; the plugin adds the
+instance's UUID and GPU/compute instance ids)."""
 
 # Pod, written at bind time by the extender and after Allocate by the device plugin.
 BIND_PHASE = "hami.io/bind-phase"

@@ -1,4 +1,4 @@
-"""The hook's shared region, layout version 1 (hook/src/region.h, documented in hook/README.md).
+"""The hook's shared region, layout version 2 (hook/src/region.h, documented in hook/README.md).
 
 The node monitor reads it to export per-container usage and writes three control fields
 (utilisation switch, priority block, memory limit). Every field the hook updates concurrently
@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 MAGIC = 0x315253494D414855  # b"UHAMISR1" read as a little-endian u64
-VERSION = 1
+VERSION = 2
 HEADER_SIZE = 256
 DEVICES = 32
 SLOTS = 1024
 DEVICE_SIZE = 64
-SLOT_SIZE = 384
+SLOT_SIZE = 896
 DEVICES_OFFSET = 256
 SLOTS_OFFSET = DEVICES_OFFSET + DEVICES * DEVICE_SIZE
 REGION_SIZE = SLOTS_OFFSET + SLOTS * SLOT_SIZE
@@ -39,16 +39,16 @@ SLOT_ACTIVE = 1
 # slot_size, devices_offset, slots_offset, priority, util_switch, recent_kernel, slot_hw,
 # last_kernel_s, generation, reclaimed.
 _HEADER = struct.Struct("<QIIQIIIIIIiiiIQQQ")
-# limit, used, sm_limit, reserved, vt, busy, peak, reserved (64 bytes), for the whole array
-_DEVICES = struct.Struct("<" + "QQIIQQQ16x" * 32)
-_SLOT_HEAD = struct.Struct("<iI")  # pid, state at offset 64
-_SLOT_USED = struct.Struct(f"<{DEVICES}Q")  # at offset 128
+# limit, used, sm_limit, reserved, vt, busy, peak, ctx, spilled (64 bytes), for the whole array
+_DEVICES = struct.Struct("<" + "QQIIQQQQQ" * 32)
+_SLOT_HEAD = struct.Struct("<iIQi")  # pid, state, generation, host_pid at offset 64
+_SLOT_USED = struct.Struct(f"<{DEVICES}Q")  # used at 128, ctx at 384, spilled at 640
 OFF_UTIL_SWITCH = 52
 OFF_RECENT_KERNEL = 56
 
 
 class RegionError(ValueError):
-    """The bytes are not a version-1 region (wrong magic, version, geometry or size)."""
+    """The bytes are not a version-2 region (wrong magic, version, geometry or size)."""
 
 
 class RegionNotReadyError(RegionError):
@@ -63,6 +63,8 @@ class DeviceUsage:
     sm_limit_pct: int  # 0 = unlimited
     busy_ns: int  # GPU time charged by the SM limiter
     peak_bytes: int
+    ctx_bytes: int = 0  # of used: what the driver holds beyond allocations (contexts, modules)
+    spilled_bytes: int = 0  # of used: allocations backed by host memory (oversubscription)
 
 
 @dataclass(slots=True)
@@ -71,6 +73,9 @@ class ProcessSlot:
     pid: int
     alive: bool  # False: died, usage not yet reclaimed by the next allocation or query
     used_bytes: tuple[int, ...]  # per device
+    host_pid: int = 0  # the PID the driver knows it by (0: not known)
+    ctx_bytes: tuple[int, ...] = ()  # per device, of used_bytes: contexts, modules
+    spilled_bytes: tuple[int, ...] = ()  # per device, of used_bytes: in host memory
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ class RegionSnapshot:
 
 
 def parse_region(data: bytes, *, processes: bool = True) -> RegionSnapshot:
-    """Decode a region image; raises RegionError for anything that is not layout version 1.
+    """Decode a region image; raises RegionError for anything that is not layout version 2.
     ``processes=False``: `data` may stop after the devices (the slots are not read and no
     process is listed); the caller checks the file's size."""
     if len(data) < HEADER_SIZE:
@@ -117,7 +122,7 @@ def parse_region(data: bytes, *, processes: bool = True) -> RegionSnapshot:
         generation,
         reclaimed,
     ) = h
-    if magic == 0 and not any(data[8:HEADER_SIZE]):
+    if magic == 0:  # the hook writes the magic last, after the rest of the header
         raise RegionNotReadyError("region header not written yet (being created)")
     if magic != MAGIC:
         raise RegionError(f"bad magic {magic:#x}: not a hami-rs region (HAMi-core's layout?)")
@@ -144,22 +149,24 @@ def parse_region(data: bytes, *, processes: bool = True) -> RegionSnapshot:
         SLOTS_OFFSET,
     )
     if geometry != expected:
-        raise RegionError(f"region geometry {geometry} differs from version 1 {expected}")
+        raise RegionError(f"region geometry {geometry} differs from version 2 {expected}")
     if len(data) < (REGION_SIZE if processes else SLOTS_OFFSET):
         raise RegionError(f"region is {len(data)} bytes, expected {REGION_SIZE}")
     f = _DEVICES.unpack_from(data, DEVICES_OFFSET)
-    devices = [DeviceUsage(i, f[j], f[j + 1], f[j + 2], f[j + 5], f[j + 6])
-               for i, j in zip(range(DEVICES), range(0, DEVICES * 7, 7), strict=True)]  # fmt: skip
+    devices = [DeviceUsage(i, f[j], f[j + 1], f[j + 2], f[j + 5], f[j + 6], f[j + 7], f[j + 8])
+               for i, j in zip(range(DEVICES), range(0, DEVICES * 9, 9), strict=True)]  # fmt: skip
     slots = []
     for i in range(min(slot_hw, SLOTS) if processes else 0):
         base = SLOTS_OFFSET + i * SLOT_SIZE
-        pid, state = _SLOT_HEAD.unpack_from(data, base + 64)
+        pid, state, _, host_pid = _SLOT_HEAD.unpack_from(data, base + 64)
         if state != SLOT_ACTIVE:
             continue
         (futex,) = struct.unpack_from("<I", data, base)
         alive = futex != 0 and not futex & FUTEX_OWNER_DIED
         used = _SLOT_USED.unpack_from(data, base + 128)
-        slots.append(ProcessSlot(i, pid, alive, tuple(used)))
+        ctx = _SLOT_USED.unpack_from(data, base + 384)
+        spilled = _SLOT_USED.unpack_from(data, base + 640)
+        slots.append(ProcessSlot(i, pid, alive, used, host_pid, ctx, spilled))
     boot_id = data[88:128].split(b"\0", 1)[0].decode("ascii", "replace")
     return RegionSnapshot(
         version,

@@ -1,4 +1,4 @@
-"""Region images built from the documented version-1 layout (hook/README.md), for the tests and
+"""Region images built from the documented version-2 layout (hook/README.md), for the tests and
 benchmarks of the readers; the real hook writes the same bytes (hook/tests checks both)."""
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ def region_image(
     recent_kernel: int = 2,
     last_kernel_s: int = 1_700_000_000,
     busy_ns: Mapping[int, int] | None = None,
+    ctx_spilled: Mapping[int, tuple[int, int]] | None = None,
 ) -> bytearray:
     """devices: index -> (limit, used, sm%); slots: index -> (futex word, pid, state, used per
-    device); busy_ns: index -> the limiter's charged GPU time."""
+    device); busy_ns: index -> the limiter's charged GPU time; ctx_spilled: index -> (bytes of
+    contexts and modules, bytes spilled to host memory), both parts of used."""
     buf = bytearray(r.REGION_SIZE)
     hw = max(slots) + 1 if slots else 0
     struct.pack_into(
@@ -38,6 +40,8 @@ def region_image(
         struct.pack_into("<QQI", buf, r.DEVICES_OFFSET + i * r.DEVICE_SIZE, limit, used, sm)
     for i, busy in (busy_ns or {}).items():
         struct.pack_into("<Q", buf, r.DEVICES_OFFSET + i * r.DEVICE_SIZE + 32, busy)
+    for i, (ctx, spilled) in (ctx_spilled or {}).items():
+        struct.pack_into("<QQ", buf, r.DEVICES_OFFSET + i * r.DEVICE_SIZE + 48, ctx, spilled)
     for i, (futex, pid, state, used_by_dev) in (slots or {}).items():
         base = r.SLOTS_OFFSET + i * r.SLOT_SIZE
         struct.pack_into("<I", buf, base, futex)

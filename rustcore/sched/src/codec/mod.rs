@@ -6,6 +6,7 @@
 mod ascend;
 mod extender;
 pub(crate) mod gojson;
+mod mig;
 mod node;
 mod pair;
 mod pod;
@@ -13,6 +14,7 @@ mod volcano;
 
 pub use ascend::{decode_ascend_runtime, encode_ascend_runtime, RuntimeInfo};
 pub use extender::{decode_extender_args, ExtenderArgs, NodeNames};
+pub use mig::{decode_mig_allocations, encode_mig_allocations, MigAlloc, MigRuntime, MIG_ALLOCATIONS};
 pub use node::{
     decode_node_devices, decode_node_devices_legacy, encode_node_devices, encode_node_devices_as,
     encode_node_devices_legacy,

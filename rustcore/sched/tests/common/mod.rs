@@ -79,6 +79,7 @@ pub fn alloc(uid: &str, node: &str, containers: Vec<Vec<(&str, u64, u32)>>) -> P
         init_count: 0,
         init_done: false,
         reserved_at: None,
+        mig: Vec::new(),
     }
 }
 
