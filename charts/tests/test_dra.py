@@ -77,8 +77,9 @@ def test_the_webhook_converts_to_claims_of_the_class(default: list[Json], dra: l
 
 
 def test_rbac_follows_the_option(default: list[Json], dra: list[Json]) -> None:
-    """What the driver calls (slices.publish, driver.py) and the webhook calls (dra.py), no
-    more; nothing of resource.k8s.io without the option."""
+    """What the driver calls (slices.publish, driver.py), the webhook calls (dra.py) and the
+    extender reads to explain a DRA pod (dra_explain.py), no more; nothing of resource.k8s.io
+    without the option."""
     assert _rules(dra, "hami-device-plugin") == [
         {"apiGroups": ["resource.k8s.io"], "resources": ["resourceslices"],
          "verbs": ["get", "create", "update"]},
@@ -88,7 +89,11 @@ def test_rbac_follows_the_option(default: list[Json], dra: list[Json]) -> None:
         {"apiGroups": ["resource.k8s.io"], "resources": ["resourceclaimtemplates"],
          "verbs": ["create"]}
     ]  # fmt: skip
-    assert not _rules(default, "hami-device-plugin") + _rules(default, "hami-webhook")
+    assert _rules(dra, "hami-extender") == [
+        {"apiGroups": ["resource.k8s.io"], "resources": ["resourceclaims"], "verbs": ["get"]}
+    ]  # fmt: skip
+    assert not [r for name in ("hami-device-plugin", "hami-webhook", "hami-extender")
+                for r in _rules(default, name)]  # fmt: skip
 
 
 @pytest.mark.parametrize(("values", "named"), [
