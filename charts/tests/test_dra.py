@@ -74,6 +74,11 @@ def test_the_webhook_converts_to_claims_of_the_class(default: list[Json], dra: l
     w = WebhookSettings.load(_container(default, "Deployment", "hami-webhook")["args"], {},
                              prog="hami-webhook")  # fmt: skip
     assert not w.dra
+    # it creates claim templates, none on a dry run
+    (hook,) = one(dra, "MutatingWebhookConfiguration", "hami-webhook")["webhooks"]
+    assert hook["sideEffects"] == "NoneOnDryRun"
+    (hook,) = one(default, "MutatingWebhookConfiguration", "hami-webhook")["webhooks"]
+    assert hook["sideEffects"] == "None"
 
 
 def test_rbac_follows_the_option(default: list[Json], dra: list[Json]) -> None:

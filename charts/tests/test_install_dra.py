@@ -3,13 +3,16 @@ server accepts the DeviceClass and the RBAC, and each component's own calls on t
 made under its chart-made ServiceAccount, are allowed (the driver publishing and updating its
 node's ResourceSlice and reading a claim, the webhook creating a claim template in a pod's
 namespace, the extender explaining a DRA pod from its claim), while what they never do is
-refused."""
+refused; and the README's example pod placed through a claim by the release's webhook and DRA
+driver."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +28,11 @@ from hami_common.k8s import (
     Forbidden,
 )
 from hami_e2e.backend import Cluster
-from hami_e2e.charts.objects import client
+from hami_e2e.charts.objects import assert_never_refused, client, device_namespace, example_pod
 from hami_e2e.charts.release import ChartStack
 from hami_e2e.dra import PAUSE, claim_template
 from hami_e2e.nodes import NodePool, create_nodes, delete_nodes
+from hami_e2e.waiting import eventually
 from hami_extender.dra_explain import explain_dra
 from hami_webhook.dra import KubeTemplateSink
 
@@ -61,6 +65,7 @@ def stack(kube_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         asyncio.run(up())
         yield chart
     finally:
+        chart.stop()
         with contextlib.suppress(Exception):
             chart.uninstall()
         asyncio.run(down())
@@ -116,3 +121,35 @@ def test_each_component_may_make_its_dra_calls_and_no_more(
             await admin.delete(NAMESPACES, ns)
 
     asyncio.run(run())
+
+
+def test_the_example_pod_is_placed_through_a_claim_by_the_chart_components(
+    stack: ChartStack, kube_cluster: Cluster
+) -> None:
+    """The release's webhook (``--dra``) turns the README's example pod into a claim, the
+    cluster's kube-scheduler allocates it on the ResourceSlice the release's plugin published as
+    the DRA driver, and the driver prepares it for kubelet's stand-in, writing the CDI spec into
+    the CDI folder the chart mounts; no component is refused."""
+
+    async def run() -> None:
+        async with kube_cluster.client() as kube:
+            await stack.start_service(kube, "hami-webhook", container="webhook",
+                                      port=stack.webhook_port, ready="/readyz")  # fmt: skip
+            host = await stack.start_dra_node(kube, NODE, "hami-device-plugin")
+            ns = await device_namespace(kube, stack, f"chart-dra-pod-{stack.label}")
+            created = await kube.create(PODS, example_pod("first"), namespace=ns)
+            assert created["spec"]["resourceClaims"], created["spec"]
+
+            async def prepared() -> list[Path]:
+                for proc in stack.processes.values():
+                    proc.check()
+                return list((host / "var/run/cdi").glob("*.json"))
+
+            (spec,) = await eventually(prepared, 60, what="the pod's claim prepared")
+            devices = json.loads(spec.read_text())["devices"]
+            assert devices[0]["containerEdits"]["env"] == ["CUDA_DEVICE_MEMORY_LIMIT_0=3000m"]
+            pod = await kube.get(PODS, "first", namespace=ns)
+            assert pod["spec"]["nodeName"] == NODE
+
+    asyncio.run(run())
+    assert_never_refused(stack)
