@@ -28,6 +28,7 @@ VALUE_SETS: dict[str, Json] = {
                                 "resourceMem": "example.com/vgpu-memory",
                                 "schedulerName": "gpu-scheduler"}},
     "volcano": {"global": {"scheduler": "volcano"}, "scheduler": {"enabled": False}},
+    "dra": {"global": {"dra": {"enabled": True}}},
 }  # fmt: skip
 
 

@@ -162,3 +162,50 @@ def test_cluster_up_brings_the_whole_stack_and_its_printed_commands_work(tmp_pat
     still = [n for n, who in recorded.items() if who is not None and who.is_running()]
     assert still == []
     assert not (workdir / "state.json").exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+def test_cluster_up_with_dra_places_the_example_pod_through_a_claim(tmp_path: Path) -> None:
+    """``up --dra``: the printed example pod, unchanged, becomes a claim that kube-scheduler
+    allocates on the GPU node's DRA driver, and the stand-in's log (grepped as printed) holds
+    what the driver prepared."""
+    workdir = tmp_path / "cluster"
+    recorded: dict[str, ProcessIdentity | None] = {}
+    try:
+        up = _cli("up", "--workdir", str(workdir), "--dra", "--gpu-nodes", "1",
+                  "--devices-per-node", "2")  # fmt: skip
+        assert up.returncode == 0, up.stdout + up.stderr
+        out = up.stdout
+        assert "1 fake GPU node (gpu-0: 2 x NVIDIA-Tesla-T4, 16384 MiB each) with the NVIDIA " \
+               "DRA driver" in out  # fmt: skip
+        state = json.loads((workdir / "state.json").read_text())
+        recorded = {n: ProcessIdentity.from_dict(i) for n, i in state["processes"].items()}
+        assert {"webhook", "plugin-gpu-0", "kubelet-gpu-0"} <= set(recorded)
+        env = {**os.environ, "KUBECONFIG": _printed(out, r"^  export KUBECONFIG=(\S+)$")}
+        kubectl = _printed(out, r"^  alias kubectl=(\S+)$")
+        apply = _printed(out, r"^  kubectl apply -f (\S+)$")
+        subprocess.run([kubectl, "apply", "-f", apply], env=env, check=True, timeout=60)
+        running = _until(lambda: _kubectl_pod(kubectl, env, "gpu-pod"))
+        assert running["spec"]["nodeName"] == "gpu-0"
+        assert running["spec"]["resourceClaims"][0]["resourceClaimTemplateName"]
+        assert "kubectl get resourceclaims -o yaml" in out
+        got = subprocess.run([kubectl, "get", "resourceclaims", "-o", "json"], env=env,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        (claim,) = json.loads(got.stdout)["items"]
+        (result,) = claim["status"]["allocation"]["devices"]["results"]
+        assert result["consumedCapacity"]["memory"] == "3000Mi"
+        grep = shlex.split(_printed(out, r"^  (grep NodePrepareResources \S+)$"))
+
+        def prepared() -> str | None:
+            files = sorted(Path(grep[-1]).parent.glob(Path(grep[-1]).name))
+            lines = [x for f in files for x in f.read_text().splitlines() if grep[1] in x]
+            return next((x for x in lines if "default/gpu-pod" in x), None)
+
+        line = _until(prepared, 60)
+        assert f"gpu-0/{result['device']} share " in line, line
+    finally:
+        down = _cli("down", "--workdir", str(workdir))
+        assert down.returncode == 0, down.stderr
+    time.sleep(0.5)
+    assert [n for n, who in recorded.items() if who is not None and who.is_running()] == []

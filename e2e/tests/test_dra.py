@@ -3,7 +3,8 @@ process per kwok node) publishes ResourceSlices, the real kube-scheduler allocat
 from templates with capacity requests (consumable capacity, on by default in 1.36), kubelet's
 DRA manager stand-in prepares them over the driver's sockets, and the CDI spec carries the
 hook's limits. An over-large claim stays pending with the scheduler's reason; shares never
-exceed a device."""
+exceed a device. The stand-in also runs as its own process (``python -m hami_e2e.kubelet
+--dra``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +43,9 @@ from hami_e2e.dra import (
 )
 from hami_e2e.jaeger import JaegerQuery
 from hami_e2e.kubelet.dra import DraManager
+from hami_e2e.kubelet.node import kubelet_process
 from hami_e2e.nodes import NodePool
+from hami_e2e.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -54,17 +56,6 @@ Json = dict[str, Any]
 def _pool(name: str, count: int = 1) -> NodePool:
     # 2 GPUs of 32768 MiB per node; the label keeps each test's pods on its own nodes
     return NodePool(name=name, count=count, devices_per_node=2, labels={"dra": name})
-
-
-async def _eventually(probe: Callable[[], Any], within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not in {within}s")
-        await asyncio.sleep(0.2)
 
 
 async def _setup(cluster: Cluster, kube: KubeClient, nodes: list[str], ns: str,
@@ -110,7 +101,7 @@ def test_fractional_claims_are_allocated_prepared_and_unprepared_when_the_pods_g
                     pods = await _pods(kube, ns)
                     return pods if len(pods) == 3 and all(map(_bound, pods.values())) else None
 
-                pods = await _eventually(all_bound, 60, "3 share pods bound")
+                pods = await eventually(all_bound, 60, what="3 share pods bound")
                 claims: list[dra.Claim] = []
                 for pod in pods.values():
                     answer = await manager.admit(pod)
@@ -141,7 +132,7 @@ def test_fractional_claims_are_allocated_prepared_and_unprepared_when_the_pods_g
                     async def watching() -> bool:
                         return len(manager.pods) == len(pods)
 
-                    await _eventually(watching, 30, "the DRA manager following the 3 pods")
+                    await eventually(watching, 30, what="the DRA manager following the 3 pods")
                     for name in pods:
                         await kube.delete(PODS, name, namespace=ns)
 
@@ -152,7 +143,7 @@ def test_fractional_claims_are_allocated_prepared_and_unprepared_when_the_pods_g
                         unprepared = not manager.pods and not manager.prepared
                         return unprepared and not left and not list(node.cdi_dir.glob("*.json"))
 
-                    await _eventually(cleaned, 60, "claims unprepared and deleted")
+                    await eventually(cleaned, 60, what="claims unprepared and deleted")
                 finally:
                     watcher.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -194,7 +185,7 @@ def test_an_over_large_claim_stays_pending_and_shares_never_exceed_a_device(
                     ]  # fmt: skip
                     return pods if len(bound) == 2 and len(unschedulable) == 2 else None
 
-                pods = await _eventually(settled, 90, "2 big pods bound, 2 pods unschedulable")
+                pods = await eventually(settled, 90, what="2 big pods bound, 2 pods unschedulable")
                 huge = next(c for c in pods["huge"]["status"]["conditions"]
                             if c["type"] == "PodScheduled")  # fmt: skip
                 assert huge["status"] == "False"
@@ -259,7 +250,7 @@ def test_the_webhook_turns_a_hami_request_into_a_claim_the_scheduler_allocates(
                     pod = await kube.get(PODS, "hami-style", namespace=ns)
                     return pod if _bound(pod) else None
 
-                pod = await _eventually(bound, 60, "the converted pod bound")
+                pod = await eventually(bound, 60, what="the converted pod bound")
                 ((uid, got),) = (await manager.admit(pod)).items()
                 assert got.error == ""
                 spec_file = json.loads((node.cdi_dir / f"hami.io-gpu_{uid}.json").read_text())
@@ -289,3 +280,49 @@ def test_the_webhook_turns_a_hami_request_into_a_claim_the_scheduler_allocates(
     assert prepare.service == "hami-plugin-nvidia"
     assert prepare.attributes["k8s.pod.name"] == "hami-style"
     assert prepare.attributes["hami.dra.memory_mib"] == [3000]
+
+
+def test_the_kubelet_stand_in_process_prepares_and_unprepares_a_pods_claim(
+    kube_cluster: Cluster, kube_namespace: str, fake_nodes: Nodes
+) -> None:
+    """``python -m hami_e2e.kubelet --dra`` (what ``./just cluster-up --dra`` runs): it
+    registers the node's driver on its own, prepares the claim of a pod bound to the node, logs
+    what the driver answered, and unprepares the claim when the pod goes."""
+    nodes = fake_nodes(_pool("dra-proc"))
+    ns = kube_namespace
+
+    async def main() -> None:
+        async with kube_cluster.client() as kube:
+            template = claim_template("share", memory="2000Mi", cores="20")
+            drivers = await _setup(kube_cluster, kube, nodes, ns, [template])
+            node = drivers.nodes[nodes[0]]
+            kubelet = kubelet_process(kube_cluster, [(node.name, node.root)], dra=True)
+            kubelet.start()
+            try:
+
+                async def logged(what: str) -> str | None:
+                    kubelet.check()
+                    lines = kubelet.log.read_text().splitlines() if kubelet.log.exists() else []
+                    return next((x for x in lines if what in x), None)
+
+                await eventually(lambda: logged("DRA driver gpu.hami.io registered"), 30,
+                                 what="the stand-in registering the driver")  # fmt: skip
+                await kube.create(PODS, claim_pod("p", "share", {"dra": "dra-proc"}), namespace=ns)
+                line = await eventually(lambda: logged(f"NodePrepareResources for {ns}/p "), 60,
+                                        what="the pod's claim prepared")  # fmt: skip
+                assert f": {node.name}/gpu-" in line, line
+                assert " share " in line, line
+                assert "(CDI hami.io/gpu=" in line, line
+                (spec,) = node.cdi_dir.glob("*.json")
+                env = json.loads(spec.read_text())["devices"][0]["containerEdits"]["env"]
+                assert env == ["CUDA_DEVICE_MEMORY_LIMIT_0=2000m"]
+                await kube.delete(PODS, "p", namespace=ns)
+                await eventually(lambda: logged(f"NodeUnprepareResources for {ns}/p:"), 60,
+                                 what="the pod's claim unprepared")  # fmt: skip
+                assert not list(node.cdi_dir.glob("*.json"))
+                assert "failed" not in kubelet.log.read_text()
+            finally:
+                kubelet.stop()
+                drivers.stop()
+
+    asyncio.run(main())

@@ -107,7 +107,10 @@ def test_a_dra_pod_shows_its_claims_allocation_and_the_schedulers_reason() -> No
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
     ]
     api.add(PODS, waiting)
-    doc = run(api, "big")
+    # the extender's DRA answer (hami_extender.dra_explain) does not hide kube-scheduler's reason
+    said = {"uid": "uid-big", "path": "dra", "steps": [],
+            "summary": "pending: DRA claims wait on kube-scheduler's allocation"}  # fmt: skip
+    doc = run(api, "big", Explanations(said))
     assert (doc["pending"], doc["reason"]) == (True, "Unschedulable")
     assert "cannot allocate all claims" in doc["summary"]
     assert doc["claims"] == [{"claim": "gpu", "state": "not created yet"}]

@@ -7,12 +7,15 @@ upstream with Jaeger, the webhook (registered for every namespace but kube-syste
 device-manager stand-in: GPU nodes, each with the NVIDIA device plugin (fake backend) and its node
 monitor (the stand-in also runs each allocated container's GPU work with the real hook), and, when
 asked for, Huawei Ascend 910B3 and Cambricon MLU370 nodes with their vendors' plugins (fake backends
-too), sized as the demo's; each a process of its own. A Prometheus scrapes the extender and the
-monitors. Every process is detached (its own process group) and recorded in ``state.json`` by who it
-is (pid, start time and boot, see `ProcessIdentity`); then it prints how to use the stack. ``down``
-stops every recorded process group whose leader is still provably that process and removes the
-state: a stale state file (after a reboot, or a process that already exited and whose pid went to
-another program) never gets an unrelated process signalled.
+too), sized as the demo's; each a process of its own. ``--dra``: the GPU nodes are served by the
+NVIDIA DRA driver instead (its process per node, the DeviceClass, kubelet's DRA manager stand-in),
+and the webhook runs with ``--dra``, so the same example pod becomes a ResourceClaim that
+kube-scheduler allocates. A Prometheus scrapes the extender and the monitors. Every process is
+detached (its own process group) and recorded in ``state.json`` by who it is (pid, start time and
+boot, see `ProcessIdentity`); then it prints how to use the stack. ``down`` stops every recorded
+process group whose leader is still provably that process and removes the state: a stale state file
+(after a reboot, or a process that already exited and whose pid went to another program) never gets
+an unrelated process signalled.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from hami_common.k8s import ApiError
+
 from hami_e2e.build import layout
 from hami_e2e.cluster import ClusterError
 from hami_e2e.demo import MLU_POOL, NPU_POOL
+from hami_e2e.dra import start_dra_agents
 from hami_e2e.kubelet.node import NODE_FOLDER_PREFIX, NODE_FOLDERS, NodeAgents, start_agents
 from hami_e2e.nodes import NodePool, create_nodes
 from hami_e2e.observe import where_to_look
@@ -58,6 +64,7 @@ class Vendor:
 
 VENDORS = {
     "nvidia": Vendor("GPU node", "the NVIDIA device plugin", "gpu-pod"),
+    "nvidia-dra": Vendor("GPU node", "the NVIDIA DRA driver", "gpu-pod"),
     "ascend": Vendor("Huawei Ascend node", "the Ascend device plugin", "ascend-pod"),
     "cambricon": Vendor("Cambricon MLU node", "the Cambricon device plugin", "cambricon-pod"),
 }
@@ -78,16 +85,36 @@ def _state(workdir: Path) -> Path:
     return workdir / "state.json"
 
 
+def _vendor(pool: NodePool, dra: bool) -> Vendor:
+    return VENDORS["nvidia-dra" if dra and pool.vendor == "nvidia" else pool.vendor]
+
+
 async def _start_nodes(stack: HamiStack, node_pools: list[NodePool]) -> NodeAgents:
     """The pools' fake nodes, each with its vendor's device plugin, and kubelet's stand-in,
-    registered."""
+    registered; with ``stack.dra``, the GPU nodes with the DRA driver and kubelet's DRA manager
+    stand-in instead."""
     async with stack.client() as kube:
         names = await create_nodes(kube, node_pools)
-        return await start_agents(stack.cluster, kube, names, split_count=SPLIT_COUNT,
-                                  detachable=True, observe=True)  # fmt: skip
+        dra = {n for p in node_pools if stack.dra and p.vendor == "nvidia" for n in p.node_names()}
+        plugins = [n for n in names if n not in dra]
+        agents = NodeAgents([])
+        try:
+            if plugins:
+                agents = await start_agents(stack.cluster, kube, plugins, split_count=SPLIT_COUNT,
+                                            detachable=True, observe=True)  # fmt: skip
+            if dra:
+                more = await start_dra_agents(stack.cluster, kube, sorted(dra),
+                                              split_count=SPLIT_COUNT, detachable=True)  # fmt: skip
+                agents.nodes += more.nodes
+                agents.processes += more.processes
+                agents.folders += more.folders
+        except BaseException:
+            agents.stop()
+            raise
+        return agents
 
 
-def up(workdir: Path, node_pools: list[NodePool]) -> int:
+def up(workdir: Path, node_pools: list[NodePool], dra: bool = False) -> int:
     if _state(workdir).exists():
         print(
             f"a cluster is already recorded in {_state(workdir)}; run `./just cluster-down` first"
@@ -96,13 +123,14 @@ def up(workdir: Path, node_pools: list[NodePool]) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     began = time.monotonic()
     try:
-        stack = start_stack(workdir, detachable=True, namespace_selector=ALL_NAMESPACES)
+        stack = start_stack(workdir, detachable=True, namespace_selector=ALL_NAMESPACES,
+                            dra=dra)  # fmt: skip
     except (ClusterError, ProcessError, RuntimeError, TimeoutError) as exc:
         print(f"cluster-up failed: {exc}", file=sys.stderr)
         return 1
     try:
         agents = asyncio.run(_start_nodes(stack, node_pools))
-    except (ProcessError, TimeoutError, FileNotFoundError) as exc:
+    except (ProcessError, TimeoutError, FileNotFoundError, ApiError) as exc:
         print(f"cluster-up failed: {exc}", file=sys.stderr)
         stack.stop()
         stack.cluster.stop()
@@ -131,8 +159,8 @@ def up(workdir: Path, node_pools: list[NodePool]) -> int:
     return 0
 
 
-def _pool_line(pool: NodePool) -> str:
-    vendor = VENDORS[pool.vendor]
+def _pool_line(pool: NodePool, dra: bool) -> str:
+    vendor = _vendor(pool, dra)
     plural = "" if pool.count == 1 else "s"
     return (f"{pool.count} fake {vendor.nodes}{plural} ({', '.join(pool.node_names())}: "
             f"{pool.devices_per_node} x {pool.model}, {pool.device_memory_mib} MiB each) with "
@@ -141,10 +169,10 @@ def _pool_line(pool: NodePool) -> str:
 
 def _explain_use(stack: HamiStack, node_pools: list[NodePool], seconds: float) -> None:
     cluster = stack.cluster
-    nodes = "; ".join(_pool_line(p) for p in node_pools)
+    nodes = "; ".join(_pool_line(p, stack.dra) for p in node_pools)
     print(f"hami-rs is up in {seconds:.1f}s: the control plane, Jaeger, the webhook, the "
           f"extender and {nodes}")  # fmt: skip
-    vendors = [VENDORS[p.vendor] for p in node_pools]
+    vendors = [_vendor(p, stack.dra) for p in node_pools]
     print(f"logs: {cluster.logs} (control plane, plugins, kubelet stand-ins), {stack.workdir} "
           "(webhook, extender)")  # fmt: skip
     print("point kubectl at it:")
@@ -156,11 +184,17 @@ def _explain_use(stack: HamiStack, node_pools: list[NodePool], seconds: float) -
         print(f"  kubectl apply -f {vendor.example}")
     print("  kubectl get pods -o wide")
     print("why a pod is pending, or where it went and with which devices:")
-    for vendor in vendors:
+    for vendor in (v for v in vendors if v is not VENDORS["nvidia-dra"]):
         print(f"  curl -s --cacert {stack.extender_tls.ca_file} "
               f"{stack.extender_url()}/api/v1/explain/default/{vendor.pod}")  # fmt: skip
-    print("what the device plugin's Allocate gave each container (kubelet stand-in's log):")
-    print(f"  grep Allocate {cluster.logs}/kubelet-*.log")
+    if VENDORS["nvidia-dra"] in vendors:
+        print("  kubectl get resourceclaims -o yaml  (the DRA pods' claims: kube-scheduler's "
+              "allocation, device and consumed capacity)")  # fmt: skip
+        print("what the DRA driver prepared for each claim (kubelet stand-in's log):")
+        print(f"  grep NodePrepareResources {cluster.logs}/kubelet-*.log")
+    if any(v is not VENDORS["nvidia-dra"] for v in vendors):
+        print("what the device plugin's Allocate gave each container (kubelet stand-in's log):")
+        print(f"  grep Allocate {cluster.logs}/kubelet-*.log")
     if cluster.traces_url is not None:
         print(f"traces (Jaeger): {cluster.traces_url}")
         print(f"  export OTEL_EXPORTER_OTLP_ENDPOINT={cluster.otlp_endpoint}")
@@ -209,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="fake Huawei Ascend nodes, 4 x 910B3 each (up)")  # fmt: skip
     parser.add_argument("--mlu-nodes", type=int, default=0,
                         help="fake Cambricon nodes, 2 x MLU370-X8 each (up)")  # fmt: skip
+    parser.add_argument("--dra", action="store_true",
+                        help="GPU nodes served by the NVIDIA DRA driver, the webhook with --dra "
+                        "(up)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.action == "down":
         return down(args.workdir)
@@ -220,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     node_pools = pools(args.gpu_nodes, args.devices_per_node, args.npu_nodes, args.mlu_nodes)
     if not node_pools:
         parser.error("no node asked for: give --gpu-nodes, --npu-nodes or --mlu-nodes above 0")
-    return up(args.workdir, node_pools)
+    return up(args.workdir, node_pools, args.dra)
 
 
 if __name__ == "__main__":

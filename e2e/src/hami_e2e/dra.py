@@ -32,7 +32,15 @@ from hami_common.k8s import (
 from hami_e2e.components import free_port
 from hami_e2e.jaeger import otel_env
 from hami_e2e.kubelet.dra import DraManager
-from hami_e2e.kubelet.node import _Cluster, node_folder, plugin_process, spec_from_node, write_spec
+from hami_e2e.kubelet.node import (
+    NodeAgents,
+    _Cluster,
+    kubelet_process,
+    node_folder,
+    plugin_process,
+    spec_from_node,
+    write_spec,
+)
 from hami_e2e.pki import CertificateAuthority
 from hami_e2e.process import ManagedProcess, ProcessError
 from hami_e2e.stack import Service
@@ -113,10 +121,11 @@ class DraDrivers:
 
 async def start_drivers(
     cluster: _Cluster, kube: KubeClient, nodes: list[str], *, split_count: int = 10,
-    within: float = 60.0,
+    within: float = 60.0, detachable: bool = False,
 ) -> DraDrivers:  # fmt: skip
     """Starts the DRA driver of each existing fake node and waits for every node's
-    ResourceSlice; on failure stops what it started."""
+    ResourceSlice; on failure stops what it started. ``detachable``: the drivers outlive this
+    process (`./just cluster-up --dra`)."""
     drivers = DraDrivers()
     try:
         for node in nodes:
@@ -127,7 +136,8 @@ async def start_drivers(
                 "--dra-registry-dir", str(root / "reg"), "--cdi-dir", str(root / "cdi"),
             )  # fmt: skip
             proc = plugin_process(cluster, node, root,
-                                  {"nvidia": {"deviceSplitCount": split_count}}, args)  # fmt: skip
+                                  {"nvidia": {"deviceSplitCount": split_count}}, args,
+                                  detachable=detachable)  # fmt: skip
             drivers.nodes[node] = DraNode(node, root, proc)
             proc.start()
         deadline = time.monotonic() + within
@@ -145,6 +155,31 @@ async def start_drivers(
         drivers.stop()
         raise
     return drivers
+
+
+async def start_dra_agents(
+    cluster: _Cluster, kube: KubeClient, nodes: list[str], *, split_count: int = 10,
+    detachable: bool = False,
+) -> NodeAgents:  # fmt: skip
+    """What runs on DRA nodes as on real ones: the DeviceClass, each node's DRA driver (each
+    node's ResourceSlice published) and kubelet's DRA manager for all of them
+    (``python -m hami_e2e.kubelet --dra``), each a process of its own; on failure stops what it
+    started."""
+    await ensure_device_class(kube)
+    drivers = await start_drivers(cluster, kube, nodes, split_count=split_count,
+                                  detachable=detachable)  # fmt: skip
+    agents = NodeAgents(list(nodes), [d.process for d in drivers.nodes.values()],
+                        [d.root for d in drivers.nodes.values()])  # fmt: skip
+    try:
+        kubelet = kubelet_process(cluster, [(d.name, d.root) for d in drivers.nodes.values()],
+                                  detachable=detachable, dra=True)  # fmt: skip
+        kubelet.start()
+        agents.processes.append(kubelet)
+        kubelet.check()
+    except BaseException:
+        agents.stop()
+        raise
+    return agents
 
 
 DRA_WEBHOOK = "hami-webhook-dra"

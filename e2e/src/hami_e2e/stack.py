@@ -105,10 +105,12 @@ class HamiStack:
 
     def __init__(
         self, cluster: Cluster, workdir: Path, extender_port: int, extender_tls: ServingPki,
-        *, detachable: bool = False,
+        *, detachable: bool = False, dra: bool = False,
     ) -> None:  # fmt: skip
-        """``detachable`` services outlive this process (`./just cluster-up`)."""
+        """``detachable`` services outlive this process (`./just cluster-up`); ``dra``: the
+        webhook turns NVIDIA requests into DRA claims (``--dra``)."""
         self.cluster = cluster
+        self.dra = dra
         self.workdir = workdir
         self.extender_port = extender_port
         self.extender_tls = extender_tls
@@ -165,6 +167,7 @@ class HamiStack:
             sys.executable, "-m", "hami_webhook", "--cert-file", str(pair.cert),
             "--key-file", str(pair.key), "--port", str(port), "--host", "127.0.0.1",
             "--kubeconfig", str(self.cluster.kubeconfig), *self.vendor_args(),
+            *(["--dra"] if self.dra else []),
         ], self.workdir / "webhook.log", f"https://127.0.0.1:{port}/readyz", port=port,
            env=self.otel_env("hami-webhook"), detachable=self.detachable)  # fmt: skip
         svc.start()
@@ -212,8 +215,9 @@ ALL_NAMESPACES: Json = {"matchExpressions": [
 
 
 async def install_webhook(
-    kube: KubeClient, port: int, ca_pem: bytes, namespace_selector: Json = TEST_NAMESPACES
-) -> None:
+    kube: KubeClient, port: int, ca_pem: bytes, namespace_selector: Json = TEST_NAMESPACES,
+    side_effects: str = "None",
+) -> None:  # fmt: skip
     """The MutatingWebhookConfiguration that sends pod CREATEs, and UPDATEs of
     ``pods/ephemeralcontainers`` (ephemeral containers added to a running pod), of the selected
     namespaces to us (webhook-svc/README.md, Registration)."""
@@ -221,7 +225,7 @@ async def install_webhook(
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": "hami-webhook"},
         "webhooks": [{
-            "name": "vgpu.hami.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "name": "vgpu.hami.io", "admissionReviewVersions": ["v1"], "sideEffects": side_effects,
             "failurePolicy": "Fail", "timeoutSeconds": 10,
             "clientConfig": {"url": f"https://127.0.0.1:{port}/webhook",
                              "caBundle": base64.b64encode(ca_pem).decode()},
@@ -236,16 +240,18 @@ async def install_webhook(
 
 
 def start_stack(
-    workdir: Path, *, detachable: bool = False, namespace_selector: Json = TEST_NAMESPACES
-) -> HamiStack:
+    workdir: Path, *, detachable: bool = False, namespace_selector: Json = TEST_NAMESPACES,
+    dra: bool = False,
+) -> HamiStack:  # fmt: skip
     """Starts the cluster (its kube-scheduler calling our extender), the webhook (registered
     for ``namespace_selector``) and one extender, each ready; stops what started if one fails.
-    ``detachable``: everything outlives this process (`./just cluster-up`)."""
+    ``detachable``: everything outlives this process (`./just cluster-up`); ``dra``: the webhook
+    runs with ``--dra`` (it creates claim templates, but none on a dry run)."""
     port = free_port()
     tls = extender_pki(workdir)
     cluster = make_cluster(workdir / "cluster", scheduler_extra=scheduler_extra(port, tls),
                            detachable=detachable)  # fmt: skip
-    stack = HamiStack(cluster, workdir, port, tls, detachable=detachable)
+    stack = HamiStack(cluster, workdir, port, tls, detachable=detachable, dra=dra)
     try:
         cluster.start()
         webhook, wport, ca_pem = stack.webhook()
@@ -253,7 +259,8 @@ def start_stack(
 
         async def setup() -> None:
             async with cluster.client() as kube:
-                await install_webhook(kube, wport, ca_pem, namespace_selector)
+                await install_webhook(kube, wport, ca_pem, namespace_selector,
+                                      side_effects="NoneOnDryRun" if dra else "None")  # fmt: skip
 
         asyncio.run(setup())
         stack.extender().wait_ready()

@@ -3,7 +3,8 @@
 Routes: ``POST /filter``, ``POST /bind`` (kube-scheduler's extender verbs), ``GET /healthz``,
 ``GET /readyz`` (200 only when the state is synced and this replica leads), ``GET /metrics``
 (also on ``--metrics-port``, see server.py), ``GET /api/v1/explain/{namespace}/{pod}`` (the
-last decisions about a pod, as JSON), ``GET /api/v1/pending`` (the pods waiting, with their
+last decisions about a pod, as JSON; for a pod on the DRA path, its claims' allocation from the
+API: hami_extender.dra_explain), ``GET /api/v1/pending`` (the pods waiting, with their
 reasons), and the web UI under ``/ui`` (hami_extender.ui).
 
 `create_app(settings)` builds everything from the settings; tests inject the Kubernetes client,
@@ -26,7 +27,7 @@ from typing import Any
 
 import hami_rustcore as core
 import orjson
-from hami_common.k8s import ClusterConfig, ConfigError, KubeClient, load_config
+from hami_common.k8s import ApiError, ClusterConfig, ConfigError, KubeClient, load_config
 from hami_common.settings.main import kubeconfig_hint, package_version
 from hami_common.telemetry import new_registry, register_build_info, setup_tracing
 from opentelemetry.sdk.trace import TracerProvider
@@ -39,6 +40,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from hami_extender.dra_explain import explain_dra
 from hami_extender.events import EventSink
 from hami_extender.explain import Explanations, pending_reason
 from hami_extender.extender import Extender
@@ -67,6 +69,7 @@ class _Runtime:
     sync: StateSync | None = None
     elector: LeaderElector | None = None
     pending: PendingPods | None = None
+    client: KubeClient | None = None
 
     def placed(self) -> list[str]:
         """UIDs of the pods in the state: from the API, and reserved in memory only."""
@@ -162,11 +165,11 @@ def create_app(
             ]
             if rt.elector is not None:
                 tasks.append(asyncio.create_task(rt.elector.run(), name="lease"))
-            rt.extender, rt.sync = extender, sync
+            rt.extender, rt.sync, rt.client = extender, sync, kube
             try:
                 yield
             finally:
-                rt.extender = None
+                rt.extender = rt.client = None
                 for task in tasks:
                     task.cancel()
                 for task in tasks:
@@ -200,13 +203,25 @@ def create_app(
             return PlainTextResponse("standby: not the leader", status_code=503)
         return PlainTextResponse("ok")
 
+    def asks_devices(pod: dict[str, Any]) -> bool:
+        try:
+            return cluster.pod_request(orjson.dumps(pod)).has_devices()
+        except core.CoreError:
+            return True  # the extender refuses it: not a DRA pod to explain
+
     async def explain(request: Request) -> Response:
         ns, pod = request.path_params["namespace"], request.path_params["pod"]
         found = explanations.get(ns, pod)
+        if found is None and rt.client is not None:
+            try:
+                found = await explain_dra(rt.client, ns, pod, asks_devices)
+            except ApiError as exc:
+                failed = {"error": f"reading pod {ns}/{pod} from the API failed: {exc}"}
+                return Response(orjson.dumps(failed), status_code=502, media_type=JSON)
         if found is None:
             body: dict[str, Any] = {
                 "error": f"no decision recorded for pod {ns}/{pod} by this replica: it was not "
-                "filtered yet, asks for no devices, or was forgotten (oldest first)",
+                "filtered yet, asks for no devices nor DRA claims, or was forgotten (oldest first)",
             }
             return Response(orjson.dumps(body), status_code=404, media_type=JSON)
         return Response(orjson.dumps(found), media_type=JSON)

@@ -54,6 +54,10 @@ async def explain(
             doc["extenderError"] = str(exc)
     if record is not None and record.get("uid") != meta.get("uid"):
         record = None  # an earlier pod of the same name
+    if record is not None and record.get("path") == "dra":
+        # the extender's answer for a DRA pod is read from the claims shown here already;
+        # kube-scheduler's own reason (its events, PodScheduled) says more while it waits
+        record = None
     if not doc["node"]:
         doc.update(await _pending(client, pod, record))
     elif record is not None:

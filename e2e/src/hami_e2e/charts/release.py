@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import yaml
-from hami_common.k8s import NODES, SECRETS, KubeClient
+from hami_common.k8s import NODES, RESOURCE_SLICES, SECRETS, KubeClient
 
 from hami_e2e.backend import Cluster
 from hami_e2e.charts.helm import Helm, documents
@@ -186,6 +186,37 @@ class ChartStack:
         proc = self._spawn(f"{plugin}-{node}", argv)
         await _wait_registered(kube, node, agent_for(spec["devices"]), proc)
         return host
+
+    async def start_dra_node(self, kube: KubeClient, node: str, plugin: str) -> Path:
+        """A fake GPU node on the DRA path: the release's plugin DaemonSet ``plugin`` (run as
+        the DRA driver with ``global.dra.enabled``: its command line, the fake backend reading
+        the node's devices) under the plugin's ServiceAccount, and kubelet's DRA manager
+        stand-in (``python -m hami_e2e.kubelet --dra``) on the registry folder it mounts;
+        returns the folder standing for the node's root once its ResourceSlice is published."""
+        host = self.hosts[node] = node_folder(node)
+        write_spec(host, spec_from_node(await kube.get(NODES, node)))
+        pod = self.pod("DaemonSet", plugin, node=node, host_root=host)
+        pod.materialize(await self.secrets(kube))
+        argv = pod.argv("device-plugin")
+        registry = _flag(argv, "--dra-registry-dir")
+        registry.mkdir(parents=True, exist_ok=True)  # kubelet's (hostPath Directory)
+        argv += [f"--kubeconfig={await self.account(kube, pod.service_account)}",
+                 "--backend=fake", f"--fake-spec={host / 'spec.json'}"]  # fmt: skip
+        proc = self._spawn(f"{plugin}-{node}", argv)
+        self._spawn(f"kubelet-{node}", [
+            sys.executable, "-m", "hami_e2e.kubelet", "--kubeconfig",
+            str(self.cluster.kubeconfig), "--dra", "--node", node, "--plugin-dir", str(registry),
+        ])  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            for started in self.processes.values():
+                started.check()
+            listed = await kube.list(RESOURCE_SLICES)
+            if any((s.get("spec") or {}).get("nodeName") == node for s in listed["items"]):
+                return host
+            if time.monotonic() > deadline:
+                raise ProcessError(f"node {node}: no ResourceSlice published:\n{tail(proc.log)}")
+            await asyncio.sleep(0.2)
 
     async def start_monitor(
         self, kube: KubeClient, name: str, node: str, *extra: str

@@ -5,12 +5,18 @@ cluster-up` and the e2e suites run beside the nodes' device plugins). For each n
 capacity, and calls ``Allocate`` for each container of a pod bound to the node, logging one line
 per container with the env the plugin answered, until SIGTERM. ``--run-containers``: it also
 plays the container runtime, starting each allocated container's workload on the node's fake
-GPUs with the real hook (`hami_e2e.observe`), and stopping it when the pod is deleted."""
+GPUs with the real hook (`hami_e2e.observe`), and stopping it when the pod is deleted.
+``--dra``: kubelet's DRA manager role instead (`hami_e2e.kubelet.dra`): each ``--plugin-dir`` is
+then the node's plugin registry folder; the stand-in registers the DRA driver whose
+``<driver>-reg.sock`` appears there, prepares the claims of each pod bound to the node once they
+are reserved for it (one log line per claim, with the devices and CDI device IDs the driver
+answered) and unprepares them when the pod goes."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -18,6 +24,7 @@ from pathlib import Path
 
 from hami_common.k8s import ConfigError, KubeClient, load_config
 
+from hami_e2e.kubelet.dra import DraError, DraManager
 from hami_e2e.kubelet.manager import Allocation, DeviceManager
 from hami_e2e.observe import Containers, on_allocation
 
@@ -55,12 +62,53 @@ def _manager(node: str, plugin_dir: Path, client: KubeClient, run: bool) -> Devi
                          on_release=containers.stop_pod)  # fmt: skip
 
 
-async def serve(nodes: list[tuple[str, Path]], kubeconfig: Path, run: bool = False) -> None:
+RETRY = 1.0
+"""Seconds before the DRA manager of a node starts over (the driver was not there, or went)."""
+
+
+async def serve_dra(node: str, registry_dir: Path, client: KubeClient) -> None:
+    """kubelet's DRA manager for one node until cancelled: registers the driver (waiting for
+    it), then prepares and unprepares pods' claims; starts over when the driver goes."""
+    while True:
+        manager = DraManager(node, registry_dir, client)
+        try:
+            info = await manager.register(within=RETRY)
+            log.info("node %s: DRA driver %s registered (%s)", node, info.name, info.endpoint)
+            await manager.run()
+        except DraError:
+            pass  # no driver yet
+        except Exception as exc:  # the driver went (gRPC), or the watch failed
+            log.warning("node %s: DRA manager stopped (%s); starting over", node, exc)
+        await asyncio.sleep(RETRY)
+
+
+async def _serve_dra(
+    nodes: list[tuple[str, Path]], client: KubeClient, stop: asyncio.Event
+) -> None:
+    tasks = [asyncio.create_task(serve_dra(node, folder, client), name=f"dra-{node}")
+             for node, folder in nodes]  # fmt: skip
+    for node, folder in nodes:
+        log.info("node %s: DRA manager watching %s", node, folder)
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def serve(nodes: list[tuple[str, Path]], kubeconfig: Path, run: bool = False,
+                dra: bool = False) -> None:  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with KubeClient(load_config(kubeconfig), user_agent="hami-e2e-kubelet") as client:
+        if dra:
+            await _serve_dra(nodes, client, stop)
+            return
         managers = [_manager(node, plugin_dir, client, run) for node, plugin_dir in nodes]
         try:
             for manager in managers:
@@ -80,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--plugin-dir", action="append", required=True, type=Path,
-        help="that node's folder of kubelet.sock and the plugins' sockets",
+        help="that node's folder of kubelet.sock and the plugins' sockets (with --dra: its "
+        "plugin registry folder, where the DRA driver's <driver>-reg.sock appears)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dra", action="store_true",
+        help="play kubelet's DRA manager (prepare and unprepare claims) instead",
     )  # fmt: skip
     parser.add_argument(
         "--run-containers",
@@ -90,11 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.node) != len(args.plugin_dir):
         parser.error("give one --plugin-dir per --node, in the same order")
+    if args.dra and args.run_containers:
+        parser.error("--run-containers runs what the device plugin's Allocate gave: not with --dra")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(list(zip(args.node, args.plugin_dir, strict=True)), args.kubeconfig,
-                          args.run_containers))  # fmt: skip
+                          args.run_containers, args.dra))  # fmt: skip
     except ConfigError as exc:
         print(f"hami-e2e-kubelet: {exc}", file=sys.stderr)
         return 2

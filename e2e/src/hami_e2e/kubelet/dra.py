@@ -140,6 +140,9 @@ class DraManager:
                         for claim_uid, error in (await self.release(claims)).items():
                             if error:
                                 self.errors.append(f"unprepare {claim_uid}: {error}")
+                        meta = pod["metadata"]
+                        log.info("NodeUnprepareResources for %s/%s: %s", meta["namespace"],
+                                 meta["name"], ", ".join(c.name for c in claims))  # fmt: skip
                     continue
                 if uid in held or not (pod.get("spec") or {}).get("resourceClaims"):
                     continue
@@ -151,3 +154,19 @@ class DraManager:
                 answer = await self.prepare(claims)
                 self.errors += [f"prepare {u}: {a.error}" for u, a in answer.items() if a.error]
                 held[uid] = claims
+                for c in claims:
+                    log.info("%s", describe_prepared(pod, c, answer[c.uid]))
+
+
+def describe_prepared(pod: Json, claim: dra.Claim, answer: dra.NodePrepareResourceResponse) -> str:
+    """One log line for a prepared claim: the devices and CDI devices the container would get."""
+    where = f"{pod['metadata']['namespace']}/{pod['metadata']['name']} claim {claim.name}"
+    if answer.error:
+        return f"NodePrepareResources for {where} failed: {answer.error}"
+    devices = ", ".join(
+        f"{d.pool_name}/{d.device_name}"
+        + (f" share {d.share_id}" if d.share_id else "")
+        + f" (CDI {','.join(d.cdi_device_ids)})"
+        for d in answer.devices
+    )
+    return f"NodePrepareResources for {where}: {devices}"

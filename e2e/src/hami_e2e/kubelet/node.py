@@ -98,16 +98,19 @@ def plugin_process(
 
 def kubelet_process(
     cluster: _Cluster, nodes: list[tuple[str, Path]], *, detachable: bool = False,
-    run_containers: bool = False,
+    run_containers: bool = False, dra: bool = False,
 ) -> ManagedProcess:  # fmt: skip
     """kubelet's device-manager stand-in for ``(node, folder)`` pairs as a process of its own
     (``python -m hami_e2e.kubelet``); ``run_containers``: it also starts each allocated
-    container's workload (`hami_e2e.observe`); not started."""
+    container's workload (`hami_e2e.observe`); ``dra``: kubelet's DRA manager instead, for the
+    DRA driver registering in ``<folder>/reg`` (`hami_e2e.dra.start_drivers`); not started."""
     argv = [sys.executable, "-m", "hami_e2e.kubelet", "--kubeconfig", str(cluster.kubeconfig)]
     if run_containers:
         argv.append("--run-containers")
+    if dra:
+        argv.append("--dra")
     for node, root in nodes:
-        argv += ["--node", node, "--plugin-dir", str(root / "dp")]
+        argv += ["--node", node, "--plugin-dir", str(root / ("reg" if dra else "dp"))]
     name = f"kubelet-{nodes[0][0]}" if len(nodes) == 1 else f"kubelet-{nodes[0][0]}-and-more"
     return ManagedProcess(name, argv, cluster.logs / f"{name}.log",
                           die_with_parent=not detachable)  # fmt: skip
