@@ -280,6 +280,16 @@ def summary(outcomes: list[Outcome]) -> str:
     return line
 
 
+async def admitted(gpu_nodes: list[GpuNode], name: str, within: float = 30.0) -> bool:
+    """Whether a node's kubelet stand-in admitted the pod (every Allocate answered) in time."""
+    deadline = time.monotonic() + within
+    while not any((NAMESPACE, name) in g.kubelet.admitted for g in gpu_nodes):
+        if time.monotonic() > deadline:
+            return False  # the outcome then shows no env, and the check says so
+        await asyncio.sleep(0.1)
+    return True
+
+
 async def collect(stack: HamiStack, gpu_nodes: list[GpuNode]) -> list[Outcome]:
     traces = stack.cluster.traces_url
     async with stack.client() as kube:
@@ -291,8 +301,10 @@ async def collect(stack: HamiStack, gpu_nodes: list[GpuNode]) -> list[Outcome]:
     async with stack.extender_http(timeout=10) as http:
         for ex in EXAMPLES:
             env, nodes = None, []
+            if (pods[ex.name].get("status") or {}).get("phase") == "Running":
+                await admitted(gpu_nodes, ex.name)  # kwok runs it; kubelet's Allocate may lag
             for g in gpu_nodes:
-                got = g.kubelet.allocations.get((NAMESPACE, ex.name, ex.container))
+                got = g.kubelet.admitted_allocation(NAMESPACE, ex.name, ex.container)
                 if got is not None and got.response is not None:
                     env = dict(got.response.envs)
                     nodes = [d.container_path for d in got.response.devices]

@@ -62,7 +62,7 @@ async def allocation(
     deadline = time.monotonic() + within
     while True:
         for node in nodes.values():
-            got = node.kubelet.allocations.get((ns, name, "main"))
+            got = node.kubelet.admitted_allocation(ns, name, "main")
             if got is not None:
                 return got
         assert time.monotonic() < deadline, f"{ns}/{name} was never allocated"

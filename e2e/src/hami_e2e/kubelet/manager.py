@@ -110,6 +110,8 @@ class DeviceManager:
         self._assigned: dict[str, set[str]] = {}
         self._by_pod: dict[str, list[tuple[str, list[str]]]] = {}
         self._handled: set[str] = set()
+        # pods whose every container and resource went through Allocate (namespace, name)
+        self.admitted: set[tuple[str, str]] = set()
         self._server: grpc.aio.Server | None = None
         self._watch: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
@@ -252,8 +254,17 @@ class DeviceManager:
                 if count:
                     out.append(await self._allocate(meta, container, plugin, count))
         async with self._changed:
+            self.admitted.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
             self._changed.notify_all()
         return out
+
+    def admitted_allocation(self, namespace: str, pod: str, container: str) -> Allocation | None:
+        """The container's allocation once the whole pod is admitted: every resource's Allocate
+        merged (a pod asking for a vendor's count, memory and cores resources gets one Allocate
+        per resource, in the plugins' registration order). None before, or for another node's."""
+        if (namespace, pod) not in self.admitted:
+            return None
+        return self.allocations.get((namespace, pod, container))
 
     async def _allocate(
         self, meta: Json, container: Json, plugin: PluginEndpoint, count: int
@@ -323,5 +334,7 @@ class DeviceManager:
         self, namespace: str, pod: str, container: str, within: float = 30.0
     ) -> Allocation:
         key = (namespace, pod, container)
-        await self.wait_for(lambda: key in self.allocations, within)
+        await self.wait_for(
+            lambda: (namespace, pod) in self.admitted and key in self.allocations, within
+        )
         return self.allocations[key]
