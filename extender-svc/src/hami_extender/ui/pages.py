@@ -247,7 +247,9 @@ def pod_page(
     if record is None:
         body = (f"<h1>Pod {esc(title)}</h1><p>No decision recorded for this pod by this "
                 "extender: it was not filtered yet, asks for no devices, or was forgotten "
-                "(oldest first).</p>")  # fmt: skip
+                "(oldest first). A pod whose GPUs come through DRA claims is placed by "
+                "kube-scheduler alone: <code>kubectl hami explain</code> and the explanation "
+                "API show where its claims were allocated.</p>")  # fmt: skip
         return layout(title, body, "pending")
     steps = record.get("steps") or []
     trace_id = next((s["trace_id"] for s in reversed(steps) if s.get("trace_id")), "")
