@@ -124,11 +124,12 @@ class PluginSettings(ServiceSettings):
     cdi_dir: Path = Field(
         default=Path("/var/run/cdi"), description="where the DRA driver writes a CDI spec per claim"
     )
-    mig_strategy: Literal["none", "mixed"] = Field(
+    mig_strategy: Literal["none", "single", "mixed"] = Field(
         default="none",
         description="static MIG (HAMi's --mig-strategy, also read from MIG_STRATEGY): mixed "
-        "serves each MIG profile's existing instances as nvidia.com/mig-<profile>; MIG-mode "
-        "GPUs are then not shared as whole GPUs",
+        "serves each MIG profile's existing instances as nvidia.com/mig-<profile>; single "
+        "serves them under the plugin's resource (nvidia.com/gpu) when every GPU is in MIG "
+        "mode with instances of one profile; MIG-mode GPUs are then not shared as whole GPUs",
     )
     mps_dir: Path = Field(
         default=Path("/var/lib/hami/mps"),
