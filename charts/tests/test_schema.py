@@ -31,6 +31,9 @@ SCHEMA_REFUSALS: list[tuple[Json, list[str]]] = [
     # YAML reads `gpu: on` as true: the node selector would be refused by the API server
     ({"nvidia": {"devicePlugin": {"nvidiaNodeSelector": {"gpu": True}}}},
      ["at '/devicePlugin/nvidiaNodeSelector/gpu'", "want string"]),
+    ({"nvidia": {"devicePlugin": {"migStrategy": "uniform"}}},
+     ["at '/devicePlugin/migStrategy'", "none", "single", "mixed"]),
+    ({"nvidia": {"devicePlugin": {"mps": {"path": "run/mps"}}}}, ["at '/devicePlugin/mps/path'"]),
     ({"global": {"deviceConfig": {"nvidia": {"deviceSplitCount": 0}}}},
      ["at '/global/deviceConfig/nvidia/deviceSplitCount'", "minimum"]),
     ({"global": {"deviceConfig": {"nvidia": {"splitCount": 4}}}},

@@ -145,7 +145,7 @@ async def run(
     static_mig = None
     if options.mig_strategy != "none" and options.operating_mode != "mig":
         static_mig = plan_static_mig(options.mig_strategy, devices, make_mig(settings, devices))
-    mps = (MpsDaemons(settings.mps_dir, settings.mps_control)
+    mps = (MpsDaemons(settings.mps_dir, settings.mps_control, settings.mps_shm_dir)
            if options.operating_mode == "mps" else None)  # fmt: skip
     common: dict[str, Any] = {
         "hook_path": settings.hook_path, "lock_dir": settings.lock_dir,

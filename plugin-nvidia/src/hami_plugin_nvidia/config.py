@@ -136,6 +136,12 @@ class PluginSettings(ServiceSettings):
         description="MPS mode: per-GPU MPS pipe and log folders (<mps-dir>/<GPU-UUID>/pipe, "
         "mounted into the containers)",
     )
+    mps_shm_dir: Path = Field(
+        default=Path("/dev/shm"),  # noqa: S108
+        description="MPS mode: the host folder that is the MPS daemons' /dev/shm (the shared "
+        "memory of an MPS server and its clients), mounted at /dev/shm in MPS containers; when "
+        "the plugin runs in a container, mount that host folder at its /dev/shm",
+    )
     mps_control: str = Field(
         default="nvidia-cuda-mps-control",
         description="MPS mode: the MPS control program that starts a GPU's daemon (-d)",

@@ -237,7 +237,8 @@ class NvidiaPolicy:
 
     def _mps_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
         """MPS: the GPU's control daemon run or joined, the container capped by MPS (its SM
-        share and pinned memory), the daemon's pipe directory mounted; no hook."""
+        share and pinned memory), the daemon's pipe directory and shared memory mounted; no
+        hook."""
         gpus = list(dict.fromkeys(d.uuid for d in ctx.devices))
         if self.mps is None or len(gpus) != 1:
             raise ValueError(f"container {ctx.container_name!r}: MPS mode gives a container "
@@ -251,6 +252,9 @@ class NvidiaPolicy:
         mems = [d.usedmem for d in ctx.devices]
         resp.envs.update(mps_env(ctx.devices[0].usedcores, mems, pipe))
         resp.mounts.add(container_path=str(pipe), host_path=str(pipe), read_only=False)
+        # The server's and its clients' shared memory (`hami_plugin_nvidia.mps`).
+        resp.mounts.add(container_path="/dev/shm", host_path=str(self.mps.shm_dir),  # noqa: S108
+                        read_only=False)  # fmt: skip
         return resp
 
     def hook_edits(
