@@ -100,6 +100,8 @@ TEMPLATE_REFUSALS: list[tuple[Json, list[str]]] = [
     ({"ascend": {"enabled": True}},
      ["ascend.enabled is true but scheduler.enableAscend is false",
       "set scheduler.enableAscend=true too"]),
+    ({"global": {"dra": {"enabled": True}}, "nvidia": {"devicePlugin": {"migStrategy": "mixed"}}},
+     ['devicePlugin.migStrategy is "mixed"', "global.dra.enabled", "set migStrategy=none"]),
     # an Ascend chip's name, managed with enableAscend, taken by NVIDIA's count (HAMi #485)
     ({**ASCEND, "global": {"resourceName": "huawei.com/Ascend910B3"}},
      ['resource name "huawei.com/Ascend910B3" is given twice']),

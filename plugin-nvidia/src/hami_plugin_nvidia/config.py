@@ -258,4 +258,11 @@ def load_options(settings: PluginSettings) -> NvidiaOptions:
             "volcano allocates volcano's vGPU shares through the hook): use hami-core on this "
             "node, or the kube-scheduler path for MIG and MPS"
         ])  # fmt: skip
+    if settings.mig_strategy != "none" and (settings.scheduler == "volcano" or settings.dra):
+        path = "--scheduler volcano" if settings.scheduler == "volcano" else "--dra"
+        raise SettingsError([
+            f"mig_strategy (--mig-strategy, MIG_STRATEGY): {settings.mig_strategy} serves MIG "
+            f"instances as device-plugin resources, which {path} does not serve: use "
+            "--mig-strategy none there, or the device-plugin path with kube-scheduler"
+        ])  # fmt: skip
     return replace(options, mig_strategy=settings.mig_strategy)
