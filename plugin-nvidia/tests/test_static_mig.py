@@ -12,6 +12,7 @@ from typing import Any
 import hami_rustcore as hc
 import pytest
 from hami_common.deviceplugin.api import api_pb2 as pb
+from hami_common.deviceplugin.backend import HealthChange
 from hami_common.deviceplugin.runtime import PluginRuntime, RuntimeOptions
 from hami_common.deviceplugin.testing import FakeBackend
 from hami_common.telemetry import in_memory_tracing
@@ -85,6 +86,10 @@ def test_single_serves_uniform_instances_as_nvidia_com_gpu(tmp_path: Path) -> No
     assert [d.ID for d in server.service.table.list_response().devices] == instances
     envs = _allocate(server.service, instances[1:])
     assert envs == {"NVIDIA_VISIBLE_DEVICES": ",".join(instances[1:])}
+    # A GPU's health change reaches its instances, and only them.
+    assert asyncio.run(server.service.table.apply(HealthChange("GPU-a", False, "XID 79")))
+    listed = server.service.table.list_response().devices
+    assert [d.health for d in listed] == ["Unhealthy", "Unhealthy", "Healthy"]
 
 
 def test_single_on_a_node_without_mig_serves_whole_gpus(tmp_path: Path) -> None:

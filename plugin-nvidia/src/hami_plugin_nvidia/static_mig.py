@@ -63,14 +63,16 @@ class StaticMig:
         self, devices: Sequence[PhysicalDevice], profile: str | None = None
     ) -> list[PhysicalDevice]:
         """Each instance (of ``profile``, or all) of the served GPUs, as a device of its own
-        with its MIG UUID, its GPU's index and NUMA node."""
+        with its MIG UUID, its GPU's index, NUMA node and health (the GPU's health changes
+        reach it: ``parent``)."""
         out = []
         for dev in devices:
             if dev.uuid not in self.gpus:
                 continue
             for inst in self.mig.instances(dev.uuid):
                 if profile is None or inst.profile == profile:
-                    out.append(dataclasses.replace(dev, uuid=inst.mig_uuid, mode="mig"))
+                    out.append(dataclasses.replace(dev, uuid=inst.mig_uuid, mode="mig",
+                                                   parent=dev.uuid))  # fmt: skip
         return out
 
 
