@@ -313,3 +313,40 @@ def test_custom_url_goes_into_the_certificate(helm: Helm, charts: dict[str, Path
         "hami-webhook.kube-system.svc", "hami-webhook.kube-system.svc.cluster.local"]  # fmt: skip
     ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
     cert.verify_directly_issued_by(ca)
+
+
+def test_plugin_mig_strategy_and_mps_follow_the_values(
+    default: list[Json], helm: Helm, charts: dict[str, Path]
+) -> None:
+    """nvidia.devicePlugin.migStrategy (HAMi's name) and mps reach the plugin's command line,
+    read back with its settings; with mps the node's MPS folder is mounted at its own path and
+    its shm folder at the plugin's /dev/shm (the one the plugin mounts into MPS containers), the
+    plugin gets the compute libraries and SETUID/SETGID, and nothing of it by default."""
+    fields = PluginSettings.model_fields
+    values = yaml.safe_load((charts["hami-nvidia"] / "values.yaml").read_text())["devicePlugin"]
+    assert values["migStrategy"] == fields["mig_strategy"].default
+    schema = json.loads((charts["hami-nvidia"] / "values.schema.json").read_text())
+    enum = schema["properties"]["devicePlugin"]["properties"]["migStrategy"]["enum"]
+    assert sorted(enum) == sorted(get_args(fields["mig_strategy"].annotation))
+    plugin = container(default, "DaemonSet", "hami-device-plugin", "device-plugin")
+    p = PluginSettings.load(plugin["args"], {}, prog="hami-plugin-nvidia")
+    assert p.mig_strategy == "none"
+    assert {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility"} in plugin["env"]
+    assert "add" not in plugin["securityContext"]["capabilities"]
+    assert "/dev/shm" not in {m["mountPath"] for m in plugin["volumeMounts"]}
+
+    set_ = {"migStrategy": "single", "mps": {"enabled": True, "path": "/run/mps"}}
+    docs = helm.template(charts["hami"], {"nvidia": {"devicePlugin": set_}})
+    plugin = container(docs, "DaemonSet", "hami-device-plugin", "device-plugin")
+    p = PluginSettings.load(plugin["args"], {}, prog="hami-plugin-nvidia")
+    assert p.mig_strategy == "single"
+    assert (str(p.mps_dir), str(p.mps_shm_dir), p.mps_control) == (
+        "/run/mps", "/run/mps/shm", "nvidia-cuda-mps-control")  # fmt: skip
+    volumes = {v["name"]: v for v in pod_spec(docs, "DaemonSet", "hami-device-plugin")["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]]["hostPath"]["path"]
+              for m in plugin["volumeMounts"] if "hostPath" in volumes[m["name"]]}  # fmt: skip
+    assert mounts["/run/mps"] == "/run/mps"
+    assert mounts["/dev/shm"] == str(p.mps_shm_dir)
+    assert {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"} in plugin["env"]
+    assert plugin["securityContext"]["capabilities"] == {"drop": ["ALL"],
+                                                          "add": ["SETUID", "SETGID"]}  # fmt: skip

@@ -31,6 +31,9 @@ SCHEMA_REFUSALS: list[tuple[Json, list[str]]] = [
     # YAML reads `gpu: on` as true: the node selector would be refused by the API server
     ({"nvidia": {"devicePlugin": {"nvidiaNodeSelector": {"gpu": True}}}},
      ["at '/devicePlugin/nvidiaNodeSelector/gpu'", "want string"]),
+    ({"nvidia": {"devicePlugin": {"migStrategy": "uniform"}}},
+     ["at '/devicePlugin/migStrategy'", "none", "single", "mixed"]),
+    ({"nvidia": {"devicePlugin": {"mps": {"path": "run/mps"}}}}, ["at '/devicePlugin/mps/path'"]),
     ({"global": {"deviceConfig": {"nvidia": {"deviceSplitCount": 0}}}},
      ["at '/global/deviceConfig/nvidia/deviceSplitCount'", "minimum"]),
     ({"global": {"deviceConfig": {"nvidia": {"splitCount": 4}}}},
@@ -97,6 +100,8 @@ TEMPLATE_REFUSALS: list[tuple[Json, list[str]]] = [
     ({"ascend": {"enabled": True}},
      ["ascend.enabled is true but scheduler.enableAscend is false",
       "set scheduler.enableAscend=true too"]),
+    ({"global": {"dra": {"enabled": True}}, "nvidia": {"devicePlugin": {"migStrategy": "mixed"}}},
+     ['devicePlugin.migStrategy is "mixed"', "global.dra.enabled", "set migStrategy=none"]),
     # an Ascend chip's name, managed with enableAscend, taken by NVIDIA's count (HAMi #485)
     ({**ASCEND, "global": {"resourceName": "huawei.com/Ascend910B3"}},
      ['resource name "huawei.com/Ascend910B3" is given twice']),

@@ -27,13 +27,14 @@ struct hdr { uint64_t magic, bytes; int dev; int proc; int on_host; int pad; uin
 
 static int ctx_dev(void) { return cur ? cur->dev : -1; }
 
+/* managed: 0 device memory, 1 managed (on the device while it fits, else host), 2 host. */
 static CUresult mem_alloc_ex(CUdeviceptr *p, size_t bytes, int dev, int managed) {
     if (!p) return CUDA_ERROR_INVALID_VALUE;
     if (dev < 0) return CUDA_ERROR_INVALID_CONTEXT;
     if (bytes == 0) return CUDA_ERROR_INVALID_VALUE;
     _Atomic uint64_t *used = &fg_dev(dev)->mem_used;
-    int on_host = 0;
-    if (atomic_fetch_add(used, bytes) + bytes > fg_conf.mem_total) {
+    int on_host = managed == 2;
+    if (!on_host && atomic_fetch_add(used, bytes) + bytes > fg_conf.mem_total) {
         atomic_fetch_sub(used, bytes);
         if (!managed) return CUDA_ERROR_OUT_OF_MEMORY;
         on_host = 1;
@@ -188,7 +189,9 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle *h, size_t size, const CUmemAl
     (void)f;
     if (!h || !p || size % GRAN) return CUDA_ERROR_INVALID_VALUE;
     CUdeviceptr d;
-    CUresult r = mem_alloc(&d, size, p->location.type == CU_MEM_LOCATION_TYPE_DEVICE ? p->location.id : 0);
+    int host = p->location.type == CU_MEM_LOCATION_TYPE_HOST ||
+               p->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA; /* VMM host memory */
+    CUresult r = mem_alloc_ex(&d, size, host ? 0 : p->location.id, host ? 2 : 0);
     if (r == CUDA_SUCCESS) *h = d;
     return r;
 }

@@ -145,8 +145,15 @@ void hk_reconcile_after_fork(void);
 static inline bool hk_dev_ok(int dev) { return dev >= 0 && dev < HK_MAX_DEVICES; }
 
 /* ---- pointer maps (ptrmap.c): key -> (device, bytes), lock-free ----------------------------- */
-/* HK_MAP_SPILL: allocations backed by host memory (CUDA_OVERSUBSCRIBE). */
-enum hk_map_kind { HK_MAP_DPTR = 0, HK_MAP_HANDLE = 1, HK_MAP_SPILL = 2, HK_MAP_KINDS = 3 };
+/* HK_MAP_SPILL, HK_MAP_SPILL_HANDLE: allocations (pointers, VMM handles) backed by host memory
+ * (CUDA_OVERSUBSCRIBE). */
+enum hk_map_kind {
+    HK_MAP_DPTR = 0,
+    HK_MAP_HANDLE = 1,
+    HK_MAP_SPILL = 2,
+    HK_MAP_SPILL_HANDLE = 3,
+    HK_MAP_KINDS = 4
+};
 bool hk_map_put(enum hk_map_kind kind, uint64_t key, int dev, uint64_t bytes);
 bool hk_map_take(enum hk_map_kind kind, uint64_t key, int *dev, uint64_t *bytes);
 void hk_map_reset_after_fork(void);

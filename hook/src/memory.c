@@ -44,7 +44,10 @@ static void settle(enum hk_map_kind kind, uint64_t key, int dev, uint64_t bytes,
 /* Oversubscription (CUDA_OVERSUBSCRIBE=true, set by the plugin when memory scaling > 1): an
  * allocation within the container's limit that the device has no room for is made as managed
  * memory instead, which the driver backs with host memory and pages to the device on use. It
- * counts against the limit like any other, and as spilled (the monitor shows how much). */
+ * counts against the limit like any other, and as spilled (the monitor shows how much). Every
+ * path that allocates device memory does so: cuMemAlloc, cuMemAllocPitch, the stream-ordered
+ * allocations (made at once; their cuMemFreeAsync waits for the stream, then frees), and VMM's
+ * cuMemCreate (host physical memory, which cuMemMap maps for the device). */
 static CUresult spill(CUdeviceptr *dptr, size_t bytesize, int dev) {
     CUresult r = CU_CALL(cuMemAllocManaged, dptr, bytesize, CU_MEM_ATTACH_GLOBAL);
     if (r != CUDA_SUCCESS) {
@@ -85,6 +88,11 @@ CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInByt
     uint64_t guess = ((WidthInBytes + 511) & ~(size_t)511) * Height; /* usual pitch alignment */
     RESERVE_OR_OOM(dev, guess);
     CUresult r = CU_CALL(cuMemAllocPitch_v2, dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+    if (HK_UNLIKELY(r == CUDA_ERROR_OUT_OF_MEMORY && hk_cfg.oversubscribe)) {
+        r = spill(dptr, guess, dev); /* any pitch >= the width serves: the caller reads it */
+        if (r == CUDA_SUCCESS) *pPitch = (WidthInBytes + 511) & ~(size_t)511;
+        return r;
+    }
     if (r != CUDA_SUCCESS) return finish(r, HK_MAP_DPTR, 0, dev, guess, undo_free);
     uint64_t real = (uint64_t)*pPitch * Height;
     if (real > guess && !hk_reserve(dev, real - guess)) {
@@ -121,6 +129,8 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
     if (!dptr || dev < 0) return CU_CALL call_args;                                              \
     RESERVE_OR_OOM(dev, bytesize);                                                               \
     CUresult r = CU_CALL call_args;                                                              \
+    if (HK_UNLIKELY(r == CUDA_ERROR_OUT_OF_MEMORY && hk_cfg.oversubscribe))                      \
+        return spill(dptr, bytesize, dev);                                                       \
     return finish(r, HK_MAP_DPTR, *dptr, dev, bytesize, undo_free)
 
 CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream) {
@@ -139,18 +149,38 @@ CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemo
                 (cuMemAllocFromPoolAsync_ptsz, dptr, bytesize, pool, hStream));
 }
 
-#define ASYNC_FREE(real)                                                                         \
+/* A spilled stream-ordered allocation is managed memory: freed once the stream has done with
+ * it (its work so far), as cuMemFreeAsync would in stream order. */
+static CUresult free_spilled_async(CUdeviceptr dptr, CUstream hStream, int ptsz) {
+    int dev;
+    uint64_t bytes;
+    if (!hk_map_take(HK_MAP_SPILL, dptr, &dev, &bytes)) return CUDA_ERROR_NOT_FOUND;
+    CUresult r = ptsz ? CU_CALL(cuStreamSynchronize_ptsz, hStream)
+                      : CU_CALL(cuStreamSynchronize, hStream);
+    if (r == CUDA_SUCCESS) r = CU_CALL(cuMemFree_v2, dptr);
+    if (r == CUDA_SUCCESS) hk_account_spill(dev, bytes, false);
+    settle(HK_MAP_SPILL, dptr, dev, bytes, r);
+    return r;
+}
+
+#define ASYNC_FREE(real, ptsz)                                                                   \
     hk_ensure_cuda();                                                                            \
     int dev;                                                                                     \
     uint64_t bytes;                                                                              \
-    if (!hk_map_take(HK_MAP_DPTR, dptr, &dev, &bytes)) return CU_CALL(real, dptr, hStream);      \
+    if (!hk_map_take(HK_MAP_DPTR, dptr, &dev, &bytes)) {                                         \
+        if (HK_UNLIKELY(hk_cfg.oversubscribe)) {                                                 \
+            CUresult s = free_spilled_async(dptr, hStream, ptsz);                                \
+            if (s != CUDA_ERROR_NOT_FOUND) return s;                                             \
+        }                                                                                        \
+        return CU_CALL(real, dptr, hStream);                                                     \
+    }                                                                                            \
     CUresult r = CU_CALL(real, dptr, hStream);                                                   \
     settle(HK_MAP_DPTR, dptr, dev, bytes, r);                                                    \
     return r
 
-CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) { ASYNC_FREE(cuMemFreeAsync); }
+CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) { ASYNC_FREE(cuMemFreeAsync, 0); }
 CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) {
-    ASYNC_FREE(cuMemFreeAsync_ptsz);
+    ASYNC_FREE(cuMemFreeAsync_ptsz, 1);
 }
 
 /* Virtual memory management: physical memory is what cuMemCreate makes (cuMemMap only maps it),
@@ -169,6 +199,25 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
         bytes = (size + gran - 1) / gran * gran;
     RESERVE_OR_OOM(dev, bytes);
     CUresult r = CU_CALL(cuMemCreate, handle, size, prop, flags);
+    if (HK_UNLIKELY(r == CUDA_ERROR_OUT_OF_MEMORY && hk_cfg.oversubscribe)) {
+        /* Host physical memory instead (a driver with VMM host allocations, CUDA >= 12.2):
+         * a host NUMA node's (any driver that has them), else plain host memory. */
+        CUmemAllocationProp host = *prop;
+        host.location.type = CU_MEM_LOCATION_TYPE_HOST_NUMA;
+        host.location.id = 0;
+        CUresult h = CU_CALL(cuMemCreate, handle, size, &host, flags);
+        if (h != CUDA_SUCCESS && host.requestedHandleTypes == 0) {
+            host.location.type = CU_MEM_LOCATION_TYPE_HOST;
+            h = CU_CALL(cuMemCreate, handle, size, &host, flags);
+        }
+        if (h != CUDA_SUCCESS) {
+            hk_release(dev, bytes);
+            return r; /* the device's out-of-memory */
+        }
+        h = finish(h, HK_MAP_SPILL_HANDLE, *handle, dev, bytes, undo_release);
+        if (h == CUDA_SUCCESS) hk_account_spill(dev, bytes, true);
+        return h;
+    }
     return finish(r, HK_MAP_HANDLE, *handle, dev, bytes, undo_release);
 }
 
@@ -176,7 +225,15 @@ CUresult cuMemRelease(CUmemGenericAllocationHandle handle) {
     hk_ensure_cuda();
     int dev;
     uint64_t bytes;
-    if (!hk_map_take(HK_MAP_HANDLE, handle, &dev, &bytes)) return CU_CALL(cuMemRelease, handle);
+    if (!hk_map_take(HK_MAP_HANDLE, handle, &dev, &bytes)) {
+        if (HK_LIKELY(!hk_cfg.oversubscribe) ||
+            !hk_map_take(HK_MAP_SPILL_HANDLE, handle, &dev, &bytes))
+            return CU_CALL(cuMemRelease, handle);
+        CUresult r = CU_CALL(cuMemRelease, handle);
+        if (r == CUDA_SUCCESS) hk_account_spill(dev, bytes, false);
+        settle(HK_MAP_SPILL_HANDLE, handle, dev, bytes, r);
+        return r;
+    }
     CUresult r = CU_CALL(cuMemRelease, handle);
     settle(HK_MAP_HANDLE, handle, dev, bytes, r);
     return r;

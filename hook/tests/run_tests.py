@@ -127,7 +127,11 @@ def cases(quick: bool, flavour: str) -> list[Case]:
     for name, extra in [
         ("spills-to-host", {"CUDA_OVERSUBSCRIBE": "true", "EXPECT_SPILL_MIB": "1024"}),
         ("off-stops-at-the-device", {"EXPECT_SPILL_MIB": "0"}),
-    ]:
+        # every other path that allocates device memory spills too
+        *((f"spills-{route}", {"CUDA_OVERSUBSCRIBE": "true", "EXPECT_SPILL_MIB": "1024",
+                               "ROUTE": route})
+          for route in ("pitch", "async", "pool", "vmm")),
+    ]:  # fmt: skip
         argv = ["t_oversub", sys.executable, "-c", spill_reader, "@SHM"]
         out.append(Case(f"oversubscribe/{name}", argv, {**over, **extra}))
     out.append(Case("routes/hooked", ["t_routes"], {"EXPECT_HOOKED": "1"}))

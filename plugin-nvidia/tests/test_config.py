@@ -81,3 +81,12 @@ def test_volcano_mode_refuses_mig_and_mps_nodes(tmp_path: Path, mode: str) -> No
     volcano = PluginSettings.load([*args, "--scheduler", "volcano"], {})
     with pytest.raises(SettingsError, match=f"operatingmode: {mode} is not served in volcano"):
         load_options(volcano)
+
+
+@pytest.mark.parametrize("path", [["--scheduler", "volcano"], ["--dra"]])
+@pytest.mark.parametrize("strategy", ["single", "mixed"])
+def test_static_mig_is_refused_where_it_is_not_served(path: list[str], strategy: str) -> None:
+    args = ["--node-name", "n1", "--backend", "fake", "--mig-strategy", strategy]
+    assert load_options(PluginSettings.load(args, {})).mig_strategy == strategy
+    with pytest.raises(SettingsError, match=f"{strategy} serves MIG instances .* {path[0]}"):
+        load_options(PluginSettings.load([*args, *path], {}))

@@ -4,19 +4,15 @@ the runtime identity written back), adoption after a restart, and reclaim when p
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import hami_rustcore as hc
 import pytest
-from hami_common.deviceplugin.api import api_pb2 as pb
-from hami_common.deviceplugin.runtime import PluginRuntime, RuntimeOptions
 from hami_common.deviceplugin.testing import FakeBackend
 from hami_common.deviceplugin.vendor import ContainerContext
 from hami_common.protocol.annotations import MIG_ALLOCATIONS
-from hami_common.telemetry import in_memory_tracing
 from hami_plugin_nvidia.config import NvidiaOptions
 from hami_plugin_nvidia.mig import (
     NVML_ERROR_INSUFFICIENT_RESOURCES,
@@ -141,38 +137,6 @@ def test_a_bad_or_missing_reservation_fails_the_pod_with_a_message(tmp_path: Pat
     pod["metadata"]["annotations"][MIG_ALLOCATIONS] = bad
     with pytest.raises(ValueError, match=r"MIG instance: 1g\.5gb cannot be placed at 0\+3"):
         allocate(policy, pod)
-
-
-def test_static_mixed_strategy_serves_each_profile_s_instances(tmp_path: Path) -> None:
-    spec = {"devices": [
-        {"uuid": "GPU-m", "index": 0, "model": A100, "memory_mib": 40960, "mode": "mig"},
-        {"uuid": "GPU-s", "index": 1, "model": A100, "memory_mib": 40960},
-    ]}  # fmt: skip
-    backend = FakeBackend(spec)
-    devices = backend.discover()
-    fake = FakeMig({"GPU-m": A100})
-    made = [fake.create("GPU-m", "3g.20gb", 4, 4), fake.create("GPU-m", "1g.5gb", 0, 1),
-            fake.create("GPU-m", "1g.5gb", 1, 1)]  # fmt: skip
-    options = NvidiaOptions(mig_strategy="mixed")
-    policy = NvidiaPolicy(options, hook_path=tmp_path, lock_dir=tmp_path / "lock",
-                          static_mig=(fake, ["GPU-m"]))  # fmt: skip
-    # The MIG-mode GPU is not shared as a whole GPU; the other one is.
-    text = policy.node_annotations(devices, {})[REGISTER_ANNOTATION]
-    assert [d.id for d in hc.decode_node_devices(text)] == ["GPU-s"]
-    runtime = PluginRuntime(policy, backend, None, RuntimeOptions(node="n", plugin_dir=tmp_path),
-                            devices, tracer_provider=in_memory_tracing("test")[0])  # fmt: skip
-    served = {s.policy.resource_name: s for s in runtime.capacity_servers}
-    assert sorted(served) == ["nvidia.com/mig-1g.5gb", "nvidia.com/mig-3g.20gb"]
-    listed = {name: [d.ID for d in table.list_response().devices]
-              for name, table in zip(served, runtime.capacity_tables, strict=True)}  # fmt: skip
-    assert listed["nvidia.com/mig-1g.5gb"] == [made[1].mig_uuid, made[2].mig_uuid]
-    assert listed["nvidia.com/mig-3g.20gb"] == [made[0].mig_uuid]
-    request = pb.AllocateRequest()
-    request.container_requests.add(devices_ids=[made[2].mig_uuid])
-    service = served["nvidia.com/mig-1g.5gb"].policy
-    answer = asyncio.run(runtime.capacity_servers[0].service.Allocate(request, None))  # type: ignore[arg-type]
-    assert service.resource_name == "nvidia.com/mig-1g.5gb"
-    assert answer.container_responses[0].envs["NVIDIA_VISIBLE_DEVICES"] == made[2].mig_uuid
 
 
 def test_startup_turns_mig_mode_on_for_idle_allowlisted_gpus() -> None:

@@ -28,7 +28,7 @@ def daemons(tmp_path: Path) -> Iterator[MpsDaemons]:
     control.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
     control.chmod(0o755)
     # A short root: unix socket paths are limited to 107 bytes.
-    d = MpsDaemons(tmp_path / "m", str(control))
+    d = MpsDaemons(tmp_path / "m", str(control), tmp_path / "shm")
     yield d
     d.stop_all()
 
@@ -68,7 +68,10 @@ def test_containers_get_mps_limits_and_share_one_daemon_per_gpu(
         "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "30",
         "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT": "0=3000M",
     }
-    assert answer["mounts"] == [{"containerPath": pipe, "hostPath": pipe}]
+    assert answer["mounts"] == [
+        {"containerPath": pipe, "hostPath": pipe},
+        {"containerPath": "/dev/shm", "hostPath": str(daemons.shm_dir)},
+    ]
     # No core share asked for: the whole GPU (MPS has no zero share).
     assert (
         allocate(p, "GPU-a,NVIDIA,1000,0:", "u2")["envs"]["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"]
@@ -78,7 +81,7 @@ def test_containers_get_mps_limits_and_share_one_daemon_per_gpu(
     # One daemon per GPU, for that GPU only; a restarted plugin joins them.
     assert starts(daemons, "GPU-a") == ["start GPU-a"]
     assert starts(daemons, "GPU-b") == ["start GPU-b"]
-    restarted = MpsDaemons(daemons.root, daemons.control)
+    restarted = MpsDaemons(daemons.root, daemons.control, daemons.shm_dir)
     allocate(policy(tmp_path, restarted), "GPU-a,NVIDIA,1000,10:", "u4")
     assert restarted.started == []
     assert starts(daemons, "GPU-a") == ["start GPU-a"]

@@ -3,8 +3,9 @@ the entry point every service shares (`hami_common.settings.main.run_service`).
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for invalid settings (a flag, the config
 files, the kubeconfig, an ``OTEL_*`` variable), 1 when the device backend cannot start (e.g.
-NVML init failed), each with a message that says what was wrong. The tracer provider is built
-here, passed down to the allocator, and shut down (exporting the last spans) on the way out.
+NVML init failed, or the node's MIG layout does not fit ``--mig-strategy single``), each with a
+message that says what was wrong. The tracer provider is built here, passed down to the
+allocator, and shut down (exporting the last spans) on the way out.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from hami_plugin_nvidia.mig import (
 )
 from hami_plugin_nvidia.mps import MpsDaemons
 from hami_plugin_nvidia.policy import NvidiaPolicy
+from hami_plugin_nvidia.static_mig import StaticMigError
+from hami_plugin_nvidia.static_mig import plan as plan_static_mig
 from hami_plugin_nvidia.volcano import VolcanoPolicy
 from hami_plugin_nvidia.volcano_allocator import VolcanoAllocator
 
@@ -140,9 +143,9 @@ async def run(
         mig = MigManager(make_mig(settings, devices))
         devices = enable_idle(devices, mig.devices, options.mig_allowlist)
     static_mig = None
-    if options.mig_strategy == "mixed" and options.operating_mode != "mig":
-        static_mig = (make_mig(settings, devices), [d.uuid for d in devices if d.mode == "mig"])
-    mps = (MpsDaemons(settings.mps_dir, settings.mps_control)
+    if options.mig_strategy != "none" and options.operating_mode != "mig":
+        static_mig = plan_static_mig(options.mig_strategy, devices, make_mig(settings, devices))
+    mps = (MpsDaemons(settings.mps_dir, settings.mps_control, settings.mps_shm_dir)
            if options.operating_mode == "mps" else None)  # fmt: skip
     common: dict[str, Any] = {
         "hook_path": settings.hook_path, "lock_dir": settings.lock_dir,
@@ -253,6 +256,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         PluginSettings, SERVICE_NAME, serve, argv, environ=env,
         version=package_version(SERVICE_NAME),
         config_errors=(ConfigError, TelemetryConfigError),
-        startup_errors=(BackendInitError, SpecError),
+        startup_errors=(BackendInitError, SpecError, StaticMigError),
         quiet_loggers=("httpx",),
     )  # fmt: skip

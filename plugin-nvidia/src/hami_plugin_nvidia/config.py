@@ -124,16 +124,23 @@ class PluginSettings(ServiceSettings):
     cdi_dir: Path = Field(
         default=Path("/var/run/cdi"), description="where the DRA driver writes a CDI spec per claim"
     )
-    mig_strategy: Literal["none", "mixed"] = Field(
+    mig_strategy: Literal["none", "single", "mixed"] = Field(
         default="none",
         description="static MIG (HAMi's --mig-strategy, also read from MIG_STRATEGY): mixed "
-        "serves each MIG profile's existing instances as nvidia.com/mig-<profile>; MIG-mode "
-        "GPUs are then not shared as whole GPUs",
+        "serves each MIG profile's existing instances as nvidia.com/mig-<profile>; single "
+        "serves them under the plugin's resource (nvidia.com/gpu) when every GPU is in MIG "
+        "mode with instances of one profile; MIG-mode GPUs are then not shared as whole GPUs",
     )
     mps_dir: Path = Field(
         default=Path("/var/lib/hami/mps"),
         description="MPS mode: per-GPU MPS pipe and log folders (<mps-dir>/<GPU-UUID>/pipe, "
         "mounted into the containers)",
+    )
+    mps_shm_dir: Path = Field(
+        default=Path("/dev/shm"),  # noqa: S108
+        description="MPS mode: the host folder that is the MPS daemons' /dev/shm (the shared "
+        "memory of an MPS server and its clients), mounted at /dev/shm in MPS containers; when "
+        "the plugin runs in a container, mount that host folder at its /dev/shm",
     )
     mps_control: str = Field(
         default="nvidia-cuda-mps-control",
@@ -250,5 +257,12 @@ def load_options(settings: PluginSettings) -> NvidiaOptions:
             f"operatingmode: {options.operating_mode} is not served in volcano mode (--scheduler "
             "volcano allocates volcano's vGPU shares through the hook): use hami-core on this "
             "node, or the kube-scheduler path for MIG and MPS"
+        ])  # fmt: skip
+    if settings.mig_strategy != "none" and (settings.scheduler == "volcano" or settings.dra):
+        path = "--scheduler volcano" if settings.scheduler == "volcano" else "--dra"
+        raise SettingsError([
+            f"mig_strategy (--mig-strategy, MIG_STRATEGY): {settings.mig_strategy} serves MIG "
+            f"instances as device-plugin resources, which {path} does not serve: use "
+            "--mig-strategy none there, or the device-plugin path with kube-scheduler"
         ])  # fmt: skip
     return replace(options, mig_strategy=settings.mig_strategy)

@@ -8,6 +8,11 @@ than by the hook: ``CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`` from its cores and
 ``CUDA_MPS_PIPE_DIRECTORY``); a daemon already answering there (this plugin's before a restart,
 or one an operator started) is joined, otherwise ``<control> -d`` starts one for that GPU only
 (``CUDA_VISIBLE_DEVICES``). ``stop_all`` sends ``quit`` to the daemons this process started.
+
+An MPS server and its clients also share POSIX shared memory in ``/dev/shm``: ``shm_dir`` is the
+host folder that is the daemons' ``/dev/shm`` (the host's own when the plugin runs on the host;
+in a container, the host folder mounted at its ``/dev/shm``), mounted at ``/dev/shm`` in each
+MPS container, as NVIDIA's device plugin does. No shared IPC namespace is needed.
 """
 
 from __future__ import annotations
@@ -30,9 +35,13 @@ class MpsError(RuntimeError):
 
 
 class MpsDaemons:
-    def __init__(self, root: Path, control: str = "nvidia-cuda-mps-control") -> None:
+    def __init__(
+        self, root: Path, control: str = "nvidia-cuda-mps-control",
+        shm_dir: Path = Path("/dev/shm"),  # noqa: S108 (the daemons' shared memory)
+    ) -> None:  # fmt: skip
         self.root = root
         self.control = control
+        self.shm_dir = shm_dir
         self.started: list[str] = []
         self._lock = threading.Lock()
 

@@ -8,8 +8,6 @@ own limit by editing its environment.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import logging
 import os
@@ -28,7 +26,6 @@ from hami_common.protocol.annotations import MIG_ALLOCATIONS, NVIDIA_PAIR_SCORE
 
 from hami_plugin_nvidia.config import NvidiaOptions
 from hami_plugin_nvidia.mig import (
-    MigDevices,
     MigError,
     MigManager,
     instance_count,
@@ -36,6 +33,7 @@ from hami_plugin_nvidia.mig import (
 )
 from hami_plugin_nvidia.mps import MpsDaemons, MpsError, mps_env
 from hami_plugin_nvidia.scores import pair_scores
+from hami_plugin_nvidia.static_mig import StaticMig
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +82,7 @@ class NvidiaPolicy:
         on_asymmetric: Callable[[list[tuple[str, str]]], None] | None = None,
         mig: MigManager | None = None,
         mps: MpsDaemons | None = None,
-        static_mig: tuple[MigDevices, Sequence[str]] | None = None,
+        static_mig: StaticMig | None = None,
     ) -> None:
         self.options = options
         self.resource_name = options.resource_name
@@ -98,7 +96,7 @@ class NvidiaPolicy:
         self.on_asymmetric = on_asymmetric
         self.mig = mig
         self.mps = mps
-        self.static_mig = static_mig  # --mig-strategy mixed: the MIG control and its GPUs
+        self.static_mig = static_mig  # --mig-strategy: MIG-mode GPUs served as their instances
         self.mig_gpus: set[str] = set()  # registered as MIG-mode GPUs
         self._mig_made: dict[tuple[str, int], list[dict[str, object]]] = {}
 
@@ -116,7 +114,7 @@ class NvidiaPolicy:
         opts = self.options
         out = []
         for dev in devices:
-            if opts.mig_strategy != "none" and opts.operating_mode != "mig" and dev.mode == "mig":
+            if self.static_mig is not None and dev.uuid in self.static_mig.gpus:
                 continue  # static MIG: its instances are resources of their own, not shared
             if opts.operating_mode == "mig" and dev.mode == "mig":
                 mig = self._mig_device(dev)
@@ -239,7 +237,8 @@ class NvidiaPolicy:
 
     def _mps_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
         """MPS: the GPU's control daemon run or joined, the container capped by MPS (its SM
-        share and pinned memory), the daemon's pipe directory mounted; no hook."""
+        share and pinned memory), the daemon's pipe directory and shared memory mounted; no
+        hook."""
         gpus = list(dict.fromkeys(d.uuid for d in ctx.devices))
         if self.mps is None or len(gpus) != 1:
             raise ValueError(f"container {ctx.container_name!r}: MPS mode gives a container "
@@ -253,6 +252,9 @@ class NvidiaPolicy:
         mems = [d.usedmem for d in ctx.devices]
         resp.envs.update(mps_env(ctx.devices[0].usedcores, mems, pipe))
         resp.mounts.add(container_path=str(pipe), host_path=str(pipe), read_only=False)
+        # The server's and its clients' shared memory (`hami_plugin_nvidia.mps`).
+        resp.mounts.add(container_path="/dev/shm", host_path=str(self.mps.shm_dir),  # noqa: S108
+                        read_only=False)  # fmt: skip
         return resp
 
     def hook_edits(
@@ -360,43 +362,11 @@ class NvidiaPolicy:
         framework's)."""
 
     def capacity_resources(self) -> Sequence[CapacityResource]:
-        """Static MIG, ``mixed`` strategy: one resource per profile, ``nvidia.com/mig-<profile>``,
-        listing the instances that exist (made by an operator or MIG manager), handed out as
-        they are: ``NVIDIA_VISIBLE_DEVICES`` with their MIG UUIDs."""
+        """Static MIG (`hami_plugin_nvidia.static_mig`): the existing instances, one resource
+        per profile (``mixed``) or in place of ``nvidia.com/gpu`` (``single``)."""
         if self.static_mig is None:
             return ()
-        mig, gpus = self.static_mig
-        profiles = sorted({i.profile for gpu in gpus for i in mig.instances(gpu)})
-        return [
-            CapacityResource(
-                resource_name=f"nvidia.com/mig-{p.replace('+', '.')}",
-                socket_name=f"nvidia-mig-{p.replace('+', '.')}.sock",
-                replicas=lambda _dev: 1,
-                listed=functools.partial(self._static_instances, p),
-                respond=self._static_response,
-            )
-            for p in profiles
-        ]
-
-    def _static_instances(
-        self, profile: str, devices: Sequence[PhysicalDevice]
-    ) -> list[PhysicalDevice]:
-        assert self.static_mig is not None  # noqa: S101 (only listed when set)
-        mig, gpus = self.static_mig
-        out = []
-        for dev in devices:
-            if dev.uuid not in gpus:
-                continue
-            for inst in mig.instances(dev.uuid):
-                if inst.profile == profile:
-                    out.append(dataclasses.replace(dev, uuid=inst.mig_uuid, mode="mig"))
-        return out
-
-    @staticmethod
-    def _static_response(ids: Sequence[str]) -> pb.ContainerAllocateResponse:
-        resp = pb.ContainerAllocateResponse()
-        resp.envs["NVIDIA_VISIBLE_DEVICES"] = ",".join(ids)
-        return resp
+        return self.static_mig.resources(self.resource_name, self.socket_name)
 
     def _prepare(
         self,

@@ -114,6 +114,35 @@ impl NodeInventory {
     pub fn pair_score(&self, i: usize, j: usize) -> i64 {
         self.pair[i * self.devices.len() + j]
     }
+
+    /// Where a pod's usage (`PodAlloc::collapsed`) lands on this node: (device index, usage).
+    /// Usage of a device the node does not have is dropped, but a MIG reservation naming such a
+    /// GPU leaves what the node's MIG instances hold unknown: until it is resolved, every
+    /// MIG-mode GPU of the node counts one more user without a reservation, which the fit
+    /// refuses (HAMi's fail-closed rebuild, `hami-control-plane.md` §4.7).
+    pub fn place(&self, collapsed: &[(String, Usage)]) -> Vec<(usize, Usage)> {
+        let mut out = Vec::with_capacity(collapsed.len());
+        let mut strays: u16 = 0;
+        for (uuid, u) in collapsed {
+            match self.uuid_index.get(uuid) {
+                Some(&i) => out.push((i, *u)),
+                None if u.mig != 0 => strays = strays.saturating_add(1),
+                None => {}
+            }
+        }
+        if strays > 0 {
+            let stray = Usage {
+                unreserved: strays,
+                ..Usage::default()
+            };
+            for (i, d) in self.devices.iter().enumerate() {
+                if d.mode == DeviceMode::Mig {
+                    out.push((i, stray));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// HAMi's node usage ratio: `10 × (ΣUsed/ΣCount + ΣUsedcores/ΣTotalcore + ΣUsedmem/ΣTotalmem)`

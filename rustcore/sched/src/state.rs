@@ -64,24 +64,29 @@ impl PodAlloc {
                 }
             }
         }
+        let held: Vec<&str> = per.keys().copied().collect();
         for a in &self.mig {
             let ci = a.container as usize;
             let init = ci < self.init_count;
             if init && self.init_done {
                 continue;
             }
-            if let Some(e) = per.get_mut(a.gpu_uuid.as_str()) {
-                if init {
-                    e.0.mig |= a.mask();
-                } else {
-                    e.1.mig |= a.mask();
-                }
+            // A reservation on a GPU the pod holds no entry for still occupies its slices (HAMi
+            // restores it), or, on a GPU the node does not have, fails the node's MIG GPUs
+            // closed (`NodeInventory::place`).
+            let e = per.entry(a.gpu_uuid.as_str()).or_default();
+            if init {
+                e.0.mig |= a.mask();
+            } else {
+                e.1.mig |= a.mask();
             }
         }
         per.into_iter()
             .map(|(uuid, (init, app))| {
                 let mut u = init.max(&app);
-                u.used = u.used.max(1);
+                if held.contains(&uuid) {
+                    u.used = u.used.max(1);
+                }
                 (uuid.to_string(), u)
             })
             .collect()
@@ -362,10 +367,8 @@ impl Cluster {
             }
             let mut want = vec![Usage::default(); usage.len()];
             for uid in &e.pods {
-                for (uuid, u) in s.pods[uid].collapsed() {
-                    if let Some(&i) = inv.uuid_index.get(&uuid) {
-                        want[i].add(&u);
-                    }
+                for (i, u) in inv.place(&s.pods[uid].collapsed()) {
+                    want[i].add(&u);
                 }
             }
             if want != usage {
@@ -698,10 +701,8 @@ fn usage_without<'a>(
         Some(p) if p.node == name => {
             own.clear();
             own.extend_from_slice(usage);
-            for (uuid, u) in p.collapsed() {
-                if let Some(&i) = inv.uuid_index.get(&uuid) {
-                    own[i].sub(&u);
-                }
+            for (i, u) in inv.place(&p.collapsed()) {
+                own[i].sub(&u);
             }
             own
         }
@@ -717,10 +718,8 @@ fn recompute_usage(nodes: &mut NodeTable, id: u32, pods: &FxHashMap<String, PodA
     let mut usage = vec![Usage::default(); inv.devices.len()];
     for uid in uids {
         if let Some(p) = pods.get(uid) {
-            for (uuid, u) in p.collapsed() {
-                if let Some(&i) = inv.uuid_index.get(&uuid) {
-                    usage[i].add(&u);
-                }
+            for (i, u) in inv.place(&p.collapsed()) {
+                usage[i].add(&u);
             }
         }
     }
@@ -733,17 +732,12 @@ fn apply(s: &mut State, pod: &PodAlloc, add: bool) {
         if pod.reserved_at.is_some() {
             s.nodes.change_in_flight(id, add);
         }
-        let indices: Vec<Option<usize>> = match s.nodes.entry(id).inventory.as_ref() {
-            Some(inv) => collapsed
-                .iter()
-                .map(|(uuid, _)| inv.uuid_index.get(uuid).copied())
-                .collect(),
+        let placed = match s.nodes.entry(id).inventory.as_ref() {
+            Some(inv) => inv.place(&collapsed),
             None => Vec::new(),
         };
-        for (i, (_, u)) in indices.iter().zip(&collapsed) {
-            if let Some(i) = i {
-                s.nodes.change_usage(id, *i, u, add);
-            }
+        for (i, u) in &placed {
+            s.nodes.change_usage(id, *i, u, add);
         }
     }
     let mut per_vendor: BTreeMap<&str, (u64, u64)> = BTreeMap::new();

@@ -215,6 +215,62 @@ fn fail_closed_when_what_a_gpu_holds_is_unknown() {
 }
 
 #[test]
+fn a_reservation_on_a_gpu_unknown_to_the_node_fails_its_mig_gpus_closed() {
+    let c = cluster("binpack", "binpack");
+    let shared = {
+        let mut d = gpu("GPU-s", 2, 10, 40960, 0);
+        d.type_ = A100_40.into();
+        d
+    };
+    let devices = vec![mig_gpu("GPU-m", 0, A100_40), mig_gpu("GPU-n", 1, A100_40), shared];
+    c.set_node("n1", devices.clone(), &vec![], &[]);
+    // A pod whose reservation names a GPU the node does not register (gone, or renamed): what
+    // the node's MIG instances hold is unknown, so none of its MIG GPUs takes a MIG pod.
+    let mut stray = alloc("stray", "n1", vec![vec![("GPU-gone", 4864, 15)]]);
+    stray.mig = decode_mig_allocations(
+        r#"[{"containerIndex":0,"deviceIndex":0,"gpuUUID":"GPU-gone","profile":"1g.5gb","placement":{"start":6,"size":1}}]"#,
+    )
+    .unwrap();
+    c.upsert_pod(stray);
+    c.check_invariants().unwrap();
+    let r = c.filter(&mig_pod("a", 1, 4000), &["n1"], false, 0.0).unwrap();
+    assert_eq!(reason(&r, "n1"), "1/3 CardTypeMismatch, 2/3 CardNotHealth");
+    // The hook-shared GPU is not concerned.
+    let p = pod(
+        "b",
+        vec![(false, vec![req(1, 1000, 10)])],
+        &[("nvidia.com/vgpu-mode", "hami-core")],
+    );
+    assert_eq!(c.filter(&p, &["n1"], false, 0.0).unwrap().node.as_deref(), Some("n1"));
+    // The node registering again (the same devices) keeps it failed closed.
+    c.set_node("n1", devices, &vec![], &[]);
+    c.check_invariants().unwrap();
+    let r = c.filter(&mig_pod("a", 1, 4000), &["n1"], false, 0.0).unwrap();
+    assert_eq!(r.node, None);
+    // Resolved (the pod gone): the MIG GPUs take MIG pods again.
+    assert!(c.remove_pod("stray"));
+    c.check_invariants().unwrap();
+    let r = c.filter(&mig_pod("c", 1, 4000), &["n1"], false, 0.0).unwrap();
+    assert_eq!(r.node.as_deref(), Some("n1"));
+}
+
+#[test]
+fn a_reservation_on_a_known_gpu_the_pod_holds_no_entry_for_occupies_its_slices() {
+    let c = cluster("binpack", "binpack");
+    c.set_node("n1", vec![mig_gpu("GPU-m", 0, A100_40)], &vec![], &[]);
+    // HAMi restores such a reservation: slice 6 stays taken, so a 1g.5gb goes to 5.
+    let mut p = alloc("p", "n1", vec![vec![]]);
+    p.mig = decode_mig_allocations(
+        r#"[{"containerIndex":0,"deviceIndex":0,"gpuUUID":"GPU-m","profile":"1g.5gb","placement":{"start":6,"size":1}}]"#,
+    )
+    .unwrap();
+    c.upsert_pod(p);
+    c.check_invariants().unwrap();
+    let r = c.filter(&mig_pod("a", 1, 4000), &["n1"], false, 0.0).unwrap();
+    assert_eq!(placements(&r), vec![("1g.5gb".into(), 5, 1)]);
+}
+
+#[test]
 fn every_model_table_fills_a_gpu_exactly() {
     // Seven 1g instances fill every 7-slice model; the A30 takes four.
     for (model, max) in [

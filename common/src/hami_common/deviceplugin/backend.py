@@ -36,6 +36,9 @@ class PhysicalDevice:
     healthy: bool = True
     reason: str = ""
     """Why the device is unhealthy (empty when healthy)."""
+    parent: str = ""
+    """The device this one is a part of (a MIG instance's GPU): its health changes apply to
+    this one too. Empty for a whole device."""
 
 
 @dataclass(frozen=True)

@@ -69,15 +69,20 @@ class DeviceTable:
         return self._devices.get(uuid)
 
     async def apply(self, change: HealthChange) -> bool:
-        """Applies a health change; returns whether anything changed (unknown UUIDs ignored)."""
-        current = self._devices.get(change.uuid)
-        if current is None or (
-            current.healthy == change.healthy and current.reason == change.reason
-        ):
+        """Applies a health change to the device and to its parts (``parent``); returns whether
+        anything changed (unknown UUIDs ignored)."""
+        changed = False
+        for uuid, current in list(self._devices.items()):
+            if change.uuid not in (uuid, current.parent) or (
+                current.healthy == change.healthy and current.reason == change.reason
+            ):
+                continue
+            self._devices[uuid] = replace(
+                current, healthy=change.healthy, reason="" if change.healthy else change.reason
+            )
+            changed = True
+        if not changed:
             return False
-        self._devices[change.uuid] = replace(
-            current, healthy=change.healthy, reason="" if change.healthy else change.reason
-        )
         async with self._changed:
             self.version += 1
             self._changed.notify_all()

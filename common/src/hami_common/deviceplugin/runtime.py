@@ -103,14 +103,16 @@ class PluginRuntime:
             table = DeviceTable(listed, 1, policy.numa_topology, resource.replicas,
                                 as_is=resource.listed is not None)  # fmt: skip
             self.capacity_tables.append(table)
-            self.capacity_servers.append(
-                PluginServer(
-                    CapacityService(table, resource),
-                    options.plugin_dir,
-                    register=options.register_with_kubelet,
-                    poll_interval=options.socket_poll_interval,
-                )
+            server = PluginServer(
+                CapacityService(table, resource),
+                options.plugin_dir,
+                register=options.register_with_kubelet,
+                poll_interval=options.socket_poll_interval,
             )
+            if resource.resource_name == policy.resource_name:
+                self.server = server  # it takes the vendor's own place (NVIDIA's single MIG)
+            else:
+                self.capacity_servers.append(server)
         self.registrar = (
             NodeRegistrar(
                 client,

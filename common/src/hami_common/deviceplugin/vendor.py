@@ -76,7 +76,9 @@ class CapacityResource:
     vendor's own resource did the work; Cambricon's sMLU core and memory units, from whose
     capacity HAMi reads its MLU inventory). ``listed`` replaces the devices it lists (NVIDIA's
     static MIG instances, one resource per profile), and ``respond`` answers a container's
-    Allocate from the IDs kubelet chose."""
+    Allocate from the IDs kubelet chose. One named like the vendor's own resource is served in
+    its place (NVIDIA's ``single`` MIG strategy: the instances under ``nvidia.com/gpu``); the
+    node registration still describes the vendor's devices."""
 
     resource_name: str
     socket_name: str
