@@ -373,6 +373,8 @@ class Cluster:
         reserve: bool = True,
         now: float | None = None,
         prefer_idle: bool = False,
+        backlog: int = 0,
+        window: int = 1,
     ) -> FilterResult: ...
 
 @final

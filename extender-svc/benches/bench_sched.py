@@ -242,6 +242,8 @@ def main() -> int:
                         help="the extender's --node-lock")  # fmt: skip
     parser.add_argument("--prefer-idle-nodes", action="store_true",
                         help="the extender's --prefer-idle-nodes (spreads a burst)")  # fmt: skip
+    parser.add_argument("--burst-window", type=int, default=4,
+                        help="the extender's --burst-window (1: the fullest node always)")  # fmt: skip
     args = parser.parse_args()
     ensure_built()
     port = free_port()
@@ -259,7 +261,8 @@ def main() -> int:
                     [sys.executable, "-m", "hami_extender", "--kubeconfig",
                      str(cluster.kubeconfig), "--port", str(port),
                      "--scheduler-name", "default-scheduler", "--node-lock", args.node_lock,
-                     "--prefer-idle-nodes" if args.prefer_idle_nodes else "--no-prefer-idle-nodes"],
+                     "--prefer-idle-nodes" if args.prefer_idle_nodes else "--no-prefer-idle-nodes",
+                     "--burst-window", str(args.burst_window)],
                     stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
             _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, 60)

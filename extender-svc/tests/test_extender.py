@@ -331,6 +331,32 @@ def test_filter_prefers_nodes_whose_lock_is_free(api: FakeApiServer) -> None:
     assert locked == {placed[0]}  # still locked in the API; the other one's plugin released it
 
 
+@pytest.mark.parametrize("window", [1, 4])
+def test_a_binpack_burst_spreads_over_the_nodes_it_fills_anyway(
+    api: FakeApiServer, window: int
+) -> None:
+    """Six pods pending at once, two to a node: with a window they allocate on three nodes at
+    once from the first pods on, and end on the three nodes packing them one at a time uses."""
+    names = [f"p{i}" for i in range(6)]
+
+    async def go() -> list[str]:
+        r = rig(api, nodes=4, burst_window=window)
+        pods = [gpu_pod(name, 8000) for name in names]
+        r.pending.apply("SYNC", {"items": [api.put("/api/v1/namespaces/ns/pods", p) for p in pods]})
+        chosen = []
+        for pod in pods:  # reserved, not bound yet: each counts in flight on its node
+            answer = orjson.loads(await r.ext.filter(filter_body(pod, ["n0", "n1", "n2", "n3"])))
+            chosen.append(str(answer["NodeNames"][0]))
+        return chosen
+
+    chosen = asyncio.run(go())
+    if window == 1:
+        assert chosen == ["n0", "n0", "n1", "n1", "n2", "n2"]  # the fullest node always
+    else:
+        assert chosen[:3] == ["n0", "n1", "n2"]  # three allocating at once
+    assert sorted(chosen) == ["n0", "n0", "n1", "n1", "n2", "n2"]  # packing's three nodes
+
+
 def test_a_bind_that_cannot_take_the_lock_gives_the_reservation_back(api: FakeApiServer) -> None:
     """The retry must be free to choose a node whose lock is free, not wait on this one again."""
 

@@ -64,3 +64,38 @@ def test_reasons() -> None:
     assert pending_reason(ex.get("ns", "a")) == "WaitingForBind"
     ex.record("ns", "a", "u", {"step": "bind", "outcome": "failed", "error": "x"})
     assert pending_reason(ex.get("ns", "a")) == "BindFailed"
+
+
+def _meta(uid: str) -> dict[str, object]:
+    return {"metadata": {"uid": uid, "name": uid, "namespace": "ns"}}
+
+
+def test_the_backlog_is_the_pending_pods_not_answered_yet() -> None:
+    """A pod the filter answered (placed: its reservation holds room already; or fits nowhere)
+    is no longer part of the burst to come; a pod that leaves the pending set leaves both."""
+    pending = PendingPods(FakeApiServer().client(), "hami-scheduler")
+    pending.apply("SYNC", {"items": [_meta(f"u{i}") for i in range(5)]})
+    assert pending.backlog("u0") == 4  # the others
+    assert pending.backlog("elsewhere") == 5
+    pending.answered("u0")
+    pending.answered("u1")
+    assert pending.backlog("u2") == 2  # u3, u4
+    assert pending.backlog("u0") == 3  # asked again (a retry): the unanswered three
+    pending.apply("DELETED", _meta("u0"))  # bound: it left the selector
+    pending.apply("DELETED", _meta("u3"))
+    assert pending.backlog("u2") == 1
+    pending.apply("ADDED", _meta("u0"))  # pending again (a failed bind): not answered anew
+    assert pending.backlog("u2") == 2
+
+
+def test_an_answer_before_the_watch_shows_the_pod_still_counts() -> None:
+    pending = PendingPods(FakeApiServer().client(), "hami-scheduler")
+    pending.apply("SYNC", {"items": []})
+    pending.answered("late")  # filtered before the ADDED event arrived
+    pending.apply("ADDED", _meta("late"))
+    pending.apply("ADDED", _meta("other"))
+    assert pending.backlog("x") == 1
+    pending.answered("gone")  # never seen, then a relist without it: forgotten
+    pending.apply("SYNC", {"items": [_meta("late"), _meta("other")]})
+    assert pending.backlog("x") == 1
+    assert pending._early == set()

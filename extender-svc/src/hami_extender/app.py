@@ -151,12 +151,13 @@ def create_app(
                     kube, settings.lease_name, settings.lease_namespace,
                     settings.identity or default_identity(), settings.lease_duration_seconds,
                 )  # fmt: skip
+            rt.pending = PendingPods(kube, settings.scheduler_name)
             extender = Extender(
                 settings, cluster=cluster, sync=sync, client=kube, events=events,
                 explanations=explanations, metrics=metrics,
                 tracer=provider.get_tracer("hami_extender"), is_leader=is_leader,
+                pending=rt.pending,
             )  # fmt: skip
-            rt.pending = PendingPods(kube, settings.scheduler_name)
             tasks = [
                 asyncio.create_task(sync.run(), name="watches"),
                 asyncio.create_task(rt.pending.run(), name="pending pods"),

@@ -33,6 +33,7 @@ from hami_extender.events import EventSink
 from hami_extender.explain import MAX_NODE_REASONS, Explanations, failure_summary
 from hami_extender.inventory import ObjectError, node_inventory
 from hami_extender.metrics import ExtenderMetrics
+from hami_extender.pending import PendingPods
 from hami_extender.settings import ExtenderSettings
 from hami_extender.sync import Pending, StateSync
 from hami_extender.wire import (
@@ -85,8 +86,12 @@ class Extender:
         metrics: ExtenderMetrics,
         tracer: Tracer,
         is_leader: Callable[[], bool],
+        pending: PendingPods | None = None,
     ) -> None:
+        """``pending``: the pods of our scheduler still to be placed (the burst to come, see
+        ``_fit``); without it each pod is placed as if it were the last."""
         self.settings = settings
+        self.pending = pending
         self.cluster = cluster
         self.sync = sync
         self.client = client
@@ -161,7 +166,7 @@ class Extender:
         now = time.time()
         names = args.node_names if args.node_names is not None else core.NodeNames([])
         try:
-            result = self._fit(request, names, now)
+            result = self._fit(request, names, now, args.uid)
         except core.CoreError as exc:  # bound already: kube-scheduler has not seen it yet
             self.metrics.decisions.labels("filter", "error", "already-bound").inc()
             span.set_status(StatusCode.ERROR, "already bound")
@@ -171,6 +176,8 @@ class Extender:
         span.set_attributes(
             failure_summary(len(names), result.failed_count, failed, result.reasons)
         )
+        if self.pending is not None:
+            self.pending.answered(args.uid)
         if result.node is None:
             return self._unschedulable(args, result, failed, span, request)
         node, devices = result.node, result.devices
@@ -207,16 +214,20 @@ class Extender:
         return filter_result(node_names=[node])
 
     def _fit(
-        self, request: core.PodRequest, names: core.NodeNames, now: float
+        self, request: core.PodRequest, names: core.NodeNames, now: float, uid: str
     ) -> core.FilterResult:
-        """The best node, among those with the fewest allocations in flight first when
-        ``prefer_idle_nodes`` (the core counts unbound reservations and held node locks): a bind
-        on a locked node waits until the plugin has allocated the previous pod there, and
-        kube-scheduler filters the next pods long before that, so with the policy alone every
-        pod of a burst would queue on one node's lock."""
+        """The best node. A bind on a node with an allocation in flight (the core counts
+        unbound reservations and held node locks) waits until the plugin has allocated the
+        previous pod there, and kube-scheduler filters the next pods long before that, so with
+        the policy alone every pod of a burst would queue on one node. With binpack, the pod
+        goes to the node with the fewest in flight among the (at most ``burst_window``) nodes
+        packing fills next with the pods still pending; with ``prefer_idle_nodes``, among all
+        fitting nodes."""
+        backlog = self.pending.backlog(uid) if self.pending is not None else 0
         return self.cluster.filter(
-            request, names, reserve=True, now=now, prefer_idle=self.settings.prefer_idle_nodes
-        )
+            request, names, reserve=True, now=now, prefer_idle=self.settings.prefer_idle_nodes,
+            backlog=backlog, window=self.settings.burst_window,
+        )  # fmt: skip
 
     def _other_scheduler(self, args: FilterArgs, span: Span) -> bytes:
         """A device pod of another scheduler (kube-scheduler calls its extenders for every

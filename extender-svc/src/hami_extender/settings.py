@@ -105,6 +105,15 @@ class ExtenderSettings(HttpServerSettings):
         "then spreads its binds instead of queueing on one node, at the cost of bending the "
         "node policy (binpack no longer packs a burst); off: the node policy alone, as HAMi",
     )
+    burst_window: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="with binpack, the most nodes a burst allocates on at once (each node "
+        "allocates one pod at a time): a pod goes to the node with the fewest allocations in "
+        "flight among the nodes packing fills next with the pods still pending, so the burst "
+        "ends on the nodes one-at-a-time packing would use; 1: the fullest node always, as HAMi",
+    )
     node_lock: Literal["memory", "annotation"] = Field(
         default="memory",
         description="how at most one pod per node is allocated at a time (the device plugin "

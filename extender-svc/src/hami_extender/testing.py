@@ -38,6 +38,7 @@ from hami_extender.events import EventSink
 from hami_extender.explain import Explanations
 from hami_extender.extender import Extender
 from hami_extender.metrics import ExtenderMetrics
+from hami_extender.pending import PendingPods
 from hami_extender.settings import ExtenderSettings
 from hami_extender.sync import StateSync
 
@@ -163,6 +164,7 @@ class Rig:
     spans: InMemorySpanExporter
     registry: CollectorRegistry
     events: EventSink
+    pending: PendingPods
 
 
 def extender_rig(
@@ -185,9 +187,11 @@ def extender_rig(
     registry = new_registry()
     provider, spans = in_memory_tracing("hami-extender")
     events = EventSink(client, "hami-scheduler", known=sync.pods.__contains__)
+    pending = PendingPods(client, "hami-scheduler")
+    pending.apply("SYNC", {"items": []})
     ext = Extender(
         ExtenderSettings(**settings), cluster=cluster, sync=sync, client=client, events=events,
         explanations=Explanations(10), metrics=ExtenderMetrics(registry, cluster),
-        tracer=provider.get_tracer("t"), is_leader=lambda: True,
+        tracer=provider.get_tracer("t"), is_leader=lambda: True, pending=pending,
     )  # fmt: skip
-    return Rig(api, ext, spans, registry, events)
+    return Rig(api, ext, spans, registry, events, pending)

@@ -225,8 +225,12 @@ impl Cluster {
     }
 
     /// Picks the best node among `candidates` and, with `reserve`, records the allocation.
-    /// With `prefer_idle`, fitting nodes with fewer allocations in flight come first.
-    #[pyo3(signature = (pod, candidates, reserve=true, now=None, prefer_idle=false))]
+    /// With `prefer_idle`, fitting nodes with fewer allocations in flight come first. With
+    /// binpack, a `backlog` of pods still to place and a `window` above 1, the pod goes to the
+    /// node with the fewest allocations in flight among the (at most `window`) nodes packing
+    /// fills next with the backlog.
+    #[pyo3(signature = (pod, candidates, reserve=true, now=None, prefer_idle=false, backlog=0, window=1))]
+    #[allow(clippy::too_many_arguments)]
     fn filter(
         &self,
         py: Python<'_>,
@@ -235,14 +239,21 @@ impl Cluster {
         reserve: bool,
         now: Option<f64>,
         prefer_idle: bool,
+        backlog: u32,
+        window: u32,
     ) -> PyResult<FilterResult> {
+        let burst = hami_sched::Burst {
+            prefer_idle,
+            backlog,
+            window,
+        };
         let req = pod.to_core(py)?;
         let now = now.unwrap_or_else(now_unix);
         if let Ok(names) = candidates.cast::<args::NodeNames>() {
             let names = &names.get().inner; // already in one buffer: read in place
             let result = py.detach(|| {
                 let names: Vec<&str> = names.iter().collect();
-                self.inner.filter_with(&req, &names, reserve, now, prefer_idle)
+                self.inner.filter_with(&req, &names, reserve, now, burst)
             });
             return Ok(FilterResult::from_core(result.map_err(core_err)?));
         }
@@ -250,7 +261,7 @@ impl Cluster {
         let (arena, spans) = convert::names_arg(candidates)?;
         let result = py.detach(|| {
             let names: Vec<&str> = spans.iter().map(|&(a, b)| &arena[a..b]).collect();
-            self.inner.filter_with(&req, &names, reserve, now, prefer_idle)
+            self.inner.filter_with(&req, &names, reserve, now, burst)
         });
         Ok(FilterResult::from_core(result.map_err(core_err)?))
     }

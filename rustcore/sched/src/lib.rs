@@ -4,6 +4,7 @@
 
 pub mod admit;
 pub mod ascend;
+pub mod burst;
 pub mod codec;
 pub mod error;
 pub mod fit;
@@ -20,6 +21,7 @@ pub mod table;
 pub mod vendor;
 
 pub use admit::{admit_pod, quota_request, ContainerAdmission, PodAdmission};
+pub use burst::Burst;
 pub use error::{Error, Result};
 pub use model::{AllocDevice, Device, DeviceMode, PodDevices, Usage};
 pub use policy::{GpuPolicy, NodePolicy, Weights};

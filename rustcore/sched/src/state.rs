@@ -2,6 +2,7 @@
 //! `filter` over it. One `RwLock`: many readers evaluate in parallel; a filter that reserves
 //! holds the upgradable lock, so two reservations can never pick the same free capacity.
 
+use crate::burst::{choose, copies_on, Burst, Fitting};
 use crate::codec::PairScores;
 use crate::error::{Error, Result};
 use crate::fit::{fit_node, score_single, Pick, PodPlan, QuotaRoom, Scratch};
@@ -407,21 +408,23 @@ impl Cluster {
     /// Finds the best node among `candidates` for `pod` and, with `reserve`, records the
     /// allocation (replacing any earlier one of the same UID) before any other filter can run.
     pub fn filter(&self, pod: &PodRequest, candidates: &[&str], reserve: bool, now: f64) -> Result<FilterResult> {
-        self.filter_with(pod, candidates, reserve, now, false)
+        self.filter_with(pod, candidates, reserve, now, Burst::default())
     }
 
-    /// `filter`, and with `prefer_idle` the fitting nodes with the fewest allocations in flight
-    /// (unbound reservations, a held allocation lock: `set_node_busy`) come first, the node
-    /// policy deciding among them. A bind on a node whose lock is held waits until the device
-    /// plugin has allocated the previous pod there, while kube-scheduler filters the next pods
-    /// long before that: with the policy alone a burst would queue on one node's lock.
+    /// `filter`, with the allocations in flight on each node (unbound reservations, a held
+    /// allocation lock: `set_node_busy`) weighed as `burst` says: with `prefer_idle` the
+    /// fitting nodes with the fewest come first, the node policy deciding among them; with a
+    /// binpack window, the burst spreads over the nodes packing fills next anyway
+    /// ([`crate::burst`]). A bind on a node whose lock is held waits until the device plugin
+    /// has allocated the previous pod there, while kube-scheduler filters the next pods long
+    /// before that: with the policy alone a burst would queue on one node's lock.
     pub fn filter_with(
         &self,
         pod: &PodRequest,
         candidates: &[&str],
         reserve: bool,
         now: f64,
-        prefer_idle: bool,
+        burst: Burst,
     ) -> Result<FilterResult> {
         let guard = self.state.upgradable_read();
         // A retried pod starts clean: its earlier reservation is not counted against it. A
@@ -450,7 +453,7 @@ impl Cluster {
             }
         };
         let plan = PodPlan::new(pod, &self.vendors, self.node_policy, &self.gpu_policy, quota)?;
-        let outcomes = self.evaluate(&guard, &plan, candidates, previous.as_ref(), prefer_idle);
+        let outcomes = self.evaluate(&guard, &plan, candidates, previous.as_ref(), burst);
         let mut result = FilterResult {
             node: None,
             score: 0.0,
@@ -461,9 +464,19 @@ impl Cluster {
             annotations: Vec::new(),
         };
         let mut best: Option<(usize, f64, u32)> = None;
+        let windowed = burst.windowed(plan.node_policy);
+        let mut fits: Vec<Fitting> = Vec::new();
         for (ci, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
-                Outcome::Fit(score, flight) => {
+                Outcome::Fit(score, flight, copies) => {
+                    if windowed {
+                        fits.push(Fitting {
+                            candidate: ci,
+                            score,
+                            flight,
+                            copies,
+                        });
+                    }
                     let better = match &best {
                         None => true,
                         Some((bi, b, bf)) => {
@@ -490,9 +503,13 @@ impl Cluster {
                     .push((candidates[ci].to_string(), NODE_UNREGISTERED.to_string())),
             }
         }
-        let Some((ci, score, _)) = best else {
+        let Some((mut ci, mut score, _)) = best else {
             return Ok(result);
         };
+        if windowed {
+            ci = choose(&mut fits, |i| candidates[i], burst.backlog, burst.window);
+            score = fits.iter().find(|f| f.candidate == ci).map_or(score, |f| f.score);
+        }
         let node_name = candidates[ci];
         let id = guard.nodes.id(node_name).expect("a fitting node is registered");
         let inv = guard
@@ -577,8 +594,10 @@ impl Cluster {
         plan: &PodPlan,
         candidates: &[&str],
         previous: Option<&PodAlloc>,
-        prefer_idle: bool,
+        burst: Burst,
     ) -> Vec<Outcome> {
+        let flights = burst.counts_flight(plan.node_policy);
+        let windowed = burst.windowed(plan.node_policy);
         let single = plan.single();
         let needs_inventory = plan.needs_inventory();
         let run = |chunk: &[&str]| -> Vec<Outcome> {
@@ -615,12 +634,13 @@ impl Cluster {
                         Ok(score) => {
                             // A retried pod's own reservation is not in flight against it.
                             let own = previous.is_some_and(|p| p.reserved_at.is_some() && p.node == *name);
-                            let flight = if prefer_idle {
+                            let flight = if flights {
                                 s.nodes.in_flight(id) - u32::from(own)
                             } else {
                                 0
                             };
-                            Outcome::Fit(score, flight)
+                            let copies = if windowed { copies_on(plan, hot, usage) } else { 0 };
+                            Outcome::Fit(score, flight, copies)
                         }
                         Err(miss) => Outcome::Miss(miss.summary, miss.counts),
                     }
@@ -647,8 +667,9 @@ impl Cluster {
 }
 
 enum Outcome {
-    /// The node fits, with this score and (when asked) this many allocations in flight.
-    Fit(f64, u32),
+    /// The node fits, with this score and (when asked) this many allocations in flight and
+    /// about this many more pods like this one it takes.
+    Fit(f64, u32, u64),
     Miss(String, ReasonCounts),
     Unregistered,
 }

@@ -248,6 +248,12 @@ fn expect_answer_or_bound(
     }
 }
 
+const IDLE: Burst = Burst {
+    prefer_idle: true,
+    backlog: 0,
+    window: 0,
+};
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -268,7 +274,11 @@ proptest! {
                 4 => { c.set_node_busy(&names[i % names.len()], i % 2 == 0); }
                 // A pod already bound is refused (its devices stay its own); anything else
                 // must answer.
-                5 => expect_answer_or_bound(&c, &p, c.filter_with(&p, &refs, true, i as f64, true))?,
+                5 => expect_answer_or_bound(&c, &p, c.filter_with(&p, &refs, true, i as f64, IDLE))?,
+                6 => {
+                    let burst = Burst { prefer_idle: false, backlog: (i % 6) as u32, window: 3 };
+                    expect_answer_or_bound(&c, &p, c.filter_with(&p, &refs, true, i as f64, burst))?
+                }
                 _ => expect_answer_or_bound(&c, &p, c.filter(&p, &refs, true, i as f64))?,
             }
             assert_no_overcommit(&c);
@@ -291,7 +301,7 @@ proptest! {
             c.set_node_busy(name, *b);
         }
         let plain = c.filter(&p, &refs, false, 0.0).unwrap();
-        let idle = c.filter_with(&p, &refs, false, 0.0, true).unwrap();
+        let idle = c.filter_with(&p, &refs, false, 0.0, IDLE).unwrap();
         // The same nodes fit and fail either way; only the choice among fitting ones differs.
         prop_assert_eq!(plain.node.is_some(), idle.node.is_some());
         prop_assert_eq!(&plain.failed, &idle.failed);
@@ -300,6 +310,47 @@ proptest! {
             let least = refs.iter().filter(|n| !failed.contains(n)).map(|n| c.in_flight(n)).min();
             prop_assert_eq!(Some(c.in_flight(&chosen)), least);
         }
+    }
+
+    #[test]
+    fn a_windowed_burst_stays_on_the_nodes_packing_fills_next(
+        nodes in arb_nodes(), pods in prop::collection::vec(arb_pod(String::new()), 1..12),
+        busy in prop::collection::vec(any::<bool>(), 6), p in arb_pod("probe".into()),
+        backlog in 0u32..20, window in 0u32..5,
+    ) {
+        let (c, names) = build(&nodes);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        for (i, mut q) in pods.into_iter().enumerate() {
+            q.uid = format!("pod-{i}");
+            let _ = c.filter(&q, &refs, true, 0.0).unwrap();
+        }
+        for (name, b) in names.iter().zip(&busy) {
+            c.set_node_busy(name, *b);
+        }
+        let plain = c.filter(&p, &refs, false, 0.0).unwrap();
+        let burst = Burst { prefer_idle: false, backlog, window };
+        let win = c.filter_with(&p, &refs, false, 0.0, burst).unwrap();
+        // The same nodes fit and fail either way; only the choice among fitting ones differs.
+        prop_assert_eq!(plain.node.is_some(), win.node.is_some());
+        prop_assert_eq!(&plain.failed, &win.failed);
+        let Some(chosen) = win.node else { return Ok(()) };
+        let policy = p.annotations.get("hami.io/node-scheduler-policy").map_or("binpack", String::as_str);
+        if backlog == 0 || window <= 1 || policy != "binpack" {
+            prop_assert_eq!(Some(&chosen), plain.node.as_ref(), "no window: the policy alone");
+            return Ok(());
+        }
+        // Binpack's order of the fitting nodes (fullest first, then by name): the chosen node is
+        // among the first `window`, and has no more allocations in flight than packing's pick.
+        let mut ranked: Vec<(f64, &str)> = refs
+            .iter()
+            .filter_map(|n| c.filter(&p, &[n], false, 0.0).unwrap().node.map(|_| n))
+            .map(|n| (c.filter(&p, &[n], false, 0.0).unwrap().score, *n))
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+        prop_assert_eq!(Some(ranked[0].1), plain.node.as_deref());
+        let rank = ranked.iter().position(|(_, n)| *n == chosen).unwrap();
+        prop_assert!(rank < window as usize, "rank {} outside a window of {}", rank, window);
+        prop_assert!(c.in_flight(&chosen) <= c.in_flight(ranked[0].1));
     }
 
     #[test]
