@@ -203,25 +203,29 @@ def test_services_accept_the_rendered_settings(default: list[Json]) -> None:
 def test_extender_lock_events_and_idle_nodes_follow_the_values(
     default: list[Json], helm: Helm, charts: dict[str, Path]
 ) -> None:
-    """scheduler.extender.nodeLock, bindingEvents and preferIdleNodes reach the extender's
-    command line; their defaults are the extender's own, and the schema offers the lock modes
-    the extender knows."""
+    """scheduler.extender.nodeLock, bindingEvents, preferIdleNodes and burstWindow reach the
+    extender's command line; their defaults are the extender's own, and the schema offers the
+    lock modes the extender knows."""
     fields = ExtenderSettings.model_fields
     values = yaml.safe_load((charts["hami-scheduler"] / "values.yaml").read_text())["extender"]
     assert values["nodeLock"] == fields["node_lock"].default
     assert values["bindingEvents"] is fields["binding_events"].default
     assert values["preferIdleNodes"] is fields["prefer_idle_nodes"].default
+    assert values["burstWindow"] == fields["burst_window"].default
     schema = json.loads((charts["hami-scheduler"] / "values.schema.json").read_text())
     lock = schema["properties"]["extender"]["properties"]["nodeLock"]
     assert tuple(lock["enum"]) == get_args(fields["node_lock"].annotation)
     args = container(default, "Deployment", "hami-extender", "extender")["args"]
     e = ExtenderSettings.load(args, {}, prog="hami-extender")
-    assert (e.node_lock, e.binding_events, e.prefer_idle_nodes) == ("memory", False, False)
-    set_ = {"nodeLock": "annotation", "bindingEvents": True, "preferIdleNodes": True}
+    assert (e.node_lock, e.binding_events, e.prefer_idle_nodes, e.burst_window) == (
+        "memory", False, False, 4)  # fmt: skip
+    set_ = {"nodeLock": "annotation", "bindingEvents": True, "preferIdleNodes": True,
+            "burstWindow": 1}  # fmt: skip
     docs = helm.template(charts["hami"], {"scheduler": {"extender": set_}})
     args = container(docs, "Deployment", "hami-extender", "extender")["args"]
     e = ExtenderSettings.load(args, {}, prog="hami-extender")
-    assert (e.node_lock, e.binding_events, e.prefer_idle_nodes) == ("annotation", True, True)
+    assert (e.node_lock, e.binding_events, e.prefer_idle_nodes, e.burst_window) == (
+        "annotation", True, True, 1)  # fmt: skip
 
 
 def test_one_vendor_only(helm: Helm, charts: dict[str, Path]) -> None:

@@ -28,6 +28,7 @@ SCHEMA_REFUSALS: list[tuple[Json, list[str]]] = [
      ["at '/extender/nodeLock'", "memory", "annotation"]),
     ({"scheduler": {"extender": {"preferIdleNodes": "yes"}}},
      ["at '/extender/preferIdleNodes'", "want boolean"]),
+    ({"scheduler": {"extender": {"burstWindow": 0}}}, ["at '/extender/burstWindow'", "minimum"]),
     # YAML reads `gpu: on` as true: the node selector would be refused by the API server
     ({"nvidia": {"devicePlugin": {"nvidiaNodeSelector": {"gpu": True}}}},
      ["at '/devicePlugin/nvidiaNodeSelector/gpu'", "want string"]),
