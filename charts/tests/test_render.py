@@ -163,7 +163,9 @@ def test_webhook_configuration(default: list[Json]) -> None:
 
 def test_kube_scheduler_calls_the_extender_with_its_client_certificate(default: list[Json]) -> None:
     config = scheduler_config(default)
-    assert config["profiles"] == [{"schedulerName": "hami-scheduler"}]
+    # every feasible node reaches the extender: binpack must see the fullest one
+    assert config["profiles"] == [{"schedulerName": "hami-scheduler",
+                                   "percentageOfNodesToScore": 100}]  # fmt: skip
     assert config["leaderElection"]["resourceName"] == "hami-scheduler"
     ext = config["extenders"][0]
     assert ext["urlPrefix"] == "https://hami-extender.kube-system.svc:443"

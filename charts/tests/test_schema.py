@@ -29,6 +29,8 @@ SCHEMA_REFUSALS: list[tuple[Json, list[str]]] = [
     ({"scheduler": {"extender": {"preferIdleNodes": "yes"}}},
      ["at '/extender/preferIdleNodes'", "want boolean"]),
     ({"scheduler": {"extender": {"burstWindow": 0}}}, ["at '/extender/burstWindow'", "minimum"]),
+    ({"scheduler": {"kubeScheduler": {"percentageOfNodesToScore": 150}}},
+     ["at '/kubeScheduler/percentageOfNodesToScore'", "maximum"]),
     # YAML reads `gpu: on` as true: the node selector would be refused by the API server
     ({"nvidia": {"devicePlugin": {"nvidiaNodeSelector": {"gpu": True}}}},
      ["at '/devicePlugin/nvidiaNodeSelector/gpu'", "want string"]),
