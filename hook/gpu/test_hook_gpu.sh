@@ -2,11 +2,14 @@
 # Real-GPU tier of the hook (needs an NVIDIA GPU, its driver, gcc and python3 with PyTorch).
 #   test_hook_gpu.sh BUILD_DIR HEADERS_DIR
 # Prints name=value lines; exits non-zero when a limit does not hold, the SM error exceeds 5, a
-# limited launch costs more than 10 % over an unlimited one, oversubscription or MPS fails.
-# MIG runs only on a GPU already in MIG mode (with the repository's .venv for the plugin code).
+# limited launch costs more than 10 % over an unlimited one, oversubscription (any allocation
+# path) or MPS (hand-started or the plugin's daemon) fails. MIG (dynamic, and the static mixed
+# and single strategies) runs only on a GPU already in MIG mode, with the repository's .venv for
+# the plugin code. plugin-nvidia/tests/test_gpu_tier.py keeps this script honest on a CPU.
 set -euo pipefail
 build="$(cd "$1" && pwd)"; hdr="$2"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 hook="$build/libvgpu.so"
 fail=0
@@ -113,10 +116,10 @@ kill "$ctxproc" 2>/dev/null || true; wait "$ctxproc" 2>/dev/null || true
 echo "gpu_ctx_real_used_at_limit_mib=${real:-unknown}"
 [ -n "$real" ] && [ "$real" -le 2048 ] && [ "$real" -ge 1536 ] || fail=1
 
-# 7. Oversubscription: a limit of 1.25 x the device with CUDA_OVERSUBSCRIBE; what does not fit is
-#    backed by host memory (managed), usable from kernels.
+# 7. Oversubscription: a limit 4 GiB past the device with CUDA_OVERSUBSCRIBE; what does not fit
+#    is backed by host memory (managed), usable from kernels.
 phys=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits -i 0 | tr -d ' ')
-over=$((phys * 5 / 4))
+over=$((phys + 4096))
 hooked CUDA_DEVICE_MEMORY_LIMIT=${over}m CUDA_OVERSUBSCRIBE=true python3 - "$phys" <<'PY' | tee "$work/over"
 import sys, torch
 phys = int(sys.argv[1])
@@ -136,8 +139,37 @@ print(f"gpu_oversubscribe_ok={int(ok)}")
 PY
 grep -q "gpu_oversubscribe_ok=1" "$work/over" || fail=1
 
+# 7b. Oversubscription through every path the hook spills (gpu_bench oversub, one process each):
+#     1 GiB units past the device until the limit refuses one, every unit written by cuMemsetD32
+#     and a kernel and read back; what the driver shows as host-backed (managed pointers, VMM
+#     handles off the device) must be what the region records as spilled (the monitor's reader,
+#     hami_common.shm.region), and nothing once freed.
+cat > "$work/spill_reader.py" <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from hami_common.shm.region import read_region
+route, phase = sys.argv[2], os.environ["PHASE"]
+dev = read_region(os.environ["CUDA_DEVICE_MEMORY_SHARED_CACHE"]).devices[0]
+want = int(os.environ["EXPECT_SPILLED_BYTES"]) if phase == "held" else 0
+print(f"gpu_oversubscribe_{route}_region_spilled_{phase}_mib={dev.spilled_bytes >> 20}")
+sys.exit(int(dev.spilled_bytes != want))
+PY
+for route in alloc pitch async pool vmm; do
+  timeout 120 env LD_PRELOAD="$hook" CUDA_VISIBLE_DEVICES=0 CUDA_OVERSUBSCRIBE=true \
+    CUDA_DEVICE_MEMORY_SHARED_CACHE="$work/region.over.$route" CUDA_DEVICE_MEMORY_LIMIT=${over}m \
+    "$work/gpu_bench" oversub "$route" "$phys" -- \
+    python3 "$work/spill_reader.py" "$repo/common/src" "$route" > "$work/over.$route" 2>&1 || true
+  cat "$work/over.$route"
+  if ! grep -q "^gpu_oversubscribe_${route}_ok=1" "$work/over.$route"; then
+    fail=1
+    grep -q "^gpu_oversubscribe_${route}_ok=" "$work/over.$route" || echo "gpu_oversubscribe_${route}_ok=0"
+  fi
+done
+
 # 8. MIG: only where GPU 0 is already in MIG mode (turning it on needs a GPU reset, which this
-#    tier never does); the plugin's NVML MIG code makes a 1g instance and destroys it again.
+#    tier never does); the plugin's NVML MIG code makes a 1g instance, the plugin's static MIG
+#    enumeration (NvmlBackend.discover + static_mig.plan, as at startup) lists what the mixed and
+#    single strategies would advertise with it there, then the instance is destroyed again.
 mig=$(nvidia-smi --query-gpu=mig.mode.current --format=csv,noheader -i 0 2>/dev/null || true)
 py="$here/../../.venv/bin/python"
 if [ "$mig" != "Enabled" ]; then
@@ -146,26 +178,56 @@ elif [ ! -x "$py" ]; then
   echo "gpu_mig=no-venv"
 else
   "$py" - <<'PY' || fail=1
-import pynvml, hami_rustcore
 from hami_plugin_nvidia.mig import profile_table
-from hami_plugin_nvidia.nvml import NvmlMig
-pynvml.nvmlInit()
-h = pynvml.nvmlDeviceGetHandleByIndex(0)
-uuid = pynvml.nvmlDeviceGetUUID(h)
-uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+from hami_plugin_nvidia.nvml import NvmlBackend, NvmlMig
+from hami_plugin_nvidia.static_mig import StaticMigError, plan
+backend = NvmlBackend()
+devices = backend.discover()
+uuid = next(d.uuid for d in devices if d.index == 0)
 mig = NvmlMig()
 table = profile_table(mig.model(uuid))
 name = next(n for n, (_, slices, _p) in table.items() if slices == 1)
 taken = {(i.start, i.size) for i in mig.instances(uuid)}
 free = [p for p in table[name][2] if not any(p[0] < s + z and s < p[0] + p[1] for s, z in taken)]
 inst = mig.create(uuid, name, *free[0])
-listed = any(i.mig_uuid == inst.mig_uuid for i in mig.instances(uuid))
-mig.destroy(uuid, inst.gpu_instance_id)
+try:
+    listed = any(i.mig_uuid == inst.mig_uuid for i in mig.instances(uuid))
+    mig_gpus = [d for d in devices if d.mode == "mig"]
+    every = {i.mig_uuid for d in mig_gpus for i in mig.instances(d.uuid)}
+    mixed = plan("mixed", devices, mig)
+    assert mixed is not None
+    served = set()
+    mixed_ok = True
+    for res in mixed.resources("nvidia.com/gpu", "nvidia-gpu.sock"):
+        assert res.listed is not None
+        ids = [d.uuid for d in res.listed(devices)]
+        print(f"gpu_static_mig_mixed_resource={res.resource_name}:{len(ids)}")
+        mixed_ok &= res.resource_name.startswith("nvidia.com/mig-") and bool(ids)
+        served |= set(ids)
+    mixed_ok &= served == every and inst.mig_uuid in served
+    print(f"gpu_static_mig_mixed_ok={int(mixed_ok)}")
+    kinds = {(d.model, i.profile) for d in mig_gpus for i in mig.instances(d.uuid)}
+    fits = len(mig_gpus) == len(devices) and len(kinds) == 1
+    try:
+        single = plan("single", devices, mig)
+        assert single is not None
+        [res] = single.resources("nvidia.com/gpu", "nvidia-gpu.sock")
+        assert res.listed is not None
+        ids = {d.uuid for d in res.listed(devices)}
+        print(f"gpu_static_mig_single_resource={res.resource_name}:{len(ids)}")
+        single_ok = fits and res.resource_name == "nvidia.com/gpu" and ids == every
+    except StaticMigError as exc:
+        print("gpu_static_mig_single=refused:" + str(exc).replace(" ", "_")[:200])
+        single_ok = not fits  # refused exactly when the node is not one kind of MIG device
+    print(f"gpu_static_mig_single_ok={int(single_ok)}")
+finally:
+    mig.destroy(uuid, inst.gpu_instance_id)
 gone = all(i.gpu_instance_id != inst.gpu_instance_id for i in mig.instances(uuid))
+backend.close()
 print(f"gpu_mig_profile={name}")
 print(f"gpu_mig_create_ok={int(listed and inst.mig_uuid.startswith('MIG-'))}")
 print(f"gpu_mig_destroy_ok={int(gone)}")
-assert listed and gone
+assert listed and gone and mixed_ok and single_ok
 PY
 fi
 
@@ -189,8 +251,49 @@ except torch.cuda.OutOfMemoryError:
   for i in 1 2; do grep -q capped "$work/mps.$i" || mps_ok=0; done
   echo quit | nvidia-cuda-mps-control || true
   unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+  for _ in $(seq 50); do pgrep -x nvidia-cuda-mps-server >/dev/null || break; sleep 0.2; done
   echo "gpu_mps_two_processes_capped=$mps_ok"
   [ "$mps_ok" = 1 ] || fail=1
+  # 9b. The plugin's own MPS code (hami_plugin_nvidia.mps, stdlib only): MpsDaemons.ensure starts
+  #     GPU 0's control daemon as the plugin does (its pipe folder under the MPS root, the chart's
+  #     /dev/shm), two clients get the env Allocate gives a container of 50 cores and 2048 MiB
+  #     (mps_env) and GPU 0 only, then stop_all sends quit.
+  PYTHONPATH="$repo/plugin-nvidia/src" python3 - "$work/mps-plugin" <<'PY' || fail=1
+import os, subprocess, sys
+from pathlib import Path
+from hami_plugin_nvidia.mps import MpsDaemons, mps_env
+uuid = subprocess.run(["nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader", "-i", "0"],
+                      capture_output=True, text=True, check=True).stdout.strip()
+daemons = MpsDaemons(Path(sys.argv[1]), shm_dir=Path("/dev/shm"))
+client = (
+    "import torch\n"
+    "print('sms=%d' % torch.cuda.get_device_properties(0).multi_processor_count)\n"
+    "a = torch.empty(1536 << 20, dtype=torch.uint8, device='cuda')\n"
+    "try:\n"
+    "    b = torch.empty(1024 << 20, dtype=torch.uint8, device='cuda'); print('over')\n"
+    "except torch.cuda.OutOfMemoryError:\n"
+    "    print('capped')\n"
+)
+outs, joined = [], False
+try:
+    pipe = daemons.ensure(uuid)
+    env = {**mps_env(50, [2048], pipe), "CUDA_VISIBLE_DEVICES": uuid}
+    print("gpu_mps_plugin_env=" + env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] + ":"
+          + env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"])
+    procs = [subprocess.Popen([sys.executable, "-c", client], env={**os.environ, **env},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    joined = daemons.alive(uuid)
+finally:
+    daemons.stop_all()
+ok = joined and len(outs) == 2 and all("capped" in o for o in outs)
+for i, o in enumerate(outs):
+    sms = [line for line in o.splitlines() if line.startswith("sms=")]
+    print(f"gpu_mps_plugin_client{i}_{sms[0] if sms else 'sms=unknown'}")
+print(f"gpu_mps_plugin_two_processes_capped={int(ok)}")
+sys.exit(0 if ok else 1)
+PY
 else
   echo "gpu_mps=no-control-daemon"
 fi
