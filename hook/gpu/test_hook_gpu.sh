@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real-GPU tier of the hook (needs an NVIDIA GPU, its driver, gcc and python3 with PyTorch).
+# Real-GPU tier of the hook (needs an NVIDIA GPU, its driver, gcc and python3 with PyTorch; the
+# parts that do not use PyTorch still run without it).
 #   test_hook_gpu.sh BUILD_DIR HEADERS_DIR
 # Prints name=value lines; exits non-zero when a limit does not hold, the SM error exceeds 5, a
 # limited launch costs more than 10 % over an unlimited one, oversubscription (any allocation
@@ -13,9 +14,15 @@ repo="$(cd "$here/../.." && pwd)"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 hook="$build/libvgpu.so"
 fail=0
+# Where an unexpected failure stops the run (set -e), say where: the lines so far still count.
+trap 'echo "gpu_tier_aborted_at_line=$LINENO"' ERR
 command -v nvidia-smi >/dev/null || { echo "gpu_tier=no-nvidia-smi"; exit 1; }
-python3 -c "import torch; assert torch.cuda.is_available()" || { echo "gpu_tier=no-torch-cuda"; exit 1; }
+have_torch=1
+python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null \
+  || { echo "gpu_torch=no-torch-cuda"; have_torch=0; fail=1; }
 gcc -O2 -I"$hdr/cuda12" -o "$work/gpu_bench" "$here/gpu_bench.c" -ldl
+# Arithmetic on what the runs printed; "nan" when a run printed nothing (the checks then fail).
+calc() { python3 -c "print($1)" 2>/dev/null || echo nan; }
 echo "gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0 | tr ' ' '_')"
 
 # Run with the hook as HAMi's plugin would configure a container, fresh region per run.
@@ -23,9 +30,9 @@ hooked() { env LD_PRELOAD="$hook" CUDA_VISIBLE_DEVICES=0 \
   CUDA_DEVICE_MEMORY_SHARED_CACHE="$work/region.$RANDOM$RANDOM" "$@"; }
 
 # 1. PyTorch under a 3000 MiB limit, plain cudaMalloc and expandable segments (cuMemCreate).
-for conf in "" "expandable_segments:True"; do
+[ "$have_torch" = 1 ] && for conf in "" "expandable_segments:True"; do
   tag=$([ -z "$conf" ] && echo malloc || echo vmm)
-  hooked CUDA_DEVICE_MEMORY_LIMIT=3000m PYTORCH_CUDA_ALLOC_CONF="$conf" python3 - "$tag" <<'PY' | tee "$work/torch.$tag"
+  hooked CUDA_DEVICE_MEMORY_LIMIT=3000m PYTORCH_CUDA_ALLOC_CONF="$conf" python3 - "$tag" <<'PY' | tee "$work/torch.$tag" || true
 import sys, torch
 tag = sys.argv[1]
 free, total = torch.cuda.mem_get_info()
@@ -49,6 +56,7 @@ PY
 done
 
 # 2. nvidia-smi in the container view while a process holds 1 GiB.
+if [ "$have_torch" = 1 ]; then
 region="$work/region.smi"
 env LD_PRELOAD="$hook" CUDA_VISIBLE_DEVICES=0 CUDA_DEVICE_MEMORY_SHARED_CACHE="$region" \
   CUDA_DEVICE_MEMORY_LIMIT=3000m python3 -c "
@@ -58,44 +66,47 @@ open('$work/holding', 'w').close(); time.sleep(20)" &
 holder=$!
 for _ in $(seq 100); do [ -f "$work/holding" ] && break; sleep 0.2; done
 smi=$(env LD_PRELOAD="$hook" CUDA_DEVICE_MEMORY_SHARED_CACHE="$region" CUDA_DEVICE_MEMORY_LIMIT=3000m \
-  nvidia-smi --query-gpu=memory.total,memory.used --format=csv,noheader,nounits -i 0)
+  nvidia-smi --query-gpu=memory.total,memory.used --format=csv,noheader,nounits -i 0) || smi=","
 kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
 smi_total=$(echo "$smi" | cut -d, -f1 | tr -d ' '); smi_used=$(echo "$smi" | cut -d, -f2 | tr -d ' ')
 echo "gpu_nvidia_smi_total_mib=$smi_total"
 echo "gpu_nvidia_smi_used_mib=$smi_used"
 [ "$smi_total" = 3000 ] && [ "$smi_used" -ge 1024 ] && [ "$smi_used" -le 1100 ] || fail=1
+fi
 
 # 3. SM limits with a compute-bound kernel: throughput relative to the unlimited run.
-base=$("$work/gpu_bench" spin 4)
+base=$("$work/gpu_bench" spin 4) || base=0
 echo "gpu_spin_kernels_per_s_unlimited=$base"
 worst=0
 for pct in 10 30 50 70 90; do
-  rate=$(hooked CUDA_DEVICE_SM_LIMIT=$pct GPU_CORE_UTILIZATION_POLICY=force "$work/gpu_bench" spin 4)
-  util=$(python3 -c "print(f'{100 * $rate / $base:.2f}')")
+  rate=$(hooked CUDA_DEVICE_SM_LIMIT=$pct GPU_CORE_UTILIZATION_POLICY=force "$work/gpu_bench" spin 4) \
+    || rate=0
+  util=$(calc "f'{100 * $rate / $base:.2f}'")
   echo "gpu_sm_limit_${pct}_pct=$util"
-  worst=$(python3 -c "print(f'{max($worst, abs($util - $pct)):.2f}')")
+  worst=$(calc "f'{max($worst, abs($util - $pct)):.2f}'")
 done
 echo "gpu_sm_limit_error_pts=$worst"
-python3 -c "import sys; sys.exit($worst > 5)" || fail=1
+python3 -c "import sys; sys.exit(not $worst <= 5)" 2>/dev/null || fail=1
 
 # 4. Launch overhead of an unthrottled launch, same binary with and without the hook.
-without=$("$work/gpu_bench" launch)
-with=$(hooked CUDA_DEVICE_MEMORY_LIMIT=3000m "$work/gpu_bench" launch)
+without=$("$work/gpu_bench" launch) || without=nan
+with=$(hooked CUDA_DEVICE_MEMORY_LIMIT=3000m "$work/gpu_bench" launch) || with=nan
 echo "gpu_launch_ns_without_hook=$without"
 echo "gpu_launch_ns_with_hook=$with"
-echo "gpu_launch_overhead_ns=$(python3 -c "print(f'{$with - $without:.1f}')")"
+echo "gpu_launch_overhead_ns=$(calc "f'{$with - $without:.1f}'")"
 
 # 5. A limited launch (SM limit 90 %, force; empty kernels never reach it): the limiter measures
 #    GPU time on a sample of launches only. Target: at most 10 % over the unlimited launch.
 limited=$(hooked CUDA_DEVICE_MEMORY_LIMIT=3000m CUDA_DEVICE_SM_LIMIT=90 \
-  GPU_CORE_UTILIZATION_POLICY=force "$work/gpu_bench" launch)
+  GPU_CORE_UTILIZATION_POLICY=force "$work/gpu_bench" launch) || limited=nan
 echo "gpu_launch_ns_limited=$limited"
-pct=$(python3 -c "print(f'{100 * ($limited - $without) / $without:.1f}')")
+pct=$(calc "f'{100 * ($limited - $without) / $without:.1f}'")
 echo "gpu_launch_limited_overhead_pct=$pct"
-python3 -c "import sys; sys.exit($pct > 10)" || fail=1
+python3 -c "import sys; sys.exit(not $pct <= 10)" 2>/dev/null || fail=1
 
 # 6. Context and module memory count: at the limit, what the driver really holds for the process
 #    (nvidia-smi, outside the hook) stays under the limit (a context alone is hundreds of MiB).
+if [ "$have_torch" = 1 ]; then
 hooked CUDA_DEVICE_MEMORY_LIMIT=2048m python3 - "$work/ctx.pid" <<'PY' &
 import os, sys, time, torch
 chunks = []
@@ -115,12 +126,14 @@ real=$(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nou
 kill "$ctxproc" 2>/dev/null || true; wait "$ctxproc" 2>/dev/null || true
 echo "gpu_ctx_real_used_at_limit_mib=${real:-unknown}"
 [ -n "$real" ] && [ "$real" -le 2048 ] && [ "$real" -ge 1536 ] || fail=1
+fi
 
 # 7. Oversubscription: a limit 4 GiB past the device with CUDA_OVERSUBSCRIBE; what does not fit
 #    is backed by host memory (managed), usable from kernels.
-phys=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits -i 0 | tr -d ' ')
+phys=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits -i 0 | tr -d ' ') || phys=0
 over=$((phys + 4096))
-hooked CUDA_DEVICE_MEMORY_LIMIT=${over}m CUDA_OVERSUBSCRIBE=true python3 - "$phys" <<'PY' | tee "$work/over"
+[ "$have_torch" = 1 ] && { hooked CUDA_DEVICE_MEMORY_LIMIT=${over}m CUDA_OVERSUBSCRIBE=true \
+  python3 - "$phys" <<'PY' | tee "$work/over" || true; }
 import sys, torch
 phys = int(sys.argv[1])
 chunks, granted = [], 0
@@ -137,7 +150,7 @@ ok = granted > phys and all(int(c[-1]) == 1 for c in chunks[-2:])
 print(f"gpu_oversubscribe_granted_mib={granted}")
 print(f"gpu_oversubscribe_ok={int(ok)}")
 PY
-grep -q "gpu_oversubscribe_ok=1" "$work/over" || fail=1
+[ "$have_torch" = 0 ] || grep -q "gpu_oversubscribe_ok=1" "$work/over" || fail=1
 
 # 7b. Oversubscription through every path the hook spills (gpu_bench oversub, one process each):
 #     1 GiB units past the device until the limit refuses one, every unit written by cuMemsetD32
@@ -233,11 +246,13 @@ fi
 
 # 9. MPS: two processes under one control daemon (a private pipe directory), each pinned to half
 #    the SMs and 2 GiB; the second cannot allocate past its pinned limit.
-if command -v nvidia-cuda-mps-control >/dev/null; then
+if [ "$have_torch" = 0 ]; then
+  echo "gpu_mps=no-torch"
+elif command -v nvidia-cuda-mps-control >/dev/null; then
   export CUDA_MPS_PIPE_DIRECTORY="$work/mps" CUDA_MPS_LOG_DIRECTORY="$work/mps-log"
   mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-  nvidia-cuda-mps-control -d
   mps_ok=1
+  nvidia-cuda-mps-control -d || mps_ok=0
   for i in 1 2; do
     CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=50 CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=2048M python3 -c "
 import torch
@@ -251,7 +266,11 @@ except torch.cuda.OutOfMemoryError:
   for i in 1 2; do grep -q capped "$work/mps.$i" || mps_ok=0; done
   echo quit | nvidia-cuda-mps-control || true
   unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
-  for _ in $(seq 50); do pgrep -x nvidia-cuda-mps-server >/dev/null || break; sleep 0.2; done
+  for _ in $(seq 50); do
+    pgrep -x nvidia-cuda-mps-server >/dev/null || pgrep -x nvidia-cuda-mps-control >/dev/null \
+      || break
+    sleep 0.2
+  done
   echo "gpu_mps_two_processes_capped=$mps_ok"
   [ "$mps_ok" = 1 ] || fail=1
   # 9b. The plugin's own MPS code (hami_plugin_nvidia.mps, stdlib only): MpsDaemons.ensure starts

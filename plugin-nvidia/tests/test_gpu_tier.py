@@ -5,7 +5,9 @@ and so does every method it calls on a repository class it makes or gets back (`
 ``plan(...).resources``); the heredocs run by the system ``python3`` (no .venv there) import the
 repository's modules with the standard library alone; every ``$repo/...`` path it names exists;
 every ``gpu_bench`` mode it runs is one the bench has; ``gpu_bench.c`` compiles against the CUDA
-12 headers ``./just build-hook`` fetches."""
+12 headers ``./just build-hook`` fetches, and its PTX modules assemble (NVIDIA's ptxas, fetched
+by the same recipe) for every GPU generation from its target to Blackwell, as the driver's JIT
+would have them on the lent machine."""
 
 from __future__ import annotations
 
@@ -139,6 +141,43 @@ def test_script_parses() -> None:
     assert run.returncode == 0, run.stderr
 
 
+NVIDIA_SMI = """#!/bin/sh
+case "$*" in
+  *query-gpu=name*) echo "NVIDIA H100 80GB HBM3" ;;
+  *query-gpu=memory.total,memory.used*) echo "3000, 0" ;;
+  *query-gpu=memory.total*) echo 81559 ;;
+  *mig.mode.current*) echo Disabled ;;
+  *query-gpu=uuid*) echo GPU-00000000-0000-0000-0000-000000000000 ;;
+esac
+"""
+
+
+def test_script_runs_to_the_end_without_a_gpu(tmp_path: Path) -> None:
+    """On a machine without a working driver or PyTorch (an nvidia-smi that answers, no
+    libcuda.so.1, torch unimportable) every part still reports, fails closed and the run ends
+    with gpu_tier_ok=0: no part stops the script (set -eu) before the later ones had their say."""
+    bin_dir, shadow = tmp_path / "bin", tmp_path / "shadow"
+    bin_dir.mkdir()
+    shadow.mkdir()
+    (bin_dir / "nvidia-smi").write_text(NVIDIA_SMI)
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    (shadow / "torch.py").write_text("raise ImportError('no PyTorch on this machine')\n")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(shadow)}
+    headers = _cache() / "hook-headers"
+    run = subprocess.run(["bash", str(SCRIPT), str(tmp_path), str(headers)], env=env,
+                         capture_output=True, text=True, timeout=100, check=False)  # fmt: skip
+    lines = run.stdout.splitlines()
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert not [line for line in lines if line.startswith("gpu_tier_aborted_at_line=")], lines
+    assert lines[-1] == "gpu_tier_ok=0", lines
+    for want in ["gpu_name=NVIDIA_H100_80GB_HBM3", "gpu_torch=no-torch-cuda",
+                 "gpu_sm_limit_error_pts=nan", "gpu_launch_limited_overhead_pct=nan",
+                 *(f"gpu_oversubscribe_{r}_ok=0" for r in ("alloc", "pitch", "async", "pool",
+                                                           "vmm")),
+                 "gpu_mig=not-enabled", "gpu_mps=no-torch"]:  # fmt: skip
+        assert want in lines, (want, lines)
+
+
 def test_python_paths_and_modes_hold() -> None:
     assert problems(SCRIPT.read_text()) == []
 
@@ -170,9 +209,43 @@ def test_a_drifted_script_is_caught(old: str, new: str, expected: str) -> None:
     assert any(expected in p for p in found), found
 
 
+def _cache() -> Path:
+    return Path(os.environ.get("HAMI_CACHE") or Path.home() / ".cache" / "hami")
+
+
+# `static const char NAME[] = "..." "..." ...;` (comments between the pieces allowed)
+C_STRING = re.compile(r'static const char (\w+)\[\] =\s*((?:"(?:[^"\\]|\\.)*"\s*)+);')
+
+
+def ptx_modules(source: str) -> dict[str, str]:
+    """The PTX text of each string constant that holds a module (``.version`` first)."""
+    out = {}
+    for name, pieces in C_STRING.findall(source):
+        text = "".join(ast.literal_eval(p) for p in re.findall(r'"(?:[^"\\]|\\.)*"', pieces))
+        if text.startswith(".version"):
+            out[name] = text
+    return out
+
+
+def test_bench_ptx_assembles_for_every_generation(tmp_path: Path) -> None:
+    ptxas = _cache() / "ptxas" / "ptxas"
+    assert ptxas.is_file(), f"no ptxas at {ptxas}: ./just build-hook fetches it"
+    source = BENCH.read_text()
+    modules = ptx_modules(source)
+    loaded = set(re.findall(r"cuModuleLoadData\(&\w+, (\w+)\)", source))
+    assert loaded, "gpu_bench.c loads no PTX module"
+    assert loaded <= set(modules), (loaded, sorted(modules))
+    for name in sorted(loaded):
+        path = tmp_path / f"{name}.ptx"
+        path.write_text(modules[name])
+        for arch in ("sm_75", "sm_80", "sm_90", "sm_100"):  # its target, A100, H100/H200, B200
+            argv = [str(ptxas), f"-arch={arch}", str(path), "-o", os.devnull]
+            run = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+            assert run.returncode == 0, f"{name} for {arch}: {run.stderr}"
+
+
 def test_bench_compiles_against_cuda12_headers(tmp_path: Path) -> None:
-    cache = Path(os.environ.get("HAMI_CACHE") or Path.home() / ".cache" / "hami")
-    headers = cache / "hook-headers" / "cuda12"
+    headers = _cache() / "hook-headers" / "cuda12"
     assert (headers / "cuda.h").is_file(), f"no CUDA 12 headers at {headers}: ./just build-hook"
     cc = shutil.which(os.environ.get("CC", "gcc"))
     assert cc, "no C compiler (gcc, or $CC)"
