@@ -132,8 +132,9 @@ fi
 #    is backed by host memory (managed), usable from kernels.
 phys=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits -i 0 | tr -d ' ') || phys=0
 over=$((phys + 4096))
-[ "$have_torch" = 1 ] && { hooked CUDA_DEVICE_MEMORY_LIMIT=${over}m CUDA_OVERSUBSCRIBE=true \
-  python3 - "$phys" <<'PY' | tee "$work/over" || true; }
+[ "$have_torch" = 1 ] && { timeout 120 env LD_PRELOAD="$hook" CUDA_VISIBLE_DEVICES=0 \
+  CUDA_DEVICE_MEMORY_SHARED_CACHE="$work/region.over" CUDA_DEVICE_MEMORY_LIMIT=${over}m \
+  CUDA_OVERSUBSCRIBE=true python3 - "$phys" <<'PY' | tee "$work/over" || true; }
 import sys, torch
 phys = int(sys.argv[1])
 chunks, granted = [], 0
@@ -156,7 +157,8 @@ PY
 #     1 GiB units past the device until the limit refuses one, every unit written by cuMemsetD32
 #     and a kernel and read back; what the driver shows as host-backed (managed pointers, VMM
 #     handles off the device) must be what the region records as spilled (the monitor's reader,
-#     hami_common.shm.region), and nothing once freed.
+#     hami_common.shm.region), and nothing once freed. A route that runs past 90 s (host-backed
+#     memory too slow to touch) ends the part: the others would too, and the tier must stay short.
 cat > "$work/spill_reader.py" <<'PY'
 import os, sys
 sys.path.insert(0, sys.argv[1])
@@ -167,15 +169,24 @@ want = int(os.environ["EXPECT_SPILLED_BYTES"]) if phase == "held" else 0
 print(f"gpu_oversubscribe_{route}_region_spilled_{phase}_mib={dev.spilled_bytes >> 20}")
 sys.exit(int(dev.spilled_bytes != want))
 PY
+timed_out=""
 for route in alloc pitch async pool vmm; do
-  timeout 120 env LD_PRELOAD="$hook" CUDA_VISIBLE_DEVICES=0 CUDA_OVERSUBSCRIBE=true \
+  if [ -n "$timed_out" ]; then
+    echo "gpu_oversubscribe_${route}=skipped-after-${timed_out}-timed-out"
+    echo "gpu_oversubscribe_${route}_ok=0"
+    fail=1; continue
+  fi
+  rc=0
+  timeout 90 env LD_PRELOAD="$hook" CUDA_VISIBLE_DEVICES=0 CUDA_OVERSUBSCRIBE=true \
     CUDA_DEVICE_MEMORY_SHARED_CACHE="$work/region.over.$route" CUDA_DEVICE_MEMORY_LIMIT=${over}m \
     "$work/gpu_bench" oversub "$route" "$phys" -- \
-    python3 "$work/spill_reader.py" "$repo/common/src" "$route" > "$work/over.$route" 2>&1 || true
+    python3 "$work/spill_reader.py" "$repo/common/src" "$route" > "$work/over.$route" 2>&1 || rc=$?
   cat "$work/over.$route"
+  [ "$rc" = 124 ] && { timed_out=$route; echo "gpu_oversubscribe_${route}=timed-out"; }
   if ! grep -q "^gpu_oversubscribe_${route}_ok=1" "$work/over.$route"; then
     fail=1
-    grep -q "^gpu_oversubscribe_${route}_ok=" "$work/over.$route" || echo "gpu_oversubscribe_${route}_ok=0"
+    grep -q "^gpu_oversubscribe_${route}_ok=" "$work/over.$route" \
+      || echo "gpu_oversubscribe_${route}_ok=0"
   fi
 done
 
@@ -254,7 +265,8 @@ elif command -v nvidia-cuda-mps-control >/dev/null; then
   mps_ok=1
   nvidia-cuda-mps-control -d || mps_ok=0
   for i in 1 2; do
-    CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=50 CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=2048M python3 -c "
+    CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=50 CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=2048M \
+      timeout 120 python3 -c "
 import torch
 a = torch.empty(1536 << 20, dtype=torch.uint8, device='cuda')
 try:
@@ -280,7 +292,7 @@ except torch.cuda.OutOfMemoryError:
   PYTHONPATH="$repo/plugin-nvidia/src" python3 - "$work/mps-plugin" <<'PY' || fail=1
 import os, subprocess, sys
 from pathlib import Path
-from hami_plugin_nvidia.mps import MpsDaemons, mps_env
+from hami_plugin_nvidia.mps import MpsDaemons, MpsError, mps_env
 uuid = subprocess.run(["nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader", "-i", "0"],
                       capture_output=True, text=True, check=True).stdout.strip()
 daemons = MpsDaemons(Path(sys.argv[1]), shm_dir=Path("/dev/shm"))
@@ -293,7 +305,7 @@ client = (
     "except torch.cuda.OutOfMemoryError:\n"
     "    print('capped')\n"
 )
-outs, joined = [], False
+outs, joined, procs = [], False, []
 try:
     pipe = daemons.ensure(uuid)
     env = {**mps_env(50, [2048], pipe), "CUDA_VISIBLE_DEVICES": uuid}
@@ -304,6 +316,10 @@ try:
              for _ in range(2)]
     outs = [p.communicate(timeout=120)[0] for p in procs]
     joined = daemons.alive(uuid)
+except (MpsError, subprocess.TimeoutExpired) as exc:
+    print("gpu_mps_plugin_error=" + str(exc).replace(" ", "_")[:200])
+    for p in procs:
+        p.kill()
 finally:
     daemons.stop_all()
 ok = joined and len(outs) == 2 and all("capped" in o for o in outs)

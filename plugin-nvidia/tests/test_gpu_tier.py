@@ -152,15 +152,21 @@ esac
 """
 
 
-def test_script_runs_to_the_end_without_a_gpu(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hangs", [False, True])
+def test_script_runs_to_the_end_without_a_gpu(tmp_path: Path, hangs: bool) -> None:
     """On a machine without a working driver or PyTorch (an nvidia-smi that answers, no
     libcuda.so.1, torch unimportable) every part still reports, fails closed and the run ends
-    with gpu_tier_ok=0: no part stops the script (set -eu) before the later ones had their say."""
+    with gpu_tier_ok=0: no part stops the script (set -eu) before the later ones had their say.
+    ``hangs``: every run under ``timeout`` times out; the first oversubscription route that does
+    ends that part (the tier must stay one short call)."""
     bin_dir, shadow = tmp_path / "bin", tmp_path / "shadow"
     bin_dir.mkdir()
     shadow.mkdir()
     (bin_dir / "nvidia-smi").write_text(NVIDIA_SMI)
     (bin_dir / "nvidia-smi").chmod(0o755)
+    if hangs:
+        (bin_dir / "timeout").write_text("#!/bin/sh\nexit 124\n")
+        (bin_dir / "timeout").chmod(0o755)
     (shadow / "torch.py").write_text("raise ImportError('no PyTorch on this machine')\n")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(shadow)}
     headers = _cache() / "hook-headers"
@@ -176,6 +182,13 @@ def test_script_runs_to_the_end_without_a_gpu(tmp_path: Path) -> None:
                                                            "vmm")),
                  "gpu_mig=not-enabled", "gpu_mps=no-torch"]:  # fmt: skip
         assert want in lines, (want, lines)
+    timed = [line for line in lines if line.endswith("timed-out")]
+    if hangs:
+        assert timed == ["gpu_oversubscribe_alloc=timed-out",
+                         *(f"gpu_oversubscribe_{r}=skipped-after-alloc-timed-out"
+                           for r in ("pitch", "async", "pool", "vmm"))]  # fmt: skip
+    else:
+        assert timed == []
 
 
 def test_python_paths_and_modes_hold() -> None:
@@ -191,7 +204,7 @@ def test_python_paths_and_modes_hold() -> None:
         ("daemons.stop_all()", "daemons.stop()", "MpsDaemons.stop (daemons.stop)"),
         ('"$repo/common/src"', '"$repo/common/source"', "$repo/common/source does not exist"),
         ('gpu_bench" oversub', 'gpu_bench" spill', "gpu_bench has no mode spill"),
-        ("import MpsDaemons, mps_env", "import MpsDaemons, mps_env, NvmlMig", "mps.NvmlMig"),
+        ("import MpsDaemons, MpsError", "import MpsDaemons, NvmlMig, MpsError", "mps.NvmlMig"),
         # the MPS part runs on the system python3: the NVML adapter needs nvidia-ml-py
         (
             "from hami_plugin_nvidia.mps import",
