@@ -18,6 +18,7 @@ from hami_common.settings.device_config import NodeConfigFile, parse_device_conf
 from hami_e2e.charts.helm import Helm, find, one
 from hami_extender.settings import ExtenderSettings
 from hami_plugin_nvidia.config import PluginSettings
+from hami_plugin_nvidia.mig import CHART_VALUE
 from hami_webhook.settings import WebhookSettings
 
 Json = dict[str, Any]
@@ -356,3 +357,44 @@ def test_plugin_mig_strategy_and_mps_follow_the_values(
     assert {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"} in plugin["env"]
     assert plugin["securityContext"]["capabilities"] == {"drop": ["ALL"],
                                                           "add": ["SETUID", "SETGID"]}  # fmt: skip
+
+
+def test_dynamic_mig_runs_the_plugin_privileged_only_when_asked(
+    default: list[Json], helm: Helm, charts: dict[str, Path]
+) -> None:
+    """NVML makes MIG instances only with the MIG config capability, which the NVIDIA runtime
+    gives a privileged container asking for it (values.yaml): devicePlugin.dynamicMig.enabled
+    (the value the plugin's NO_PERMISSION error names) runs the plugin privileged with SYS_ADMIN
+    and the runtime's MIG variables, beside MPS's capabilities; off by default. A privileged
+    container never says allowPrivilegeEscalation: false (the API server refuses that)."""
+    umbrella, key = CHART_VALUE.split(".", 1)
+    values = yaml.safe_load((charts["hami-nvidia"] / "values.yaml").read_text())
+    for part in key.split("."):
+        values = values[part]
+    assert (umbrella, values) == ("nvidia", False)
+    plugin = container(default, "DaemonSet", "hami-device-plugin", "device-plugin")
+    sc = plugin["securityContext"]
+    assert (sc["privileged"], sc["allowPrivilegeEscalation"]) == (False, False)
+    assert not {e["name"] for e in plugin["env"]} & {"NVIDIA_MIG_CONFIG_DEVICES",
+                                                    "NVIDIA_MIG_MONITOR_DEVICES"}  # fmt: skip
+    set_ = {"dynamicMig": {"enabled": True}, "mps": {"enabled": True}}
+    docs = helm.template(charts["hami"], {"nvidia": {"devicePlugin": set_}})
+    plugin = container(docs, "DaemonSet", "hami-device-plugin", "device-plugin")
+    sc = plugin["securityContext"]
+    assert (sc["privileged"], sc["allowPrivilegeEscalation"], sc["runAsUser"]) == (True, True, 0)
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["SETUID", "SETGID", "SYS_ADMIN"]}
+    assert sc["readOnlyRootFilesystem"] is True
+    for name in ("NVIDIA_MIG_CONFIG_DEVICES", "NVIDIA_MIG_MONITOR_DEVICES"):
+        assert {"name": name, "value": "all"} in plugin["env"]
+    install = container(docs, "DaemonSet", "hami-device-plugin", "install-hook")
+    assert install["securityContext"]["privileged"] is False  # only the plugin itself
+    mig_only = {"devicePlugin": {"dynamicMig": {"enabled": True}}}
+    alone = helm.template(charts["hami-nvidia"], mig_only)
+    sc = container(alone, "DaemonSet", "hami-device-plugin", "device-plugin")["securityContext"]
+    assert (sc["privileged"], sc["capabilities"]["add"]) == (True, ["SYS_ADMIN"])
+    for kind in ("Deployment", "DaemonSet"):
+        for doc in find(docs, kind):
+            spec = doc["spec"]["template"]["spec"]
+            for c in spec["containers"] + spec.get("initContainers", []):
+                sc = c["securityContext"]
+                assert not (sc.get("privileged") and sc.get("allowPrivilegeEscalation") is False)

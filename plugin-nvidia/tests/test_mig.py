@@ -5,6 +5,7 @@ the runtime identity written back), adoption after a restart, and reclaim when p
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from hami_common.deviceplugin.vendor import ContainerContext
 from hami_common.protocol.annotations import MIG_ALLOCATIONS
 from hami_plugin_nvidia.config import NvidiaOptions
 from hami_plugin_nvidia.mig import (
+    CHART_VALUE,
     NVML_ERROR_INSUFFICIENT_RESOURCES,
     NVML_ERROR_INVALID_ARGUMENT,
+    NVML_ERROR_NO_PERMISSION,
     NVML_ERROR_NOT_FOUND,
     NVML_ERROR_NOT_SUPPORTED,
     FakeMig,
@@ -137,6 +140,39 @@ def test_a_bad_or_missing_reservation_fails_the_pod_with_a_message(tmp_path: Pat
     pod["metadata"]["annotations"][MIG_ALLOCATIONS] = bad
     with pytest.raises(ValueError, match=r"MIG instance: 1g\.5gb cannot be placed at 0\+3"):
         allocate(policy, pod)
+
+
+def test_no_permission_names_the_chart_value_that_grants_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plugin container that is not privileged lacks the MIG config capability: NVML refuses
+    to make or destroy instances (NO_PERMISSION). The pod's Allocate error and the plugin's log
+    (an error) name the chart value that grants it, and so does a reclaim pass's warning."""
+    policy, fake, _ = node(tmp_path)
+    kept = fake.create("GPU-m", "1g.5gb", 6, 1)  # made while it could (say, by an operator)
+    fake.permitted = False
+    entry = '[{"containerIndex":0,"deviceIndex":0,"gpuUUID":"GPU-m","profile":"1g.5gb",' \
+            '"placement":{"start":0,"size":1}}]'  # fmt: skip
+    pod: dict[str, Any] = {
+        "metadata": {"uid": "u3", "annotations": {"to-allocate": "GPU-m,NVIDIA,4864,15:",
+                                                  MIG_ALLOCATIONS: entry}},
+        "spec": {"containers": [{"name": "c"}]},
+    }  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="hami_plugin_nvidia.mig"):
+        with pytest.raises(ValueError, match=rf"NVML error 4\): .*{CHART_VALUE}=true") as err:
+            allocate(policy, pod)
+        assert "/proc/driver/nvidia/capabilities/mig/config" in str(err.value)
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 1
+        assert CHART_VALUE in errors[0].getMessage()
+        assert MigManager(fake, grace=0).reclaim(["GPU-m"], set()) == []
+        assert CHART_VALUE in caplog.records[-1].getMessage()
+    assert fake.instances("GPU-m") == [kept]
+    with pytest.raises(MigError) as refused:
+        fake.destroy("GPU-m", kept.gpu_instance_id)
+    assert refused.value.code == NVML_ERROR_NO_PERMISSION
+    # Other NVML errors carry no such hint.
+    assert CHART_VALUE not in str(MigError(NVML_ERROR_NOT_FOUND, "gone"))
 
 
 def test_startup_turns_mig_mode_on_for_idle_allowlisted_gpus() -> None:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # NVML return codes (nvml.h), as the real library raises them.
 NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_IN_USE = 19
 NVML_ERROR_INSUFFICIENT_RESOURCES = 23
@@ -36,11 +37,22 @@ NVML_ERROR_INSUFFICIENT_RESOURCES = 23
 Json = dict[str, Any]
 
 
+CHART_VALUE = "nvidia.devicePlugin.dynamicMig.enabled"
+NO_PERMISSION_HINT = (
+    "the plugin may not manage MIG instances (NVML needs the MIG config capability: "
+    "/proc/driver/nvidia/capabilities/mig/config and /dev/nvidia-caps, given to a privileged "
+    f"container); with the hami chart set {CHART_VALUE}=true (devicePlugin.dynamicMig.enabled "
+    "in the hami-nvidia chart), or run the plugin privileged with NVIDIA_MIG_CONFIG_DEVICES=all"
+)
+
+
 class MigError(RuntimeError):
-    """A MIG operation failed; ``code`` is NVML's return code."""
+    """A MIG operation failed; ``code`` is NVML's return code. NVML's refusal for want of the
+    MIG config capability (``NO_PERMISSION``) says how to grant it."""
 
     def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"{message} (NVML error {code})")
+        hint = f": {NO_PERMISSION_HINT}" if code == NVML_ERROR_NO_PERMISSION else ""
+        super().__init__(f"{message} (NVML error {code}){hint}")
         self.code = code
 
 
@@ -88,11 +100,16 @@ class FakeMig:
     """MIG GPUs simulated from the core's per-model geometry, with NVML's error codes: a
     placement the model does not have is ``INVALID_ARGUMENT``, one overlapping an instance is
     ``INSUFFICIENT_RESOURCES``, an unknown instance ``NOT_FOUND``, a GPU not in MIG mode
-    ``NOT_SUPPORTED``. ``models`` maps GPU UUID to model name (MIG mode on)."""
+    ``NOT_SUPPORTED``, any change by a process without the MIG config capability
+    (``permitted=False``: a plugin container that is not privileged) ``NO_PERMISSION``.
+    ``models`` maps GPU UUID to model name (MIG mode on)."""
 
-    def __init__(self, models: dict[str, str], busy: Iterable[str] = ()) -> None:
+    def __init__(
+        self, models: dict[str, str], busy: Iterable[str] = (), *, permitted: bool = True
+    ) -> None:
         self.models = dict(models)
         self.busy = set(busy)  # GPUs running processes: MIG mode is not turned on there
+        self.permitted = permitted
         self._instances: dict[str, list[MigInstance]] = {u: [] for u in models}
         self._lock = threading.Lock()
         self.created = 0  # instances made, for tests
@@ -107,8 +124,13 @@ class FakeMig:
         with self._lock:
             return list(self._instances[gpu_uuid])
 
+    def _check_permitted(self, gpu_uuid: str) -> None:
+        if not self.permitted:
+            raise MigError(NVML_ERROR_NO_PERMISSION, f"GPU {gpu_uuid}: Insufficient Permissions")
+
     def create(self, gpu_uuid: str, profile: str, start: int, size: int) -> MigInstance:
         table = profile_table(self.model(gpu_uuid))
+        self._check_permitted(gpu_uuid)
         if profile not in table or (start, size) not in table[profile][2]:
             raise MigError(
                 NVML_ERROR_INVALID_ARGUMENT, f"{profile} cannot be placed at {start}+{size}"
@@ -136,6 +158,7 @@ class FakeMig:
 
     def destroy(self, gpu_uuid: str, gpu_instance_id: int) -> None:
         self.model(gpu_uuid)
+        self._check_permitted(gpu_uuid)
         with self._lock:
             held = self._instances[gpu_uuid]
             left = [i for i in held if i.gpu_instance_id != gpu_instance_id]
@@ -218,7 +241,13 @@ class MigManager:
                     f"GPU {gpu}: slices {start}+{size} hold a {found[0].profile}, not {profile}",
                 )
             else:
-                inst = self.devices.create(gpu, profile, start, size)
+                try:
+                    inst = self.devices.create(gpu, profile, start, size)
+                except MigError as exc:
+                    if exc.code == NVML_ERROR_NO_PERMISSION:
+                        log.error("GPU %s: NVML refused to make a %s instance: %s", gpu, profile,
+                                  exc)  # fmt: skip
+                    raise
                 log.info("GPU %s: made %s at %d+%d (%s)", gpu, profile, start, size, inst.mig_uuid)
             self._touched[(gpu, inst.gpu_instance_id)] = time.monotonic()
         return {**entry, "migUUID": inst.mig_uuid, "gpuInstanceID": inst.gpu_instance_id,

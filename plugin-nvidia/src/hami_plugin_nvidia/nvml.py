@@ -260,8 +260,9 @@ class NvmlMig:
             if pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
                 return False
             status = pynvml.nvmlDeviceSetMigMode(handle, pynvml.NVML_DEVICE_MIG_ENABLE)
-        except pynvml.NVMLError as exc:
-            log.warning("GPU %s: MIG mode not turned on: %s", gpu_uuid, exc)
+        except pynvml.NVMLError as exc:  # MigError: NO_PERMISSION says how to grant it
+            log.warning("GPU %s: MIG mode not turned on: %s", gpu_uuid,
+                        MigError(int(exc.value), str(exc)))  # fmt: skip
             return False
         if status != pynvml.NVML_SUCCESS:  # pending until the GPU is reset
             log.warning("GPU %s: MIG mode waits for a GPU reset (status %d)", gpu_uuid, status)
