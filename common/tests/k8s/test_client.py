@@ -258,3 +258,19 @@ def test_an_expired_continue_token_restarts_the_list_from_the_first_page() -> No
     assert seen == [None, "t1", None, "t3"]
     assert listed["items"] == [{"page": 1}, {"page": 2}]
     assert listed["metadata"]["resourceVersion"] == "3"
+
+
+def test_a_request_still_in_flight_when_the_client_closes_ends_cleanly() -> None:
+    """A watch still open at shutdown (the client closed under it) used to fail its lease's
+    bookkeeping with a KeyError; the request itself fails as a closed client's does."""
+
+    async def main() -> None:
+        cfg = ClusterConfig(server="https://k8s.test", token="tok")
+        kube = KubeClient(cfg, transport=httpx.MockTransport(lambda _: httpx.Response(200)))
+        async with kube._connections.lease() as http:
+            await kube.aclose()
+            assert http.is_closed
+        async with kube._connections.lease() as again:  # bookkeeping intact after the close
+            assert again is kube._connections.current
+
+    asyncio.run(main())

@@ -80,12 +80,17 @@ class Connections:
         try:
             yield http
         finally:
-            self._users[http] -= 1
-            if http is not self.current and not self._users[http]:
-                del self._users[http]
-                await http.aclose()
+            # `aclose` may have run meanwhile (a watch still open at shutdown): nothing to count
+            left = self._users.get(http, 0) - 1
+            if left > 0:
+                self._users[http] = left
+            else:
+                self._users.pop(http, None)
+                if http is not self.current:
+                    await http.aclose()
 
     async def aclose(self) -> None:
+        """Closes every client, those with requests or watches in flight too (they fail)."""
         for http in [*self._users, self.current]:
             await http.aclose()
         self._users.clear()
