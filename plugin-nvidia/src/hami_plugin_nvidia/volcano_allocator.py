@@ -31,11 +31,11 @@ import hami_rustcore
 from hami_common.deviceplugin.allocator import (
     AllocationFailed,
     NoPendingPod,
+    answer_containers,
     failure_event,
     preferred_ids,
 )
 from hami_common.deviceplugin.api import api_pb2 as pb
-from hami_common.deviceplugin.vendor import ContainerContext
 from hami_common.k8s import EVENTS, PODS, ApiError, Conflict, KubeClient
 from hami_common.protocol import volcano as vc
 from opentelemetry import trace
@@ -185,38 +185,16 @@ class VolcanoAllocator:
             entries = hami_rustcore.decode_volcano_pod_devices(ann.get(vc.DEVICES_TO_ALLOCATE, ""))
         except hami_rustcore.DecodeError as exc:
             raise AllocationFailed(f"annotation {vc.DEVICES_TO_ALLOCATE}: {exc}") from None
-        containers = vgpu_containers(pod)
-        response = pb.AllocateResponse()
-        for creq in request.container_requests:
-            idx = next((i for i, entry in enumerate(entries) if entry), None)
-            if idx is None:
-                raise AllocationFailed(
-                    f"kubelet asked for {len(creq.devices_ids)} device(s) but annotation "
-                    f"{vc.DEVICES_TO_ALLOCATE} has no container entry left"
-                )
-            entry, entries[idx] = entries[idx], []
-            if idx >= len(containers):
-                raise AllocationFailed(
-                    f"annotation {vc.DEVICES_TO_ALLOCATE} has an entry #{idx} but the pod has "
-                    f"{len(containers)} container(s) with {' or '.join(vc.REQUEST_RESOURCES)}"
-                )
-            if len(entry) != len(creq.devices_ids):
-                raise AllocationFailed(
-                    f"device number not matched: kubelet asked for {len(creq.devices_ids)} "
-                    f"device(s), annotation {vc.DEVICES_TO_ALLOCATE} gives container "
-                    f"{containers[idx].get('name', idx)!r} {len(entry)}"
-                )
-            wrong = [d.vendor for d in entry if d.vendor != vc.DEVICE_TYPE]
-            if wrong:
-                raise AllocationFailed(
-                    f"annotation {vc.DEVICES_TO_ALLOCATE} lists a device of type {wrong[0]!r}, "
-                    f"expected {vc.DEVICE_TYPE!r}"
-                )
-            ctx = ContainerContext(pod, idx, containers[idx], entry, list(creq.devices_ids))
-            try:
-                response.container_responses.append(self.policy.container_response(ctx))
-            except ValueError as exc:
-                raise AllocationFailed(str(exc)) from None
+        response, _ = answer_containers(
+            pod,
+            request,
+            entries,
+            vgpu_containers(pod),
+            key=vc.DEVICES_TO_ALLOCATE,
+            policy=self.policy,
+            vendor=vc.DEVICE_TYPE,
+            only=" or ".join(vc.REQUEST_RESOURCES),
+        )
         updates: Json = {vc.DEVICES_TO_ALLOCATE: hami_rustcore.encode_volcano_pod_devices(entries)}
         if not any(entries):
             updates[vc.BIND_PHASE] = vc.PHASE_SUCCESS

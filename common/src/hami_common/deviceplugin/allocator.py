@@ -85,6 +85,65 @@ def to_allocate_values(annotations: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def answer_containers(
+    pod: Json,
+    request: pb.AllocateRequest,
+    entries: list[list[hami_rustcore.AllocDevice]],
+    containers: Sequence[Json],
+    *,
+    key: str,
+    policy: VendorPolicy,
+    vendor: str | None = None,
+    only: str | None = None,
+) -> tuple[pb.AllocateResponse, list[ContainerContext]]:
+    """The policy's answer to each container request of kubelet's Allocate, and the context of
+    each. A request takes the next non-empty entry of ``entries`` (decoded from annotation
+    ``key``), which is erased in place; the entry's index picks the container in ``containers``
+    (``only``: the resources that give a container an entry, when not every container has one).
+    The entry must have as many devices as kubelet asked for, all of type ``vendor`` (the
+    policy's by default). Any failure, the policy's ``ValueError`` included, is
+    ``AllocationFailed`` with the reason."""
+    vendor = policy.vendor if vendor is None else vendor
+    response = pb.AllocateResponse()
+    contexts: list[ContainerContext] = []
+    for creq in request.container_requests:
+        idx = next((i for i, entry in enumerate(entries) if entry), None)
+        if idx is None:
+            raise AllocationFailed(
+                f"kubelet asked for {len(creq.devices_ids)} device(s) but annotation "
+                f"{key} has no container entry left"
+            )
+        entry, entries[idx] = entries[idx], []
+        if idx >= len(containers):
+            if only is None:
+                raise AllocationFailed(
+                    f"annotation {key} has an entry for container #{idx} but the pod "
+                    f"has {len(containers)} container(s)"
+                )
+            raise AllocationFailed(
+                f"annotation {key} has an entry #{idx} but the pod has "
+                f"{len(containers)} container(s) with {only}"
+            )
+        if len(entry) != len(creq.devices_ids):
+            raise AllocationFailed(
+                f"device number not matched: kubelet asked for {len(creq.devices_ids)} "
+                f"device(s), annotation {key} gives container "
+                f"{containers[idx].get('name', idx)!r} {len(entry)}"
+            )
+        wrong = [d.vendor for d in entry if d.vendor != vendor]
+        if wrong:
+            raise AllocationFailed(
+                f"annotation {key} lists a device of type {wrong[0]!r}, expected {vendor!r}"
+            )
+        ctx = ContainerContext(pod, idx, containers[idx], entry, list(creq.devices_ids))
+        try:
+            response.container_responses.append(policy.container_response(ctx))
+        except ValueError as exc:
+            raise AllocationFailed(str(exc)) from None
+        contexts.append(ctx)
+    return response, contexts
+
+
 class PodAllocator(Protocol):
     """What the gRPC service asks of an allocation protocol: HAMi's (`Allocator`) or another
     scheduler's (the NVIDIA plugin's volcano mode). Both raise `NoPendingPod` and
@@ -233,41 +292,10 @@ class Allocator:
         except hami_rustcore.DecodeError as exc:
             raise AllocationFailed(f"annotation {self.key}: {exc}") from None
         containers = containers_in_annotation_order(pod)
-        response = pb.AllocateResponse()
-        given: list[tuple[str, list[hami_rustcore.AllocDevice]]] = []
-        contexts: list[ContainerContext] = []
-        for creq in request.container_requests:
-            idx = next((i for i, entry in enumerate(entries) if entry), None)
-            if idx is None:
-                raise AllocationFailed(
-                    f"kubelet asked for {len(creq.devices_ids)} device(s) but annotation "
-                    f"{self.key} has no container entry left"
-                )
-            entry, entries[idx] = entries[idx], []
-            if idx >= len(containers):
-                raise AllocationFailed(
-                    f"annotation {self.key} has an entry for container #{idx} but the pod "
-                    f"has {len(containers)} container(s)"
-                )
-            if len(entry) != len(creq.devices_ids):
-                raise AllocationFailed(
-                    f"device number not matched: kubelet asked for {len(creq.devices_ids)} "
-                    f"device(s), annotation {self.key} gives container "
-                    f"{containers[idx].get('name', idx)!r} {len(entry)}"
-                )
-            wrong = [d.vendor for d in entry if d.vendor != self.policy.vendor]
-            if wrong:
-                raise AllocationFailed(
-                    f"annotation {self.key} lists a device of type {wrong[0]!r}, "
-                    f"expected {self.policy.vendor!r}"
-                )
-            ctx = ContainerContext(pod, idx, containers[idx], entry, list(creq.devices_ids))
-            try:
-                response.container_responses.append(self.policy.container_response(ctx))
-            except ValueError as exc:
-                raise AllocationFailed(str(exc)) from None
-            given.append((str(containers[idx].get("name", idx)), entry))
-            contexts.append(ctx)
+        response, contexts = answer_containers(
+            pod, request, entries, containers, key=self.key, policy=self.policy
+        )
+        given = [(str(c.container.get("name", c.index)), list(c.devices)) for c in contexts]
         remaining = hami_rustcore.encode_pod_devices(entries)
         try:
             updates: dict[str, str] = dict(self.policy.allocated_annotations(pod, contexts))
