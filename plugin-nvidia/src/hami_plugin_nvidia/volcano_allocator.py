@@ -33,6 +33,8 @@ from hami_common.deviceplugin.allocator import (
     NoPendingPod,
     answer_containers,
     failure_event,
+    pod_annotations,
+    pod_ref,
     preferred_ids,
 )
 from hami_common.deviceplugin.api import api_pb2 as pb
@@ -48,15 +50,6 @@ Json = dict[str, Any]
 _ATTEMPTS = 5
 
 
-def _annotations(pod: Json) -> Mapping[str, str]:
-    return (pod.get("metadata") or {}).get("annotations") or {}
-
-
-def _ref(pod: Json) -> tuple[str, str]:
-    meta = pod.get("metadata") or {}
-    return str(meta.get("namespace", "")), str(meta.get("name", ""))
-
-
 def vgpu_containers(pod: Json) -> list[Json]:
     """The containers volcano wrote an entry for, in its order."""
     return [
@@ -68,7 +61,7 @@ def vgpu_containers(pod: Json) -> list[Json]:
 
 def _vgpu_time(pod: Json) -> int:
     try:
-        return int(_annotations(pod).get(vc.VGPU_TIME, ""))
+        return int(pod_annotations(pod).get(vc.VGPU_TIME, ""))
     except ValueError:
         return 2**64 - 1
 
@@ -99,7 +92,7 @@ class VolcanoAllocator:
         does not decode (the pod is still a candidate: its allocation fails with the reason)."""
         try:
             entries = hami_rustcore.decode_volcano_pod_devices(
-                _annotations(pod).get(vc.DEVICES_TO_ALLOCATE, "")
+                pod_annotations(pod).get(vc.DEVICES_TO_ALLOCATE, "")
             )
         except hami_rustcore.DecodeError:
             return -1
@@ -109,7 +102,7 @@ class VolcanoAllocator:
         listed = await self.client.list(PODS, field_selector=f"spec.nodeName={self.node}")
         candidates: list[tuple[bool, Json]] = []
         for pod in listed.get("items") or []:
-            ann = _annotations(pod)
+            ann = pod_annotations(pod)
             if (
                 (pod.get("metadata") or {}).get("deletionTimestamp")
                 or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
@@ -131,7 +124,7 @@ class VolcanoAllocator:
                 c[0],
                 (c[1].get("status") or {}).get("phase") != "Pending",
                 _vgpu_time(c[1]),
-                _ref(c[1]),
+                pod_ref(c[1]),
             ),
         )[1]
 
@@ -149,7 +142,7 @@ class VolcanoAllocator:
             except NoPendingPod:
                 await self._release_lock()
                 raise
-            ns, name = _ref(pod)
+            ns, name = pod_ref(pod)
             with self.tracer.start_as_current_span("Allocate") as span:
                 span.set_attribute("k8s.pod.name", name)
                 span.set_attribute("k8s.namespace.name", ns)
@@ -162,7 +155,7 @@ class VolcanoAllocator:
                     raise
 
     async def _allocate(self, pod: Json, request: pb.AllocateRequest) -> pb.AllocateResponse:
-        ns, name = _ref(pod)
+        ns, name = pod_ref(pod)
         for attempt in range(_ATTEMPTS):
             response, updates = self._answer(pod, request)
             rv = str((pod.get("metadata") or {}).get("resourceVersion", ""))
@@ -180,7 +173,7 @@ class VolcanoAllocator:
         raise AssertionError("unreachable")
 
     def _answer(self, pod: Json, request: pb.AllocateRequest) -> tuple[pb.AllocateResponse, Json]:
-        ann = _annotations(pod)
+        ann = pod_annotations(pod)
         try:
             entries = hami_rustcore.decode_volcano_pod_devices(ann.get(vc.DEVICES_TO_ALLOCATE, ""))
         except hami_rustcore.DecodeError as exc:
@@ -213,7 +206,7 @@ class VolcanoAllocator:
     async def fail(self, pod: Json, message: str) -> None:
         """bind-phase failed, a Warning Event, the lock deleted; each step is attempted even
         when an earlier one fails."""
-        ns, name = _ref(pod)
+        ns, name = pod_ref(pod)
         log.warning("allocation of pod %s/%s failed: %s", ns, name, message)
         failed = {vc.BIND_PHASE: vc.PHASE_FAILED, vc.VGPU_TIME: vc.DONE_TIME}
         try:
@@ -235,7 +228,7 @@ class VolcanoAllocator:
         """The replicas of the devices volcano chose for the pod, then the first available."""
         try:
             pod = await self.find_pod()
-            text = _annotations(pod).get(vc.DEVICES_TO_ALLOCATE, "")
+            text = pod_annotations(pod).get(vc.DEVICES_TO_ALLOCATE, "")
             entries = [e for e in hami_rustcore.decode_volcano_pod_devices(text) if e]
         except (NoPendingPod, hami_rustcore.DecodeError, ApiError):
             entries = []

@@ -60,11 +60,13 @@ class AllocationFailed(Exception):  # noqa: N818
     """The pod's allocation cannot be honoured; the pod is marked failed."""
 
 
-def _annotations(pod: Json) -> Mapping[str, str]:
+def pod_annotations(pod: Json) -> Mapping[str, str]:
+    """The pod's annotations (none: empty)."""
     return (pod.get("metadata") or {}).get("annotations") or {}
 
 
-def _pod_ref(pod: Json) -> tuple[str, str]:
+def pod_ref(pod: Json) -> tuple[str, str]:
+    """The pod's (namespace, name)."""
     meta = pod.get("metadata") or {}
     return str(meta.get("namespace", "")), str(meta.get("name", ""))
 
@@ -188,7 +190,7 @@ class Allocator:
         meta = pod.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             return False
-        ann = _annotations(pod)
+        ann = pod_annotations(pod)
         on_node = ((pod.get("spec") or {}).get("nodeName") or ann.get(VGPU_NODE)) == self.node
         return on_node and has_pending_devices(ann.get(self.key))
 
@@ -209,9 +211,9 @@ class Allocator:
             p
             for p in listed.get("items") or []
             if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-            and BIND_TIME in _annotations(p)
-            and _annotations(p).get(BIND_PHASE) in (PHASE_ALLOCATING, PHASE_SUCCESS)
-            and _annotations(p).get(VGPU_NODE) == self.node
+            and BIND_TIME in pod_annotations(p)
+            and pod_annotations(p).get(BIND_PHASE) in (PHASE_ALLOCATING, PHASE_SUCCESS)
+            and pod_annotations(p).get(VGPU_NODE) == self.node
             and self._candidate(p)
         ]
         # HAMi takes Pending pods only; a pod whose status already says Running (a kubelet
@@ -221,7 +223,7 @@ class Allocator:
         pending = [p for p in bound if (p.get("status") or {}).get("phase") == "Pending"]
         if not bound:
             raise NoPendingPod(f"no binding pod found on node {self.node}")
-        return min(pending or bound, key=lambda p: _annotations(p).get(BIND_TIME, ""))
+        return min(pending or bound, key=lambda p: pod_annotations(p).get(BIND_TIME, ""))
 
     def _lock_held_by(self, namespace: str, name: str) -> bool:
         """Whether the node read of this Allocate's pod lookup showed the pod holding the node
@@ -242,7 +244,7 @@ class Allocator:
             with self.tracer.start_as_current_span(
                 "Allocate", context=context_from_pod(pod)
             ) as span:
-                ns, name = _pod_ref(pod)
+                ns, name = pod_ref(pod)
                 span.set_attribute("k8s.pod.name", name)
                 span.set_attribute("k8s.namespace.name", ns)
                 span.set_attribute("k8s.node.name", self.node)
@@ -258,7 +260,7 @@ class Allocator:
     ) -> pb.AllocateResponse:
         for attempt in range(_ATTEMPTS):
             response, patch, given = self._answer(pod, request)
-            ns, name = _pod_ref(pod)
+            ns, name = pod_ref(pod)
             try:
                 await self.client.patch(PODS, name, patch, namespace=ns)
             except Conflict:
@@ -286,7 +288,7 @@ class Allocator:
     ) -> tuple[pb.AllocateResponse, Json, list[tuple[str, list[hami_rustcore.AllocDevice]]]]:
         """The response, the pod patch (the vendor's own annotations in it), and (container
         name, devices) per container."""
-        ann = _annotations(pod)
+        ann = pod_annotations(pod)
         try:
             entries = hami_rustcore.decode_pod_devices(ann.get(self.key, ""))
         except hami_rustcore.DecodeError as exc:
@@ -315,7 +317,7 @@ class Allocator:
     async def fail(self, pod: Json, message: str) -> None:
         """bind-phase=failed, a Warning Event on the pod, and the lock released; each step is
         attempted even when an earlier one fails."""
-        ns, name = _pod_ref(pod)
+        ns, name = pod_ref(pod)
         log.warning("allocation of pod %s/%s failed: %s", ns, name, message)
         try:
             await self.client.patch(
@@ -352,7 +354,7 @@ class Allocator:
             pod = await self.find_pod()
             entries = [
                 e
-                for e in hami_rustcore.decode_pod_devices(_annotations(pod).get(self.key, ""))
+                for e in hami_rustcore.decode_pod_devices(pod_annotations(pod).get(self.key, ""))
                 if e
             ]
         except (NoPendingPod, hami_rustcore.DecodeError, ApiError):
