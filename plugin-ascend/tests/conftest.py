@@ -3,11 +3,10 @@ from the documented DCMI signatures, and the device config of HAMi's chart chips
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from hami_common.deviceplugin.testing import build_fake_library
 from hami_common.settings.testing import device_config_text, vnpus
 
 FAKE = Path(__file__).parents[1] / "fake" / "fake_dcmi.c"
@@ -18,16 +17,7 @@ DEVICE_CONFIG = device_config_text(vnpus=vnpus())
 
 @pytest.fixture(scope="session")
 def fake_dcmi(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.fail("gcc is needed to build the fake libdcmi.so")
-    out = tmp_path_factory.mktemp("fake-dcmi") / "libdcmi.so"
-    subprocess.run(
-        [gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
-         "-o", str(out), str(FAKE)],
-        check=True,
-    )  # fmt: skip
-    return out
+    return build_fake_library(FAKE, tmp_path_factory.mktemp("fake-dcmi") / "libdcmi.so")
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ With ``spec_path``, the health watcher re-reads the file every ``poll`` seconds,
 harness flips ``healthy`` in the file and the plugin process follows.
 
 For the tests of a plugin's entry point: `run_plugin` runs it as its own process, and
-`undocumented` lists the settings its ``--help`` leaves out.
+`undocumented` lists the settings its ``--help`` leaves out; `build_fake_library` builds a
+fake vendor library for the tests of a plugin's real backend.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -230,3 +232,19 @@ def undocumented(settings_type: type[ServiceSettings], help_text: str) -> list[s
         or settings_type.flag(name) not in help_text
         or settings_type.env_name(name) not in help_text
     ]
+
+
+def build_fake_library(source: Path, out: Path) -> Path:
+    """A fake vendor library (``plugin-<vendor>/fake/fake_*.c``, from the vendor's documented
+    signatures) built with gcc into the shared object ``out``, exporting only its API;
+    `FileNotFoundError` when gcc is missing."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise FileNotFoundError(f"gcc is needed to build the fake {out.name} from {source}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
+         "-o", str(out), str(source)],
+        check=True,
+    )  # fmt: skip
+    return out
