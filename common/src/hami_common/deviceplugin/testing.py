@@ -18,7 +18,8 @@ harness flips ``healthy`` in the file and the plugin process follows.
 
 For the tests of a plugin's entry point: `run_plugin` runs it as its own process, and
 `undocumented` lists the settings its ``--help`` leaves out; `build_fake_library` builds a
-fake vendor library for the tests of a plugin's real backend.
+fake vendor library for the tests of a plugin's real backend; `allocate_request` is kubelet's
+Allocate for the allocator tests.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.backend import (
     BackendInitError,
     HealthChange,
@@ -248,3 +250,13 @@ def build_fake_library(source: Path, out: Path) -> Path:
         check=True,
     )  # fmt: skip
     return out
+
+
+def allocate_request(*counts: int) -> pb.AllocateRequest:
+    """kubelet's Allocate with one container request per count (device IDs ``x-0``, ``x-1``...:
+    only their number matters to HAMi's protocol)."""
+    return pb.AllocateRequest(
+        container_requests=[
+            pb.ContainerAllocateRequest(devices_ids=[f"x-{i}" for i in range(n)]) for n in counts
+        ]
+    )
