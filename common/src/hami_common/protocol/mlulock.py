@@ -17,8 +17,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hami_common.k8s import NODES, Conflict, KubeClient, NotFound
-from hami_common.protocol.nodeannotation import CAS_ATTEMPTS, format_time, parse_time, read, swap
+from hami_common.k8s import NODES, Conflict, KubeClient
+from hami_common.protocol.nodeannotation import (
+    CAS_ATTEMPTS,
+    format_time,
+    parse_time,
+    read,
+    remove,
+    swap,
+)
 
 MLU_LOCK = "cambricon.com/dsmlu.lock"
 EXPIRY = timedelta(minutes=2)
@@ -69,16 +76,4 @@ async def acquire(client: KubeClient, node: str, *, now: datetime | None = None)
 async def release(client: KubeClient, node: str, value: str | None = None) -> bool:
     """Removes the node's Cambricon lock; returns whether it did. With ``value`` (what
     `acquire` wrote), only that lock: a bind that failed never drops a lock taken after it."""
-    for _ in range(CAS_ATTEMPTS):
-        try:
-            current, rv = read(await client.get(NODES, node, metadata_only=True), MLU_LOCK)
-        except NotFound:
-            return False
-        if current is None or (value is not None and current != value):
-            return False
-        try:
-            await swap(client, node, MLU_LOCK, rv, None)
-            return True
-        except Conflict:
-            continue
-    return False
+    return await remove(client, node, MLU_LOCK, lambda v: value is None or v == value)

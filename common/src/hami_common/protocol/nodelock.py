@@ -31,7 +31,14 @@ from hami_common.protocol.annotations import (
     PHASE_SUCCESS,
     VGPU_NODE,
 )
-from hami_common.protocol.nodeannotation import CAS_ATTEMPTS, format_time, parse_time, read, swap
+from hami_common.protocol.nodeannotation import (
+    CAS_ATTEMPTS,
+    format_time,
+    parse_time,
+    read,
+    remove,
+    swap,
+)
 
 LEGACY_EXPIRY = timedelta(minutes=5)
 
@@ -182,26 +189,12 @@ async def release(
     """Releases the lock if pod ``namespace/name`` (exactly) holds it. Returns whether it did;
     a lock held by anyone else is left alone. ``known``: a recent read of the node, used for the
     first compare-and-swap instead of a GET (a stale one only costs a Conflict and a re-read)."""
-    for attempt in range(CAS_ATTEMPTS):
-        if attempt == 0 and known is not None:
-            node_obj = known
-        else:
-            try:
-                node_obj = await client.get(NODES, node, metadata_only=True)
-            except NotFound:
-                return False
-        value, rv = current_lock(node_obj)
-        lock = parse_lock(value) if value is not None else None
-        if lock is None or not lock.owned_by(namespace, name):
-            if node_obj is known:
-                continue  # decide on a fresh read, never on the caller's copy
-            return False
-        try:
-            await swap(client, node, NODE_LOCK, rv, None)
-            return True
-        except Conflict:
-            continue
-    return False
+    return await remove(client, node, NODE_LOCK, lambda v: _owned(v, namespace, name), known=known)
+
+
+def _owned(value: str, namespace: str, name: str) -> bool:
+    lock = parse_lock(value)
+    return lock is not None and lock.owned_by(namespace, name)
 
 
 async def holder(client: KubeClient, node: str) -> LockValue | None:

@@ -28,8 +28,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hami_common.k8s import NODES, Conflict, KubeClient, NotFound
-from hami_common.protocol.nodeannotation import CAS_ATTEMPTS, format_time, parse_time, read, swap
+from hami_common.k8s import NODES, Conflict, KubeClient
+from hami_common.protocol.nodeannotation import (
+    CAS_ATTEMPTS,
+    format_time,
+    parse_time,
+    read,
+    remove,
+    swap,
+)
 
 Json = dict[str, Any]
 
@@ -97,22 +104,4 @@ async def release_lock(client: KubeClient, node: str, *, known: Json | None = No
     """The plugin's ``ReleaseNodeLock(node, "hamivgpu")``: deletes the lock if there is one (it
     names no owner). Returns whether it deleted one. ``known``: a recent read of the node for
     the first attempt."""
-    for attempt in range(CAS_ATTEMPTS):
-        if attempt == 0 and known is not None:
-            node_obj = known
-        else:
-            try:
-                node_obj = await client.get(NODES, node, metadata_only=True)
-            except NotFound:
-                return False
-        value, rv = read(node_obj, NODE_LOCK)
-        if value is None:
-            if node_obj is known:
-                continue  # decide on a fresh read
-            return False
-        try:
-            await swap(client, node, NODE_LOCK, rv, None)
-            return True
-        except Conflict:
-            continue
-    return False
+    return await remove(client, node, NODE_LOCK, known=known)
