@@ -8,7 +8,6 @@ A health watcher that fails is logged and restarted; a device that fails is mark
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from hami_common.deviceplugin.server import CapacityService, DevicePluginService
 from hami_common.deviceplugin.vendor import VendorPolicy
 from hami_common.k8s import KubeClient
 from hami_common.settings import VendorTable
+from hami_common.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,5 @@ class PluginRuntime:
         try:
             await self.server.run(stop)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(tasks)
             self.backend.close()

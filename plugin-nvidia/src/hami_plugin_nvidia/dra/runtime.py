@@ -23,6 +23,7 @@ from hami_common.dra import slices
 from hami_common.dra.checkpoint import Checkpoint
 from hami_common.dra.server import DraServer, SocketPaths
 from hami_common.k8s import ApiError, KubeClient
+from hami_common.tasks import cancel_all
 from opentelemetry.trace import TracerProvider
 
 from hami_plugin_nvidia.dra.devices import DRIVER_NAME, slice_devices
@@ -108,9 +109,5 @@ class DraRuntime:
         try:
             await stop.wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(tasks)
             await self.server.stop()
