@@ -5,6 +5,7 @@ every process it started. Bad node counts are refused before anything starts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -13,12 +14,16 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 from hami_e2e.process import ProcessIdentity
+from hami_e2e.waiting import eventually
+
+T = TypeVar("T")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -61,14 +66,9 @@ def test_up_refuses_bad_node_counts_before_starting(
     assert not (tmp_path / "cluster").exists()
 
 
-def _until(probe, within: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.3)
+def _until(probe: Callable[[], T | None], within: float = 60.0, *, what: str) -> T:
+    """`eventually` for this suite's blocking probes (kubectl, a log file, an HTTP GET)."""
+    return asyncio.run(eventually(lambda: asyncio.to_thread(probe), within, what=what))
 
 
 @pytest.mark.e2e
@@ -94,10 +94,12 @@ def test_cluster_up_brings_the_whole_stack_and_its_printed_commands_work(tmp_pat
         assert [Path(a).name for a in applies] == ["gpu-pod.yaml", "ascend-pod.yaml"]
         for apply in applies:
             subprocess.run([kubectl, "apply", "-f", apply], env=env, check=True, timeout=60)
-        running = _until(lambda: _kubectl_pod(kubectl, env, "gpu-pod"))
+        running = _until(lambda: _kubectl_pod(kubectl, env, "gpu-pod"), what="gpu-pod running")
         assert running["spec"]["nodeName"] == "gpu-0"
         assert running["spec"]["schedulerName"] == "hami-scheduler"
-        npu_pod = _until(lambda: _kubectl_pod(kubectl, env, "ascend-pod"))
+        npu_pod = _until(
+            lambda: _kubectl_pod(kubectl, env, "ascend-pod"), what="ascend-pod running"
+        )
         assert npu_pod["spec"]["nodeName"] == "npu-0"
 
         curls = re.findall(r"^  (curl -s --cacert .*)$", out, flags=re.MULTILINE)
@@ -116,11 +118,11 @@ def test_cluster_up_brings_the_whole_stack_and_its_printed_commands_work(tmp_pat
             lines = kubelet_log.read_text().splitlines()
             return next((x for x in lines if f"Allocate for default/{pod}" in x), None)
 
-        line = _until(lambda: allocate_line("gpu-pod"))
+        line = _until(lambda: allocate_line("gpu-pod"), what="gpu-pod's Allocate logged")
         assert "CUDA_DEVICE_MEMORY_LIMIT_0=3000m" in line
         assert "CUDA_DEVICE_SM_LIMIT=30" in line
         # the Ascend plugin's answer: 2000 MiB rounded up to the smallest template that holds it
-        line = _until(lambda: allocate_line("ascend-pod"))
+        line = _until(lambda: allocate_line("ascend-pod"), what="ascend-pod's Allocate logged")
         assert "ASCEND_VNPU_SPECS=vir05_1c_16g" in line, line
         assert "ASCEND_VISIBLE_DEVICES=" in line, line
 
@@ -135,13 +137,14 @@ def test_cluster_up_brings_the_whole_stack_and_its_printed_commands_work(tmp_pat
                      for ss in rs["scopeSpans"] for s in ss["spans"]}  # fmt: skip
             return names if {"admission", "filter", "bind", "Allocate"} <= names else set()
 
-        assert _until(spans, 30)
+        assert _until(spans, 30, what="the trace's admission, filter, bind and Allocate spans")
 
         # the pod's container runs real work: the node's monitor exports it, Prometheus has it,
         # and kubectl hami, set up as printed, shows promised against used
         monitor = _printed(out, r"^node monitor of gpu-0: (\S+)$")
         used = r'hami_vgpu_memory_used_bytes\{namespace="default",pod="gpu-pod",.* 1572864000'
-        assert _until(lambda: re.search(used, httpx.get(monitor, timeout=5).text), 60)
+        assert _until(lambda: re.search(used, httpx.get(monitor, timeout=5).text), 60,
+                      what="gpu-pod's used memory exported by the monitor")  # fmt: skip
         ui = _printed(out, r"^web UI: (\S+)  \(")
         page = httpx.get(f"{ui}/nodes/gpu-0", verify=trust, timeout=10).text
         assert 'data-pod="default/gpu-pod"' in page
@@ -153,7 +156,7 @@ def test_cluster_up_brings_the_whole_stack_and_its_printed_commands_work(tmp_pat
                                  capture_output=True, text=True, check=True)  # fmt: skip
             return got.stdout if "1500Mi" in got.stdout else None
 
-        shown = _until(top_pods, 60)
+        shown = _until(top_pods, 60, what="kubectl hami top pods showing the used memory")
         assert re.search(r"gpu-pod\s+cuda\s+gpu-0\s+GPU-\S+\s+3000Mi\s+1500Mi\s+30%", shown)
     finally:
         down = _cli("down", "--workdir", str(workdir))
@@ -186,7 +189,7 @@ def test_cluster_up_with_dra_places_the_example_pod_through_a_claim(tmp_path: Pa
         kubectl = _printed(out, r"^  alias kubectl=(\S+)$")
         apply = _printed(out, r"^  kubectl apply -f (\S+)$")
         subprocess.run([kubectl, "apply", "-f", apply], env=env, check=True, timeout=60)
-        running = _until(lambda: _kubectl_pod(kubectl, env, "gpu-pod"))
+        running = _until(lambda: _kubectl_pod(kubectl, env, "gpu-pod"), what="gpu-pod running")
         assert running["spec"]["nodeName"] == "gpu-0"
         assert running["spec"]["resourceClaims"][0]["resourceClaimTemplateName"]
         assert "kubectl get resourceclaims -o yaml" in out
@@ -202,7 +205,7 @@ def test_cluster_up_with_dra_places_the_example_pod_through_a_claim(tmp_path: Pa
             lines = [x for f in files for x in f.read_text().splitlines() if grep[1] in x]
             return next((x for x in lines if "default/gpu-pod" in x), None)
 
-        line = _until(prepared, 60)
+        line = _until(prepared, 60, what="the claim's NodePrepareResources logged")
         assert f"gpu-0/{result['device']} share " in line, line
     finally:
         down = _cli("down", "--workdir", str(workdir))

@@ -10,7 +10,6 @@ Screenshots are kept in the test's folder (``--basetemp`` to keep them somewhere
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -23,11 +22,12 @@ from typing import Any
 
 import httpx
 import pytest
-from hami_common.k8s import NAMESPACES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
+from hami_common.k8s import PODS, KubeClient
 from hami_common.telemetry import pod_trace_id
 from hami_e2e.browser import Browser
 from hami_e2e.demo import EXAMPLES, POOLS, pod
 from hami_e2e.kubelet.node import NodeAgents, start_agents
+from hami_e2e.namespaces import create_namespace
 from hami_e2e.nodes import create_nodes
 from hami_e2e.paths import repo_root
 from hami_e2e.process import ManagedProcess
@@ -64,13 +64,7 @@ class Observed:
 
 
 async def _namespace(kube: KubeClient) -> None:
-    body = {"metadata": {"name": NS, "labels": {WEBHOOK_NAMESPACE_LABEL: "true"}}}
-    await kube.create(NAMESPACES, body)
-    for _ in range(300):
-        with contextlib.suppress(NotFound):
-            await kube.get(SERVICE_ACCOUNTS, "default", namespace=NS)
-            return
-        await asyncio.sleep(0.1)
+    await create_namespace(kube, NS, {WEBHOOK_NAMESPACE_LABEL: "true"})
 
 
 def _settled(p: dict[str, Any]) -> bool:

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from hami_common.k8s import NAMESPACES, NODES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
+from hami_common.k8s import NODES, PODS, KubeClient
 from hami_common.k8s.watch import list_then_watch
 from hami_e2e.backend import make_cluster
 from hami_e2e.bench import plain_pod
 from hami_e2e.build import ensure_built
 from hami_e2e.components import free_port
+from hami_e2e.namespaces import create_namespace
 from hami_e2e.nodes import NodePool, create_nodes
 from hami_extender.testing import REGISTER, FakePlugin, extender_config, gpu_pod
 from hami_extender.testing import register_annotation as register
@@ -40,16 +41,6 @@ from hami_extender.testing import register_annotation as register
 Json = dict[str, Any]
 BENCH = Path(__file__).name
 LIMITS = {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "1000", "nvidia.com/gpucores": "5"}
-
-
-async def _namespace(kube: KubeClient, name: str) -> None:
-    await kube.create(NAMESPACES, {"metadata": {"name": name}})
-    while True:
-        try:
-            await kube.get(SERVICE_ACCOUNTS, "default", namespace=name)
-            return
-        except NotFound:
-            await asyncio.sleep(0.1)
 
 
 def cpu_seconds() -> dict[str, float]:
@@ -135,7 +126,7 @@ async def schedule(
 ) -> float:  # fmt: skip
     """Create ``pods`` pods (``concurrency`` creates in flight); pods/s until all Running.
     ``setup`` runs once the namespace exists, before the clock starts (claim templates)."""
-    await _namespace(kube, ns)
+    await create_namespace(kube, ns)
     if setup is not None:
         await setup()
     running: set[str] = set()

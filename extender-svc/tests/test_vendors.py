@@ -15,28 +15,14 @@ import pytest
 from hami_common.k8s.testing import FakeApiServer
 from hami_common.protocol.annotations import NODE_LOCK
 from hami_common.protocol.mlulock import MLU_LOCK
+from hami_common.settings.testing import device_config_text, vnpus
 from hami_extender.inventory import node_fingerprint, node_inventory
 from hami_extender.settings import ExtenderSettings
 from hami_extender.testing import Rig, extender_rig
 
 Json = dict[str, Any]
 
-CONFIG = """
-vnpus:
-  hamiVnpuCore: false
-  configs:
-  - chipName: 910B3
-    commonWord: Ascend910B3
-    resourceName: huawei.com/Ascend910B3
-    resourceMemoryName: huawei.com/Ascend910B3-memory
-    resourceCoreName: huawei.com/Ascend910B3-core
-    memoryAllocatable: 65536
-    memoryCapacity: 65536
-    aiCore: 20
-    templates:
-      - {name: vir05_1c_16g, memory: 16384, aiCore: 5, aiCPU: 1}
-      - {name: vir10_3c_32g, memory: 32768, aiCore: 10, aiCPU: 3}
-"""
+CONFIG = device_config_text(vnpus=vnpus("910B3"))
 REGISTER = "hami.io/node-register-Ascend910B3"
 
 

@@ -6,24 +6,15 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+from hami_common.deviceplugin.testing import run_plugin, undocumented
 from hami_plugin_ascend.config import PluginSettings
 
 
 def _plugin(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith(("HAMI_", "OTEL_", "FAKE_DCMI")) and k != "NODE_NAME"
-    }  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "hami_plugin_ascend", *args],
-        capture_output=True, text=True, timeout=60, check=False,
-        env={**base, "COLUMNS": "400", **env},
-    )  # fmt: skip
+    return run_plugin("hami_plugin_ascend", *args, fake_env="FAKE_DCMI", **env)
 
 
 def test_help_and_version() -> None:
@@ -31,9 +22,7 @@ def test_help_and_version() -> None:
     assert done.returncode == 0, done.stderr
     out = " ".join(done.stdout.split())
     assert out.startswith("usage: hami-plugin-ascend ")
-    for name, info in PluginSettings.model_fields.items():
-        assert info.description, f"{name} has no help"
-        assert PluginSettings.flag(name) in out
+    assert undocumented(PluginSettings, out) == []
     assert "--backend {dcmi,fake}" in out
     done = _plugin("--version")
     assert done.returncode == 0

@@ -20,11 +20,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from hami_common.k8s import NAMESPACES, NODES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
+from hami_common.k8s import NODES, PODS
 from hami_e2e.build import BuildError, ensure_built
 from hami_e2e.cluster import LocalCluster
 from hami_e2e.kubelet.node import GpuNode
 from hami_e2e.kubelet.scheduling import gpu_pod, place
+from hami_e2e.namespaces import create_namespace
 from hami_e2e.nodes import NodePool, create_nodes
 
 NS = "bench-plugin"
@@ -35,20 +36,10 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _namespace(kube: KubeClient) -> None:
-    await kube.create(NAMESPACES, {"metadata": {"name": NS}})
-    while True:
-        try:
-            await kube.get(SERVICE_ACCOUNTS, "default", namespace=NS)
-            return
-        except NotFound:
-            await asyncio.sleep(0.1)
-
-
 async def run(cluster: LocalCluster, samples: int, warmup: int) -> tuple[list[float], list[float]]:
     async with cluster.client() as kube:
         [node_name] = await create_nodes(kube, [NodePool(name="bench-gpu", devices_per_node=4)])
-        await _namespace(kube)
+        await create_namespace(kube, NS)
         baseline = []
         for _ in range(samples):
             start = time.perf_counter()

@@ -17,22 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
+from hami_common.deviceplugin.testing import run_plugin, undocumented
 from hami_plugin_nvidia.cli import main
 from hami_plugin_nvidia.config import PluginSettings
 from hami_plugin_nvidia.nvml import numa_of
 
 
 def _plugin(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """The real entry point as its own process, without our own HAMI_*/NODE_NAME/OTEL_* env."""
-    base = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith(("HAMI_", "OTEL_")) and k != "NODE_NAME"
-    }  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "hami_plugin_nvidia", *args],
-        capture_output=True, text=True, timeout=60, check=False,
-        env={**base, "COLUMNS": "400", **env},
-    )  # fmt: skip
+    return run_plugin("hami_plugin_nvidia", *args, **env)
 
 
 def test_help_names_the_program_and_documents_every_flag() -> None:
@@ -42,10 +34,7 @@ def test_help_names_the_program_and_documents_every_flag() -> None:
     assert out.startswith("usage: hami-plugin-nvidia ")
     assert "PydanticUndefined" not in out
     assert "PosixPath" not in out
-    for name, info in PluginSettings.model_fields.items():
-        assert info.description, f"{name} has no help"
-        assert PluginSettings.flag(name) in out
-        assert PluginSettings.env_name(name) in out
+    assert undocumented(PluginSettings, out) == []
     assert re.search(r"--node-name VALUE [^-]*?; required\)", out)
     assert re.search(r"--plugin-dir PATH .*?; default: /var/lib/kubelet/device-plugins\)", out)
     assert "--backend {nvml,fake}" in out

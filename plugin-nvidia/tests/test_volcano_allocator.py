@@ -12,6 +12,7 @@ import httpx
 import pytest
 from hami_common.deviceplugin.allocator import AllocationFailed, NoPendingPod
 from hami_common.deviceplugin.api import api_pb2 as pb
+from hami_common.deviceplugin.testing import allocate_request as request
 from hami_common.k8s import EVENTS, NODES, PODS
 from hami_common.k8s.testing import FakeApiServer
 from hami_common.protocol import volcano as vc
@@ -56,14 +57,6 @@ def setup(
     policy = VolcanoPolicy(NvidiaOptions(), hook_path=tmp, lock_dir=tmp / "lock")
     tracer = in_memory_tracing("test")[0].get_tracer("test")
     return kube, VolcanoAllocator(kube.client(), NODE, policy, tracer=tracer), tmp
-
-
-def request(*counts: int) -> pb.AllocateRequest:
-    return pb.AllocateRequest(
-        container_requests=[
-            pb.ContainerAllocateRequest(devices_ids=[f"x-{i}" for i in range(n)]) for n in counts
-        ]
-    )
 
 
 def ann(kube: FakeApiServer, name: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hami_common.settings.testing import device_config_text, vnpus
 from hami_common.telemetry import in_memory_tracing
 from hami_webhook.app import create_app
 from hami_webhook.dra import InMemoryTemplateSink
@@ -36,38 +37,10 @@ nvidia:
 """
 
 # Two chips of HAMi's chart (v2.10 layout), for the Ascend cases (with --enable-ascend).
-VENDOR_CONFIG = """
-vnpus:
-  hamiVnpuCore: false
-  configs:
-  - chipName: 910B3
-    commonWord: Ascend910B3
-    resourceName: huawei.com/Ascend910B3
-    resourceMemoryName: huawei.com/Ascend910B3-memory
-    resourceCoreName: huawei.com/Ascend910B3-core
-    memoryAllocatable: 65536
-    memoryCapacity: 65536
-    aiCore: 20
-    aiCPU: 7
-    runtimeClassName: ascend
-    overwriteEnv: true
-    templates:
-      - {name: vir05_1c_16g, memory: 16384, aiCore: 5, aiCPU: 1}
-      - {name: vir10_3c_32g, memory: 32768, aiCore: 10, aiCPU: 3}
-  - chipName: Ascend910
-    commonWord: Ascend910C
-    resourceName: huawei.com/Ascend910C
-    resourceMemoryName: huawei.com/Ascend910C-memory
-    resourceCoreName: huawei.com/Ascend910C-core
-    memoryAllocatable: 65536
-    memoryCapacity: 65536
-    aiCore: 20
-    aiCPU: 7
-    superPod: true
-    templates:
-      - {name: vir05_1c_16g, memory: 16384, aiCore: 5, aiCPU: 1}
-      - {name: vir10_3c_32g, memory: 32768, aiCore: 10, aiCPU: 3}
-"""
+VENDOR_CONFIG = device_config_text(
+    vnpus=vnpus("910B3", "Ascend910",
+                extra={"910B3": {"runtimeClassName": "ascend", "overwriteEnv": True}})
+)  # fmt: skip
 ASCEND = ["--device-config-file", "{vendor_config}", "--enable-ascend"]
 
 _RUNNING = pod(container(limits={"nvidia.com/gpu": "1", "nvidia.com/gpucores": "100"}))

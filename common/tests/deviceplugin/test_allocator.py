@@ -4,7 +4,6 @@ in-memory API; the same flows run on the real API server in e2e."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 import hami_rustcore
@@ -12,26 +11,29 @@ import pytest
 from hami_common.deviceplugin.allocator import AllocationFailed, Allocator, NoPendingPod
 from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.runtime import to_allocate_keys
-from hami_common.deviceplugin.vendor import CapacityResource, ContainerContext
-from hami_common.k8s import NODES, PODS, KubeClient
+from hami_common.deviceplugin.testing import allocate_request as request
+from hami_common.deviceplugin.vendor import ContainerContext
+from hami_common.k8s import NODES, PODS
 from hami_common.k8s.testing import FakeApiServer
 from hami_common.protocol.annotations import BIND_PHASE, BIND_TIME, NODE_LOCK, VGPU_NODE
 from hami_common.telemetry import TRACE_CONTEXT_ANNOTATION, in_memory_tracing
+
+from .test_server import Policy as ServerPolicy
 
 NODE = "n1"
 KEY = "hami.io/vgpu-devices-to-allocate"
 LOCK = "2026-01-01T00:00:00Z,ns,{}"
 
 
-class Policy:
-    vendor = "NVIDIA"
+class Policy(ServerPolicy):
+    """The framework tests' policy, answering Allocate: it records each container it answered
+    and refuses a container whose env sets ``REFUSE``."""
+
     resource_name = "nvidia.com/gpu"
 
     def __init__(self) -> None:
+        super().__init__()
         self.seen: list[ContainerContext] = []
-        self.capacity: list[CapacityResource] = []
-        self.extra_annotations: dict[str, str] = {}
-        self.released: list[str] = []
 
     def container_response(self, ctx: ContainerContext) -> pb.ContainerAllocateResponse:
         if ctx.env().get("REFUSE"):
@@ -40,19 +42,6 @@ class Policy:
         resp = pb.ContainerAllocateResponse()
         resp.envs["DEVICES"] = ",".join(f"{d.uuid}/{d.usedmem}" for d in ctx.devices)
         return resp
-
-    def allocated_annotations(
-        self, pod: dict[str, Any], given: Sequence[ContainerContext]
-    ) -> dict[str, str]:
-        return dict(self.extra_annotations)
-
-    async def release_locks(
-        self, client: KubeClient, node: str, pod: dict[str, Any], *, done: bool
-    ) -> None:
-        self.released.append(f"{pod['metadata']['name']}{'' if done else ' (not done)'}")
-
-    def capacity_resources(self) -> Sequence[CapacityResource]:
-        return tuple(self.capacity)
 
 
 def pod(
@@ -89,14 +78,6 @@ def setup(
         tracer=in_memory_tracing("test")[0].get_tracer("test"),
     )
     return kube, allocator, policy
-
-
-def request(*counts: int) -> pb.AllocateRequest:
-    return pb.AllocateRequest(
-        container_requests=[
-            pb.ContainerAllocateRequest(devices_ids=[f"x-{i}" for i in range(n)]) for n in counts
-        ]
-    )
 
 
 def ann(kube: FakeApiServer, name: str) -> dict[str, str]:

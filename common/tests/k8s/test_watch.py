@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import logging
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -10,7 +12,7 @@ from hami_common.k8s.client import KubeClient
 from hami_common.k8s.config import ClusterConfig
 from hami_common.k8s.errors import Gone, ServerError
 from hami_common.k8s.resources import PODS
-from hami_common.k8s.watch import WatchEvent, list_then_watch, watch
+from hami_common.k8s.watch import WatchEvent, follow, list_then_watch, watch
 
 
 def pod(name: str, rv: str) -> dict[str, object]:
@@ -89,3 +91,67 @@ def test_garbage_in_the_stream_is_a_server_error() -> None:
 
     with pytest.raises(ServerError, match="not JSON"):
         asyncio.run(main())
+
+
+async def _silence() -> AsyncIterator[bytes]:
+    await asyncio.Event().wait()
+    yield b""
+
+
+def test_follow_starts_over_after_a_failure_and_skips_bookmarks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A list that fails (403: no retry inside the client) is logged and retried after the
+    backoff; the next list loads, its events reach ``apply``, bookmarks do not."""
+    lists = 0
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        nonlocal lists
+        if req.url.params.get("watch") != "true":
+            lists += 1
+            assert req.url.params.get("fieldSelector") == "spec.nodeName=n1"
+            if lists == 1:
+                denied = {"kind": "Status", "code": 403, "reason": "Forbidden", "message": "no"}
+                return httpx.Response(403, json=denied)
+            return httpx.Response(200, json={"metadata": {"resourceVersion": "5"}, "items": []})
+        if req.url.params.get("resourceVersion") != "5":
+            return httpx.Response(200, content=_silence())  # resumed: nothing more happens
+        return stream(
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "6"}}},
+            {"type": "ADDED", "object": pod("a", "7")},
+        )
+
+    async def main() -> list[tuple[str, object]]:
+        seen: list[tuple[str, object]] = []
+        done = asyncio.Event()
+
+        def apply(kind: str, obj: dict[str, object]) -> None:
+            seen.append((kind, obj.get("metadata", {}) if kind != "SYNC" else obj["items"]))
+            if kind == "ADDED":
+                done.set()
+
+        async with client(httpx.MockTransport(handler)) as kube:
+            task = asyncio.create_task(
+                follow(
+                    kube,
+                    PODS,
+                    apply,
+                    what="test watch",
+                    log=logging.getLogger("test.follow"),
+                    backoff=Backoff(base=0.0),
+                    field_selector="spec.nodeName=n1",
+                )
+            )
+            try:
+                await asyncio.wait_for(done.wait(), 5)
+            finally:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+        return seen
+
+    with caplog.at_level(logging.WARNING, logger="test.follow"):
+        seen = asyncio.run(main())
+    assert seen[:2] == [("SYNC", []), ("ADDED", {"name": "a", "resourceVersion": "7"})]
+    assert lists == 2
+    assert "test watch failed (1 in a row)" in caplog.text

@@ -20,11 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hami_common.k8s import NAMESPACES, NODES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
+from hami_common.k8s import NODES, PODS, KubeClient
 from hami_common.k8s.watch import list_then_watch
 
 from hami_e2e.build import BuildError, ensure_built
 from hami_e2e.cluster import LocalCluster
+from hami_e2e.namespaces import create_namespace
 from hami_e2e.nodes import POOL_LABEL, NodePool, create_nodes
 
 BENCH_NS = "bench"
@@ -47,16 +48,6 @@ def plain_pod(name: str) -> dict[str, Any]:
             "terminationGracePeriodSeconds": 0,
         },
     }
-
-
-async def _namespace(kube: KubeClient, name: str) -> None:
-    await kube.create(NAMESPACES, {"metadata": {"name": name}})
-    while True:
-        try:
-            await kube.get(SERVICE_ACCOUNTS, "default", namespace=name)
-            return
-        except NotFound:
-            await asyncio.sleep(0.1)
 
 
 class RunningCounter:
@@ -102,7 +93,7 @@ async def schedule_plain(kube: KubeClient, pods: int, nodes: int, concurrency: i
     await create_nodes(
         kube, [NodePool(name="bench", count=nodes, devices_per_node=0)], wait_ready=120
     )
-    await _namespace(kube, BENCH_NS)
+    await create_namespace(kube, BENCH_NS)
     counter = RunningCounter(kube, BENCH_NS, pods)
     await asyncio.sleep(0.5)  # let the watch open before the first pod exists
     start = time.monotonic()
@@ -127,7 +118,7 @@ async def schedule_backlog(kube: KubeClient, pods: int, nodes: int, concurrency:
             await kube.patch(NODES, node, {"spec": {"unschedulable": unschedulable}})
 
     await asyncio.gather(*(cordon(n, True) for n in names))
-    await _namespace(kube, BACKLOG_NS)
+    await create_namespace(kube, BACKLOG_NS)
     counter = RunningCounter(kube, BACKLOG_NS, pods)
     await _create_pods(kube, BACKLOG_NS, pods, concurrency, "backlog")
     start = time.monotonic()

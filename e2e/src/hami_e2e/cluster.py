@@ -7,6 +7,8 @@ receives OTLP at `jaeger.otlp_endpoint` (services started on this cluster get it
 ``OTEL_EXPORTER_OTLP_ENDPOINT``) and serves its query API and UI at `jaeger.query_url`. Every
 component logs into ``<workdir>/logs``; when one fails to start or dies, the error names it
 and shows the tail of its log. `stop()` (also run by `with`) stops all of them, newest first.
+`ClusterProcesses` is what it shares with the kind backend (`hami_e2e.kind`): the processes
+started here, their checks and log tails, Jaeger's addresses and the admin client.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from hami_common.k8s import KubeClient, NotFound, load_config
@@ -35,7 +37,80 @@ class ClusterError(RuntimeError):
     """The cluster could not start; the message names the component and shows its log."""
 
 
-class LocalCluster:
+class ClusterProcesses:
+    """What both backends share: the processes started on this machine (stopped newest first),
+    the trace store beside them, and the admin kubeconfig. Subclasses start them."""
+
+    kubeconfig: Path
+    processes: list[ManagedProcess]
+    jaeger: JaegerServer | None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+    @property
+    def otlp_endpoint(self) -> str | None:
+        """Where services export their spans (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+        return self.jaeger.otlp_endpoint if self.jaeger else None
+
+    @property
+    def traces_url(self) -> str | None:
+        """Jaeger's query API and UI."""
+        return self.jaeger.query_url if self.jaeger else None
+
+    def client(self, max_connections: int = 100) -> KubeClient:
+        """A new adapter client as the cluster admin (close it, or use `async with`)."""
+        return KubeClient(load_config(self.kubeconfig), max_connections=max_connections)
+
+    def check(self) -> None:
+        """Raise `ClusterError` with the log tail if any process has died."""
+        for proc in self.processes:
+            _check(proc)
+
+    def log_tails(self, lines: int = 30) -> str:
+        """The last lines of every process's log, for a failure report."""
+        return "\n".join(
+            f"----- {p.name} ({p.log}) -----\n{tail(p.log, lines)}" for p in self.processes
+        )
+
+    def _wait(
+        self, proc: ManagedProcess, ready: Callable[[], bool], timeout: float = READY_TIMEOUT
+    ) -> None:
+        """Until ``ready()``; `ClusterError` with the log tail when ``proc`` dies first or the
+        time is up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            _check(proc)
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"{proc.name} was not ready after {timeout:.0f}s; "
+                    f"last lines of {proc.log}:\n{tail(proc.log)}"
+                )
+            time.sleep(0.2)
+
+
+def _check(proc: ManagedProcess) -> None:
+    try:
+        proc.check()
+    except ProcessError as exc:
+        raise ClusterError(str(exc)) from None
+
+
+class LocalCluster(ClusterProcesses):
     """A control plane in ``workdir``. Use as a context manager, or `start()` / `stop()`."""
 
     kind = "local"
@@ -69,13 +144,6 @@ class LocalCluster:
         self.start_seconds: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    def __enter__(self) -> LocalCluster:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         if not self.binaries.is_complete():
@@ -147,21 +215,6 @@ class LocalCluster:
         # created the namespace's `default` ServiceAccount: wait for it.
         self._wait(kcm, self._default_service_account_exists)
 
-    def stop(self) -> None:
-        for proc in reversed(self.processes):
-            proc.stop()
-        self.processes.clear()
-
-    @property
-    def otlp_endpoint(self) -> str | None:
-        """Where services export their spans (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
-        return self.jaeger.otlp_endpoint if self.jaeger else None
-
-    @property
-    def traces_url(self) -> str | None:
-        """Jaeger's query API and UI."""
-        return self.jaeger.query_url if self.jaeger else None
-
     # -- helpers -----------------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
@@ -171,24 +224,6 @@ class LocalCluster:
         proc.start()
         self.processes.append(proc)
         return proc
-
-    def _wait(
-        self, proc: ManagedProcess, ready: Callable[[], bool], timeout: float = READY_TIMEOUT
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                proc.check()
-            except ProcessError as exc:
-                raise ClusterError(str(exc)) from None
-            if ready():
-                return
-            if time.monotonic() > deadline:
-                raise ClusterError(
-                    f"{proc.name} was not ready after {timeout:.0f}s; "
-                    f"last lines of {proc.log}:\n{tail(proc.log)}"
-                )
-            time.sleep(0.2)
 
     def _api_ok(self, path: str) -> bool:
         if self.pki is None:
@@ -208,10 +243,6 @@ class LocalCluster:
 
         return asyncio.run(probe())
 
-    def client(self, max_connections: int = 100) -> KubeClient:
-        """A new adapter client as the cluster admin (close it, or use `async with`)."""
-        return KubeClient(load_config(self.kubeconfig), max_connections=max_connections)
-
     def compact_storage(self) -> int:
         """Compact etcd up to its current revision (what the API server does every 5 minutes),
         so older resourceVersions expire now. Returns that revision."""
@@ -225,20 +256,6 @@ class LocalCluster:
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             raise ClusterError(f"etcd compaction failed: {exc}") from None
         return revision
-
-    def check(self) -> None:
-        """Raise `ClusterError` with the log tail if any component has died."""
-        for proc in self.processes:
-            try:
-                proc.check()
-            except ProcessError as exc:
-                raise ClusterError(str(exc)) from None
-
-    def log_tails(self, lines: int = 30) -> str:
-        """The last lines of every component's log, for a failure report."""
-        return "\n".join(
-            f"----- {p.name} ({p.log}) -----\n{tail(p.log, lines)}" for p in self.processes
-        )
 
     def process_groups(self) -> dict[str, int]:
         return {p.name: p.pid for p in self.processes if p.pid is not None}

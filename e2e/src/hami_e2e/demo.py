@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import hami_rustcore as core
-from hami_common.k8s import NAMESPACES, PODS, SERVICE_ACCOUNTS, KubeClient, NotFound
+from hami_common.k8s import PODS, KubeClient
 from hami_common.telemetry import pod_trace_id
 
 from hami_e2e.jaeger import JaegerError, JaegerQuery, Trace, trace_api_url, trace_url
 from hami_e2e.kubelet.node import GpuNode
+from hami_e2e.namespaces import create_namespace
 from hami_e2e.nodes import NodePool, create_nodes
 from hami_e2e.observe import where_to_look
 from hami_e2e.prometheus import start_for_stack
@@ -176,13 +177,7 @@ def pod(example: Example) -> Json:
 
 
 async def namespace(kube: KubeClient) -> None:
-    body = {"metadata": {"name": NAMESPACE, "labels": {WEBHOOK_NAMESPACE_LABEL: "true"}}}
-    await kube.create(NAMESPACES, body)
-    for _ in range(300):
-        with contextlib.suppress(NotFound):
-            await kube.get(SERVICE_ACCOUNTS, "default", namespace=NAMESPACE)
-            return
-        await asyncio.sleep(0.1)
+    await create_namespace(kube, NAMESPACE, {WEBHOOK_NAMESPACE_LABEL: "true"})
 
 
 def _unschedulable(p: Json) -> bool:

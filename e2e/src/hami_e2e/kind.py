@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hami_common.k8s import KubeClient, load_config
-
 from hami_e2e import components as comp
 from hami_e2e.build import JaegerLayout, Layout, jaeger_layout, layout
+from hami_e2e.cluster import ClusterProcesses
 from hami_e2e.jaeger import JaegerServer
-from hami_e2e.process import ManagedProcess, ProcessError, tail
+from hami_e2e.process import ManagedProcess, tail
 
 SCHEDULER_CONFIG_IN_NODE = "/etc/hami/scheduler-config.yaml"
 
@@ -34,7 +33,7 @@ def kind_available() -> bool:
     return probe.returncode == 0
 
 
-class KindCluster:
+class KindCluster(ClusterProcesses):
     kind = "kind"
 
     def __init__(
@@ -57,13 +56,6 @@ class KindCluster:
         self.processes: list[ManagedProcess] = []
         self.start_seconds: float | None = None
         self._created = False
-
-    def __enter__(self) -> KindCluster:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _config(self) -> dict[str, Any]:
         sched = comp.scheduler_config(Path("/etc/kubernetes/scheduler.conf"), self.scheduler_extra)
@@ -144,25 +136,10 @@ class KindCluster:
         proc = ManagedProcess("jaeger", jaeger.argv(), self.logs / "jaeger.log")
         proc.start()
         self.processes.append(proc)
-        deadline = time.monotonic() + 60
-        while not jaeger.ready():
-            proc.check()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"jaeger was not ready in 60s:\n{tail(proc.log)}")
-            time.sleep(0.2)
-
-    @property
-    def otlp_endpoint(self) -> str | None:
-        return self.jaeger.otlp_endpoint if self.jaeger else None
-
-    @property
-    def traces_url(self) -> str | None:
-        return self.jaeger.query_url if self.jaeger else None
+        self._wait(proc, jaeger.ready, 60)
 
     def stop(self) -> None:
-        for proc in reversed(self.processes):
-            proc.stop()
-        self.processes.clear()
+        super().stop()
         if self._created:
             with (self.logs / "kind-delete.log").open("wb") as sink:
                 subprocess.run(
@@ -172,9 +149,6 @@ class KindCluster:
                     check=False,
                 )
             self._created = False
-
-    def client(self, max_connections: int = 100) -> KubeClient:
-        return KubeClient(load_config(self.kubeconfig), max_connections=max_connections)
 
     def compact_storage(self) -> int:
         """Compact kind's etcd to its current revision with etcdctl in the etcd pod."""
@@ -204,17 +178,5 @@ class KindCluster:
         subprocess.run([*etcdctl, "compact", str(revision), "--physical"], check=True)
         return revision
 
-    def check(self) -> None:
-        for proc in self.processes:
-            try:
-                proc.check()
-            except ProcessError as exc:
-                raise RuntimeError(str(exc)) from None
-
     def log_tails(self, lines: int = 30) -> str:
-        return (
-            "\n".join(
-                f"----- {p.name} ({p.log}) -----\n{tail(p.log, lines)}" for p in self.processes
-            )
-            + f"\n(kind logs: kind export logs --name {self.name})"
-        )
+        return super().log_tails(lines) + f"\n(kind logs: kind export logs --name {self.name})"

@@ -19,15 +19,15 @@ import contextlib
 import os
 import re
 import secrets
-import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hami_common.k8s import NAMESPACES, SERVICE_ACCOUNTS, NotFound
+from hami_common.k8s import NAMESPACES, NotFound
 
 from hami_e2e.backend import Cluster, make_cluster
+from hami_e2e.namespaces import create_namespace
 from hami_e2e.nodes import NodePool, create_nodes, delete_nodes
 
 _STASH_CLUSTER = pytest.StashKey[Cluster]()
@@ -68,19 +68,7 @@ def _namespace_name(node_name: str) -> str:
 
 async def _create_namespace(cluster: Cluster, name: str, within: float = 30.0) -> None:
     async with cluster.client() as kube:
-        await kube.create(NAMESPACES, {"metadata": {"name": name, "labels": {"e2e": "true"}}})
-        deadline = time.monotonic() + within
-        while True:
-            try:
-                await kube.get(SERVICE_ACCOUNTS, "default", namespace=name)
-                return
-            except NotFound:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"namespace {name}: the controller-manager created no default "
-                        f"ServiceAccount in {within}s"
-                    ) from None
-                await asyncio.sleep(0.1)
+        await create_namespace(kube, name, {"e2e": "true"}, within=within)
 
 
 async def _delete_namespace(cluster: Cluster, name: str) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hami_common.settings.testing import vnpus
+
 Json = dict[str, Any]
 
 NVIDIA_RESOURCES = ("nvidia.com/gpu", "nvidia.com/gpumem", "nvidia.com/gpucores",
@@ -27,37 +29,8 @@ CAMBRICON = {
 MLU_UNIT_MIB = 256
 
 
-Template = tuple[str, int, int, int]
-
-
-def _chip(names: tuple[str, str], sizes: tuple[int, int, int], templates: list[Template],
-          **extra: Any) -> Json:  # fmt: skip
-    """A ``vnpus`` entry: ``(chipName, commonWord)``, ``(memoryAllocatable, memoryCapacity,
-    aiCore)`` and the templates ``(name, MiB, aiCore, aiCPU)``."""
-    (chip, cw), (mem, cap, core) = names, sizes
-    res = f"huawei.com/{cw}"
-    return {
-        "chipName": chip, "commonWord": cw, "resourceName": res,
-        "resourceMemoryName": f"{res}-memory", "resourceCoreName": f"{res}-core",
-        "memoryAllocatable": mem, "memoryCapacity": cap, "aiCore": core, "aiCPU": 7,
-        "templates": [{"name": n, "memory": m, "aiCore": c, "aiCPU": p}
-                      for n, m, c, p in templates],
-        **extra,
-    }  # fmt: skip
-
-
 # Three of HAMi's chart chips (charts/hami/templates/scheduler/device-configmap.yaml, v2.10).
-VNPUS: Json = {
-    "hamiVnpuCore": False,
-    "configs": [
-        _chip(("910B3", "Ascend910B3"), (65536, 65536, 20),
-              [("vir05_1c_16g", 16384, 5, 1), ("vir10_3c_32g", 32768, 10, 3)]),
-        _chip(("310P3", "Ascend310P"), (21527, 24576, 8),
-              [("vir01", 3072, 1, 1), ("vir02", 6144, 2, 2), ("vir04", 12288, 4, 4)]),
-        _chip(("Ascend910", "Ascend910C"), (65536, 65536, 20),
-              [("vir05_1c_16g", 16384, 5, 1), ("vir10_3c_32g", 32768, 10, 3)], superPod=True),
-    ],
-}  # fmt: skip
+VNPUS: Json = vnpus()
 
 
 def device_config(split_count: int = 10) -> Json:

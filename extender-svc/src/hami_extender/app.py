@@ -16,7 +16,6 @@ them (releasing the Lease) on shutdown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -29,6 +28,7 @@ import hami_rustcore as core
 import orjson
 from hami_common.k8s import ApiError, ClusterConfig, ConfigError, KubeClient, load_config
 from hami_common.settings.main import kubeconfig_hint, package_version
+from hami_common.tasks import cancel_all
 from hami_common.telemetry import new_registry, register_build_info, setup_tracing
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
@@ -171,11 +171,7 @@ def create_app(
                 yield
             finally:
                 rt.extender = rt.client = None
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                await cancel_all(tasks, ignore_errors=True)
                 if rt.elector is not None:
                     await rt.elector.release()
 

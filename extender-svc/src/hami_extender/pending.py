@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from hami_common.k8s import LOOP_BACKOFF, PODS, Backoff, KubeClient, Retrier, list_then_watch
+from hami_common.k8s import LOOP_BACKOFF, PODS, Backoff, KubeClient, follow
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -87,18 +87,6 @@ class PendingPods:
 
     async def run(self) -> None:
         """Forever: list then watch; a failure waits (growing to a cap) and lists again."""
-        retry = Retrier("pending pod watch", log, self.backoff)
         selector = f"spec.schedulerName={self.scheduler_name},spec.nodeName="
-        while True:
-            try:
-                async for event in list_then_watch(
-                    self.client, PODS, field_selector=selector, metadata_only=True
-                ):
-                    if event.type != "BOOKMARK":
-                        self.apply(event.type, event.object)
-                    if event.type == "SYNC":
-                        retry.succeeded()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await asyncio.sleep(retry.failed(exc))
+        await follow(self.client, PODS, self.apply, what="pending pod watch", log=log,
+                     backoff=self.backoff, field_selector=selector, metadata_only=True)  # fmt: skip

@@ -27,11 +27,11 @@ import pytest
 from hami_common.k8s import (
     NAMESPACES,
     PODS,
-    SERVICE_ACCOUNTS,
     NotFound,
 )
 from hami_e2e.components import free_port
 from hami_e2e.kubelet.node import NodeAgents, start_agents
+from hami_e2e.namespaces import create_namespace
 from hami_e2e.nodes import NodePool, create_nodes, delete_nodes
 from hami_e2e.stack import (
     MANUAL_SCHEDULER,
@@ -76,15 +76,7 @@ def hami_ns(hami_stack: HamiStack, request: pytest.FixtureRequest) -> Iterator[s
 
     async def create() -> None:
         async with hami_stack.client() as kube:
-            await kube.create(
-                NAMESPACES,
-                {"metadata": {"name": name, "labels": {WEBHOOK_NAMESPACE_LABEL: "true"}}},
-            )
-            for _ in range(300):
-                with contextlib.suppress(NotFound):
-                    await kube.get(SERVICE_ACCOUNTS, "default", namespace=name)
-                    return
-                await asyncio.sleep(0.1)
+            await create_namespace(kube, name, {WEBHOOK_NAMESPACE_LABEL: "true"})
 
     asyncio.run(create())
     yield name

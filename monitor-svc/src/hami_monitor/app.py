@@ -9,12 +9,12 @@ the device source and the registry. The lifespan runs the pod watch and the moni
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from hami_common.k8s import ClusterConfig, ConfigError, KubeClient, load_config
 from hami_common.settings.main import kubeconfig_hint, package_version
+from hami_common.tasks import cancel_all
 from hami_common.telemetry import new_registry, register_build_info
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -90,11 +90,7 @@ def create_app(
             try:
                 yield
             finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                await cancel_all(tasks, ignore_errors=True)
 
     async def metrics(_: Request) -> Response:
         return Response(await run_in_threadpool(exposition), media_type=CONTENT_TYPE_LATEST)

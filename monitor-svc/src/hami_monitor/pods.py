@@ -13,7 +13,7 @@ from typing import Any
 
 import hami_rustcore as core
 from hami_common.deviceplugin.vendor import containers_in_annotation_order
-from hami_common.k8s import LOOP_BACKOFF, PODS, Backoff, KubeClient, Retrier, list_then_watch
+from hami_common.k8s import LOOP_BACKOFF, PODS, Backoff, KubeClient, follow
 from hami_common.protocol.annotations import MIG_ALLOCATIONS
 
 log = logging.getLogger(__name__)
@@ -121,17 +121,5 @@ class PodIndex:
         """Forever: list then watch; a failure waits (growing to a cap) and lists again."""
         if self.client is None:
             raise RuntimeError("PodIndex.run needs a client")
-        retry = Retrier("pod watch", log, self.backoff)
-        while True:
-            try:
-                async for event in list_then_watch(
-                    self.client, PODS, field_selector=f"spec.nodeName={self.node}"
-                ):
-                    if event.type != "BOOKMARK":
-                        self.apply(event.type, event.object)
-                    if event.type == "SYNC":
-                        retry.succeeded()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await asyncio.sleep(retry.failed(exc))
+        await follow(self.client, PODS, self.apply, what="pod watch", log=log,
+                     backoff=self.backoff, field_selector=f"spec.nodeName={self.node}")  # fmt: skip

@@ -1,5 +1,5 @@
 """``python -m hami_plugin_ascend``: settings in, plugin runtime out (thin entry point), through
-the entry point every service shares (`hami_common.settings.main.run_service`).
+the entry point every plugin shares (`hami_common.deviceplugin.service.plugin_main`).
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for invalid settings (a flag, the config
 files, no ``vnpus`` chip for this node's NPUs, the kubeconfig, an ``OTEL_*`` variable), 1 when
@@ -10,19 +10,12 @@ was wrong. The tracer provider is built here, passed down to the allocator, and 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import signal
 from collections.abc import Mapping, Sequence
 
-from hami_common.deviceplugin.backend import BackendInitError, DeviceBackend
-from hami_common.deviceplugin.runtime import PluginRuntime, RuntimeOptions
-from hami_common.deviceplugin.testing import SpecError
-from hami_common.k8s import ConfigError, KubeClient, load_config
-from hami_common.settings import SettingsError
-from hami_common.settings.main import package_version, run_service
-from hami_common.telemetry import TelemetryConfigError, setup_tracing
+from hami_common.deviceplugin import service
+from hami_common.deviceplugin.backend import DeviceBackend
+from hami_common.deviceplugin.runtime import PluginRuntime
 from opentelemetry.trace import TracerProvider
 
 from hami_plugin_ascend.config import PluginSettings, load_options
@@ -35,9 +28,7 @@ SERVICE_NAME = "hami-plugin-ascend"
 
 def make_backend(settings: PluginSettings) -> DeviceBackend:
     if settings.backend == "fake":
-        if settings.fake_spec is None:
-            raise SettingsError(["fake_spec: required with --backend fake"])
-        return FakeNpuBackend(spec_path=settings.fake_spec)
+        return FakeNpuBackend(spec_path=service.require_fake_spec(settings.fake_spec))
     from hami_plugin_ascend.dcmi import DcmiBackend  # noqa: PLC0415 (loads libdcmi.so)
 
     return DcmiBackend(settings.dcmi_library, poll=settings.health_interval)
@@ -46,29 +37,19 @@ def make_backend(settings: PluginSettings) -> DeviceBackend:
 async def run(
     settings: PluginSettings, backend: DeviceBackend, tracer_provider: TracerProvider
 ) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = service.stop_on_signals()
     found = backend.discover()  # first: a backend that cannot start is the clearer error
     options = load_options(settings, found)
     devices = [d for d in found if options.keeps(d)]
     policy = AscendPolicy(
         options, devices, hook_path=settings.hook_path, shared_region=settings.shared_region_path
     )
-    config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
-    async with KubeClient(config, user_agent=SERVICE_NAME) as client:
+    async with service.kube_client(settings, SERVICE_NAME) as client:
         runtime = PluginRuntime(
             policy,
             backend,
             client,
-            RuntimeOptions(
-                node=settings.node_name,
-                plugin_dir=settings.plugin_dir,
-                register_with_kubelet=settings.register_with_kubelet,
-                register_interval=settings.register_interval,
-                socket_poll_interval=settings.socket_poll_interval,
-            ),
+            service.runtime_options(settings, register_interval=settings.register_interval),
             devices,
             tracer_provider=tracer_provider,
             vendors=options.vendor_table(),
@@ -89,21 +70,10 @@ async def run(
 
 async def serve(settings: PluginSettings) -> None:
     """The plugin until SIGTERM/SIGINT. The tracer provider lives exactly as long."""
-    provider = setup_tracing(SERVICE_NAME)
-    try:
-        await run(settings, make_backend(settings), provider)
-    finally:
-        provider.shutdown()  # exports the spans still in the batch
+    await service.serve_traced(
+        SERVICE_NAME, lambda provider: run(settings, make_backend(settings), provider)
+    )
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    env = dict(os.environ if environ is None else environ)
-    if "NODE_NAME" in env and "HAMI_PLUGIN_NODE_NAME" not in env:
-        env["HAMI_PLUGIN_NODE_NAME"] = env["NODE_NAME"]  # HAMi's variable
-    return run_service(
-        PluginSettings, SERVICE_NAME, serve, argv, environ=env,
-        version=package_version(SERVICE_NAME),
-        config_errors=(ConfigError, TelemetryConfigError),
-        startup_errors=(BackendInitError, SpecError),
-        quiet_loggers=("httpx",),
-    )  # fmt: skip
+    return service.plugin_main(PluginSettings, SERVICE_NAME, serve, argv, environ)

@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from hami_common.deviceplugin.backend import PhysicalDevice
+from hami_common.deviceplugin.service import DevicePluginSettings
 from hami_common.settings import (
     AscendChipConfig,
     DeviceConfig,
-    ServiceSettings,
     SettingsError,
     ascend_entry,
     load_device_config,
@@ -29,15 +29,10 @@ from hami_common.settings import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
-class PluginSettings(ServiceSettings):
+class PluginSettings(DevicePluginSettings):
     """hami-plugin-ascend: the Huawei Ascend device plugin (kubelet's device plugin API, HAMi's
     node registration and allocation protocol). Tracing: the standard OTEL_* variables."""
 
-    env_prefix: ClassVar[str] = "HAMI_PLUGIN_"
-
-    node_name: Annotated[str, Field(min_length=1)] = Field(
-        description="this node; the DaemonSet passes spec.nodeName (also read from NODE_NAME)"
-    )
     device_config_file: Path = Field(
         description="HAMi's device-config.yaml: its vnpus: chip whose chipName is this node's "
         "NPUs' (as DCMI names them) is served"
@@ -46,13 +41,6 @@ class PluginSettings(ServiceSettings):
         default=None,
         description="HAMi's per-node file (node-config.yaml: nodes[] {name, hami-vnpu-core, "
         "vDeviceCount, filterDevices {uuid, index}})",
-    )
-    plugin_dir: Path = Field(
-        default=Path("/var/lib/kubelet/device-plugins"),
-        description="kubelet's device plugin folder: kubelet.sock is there, our socket goes there",
-    )
-    register_with_kubelet: bool = Field(
-        default=True, description="register with kubelet (off: only serve the socket)"
     )
     hook_path: Path = Field(
         default=Path("/usr/local/hami-vnpu-core"),
@@ -83,20 +71,9 @@ class PluginSettings(ServiceSettings):
     health_interval: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=5.0, description="seconds between DCMI health checks of every NPU"
     )
-    kubeconfig: Path | None = Field(
-        default=None,
-        description="kubeconfig for the API (default: KUBECONFIG, ~/.kube/config, then in-cluster)",
-    )
     register_interval: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=30.0,
         description="seconds between node annotation checks (health changes are published at once)",
-    )
-    socket_poll_interval: Annotated[float, Field(gt=0, le=60)] = Field(
-        default=1.0,
-        description="seconds between checks that kubelet.sock and our socket are still there",
-    )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="log level"
     )
 
 

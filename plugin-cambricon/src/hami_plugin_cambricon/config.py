@@ -9,33 +9,22 @@ advertises so that node capacity carries them: HAMi reads its MLU inventory from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
-from hami_common.settings import CambriconConfig, ServiceSettings, load_device_config
+from hami_common.deviceplugin.service import DevicePluginSettings
+from hami_common.settings import CambriconConfig, load_device_config
 from pydantic import Field
 
 
-class PluginSettings(ServiceSettings):
+class PluginSettings(DevicePluginSettings):
     """hami-plugin-cambricon: the Cambricon MLU device plugin (kubelet's device plugin API,
     HAMi's allocation protocol, sMLU instances through CNDev). Tracing: the standard OTEL_*
     variables."""
 
-    env_prefix: ClassVar[str] = "HAMI_PLUGIN_"
-
-    node_name: Annotated[str, Field(min_length=1)] = Field(
-        description="this node; the DaemonSet passes spec.nodeName (also read from NODE_NAME)"
-    )
     device_config_file: Path | None = Field(
         default=None,
         description="HAMi's device-config.yaml (its cambricon: section); HAMi's defaults when "
         "unset",
-    )
-    plugin_dir: Path = Field(
-        default=Path("/var/lib/kubelet/device-plugins"),
-        description="kubelet's device plugin folder: kubelet.sock is there, our sockets go there",
-    )
-    register_with_kubelet: bool = Field(
-        default=True, description="register with kubelet (off: only serve the sockets)"
     )
     split_count: Annotated[int, Field(ge=1, le=1024)] = Field(
         default=100,
@@ -66,17 +55,6 @@ class PluginSettings(ServiceSettings):
     )
     health_interval: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=5.0, description="seconds between CNDev health checks of every MLU"
-    )
-    kubeconfig: Path | None = Field(
-        default=None,
-        description="kubeconfig for the API (default: KUBECONFIG, ~/.kube/config, then in-cluster)",
-    )
-    socket_poll_interval: Annotated[float, Field(gt=0, le=60)] = Field(
-        default=1.0,
-        description="seconds between checks that kubelet.sock and our sockets are still there",
-    )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="log level"
     )
 
 

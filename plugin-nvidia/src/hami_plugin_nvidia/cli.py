@@ -1,5 +1,5 @@
 """``python -m hami_plugin_nvidia``: settings in, plugin runtime out (thin entry point), through
-the entry point every service shares (`hami_common.settings.main.run_service`).
+the entry point every plugin shares (`hami_common.deviceplugin.service.plugin_main`).
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for invalid settings (a flag, the config
 files, the kubeconfig, an ``OTEL_*`` variable), 1 when the device backend cannot start (e.g.
@@ -13,23 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hami_common.deviceplugin.backend import (
-    BackendInitError,
-    DeviceBackend,
-    PhysicalDevice,
-)
-from hami_common.deviceplugin.runtime import PluginRuntime, RuntimeOptions
-from hami_common.deviceplugin.testing import FakeBackend, SpecError, load_spec
-from hami_common.k8s import PODS, ApiError, ConfigError, KubeClient, load_config
+from hami_common.deviceplugin import service
+from hami_common.deviceplugin.backend import DeviceBackend, PhysicalDevice
+from hami_common.deviceplugin.runtime import PluginRuntime
+from hami_common.deviceplugin.testing import FakeBackend, load_spec
+from hami_common.k8s import PODS, ApiError, KubeClient
 from hami_common.protocol.annotations import VGPU_NODE
-from hami_common.settings import SettingsError
-from hami_common.settings.main import package_version, run_service
-from hami_common.telemetry import TelemetryConfigError, setup_tracing
 from opentelemetry.trace import TracerProvider
 
 from hami_plugin_nvidia.config import NvidiaOptions, PluginSettings, load_options
@@ -80,9 +72,7 @@ class FilteredBackend:
 
 def make_backend(settings: PluginSettings) -> DeviceBackend:
     if settings.backend == "fake":
-        if settings.fake_spec is None:
-            raise SettingsError(["fake_spec: required with --backend fake"])
-        return FakeBackend(spec_path=settings.fake_spec)
+        return FakeBackend(spec_path=service.require_fake_spec(settings.fake_spec))
     from hami_plugin_nvidia.nvml import NvmlBackend  # noqa: PLC0415 (imports NVML)
 
     return NvmlBackend()
@@ -133,10 +123,7 @@ async def run(
     backend: DeviceBackend,
     tracer_provider: TracerProvider,
 ) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = service.stop_on_signals()
     devices = backend.discover()  # first: a backend that cannot start is the clearer error
     mig = None
     if options.operating_mode == "mig":
@@ -157,8 +144,7 @@ async def run(
         policy: NvidiaPolicy = volcano
     else:
         policy = NvidiaPolicy(options, **common)
-    config = load_config(str(settings.kubeconfig) if settings.kubeconfig else None)
-    async with KubeClient(config, user_agent=SERVICE_NAME) as client:
+    async with service.kube_client(settings, SERVICE_NAME) as client:
         if settings.dra:
             await _run_dra(settings, policy, backend, client, devices, stop=stop,
                            tracer_provider=tracer_provider)  # fmt: skip
@@ -169,13 +155,7 @@ async def run(
             policy,
             backend,
             client,
-            RuntimeOptions(
-                node=settings.node_name,
-                plugin_dir=settings.plugin_dir,
-                register_with_kubelet=settings.register_with_kubelet,
-                register_interval=settings.register_interval,
-                socket_poll_interval=settings.socket_poll_interval,
-            ),
+            service.runtime_options(settings, register_interval=settings.register_interval),
             devices,
             tracer_provider=tracer_provider,
             allocator=(
@@ -238,24 +218,16 @@ async def _run_dra(
 async def serve(settings: PluginSettings) -> None:
     """The plugin until SIGTERM/SIGINT. The tracer provider lives exactly as long."""
     options = load_options(settings)
-    provider = setup_tracing(SERVICE_NAME)
-    try:
-        backend: DeviceBackend = FilteredBackend(make_backend(settings), options)
-        await run(settings, options, backend, provider)
-    finally:
-        provider.shutdown()  # exports the spans still in the batch
+
+    async def run_traced(provider: TracerProvider) -> None:
+        await run(settings, options, FilteredBackend(make_backend(settings), options), provider)
+
+    await service.serve_traced(SERVICE_NAME, run_traced)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    env = dict(os.environ if environ is None else environ)
-    if "NODE_NAME" in env and "HAMI_PLUGIN_NODE_NAME" not in env:
-        env["HAMI_PLUGIN_NODE_NAME"] = env["NODE_NAME"]  # HAMi's variable
-    if "MIG_STRATEGY" in env and "HAMI_PLUGIN_MIG_STRATEGY" not in env:
-        env["HAMI_PLUGIN_MIG_STRATEGY"] = env["MIG_STRATEGY"]  # HAMi's variable
-    return run_service(
-        PluginSettings, SERVICE_NAME, serve, argv, environ=env,
-        version=package_version(SERVICE_NAME),
-        config_errors=(ConfigError, TelemetryConfigError),
-        startup_errors=(BackendInitError, SpecError, StaticMigError),
-        quiet_loggers=("httpx",),
+    return service.plugin_main(
+        PluginSettings, SERVICE_NAME, serve, argv, environ,
+        hami_variables={"MIG_STRATEGY": "mig_strategy"},  # HAMi's variable
+        startup_errors=(StaticMigError,),
     )  # fmt: skip

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
+from hami_common.deviceplugin.service import DevicePluginSettings
 from hami_common.settings import (
     NvidiaConfig,
     NvidiaNodeConfig,
-    ServiceSettings,
     SettingsError,
     load_device_config,
     load_node_config,
@@ -26,28 +26,16 @@ from pydantic import Field, model_validator
 _T = TypeVar("_T")
 
 
-class PluginSettings(ServiceSettings):
+class PluginSettings(DevicePluginSettings):
     """hami-plugin-nvidia: the NVIDIA device plugin (kubelet's device plugin API, HAMi's node
     registration and allocation protocol). Tracing: the standard OTEL_* variables."""
 
-    env_prefix: ClassVar[str] = "HAMI_PLUGIN_"
-
-    node_name: Annotated[str, Field(min_length=1)] = Field(
-        description="this node; the DaemonSet passes spec.nodeName (also read from NODE_NAME)"
-    )
     device_config_file: Path | None = Field(
         default=None,
         description="HAMi's device-config.yaml (its nvidia: section); HAMi's defaults when unset",
     )
     node_config_file: Path | None = Field(
         default=None, description='HAMi\'s per-node config.json ({"nodeconfig": [...]})'
-    )
-    plugin_dir: Path = Field(
-        default=Path("/var/lib/kubelet/device-plugins"),
-        description="kubelet's device plugin folder: kubelet.sock is there, our socket goes there",
-    )
-    register_with_kubelet: bool = Field(
-        default=True, description="register with kubelet (off: only serve the socket)"
     )
     hook_path: Path = Field(
         default=Path("/usr/local"),
@@ -92,17 +80,9 @@ class PluginSettings(ServiceSettings):
         '{"GPU-other": {"p2p": "SameBoard", "nvlinks": 2}}, "fail": "query|health|links"}; '
         "only uuid is required; the file is re-read for health changes",
     )
-    kubeconfig: Path | None = Field(
-        default=None, description="kubeconfig for the API (default: KUBECONFIG, "
-        "~/.kube/config, then in-cluster)",
-    )  # fmt: skip
     register_interval: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=30.0,
         description="seconds between node annotation checks (health changes are published at once)",
-    )
-    socket_poll_interval: Annotated[float, Field(gt=0, le=60)] = Field(
-        default=1.0,
-        description="seconds between checks that kubelet.sock and our socket are still there",
     )
     dra: bool = Field(
         default=False,
@@ -145,9 +125,6 @@ class PluginSettings(ServiceSettings):
     mps_control: str = Field(
         default="nvidia-cuda-mps-control",
         description="MPS mode: the MPS control program that starts a GPU's daemon (-d)",
-    )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="log level"
     )
 
     @model_validator(mode="after")

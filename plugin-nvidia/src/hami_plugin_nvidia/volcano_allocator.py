@@ -31,11 +31,13 @@ import hami_rustcore
 from hami_common.deviceplugin.allocator import (
     AllocationFailed,
     NoPendingPod,
+    answer_containers,
     failure_event,
+    pod_annotations,
+    pod_ref,
     preferred_ids,
 )
 from hami_common.deviceplugin.api import api_pb2 as pb
-from hami_common.deviceplugin.vendor import ContainerContext
 from hami_common.k8s import EVENTS, PODS, ApiError, Conflict, KubeClient
 from hami_common.protocol import volcano as vc
 from opentelemetry import trace
@@ -46,15 +48,6 @@ log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 _ATTEMPTS = 5
-
-
-def _annotations(pod: Json) -> Mapping[str, str]:
-    return (pod.get("metadata") or {}).get("annotations") or {}
-
-
-def _ref(pod: Json) -> tuple[str, str]:
-    meta = pod.get("metadata") or {}
-    return str(meta.get("namespace", "")), str(meta.get("name", ""))
 
 
 def vgpu_containers(pod: Json) -> list[Json]:
@@ -68,7 +61,7 @@ def vgpu_containers(pod: Json) -> list[Json]:
 
 def _vgpu_time(pod: Json) -> int:
     try:
-        return int(_annotations(pod).get(vc.VGPU_TIME, ""))
+        return int(pod_annotations(pod).get(vc.VGPU_TIME, ""))
     except ValueError:
         return 2**64 - 1
 
@@ -99,7 +92,7 @@ class VolcanoAllocator:
         does not decode (the pod is still a candidate: its allocation fails with the reason)."""
         try:
             entries = hami_rustcore.decode_volcano_pod_devices(
-                _annotations(pod).get(vc.DEVICES_TO_ALLOCATE, "")
+                pod_annotations(pod).get(vc.DEVICES_TO_ALLOCATE, "")
             )
         except hami_rustcore.DecodeError:
             return -1
@@ -109,7 +102,7 @@ class VolcanoAllocator:
         listed = await self.client.list(PODS, field_selector=f"spec.nodeName={self.node}")
         candidates: list[tuple[bool, Json]] = []
         for pod in listed.get("items") or []:
-            ann = _annotations(pod)
+            ann = pod_annotations(pod)
             if (
                 (pod.get("metadata") or {}).get("deletionTimestamp")
                 or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
@@ -131,7 +124,7 @@ class VolcanoAllocator:
                 c[0],
                 (c[1].get("status") or {}).get("phase") != "Pending",
                 _vgpu_time(c[1]),
-                _ref(c[1]),
+                pod_ref(c[1]),
             ),
         )[1]
 
@@ -149,7 +142,7 @@ class VolcanoAllocator:
             except NoPendingPod:
                 await self._release_lock()
                 raise
-            ns, name = _ref(pod)
+            ns, name = pod_ref(pod)
             with self.tracer.start_as_current_span("Allocate") as span:
                 span.set_attribute("k8s.pod.name", name)
                 span.set_attribute("k8s.namespace.name", ns)
@@ -162,7 +155,7 @@ class VolcanoAllocator:
                     raise
 
     async def _allocate(self, pod: Json, request: pb.AllocateRequest) -> pb.AllocateResponse:
-        ns, name = _ref(pod)
+        ns, name = pod_ref(pod)
         for attempt in range(_ATTEMPTS):
             response, updates = self._answer(pod, request)
             rv = str((pod.get("metadata") or {}).get("resourceVersion", ""))
@@ -180,43 +173,21 @@ class VolcanoAllocator:
         raise AssertionError("unreachable")
 
     def _answer(self, pod: Json, request: pb.AllocateRequest) -> tuple[pb.AllocateResponse, Json]:
-        ann = _annotations(pod)
+        ann = pod_annotations(pod)
         try:
             entries = hami_rustcore.decode_volcano_pod_devices(ann.get(vc.DEVICES_TO_ALLOCATE, ""))
         except hami_rustcore.DecodeError as exc:
             raise AllocationFailed(f"annotation {vc.DEVICES_TO_ALLOCATE}: {exc}") from None
-        containers = vgpu_containers(pod)
-        response = pb.AllocateResponse()
-        for creq in request.container_requests:
-            idx = next((i for i, entry in enumerate(entries) if entry), None)
-            if idx is None:
-                raise AllocationFailed(
-                    f"kubelet asked for {len(creq.devices_ids)} device(s) but annotation "
-                    f"{vc.DEVICES_TO_ALLOCATE} has no container entry left"
-                )
-            entry, entries[idx] = entries[idx], []
-            if idx >= len(containers):
-                raise AllocationFailed(
-                    f"annotation {vc.DEVICES_TO_ALLOCATE} has an entry #{idx} but the pod has "
-                    f"{len(containers)} container(s) with {' or '.join(vc.REQUEST_RESOURCES)}"
-                )
-            if len(entry) != len(creq.devices_ids):
-                raise AllocationFailed(
-                    f"device number not matched: kubelet asked for {len(creq.devices_ids)} "
-                    f"device(s), annotation {vc.DEVICES_TO_ALLOCATE} gives container "
-                    f"{containers[idx].get('name', idx)!r} {len(entry)}"
-                )
-            wrong = [d.vendor for d in entry if d.vendor != vc.DEVICE_TYPE]
-            if wrong:
-                raise AllocationFailed(
-                    f"annotation {vc.DEVICES_TO_ALLOCATE} lists a device of type {wrong[0]!r}, "
-                    f"expected {vc.DEVICE_TYPE!r}"
-                )
-            ctx = ContainerContext(pod, idx, containers[idx], entry, list(creq.devices_ids))
-            try:
-                response.container_responses.append(self.policy.container_response(ctx))
-            except ValueError as exc:
-                raise AllocationFailed(str(exc)) from None
+        response, _ = answer_containers(
+            pod,
+            request,
+            entries,
+            vgpu_containers(pod),
+            key=vc.DEVICES_TO_ALLOCATE,
+            policy=self.policy,
+            vendor=vc.DEVICE_TYPE,
+            only=" or ".join(vc.REQUEST_RESOURCES),
+        )
         updates: Json = {vc.DEVICES_TO_ALLOCATE: hami_rustcore.encode_volcano_pod_devices(entries)}
         if not any(entries):
             updates[vc.BIND_PHASE] = vc.PHASE_SUCCESS
@@ -235,7 +206,7 @@ class VolcanoAllocator:
     async def fail(self, pod: Json, message: str) -> None:
         """bind-phase failed, a Warning Event, the lock deleted; each step is attempted even
         when an earlier one fails."""
-        ns, name = _ref(pod)
+        ns, name = pod_ref(pod)
         log.warning("allocation of pod %s/%s failed: %s", ns, name, message)
         failed = {vc.BIND_PHASE: vc.PHASE_FAILED, vc.VGPU_TIME: vc.DONE_TIME}
         try:
@@ -257,7 +228,7 @@ class VolcanoAllocator:
         """The replicas of the devices volcano chose for the pod, then the first available."""
         try:
             pod = await self.find_pod()
-            text = _annotations(pod).get(vc.DEVICES_TO_ALLOCATE, "")
+            text = pod_annotations(pod).get(vc.DEVICES_TO_ALLOCATE, "")
             entries = [e for e in hami_rustcore.decode_volcano_pod_devices(text) if e]
         except (NoPendingPod, hami_rustcore.DecodeError, ApiError):
             entries = []

@@ -60,11 +60,13 @@ class AllocationFailed(Exception):  # noqa: N818
     """The pod's allocation cannot be honoured; the pod is marked failed."""
 
 
-def _annotations(pod: Json) -> Mapping[str, str]:
+def pod_annotations(pod: Json) -> Mapping[str, str]:
+    """The pod's annotations (none: empty)."""
     return (pod.get("metadata") or {}).get("annotations") or {}
 
 
-def _pod_ref(pod: Json) -> tuple[str, str]:
+def pod_ref(pod: Json) -> tuple[str, str]:
+    """The pod's (namespace, name)."""
     meta = pod.get("metadata") or {}
     return str(meta.get("namespace", "")), str(meta.get("name", ""))
 
@@ -83,6 +85,65 @@ def to_allocate_values(annotations: Mapping[str, str]) -> dict[str, str]:
         for k, v in annotations.items()
         if k.startswith("hami.io/") and k.endswith("-devices-to-allocate")
     }
+
+
+def answer_containers(
+    pod: Json,
+    request: pb.AllocateRequest,
+    entries: list[list[hami_rustcore.AllocDevice]],
+    containers: Sequence[Json],
+    *,
+    key: str,
+    policy: VendorPolicy,
+    vendor: str | None = None,
+    only: str | None = None,
+) -> tuple[pb.AllocateResponse, list[ContainerContext]]:
+    """The policy's answer to each container request of kubelet's Allocate, and the context of
+    each. A request takes the next non-empty entry of ``entries`` (decoded from annotation
+    ``key``), which is erased in place; the entry's index picks the container in ``containers``
+    (``only``: the resources that give a container an entry, when not every container has one).
+    The entry must have as many devices as kubelet asked for, all of type ``vendor`` (the
+    policy's by default). Any failure, the policy's ``ValueError`` included, is
+    ``AllocationFailed`` with the reason."""
+    vendor = policy.vendor if vendor is None else vendor
+    response = pb.AllocateResponse()
+    contexts: list[ContainerContext] = []
+    for creq in request.container_requests:
+        idx = next((i for i, entry in enumerate(entries) if entry), None)
+        if idx is None:
+            raise AllocationFailed(
+                f"kubelet asked for {len(creq.devices_ids)} device(s) but annotation "
+                f"{key} has no container entry left"
+            )
+        entry, entries[idx] = entries[idx], []
+        if idx >= len(containers):
+            if only is None:
+                raise AllocationFailed(
+                    f"annotation {key} has an entry for container #{idx} but the pod "
+                    f"has {len(containers)} container(s)"
+                )
+            raise AllocationFailed(
+                f"annotation {key} has an entry #{idx} but the pod has "
+                f"{len(containers)} container(s) with {only}"
+            )
+        if len(entry) != len(creq.devices_ids):
+            raise AllocationFailed(
+                f"device number not matched: kubelet asked for {len(creq.devices_ids)} "
+                f"device(s), annotation {key} gives container "
+                f"{containers[idx].get('name', idx)!r} {len(entry)}"
+            )
+        wrong = [d.vendor for d in entry if d.vendor != vendor]
+        if wrong:
+            raise AllocationFailed(
+                f"annotation {key} lists a device of type {wrong[0]!r}, expected {vendor!r}"
+            )
+        ctx = ContainerContext(pod, idx, containers[idx], entry, list(creq.devices_ids))
+        try:
+            response.container_responses.append(policy.container_response(ctx))
+        except ValueError as exc:
+            raise AllocationFailed(str(exc)) from None
+        contexts.append(ctx)
+    return response, contexts
 
 
 class PodAllocator(Protocol):
@@ -129,7 +190,7 @@ class Allocator:
         meta = pod.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             return False
-        ann = _annotations(pod)
+        ann = pod_annotations(pod)
         on_node = ((pod.get("spec") or {}).get("nodeName") or ann.get(VGPU_NODE)) == self.node
         return on_node and has_pending_devices(ann.get(self.key))
 
@@ -150,9 +211,9 @@ class Allocator:
             p
             for p in listed.get("items") or []
             if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-            and BIND_TIME in _annotations(p)
-            and _annotations(p).get(BIND_PHASE) in (PHASE_ALLOCATING, PHASE_SUCCESS)
-            and _annotations(p).get(VGPU_NODE) == self.node
+            and BIND_TIME in pod_annotations(p)
+            and pod_annotations(p).get(BIND_PHASE) in (PHASE_ALLOCATING, PHASE_SUCCESS)
+            and pod_annotations(p).get(VGPU_NODE) == self.node
             and self._candidate(p)
         ]
         # HAMi takes Pending pods only; a pod whose status already says Running (a kubelet
@@ -162,7 +223,7 @@ class Allocator:
         pending = [p for p in bound if (p.get("status") or {}).get("phase") == "Pending"]
         if not bound:
             raise NoPendingPod(f"no binding pod found on node {self.node}")
-        return min(pending or bound, key=lambda p: _annotations(p).get(BIND_TIME, ""))
+        return min(pending or bound, key=lambda p: pod_annotations(p).get(BIND_TIME, ""))
 
     def _lock_held_by(self, namespace: str, name: str) -> bool:
         """Whether the node read of this Allocate's pod lookup showed the pod holding the node
@@ -183,7 +244,7 @@ class Allocator:
             with self.tracer.start_as_current_span(
                 "Allocate", context=context_from_pod(pod)
             ) as span:
-                ns, name = _pod_ref(pod)
+                ns, name = pod_ref(pod)
                 span.set_attribute("k8s.pod.name", name)
                 span.set_attribute("k8s.namespace.name", ns)
                 span.set_attribute("k8s.node.name", self.node)
@@ -199,7 +260,7 @@ class Allocator:
     ) -> pb.AllocateResponse:
         for attempt in range(_ATTEMPTS):
             response, patch, given = self._answer(pod, request)
-            ns, name = _pod_ref(pod)
+            ns, name = pod_ref(pod)
             try:
                 await self.client.patch(PODS, name, patch, namespace=ns)
             except Conflict:
@@ -227,47 +288,16 @@ class Allocator:
     ) -> tuple[pb.AllocateResponse, Json, list[tuple[str, list[hami_rustcore.AllocDevice]]]]:
         """The response, the pod patch (the vendor's own annotations in it), and (container
         name, devices) per container."""
-        ann = _annotations(pod)
+        ann = pod_annotations(pod)
         try:
             entries = hami_rustcore.decode_pod_devices(ann.get(self.key, ""))
         except hami_rustcore.DecodeError as exc:
             raise AllocationFailed(f"annotation {self.key}: {exc}") from None
         containers = containers_in_annotation_order(pod)
-        response = pb.AllocateResponse()
-        given: list[tuple[str, list[hami_rustcore.AllocDevice]]] = []
-        contexts: list[ContainerContext] = []
-        for creq in request.container_requests:
-            idx = next((i for i, entry in enumerate(entries) if entry), None)
-            if idx is None:
-                raise AllocationFailed(
-                    f"kubelet asked for {len(creq.devices_ids)} device(s) but annotation "
-                    f"{self.key} has no container entry left"
-                )
-            entry, entries[idx] = entries[idx], []
-            if idx >= len(containers):
-                raise AllocationFailed(
-                    f"annotation {self.key} has an entry for container #{idx} but the pod "
-                    f"has {len(containers)} container(s)"
-                )
-            if len(entry) != len(creq.devices_ids):
-                raise AllocationFailed(
-                    f"device number not matched: kubelet asked for {len(creq.devices_ids)} "
-                    f"device(s), annotation {self.key} gives container "
-                    f"{containers[idx].get('name', idx)!r} {len(entry)}"
-                )
-            wrong = [d.vendor for d in entry if d.vendor != self.policy.vendor]
-            if wrong:
-                raise AllocationFailed(
-                    f"annotation {self.key} lists a device of type {wrong[0]!r}, "
-                    f"expected {self.policy.vendor!r}"
-                )
-            ctx = ContainerContext(pod, idx, containers[idx], entry, list(creq.devices_ids))
-            try:
-                response.container_responses.append(self.policy.container_response(ctx))
-            except ValueError as exc:
-                raise AllocationFailed(str(exc)) from None
-            given.append((str(containers[idx].get("name", idx)), entry))
-            contexts.append(ctx)
+        response, contexts = answer_containers(
+            pod, request, entries, containers, key=self.key, policy=self.policy
+        )
+        given = [(str(c.container.get("name", c.index)), list(c.devices)) for c in contexts]
         remaining = hami_rustcore.encode_pod_devices(entries)
         try:
             updates: dict[str, str] = dict(self.policy.allocated_annotations(pod, contexts))
@@ -287,7 +317,7 @@ class Allocator:
     async def fail(self, pod: Json, message: str) -> None:
         """bind-phase=failed, a Warning Event on the pod, and the lock released; each step is
         attempted even when an earlier one fails."""
-        ns, name = _pod_ref(pod)
+        ns, name = pod_ref(pod)
         log.warning("allocation of pod %s/%s failed: %s", ns, name, message)
         try:
             await self.client.patch(
@@ -324,7 +354,7 @@ class Allocator:
             pod = await self.find_pod()
             entries = [
                 e
-                for e in hami_rustcore.decode_pod_devices(_annotations(pod).get(self.key, ""))
+                for e in hami_rustcore.decode_pod_devices(pod_annotations(pod).get(self.key, ""))
                 if e
             ]
         except (NoPendingPod, hami_rustcore.DecodeError, ApiError):

@@ -12,7 +12,10 @@ A backend degrades, never fails, per device: a device whose query fails is retur
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -79,3 +82,31 @@ class DeviceBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+async def follow_health(
+    backend: DeviceBackend,
+    devices: Callable[[], Sequence[PhysicalDevice]],
+    apply: Callable[[HealthChange], Awaitable[bool]],
+    stop: asyncio.Event,
+    *,
+    restart_delay: float,
+    log: logging.Logger,
+) -> None:
+    """Until ``stop``: each health change of ``devices()`` handed to ``apply``, which says
+    whether it changed a device (then one warning line on ``log`` says how). A watcher that
+    fails is logged and started again after ``restart_delay`` seconds (one bad device degrades
+    that device, never the plugin); a watcher that ends ends this."""
+    while not stop.is_set():
+        try:
+            async for change in backend.health_events(devices()):
+                if await apply(change):
+                    state = "healthy" if change.healthy else f"unhealthy: {change.reason}"
+                    log.warning("device %s is %s", change.uuid, state)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("health watcher failed; restarting it")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), restart_delay)

@@ -8,7 +8,6 @@ A health watcher that fails is logged and restarted; a device that fails is mark
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,13 +17,19 @@ import hami_rustcore
 from opentelemetry.trace import Tracer, TracerProvider
 
 from hami_common.deviceplugin.allocator import Allocator, PodAllocator
-from hami_common.deviceplugin.backend import DeviceBackend, PhysicalDevice
+from hami_common.deviceplugin.backend import (
+    DeviceBackend,
+    HealthChange,
+    PhysicalDevice,
+    follow_health,
+)
 from hami_common.deviceplugin.devices import DeviceTable
 from hami_common.deviceplugin.registrar import NodeRegistrar
 from hami_common.deviceplugin.server import CapacityService, DevicePluginService, PluginServer
 from hami_common.deviceplugin.vendor import VendorPolicy
 from hami_common.k8s import KubeClient
 from hami_common.settings import VendorTable
+from hami_common.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -132,21 +137,13 @@ class PluginRuntime:
         return self.policy.node_annotations(devices, self.backend.links(healthy))
 
     async def watch_health(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                async for change in self.backend.health_events(self.table.devices):
-                    for table in self.capacity_tables:
-                        await table.apply(change)
-                    if await self.table.apply(change):
-                        state = "healthy" if change.healthy else f"unhealthy: {change.reason}"
-                        log.warning("device %s is %s", change.uuid, state)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("health watcher failed; restarting it")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.options.health_restart_delay)
+        async def apply(change: HealthChange) -> bool:
+            for table in self.capacity_tables:
+                await table.apply(change)
+            return await self.table.apply(change)
+
+        await follow_health(self.backend, lambda: self.table.devices, apply, stop,
+                            restart_delay=self.options.health_restart_delay, log=log)  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [asyncio.create_task(self.watch_health(stop), name="health")]
@@ -157,9 +154,5 @@ class PluginRuntime:
         try:
             await self.server.run(stop)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(tasks)
             self.backend.close()

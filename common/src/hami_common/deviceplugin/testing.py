@@ -15,18 +15,28 @@ query fails: it scores 0). ``init_error`` makes discovery fail as a whole (no dr
 
 With ``spec_path``, the health watcher re-reads the file every ``poll`` seconds, so a test or the
 harness flips ``healthy`` in the file and the plugin process follows.
+
+For the tests of a plugin's entry point: `run_plugin` runs it as its own process, and
+`undocumented` lists the settings its ``--help`` leaves out; `build_fake_library` builds a
+fake vendor library for the tests of a plugin's real backend; `allocate_request` is kubelet's
+Allocate for the allocator tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hami_common.deviceplugin.api import api_pb2 as pb
 from hami_common.deviceplugin.backend import (
     BackendInitError,
     HealthChange,
@@ -34,6 +44,7 @@ from hami_common.deviceplugin.backend import (
     Links,
     PhysicalDevice,
 )
+from hami_common.settings import ServiceSettings
 
 Json = dict[str, Any]
 _XID = "XID 79: GPU has fallen off the bus (injected)"
@@ -195,3 +206,57 @@ class FakeBackend:
 
     def close(self) -> None:
         self.closed = True
+
+
+def run_plugin(
+    package: str, *args: str, fake_env: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m <package> <args>``: a plugin's real entry point as its own process (as the
+    DaemonSet runs it), without this process's ``HAMI_*``, ``OTEL_*`` and ``NODE_NAME`` (and the
+    variables starting with ``fake_env``: a fake vendor library's), with ``env`` on top; help
+    is not wrapped below 400 columns."""
+    drop = ("HAMI_", "OTEL_", *((fake_env,) if fake_env else ()))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(drop) and k != "NODE_NAME"}
+    return subprocess.run(
+        [sys.executable, "-m", package, *args],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**base, "COLUMNS": "400", **env},
+    )  # fmt: skip
+
+
+def undocumented(settings_type: type[ServiceSettings], help_text: str) -> list[str]:
+    """The settings that ``--help`` (``help_text``) does not document: no description, or its
+    flag or env variable not in the text."""
+    return [
+        name
+        for name, info in settings_type.model_fields.items()
+        if not info.description
+        or settings_type.flag(name) not in help_text
+        or settings_type.env_name(name) not in help_text
+    ]
+
+
+def build_fake_library(source: Path, out: Path) -> Path:
+    """A fake vendor library (``plugin-<vendor>/fake/fake_*.c``, from the vendor's documented
+    signatures) built with gcc into the shared object ``out``, exporting only its API;
+    `FileNotFoundError` when gcc is missing."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise FileNotFoundError(f"gcc is needed to build the fake {out.name} from {source}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
+         "-o", str(out), str(source)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+def allocate_request(*counts: int) -> pb.AllocateRequest:
+    """kubelet's Allocate with one container request per count (device IDs ``x-0``, ``x-1``...:
+    only their number matters to HAMi's protocol)."""
+    return pb.AllocateRequest(
+        container_requests=[
+            pb.ContainerAllocateRequest(devices_ids=[f"x-{i}" for i in range(n)]) for n in counts
+        ]
+    )

@@ -61,7 +61,7 @@ from hami_common.k8s.resources import (
     VALIDATING_WEBHOOK_CONFIGURATIONS,
     Resource,
 )
-from hami_common.k8s.watch import WatchEvent, list_then_watch, watch
+from hami_common.k8s.watch import WatchEvent, follow, list_then_watch, watch
 
 __all__ = [
     "CONFIG_MAPS",
@@ -111,6 +111,7 @@ __all__ = [
     "WatchEvent",
     "config_from_kubeconfig",
     "error_from_status",
+    "follow",
     "in_cluster_config",
     "is_retryable",
     "list_then_watch",

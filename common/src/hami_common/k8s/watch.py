@@ -6,6 +6,7 @@ the server closes the watch (its timeout) or the connection breaks, it resumes f
 resourceVersion it saw (bookmarks included). When that version has expired (HTTP 410, or a
 watch ``ERROR`` event with code 410) it lists again and emits a new ``SYNC``: consumers replace
 their state with a ``SYNC`` list, then apply ``ADDED``/``MODIFIED``/``DELETED`` events.
+`follow()` runs that loop for a consumer forever, starting over after a failure.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hami_common.k8s.backoff import LOOP_BACKOFF, Backoff, Retrier
 from hami_common.k8s.client import METADATA_ACCEPT, KubeClient, Params, _selectors
 from hami_common.k8s.errors import ApiError, Gone, ServerError, TransportError, error_from_status
 from hami_common.k8s.resources import Resource
@@ -146,3 +148,33 @@ async def list_then_watch(
             await asyncio.sleep(delay)
         except ApiError:
             raise
+
+
+async def follow(
+    client: KubeClient,
+    resource: Resource,
+    apply: Callable[[str, dict[str, Any]], None],
+    *,
+    what: str,
+    log: logging.Logger,
+    backoff: Backoff = LOOP_BACKOFF,
+    field_selector: str | None = None,
+    metadata_only: bool = False,
+) -> None:
+    """Forever (until cancelled): `list_then_watch`, each event but bookmarks handed to
+    ``apply(type, object)``. A failure waits (`Retrier` ``what``, logging to ``log``: growing
+    while it keeps failing) and lists again; a list that loads starts a new streak."""
+    retry = Retrier(what, log, backoff)
+    while True:
+        try:
+            async for event in list_then_watch(
+                client, resource, field_selector=field_selector, metadata_only=metadata_only
+            ):
+                if event.type != "BOOKMARK":
+                    apply(event.type, event.object)
+                if event.type == "SYNC":
+                    retry.succeeded()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await asyncio.sleep(retry.failed(exc))

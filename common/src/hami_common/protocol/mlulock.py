@@ -17,11 +17,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hami_common.k8s import NODES, Conflict, KubeClient, NotFound
+from hami_common.k8s import NODES, Conflict, KubeClient
+from hami_common.protocol.nodeannotation import (
+    CAS_ATTEMPTS,
+    format_time,
+    parse_time,
+    read,
+    remove,
+    swap,
+)
 
 MLU_LOCK = "cambricon.com/dsmlu.lock"
 EXPIRY = timedelta(minutes=2)
-_CAS_ATTEMPTS = 8
 
 Json = dict[str, Any]
 
@@ -37,45 +44,29 @@ class MluLockContention(Exception):  # noqa: N818 (the protocol's own word)
         self.node = node
 
 
-def format_lock(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+format_lock = format_time
 
 
 def parse_lock(value: str) -> datetime | None:
-    """The lock's time, or ``None`` for a value that is not one (treated as expired)."""
-    try:
-        taken = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return taken if taken.tzinfo is not None else taken.replace(tzinfo=UTC)
-
-
-def _current(node_obj: Json) -> tuple[str | None, str]:
-    meta = node_obj.get("metadata") or {}
-    value = (meta.get("annotations") or {}).get(MLU_LOCK)
-    return (value if isinstance(value, str) else None), str(meta.get("resourceVersion", ""))
-
-
-async def _cas(client: KubeClient, node: str, resource_version: str, value: str | None) -> None:
-    patch: Json = {
-        "metadata": {"resourceVersion": resource_version, "annotations": {MLU_LOCK: value}}
-    }
-    await client.patch(NODES, node, patch, metadata_only=True)
+    """The lock's time (UTC when it names no zone), or ``None`` for a value that is not one
+    (treated as expired)."""
+    taken = parse_time(value)
+    return taken if taken is None or taken.tzinfo is not None else taken.replace(tzinfo=UTC)
 
 
 async def acquire(client: KubeClient, node: str, *, now: datetime | None = None) -> str:
     """Takes the node's Cambricon lock; returns the value written. Raises `MluLockContention`
     while a lock younger than 2 minutes is on the node."""
-    for _ in range(_CAS_ATTEMPTS):
+    for _ in range(CAS_ATTEMPTS):
         when = now or datetime.now(UTC)
-        value, rv = _current(await client.get(NODES, node, metadata_only=True))
+        value, rv = read(await client.get(NODES, node, metadata_only=True), MLU_LOCK)
         if value is not None:
             taken = parse_lock(value)
             if taken is not None and when - taken <= EXPIRY:
                 raise MluLockContention(node, value)
         written = format_lock(when)
         try:
-            await _cas(client, node, rv, written)
+            await swap(client, node, MLU_LOCK, rv, written)
             return written
         except Conflict:
             continue
@@ -85,16 +76,4 @@ async def acquire(client: KubeClient, node: str, *, now: datetime | None = None)
 async def release(client: KubeClient, node: str, value: str | None = None) -> bool:
     """Removes the node's Cambricon lock; returns whether it did. With ``value`` (what
     `acquire` wrote), only that lock: a bind that failed never drops a lock taken after it."""
-    for _ in range(_CAS_ATTEMPTS):
-        try:
-            current, rv = _current(await client.get(NODES, node, metadata_only=True))
-        except NotFound:
-            return False
-        if current is None or (value is not None and current != value):
-            return False
-        try:
-            await _cas(client, node, rv, None)
-            return True
-        except Conflict:
-            continue
-    return False
+    return await remove(client, node, MLU_LOCK, lambda v: value is None or v == value)

@@ -31,9 +31,16 @@ from hami_common.protocol.annotations import (
     PHASE_SUCCESS,
     VGPU_NODE,
 )
+from hami_common.protocol.nodeannotation import (
+    CAS_ATTEMPTS,
+    format_time,
+    parse_time,
+    read,
+    remove,
+    swap,
+)
 
 LEGACY_EXPIRY = timedelta(minutes=5)
-_CAS_ATTEMPTS = 8
 
 Json = dict[str, Any]
 
@@ -68,7 +75,7 @@ class LockValue:
 
 def format_lock(now: datetime, namespace: str, name: str) -> str:
     """HAMi's value: ``2026-08-21T06:20:39Z,default,gpu-pod``."""
-    return f"{now.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')},{namespace},{name}"
+    return f"{format_time(now)},{namespace},{name}"
 
 
 def parse_lock(value: str) -> LockValue | None:
@@ -76,9 +83,8 @@ def parse_lock(value: str) -> LockValue | None:
     parts = value.split(",")
     if len(parts) not in (1, 3):
         return None
-    try:
-        taken = datetime.fromisoformat(parts[0].strip().replace("Z", "+00:00"))
-    except ValueError:
+    taken = parse_time(parts[0])
+    if taken is None:
         return None
     if taken.tzinfo is None:
         taken = taken.replace(tzinfo=UTC)
@@ -130,9 +136,7 @@ def holder_state(
 
 def current_lock(node_obj: Json) -> tuple[str | None, str]:
     """The lock annotation's raw value (``None`` when unset) and the node's resourceVersion."""
-    meta = node_obj.get("metadata") or {}
-    value = (meta.get("annotations") or {}).get(NODE_LOCK)
-    return value, str(meta.get("resourceVersion", ""))
+    return read(node_obj, NODE_LOCK)
 
 
 async def _holder_pod(client: KubeClient, lock: LockValue | None) -> Json | None:
@@ -142,14 +146,6 @@ async def _holder_pod(client: KubeClient, lock: LockValue | None) -> Json | None
         return await client.get(PODS, lock.name, namespace=lock.namespace)
     except NotFound:
         return None
-
-
-async def _cas(client: KubeClient, node: str, resource_version: str, value: str | None) -> Json:
-    """The compare-and-swap; returns the node's metadata as the write left it."""
-    patch: Json = {
-        "metadata": {"resourceVersion": resource_version, "annotations": {NODE_LOCK: value}}
-    }
-    return await client.patch(NODES, node, patch, metadata_only=True)
 
 
 async def acquire(
@@ -162,7 +158,7 @@ async def acquire(
     instead of a GET (a stale copy only costs a Conflict and a re-read); a lock it shows is
     judged on a fresh read. Returns the node (its metadata at least) holding the lock, as the
     API server answered: a caller keeping a watched copy can update it before the watch does."""
-    for attempt in range(_CAS_ATTEMPTS):
+    for attempt in range(CAS_ATTEMPTS):
         if attempt == 0 and known is not None:
             node_obj = known
         else:
@@ -179,8 +175,8 @@ async def acquire(
             if state is Holder.LIVE:
                 raise NodeLockContention(node, lock.owner if lock else value)
         try:
-            return await _cas(
-                client, node, rv, format_lock(now or datetime.now(UTC), namespace, name)
+            return await swap(
+                client, node, NODE_LOCK, rv, format_lock(now or datetime.now(UTC), namespace, name)
             )
         except Conflict:
             continue
@@ -193,26 +189,12 @@ async def release(
     """Releases the lock if pod ``namespace/name`` (exactly) holds it. Returns whether it did;
     a lock held by anyone else is left alone. ``known``: a recent read of the node, used for the
     first compare-and-swap instead of a GET (a stale one only costs a Conflict and a re-read)."""
-    for attempt in range(_CAS_ATTEMPTS):
-        if attempt == 0 and known is not None:
-            node_obj = known
-        else:
-            try:
-                node_obj = await client.get(NODES, node, metadata_only=True)
-            except NotFound:
-                return False
-        value, rv = current_lock(node_obj)
-        lock = parse_lock(value) if value is not None else None
-        if lock is None or not lock.owned_by(namespace, name):
-            if node_obj is known:
-                continue  # decide on a fresh read, never on the caller's copy
-            return False
-        try:
-            await _cas(client, node, rv, None)
-            return True
-        except Conflict:
-            continue
-    return False
+    return await remove(client, node, NODE_LOCK, lambda v: _owned(v, namespace, name), known=known)
+
+
+def _owned(value: str, namespace: str, name: str) -> bool:
+    lock = parse_lock(value)
+    return lock is not None and lock.owned_by(namespace, name)
 
 
 async def holder(client: KubeClient, node: str) -> LockValue | None:

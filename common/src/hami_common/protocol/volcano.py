@@ -28,7 +28,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hami_common.k8s import NODES, Conflict, KubeClient, NotFound
+from hami_common.k8s import NODES, Conflict, KubeClient
+from hami_common.protocol.nodeannotation import (
+    CAS_ATTEMPTS,
+    format_time,
+    parse_time,
+    read,
+    remove,
+    swap,
+)
 
 Json = dict[str, Any]
 
@@ -60,49 +68,32 @@ RESOURCE_MEMORY_PERCENTAGE = "volcano.sh/vgpu-memory-percentage"
 REQUEST_RESOURCES = (RESOURCE_NUMBER, RESOURCE_MEMORY)
 """A container has an entry in volcano's device list iff its limits name one of these."""
 
-_CAS_ATTEMPTS = 8
-
 
 class NodeLocked(Exception):  # noqa: N818 (volcano's word)
     """The node's ``hamivgpu`` lock is younger than 5 minutes."""
 
 
-def format_lock(now: datetime) -> str:
-    """Go's ``time.RFC3339`` in UTC: ``2026-08-20T10:00:00Z``."""
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+format_lock = format_time
 
 
 def parse_lock(value: str) -> datetime | None:
     """The lock's time; ``None`` when it is not RFC 3339 (volcano then refuses the lock)."""
-    try:
-        taken = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return taken if taken.tzinfo is not None else None
-
-
-def _lock_of(node: Json) -> tuple[str | None, str]:
-    meta = node.get("metadata") or {}
-    return (meta.get("annotations") or {}).get(NODE_LOCK), str(meta.get("resourceVersion", ""))
-
-
-async def _cas(client: KubeClient, node: str, rv: str, value: str | None) -> None:
-    patch = {"metadata": {"resourceVersion": rv, "annotations": {NODE_LOCK: value}}}
-    await client.patch(NODES, node, patch, metadata_only=True)
+    taken = parse_time(value)
+    return taken if taken is not None and taken.tzinfo is not None else None
 
 
 async def take_lock(client: KubeClient, node: str, *, now: datetime | None = None) -> None:
     """volcano-scheduler's ``LockNode(node, "hamivgpu")``, as a compare-and-swap: raises
     `NodeLocked` while a lock younger than `LOCK_EXPIRY` (or one that does not parse) is there."""
-    for _ in range(_CAS_ATTEMPTS):
+    for _ in range(CAS_ATTEMPTS):
         when = now or datetime.now(UTC)
-        value, rv = _lock_of(await client.get(NODES, node, metadata_only=True))
+        value, rv = read(await client.get(NODES, node, metadata_only=True), NODE_LOCK)
         if value is not None:
             taken = parse_lock(value)
             if taken is None or when - taken <= LOCK_EXPIRY:
                 raise NodeLocked(f"node {node} has been locked within 5 minutes ({value!r})")
         try:
-            await _cas(client, node, rv, format_lock(when))
+            await swap(client, node, NODE_LOCK, rv, format_lock(when))
             return
         except Conflict:
             continue
@@ -113,22 +104,4 @@ async def release_lock(client: KubeClient, node: str, *, known: Json | None = No
     """The plugin's ``ReleaseNodeLock(node, "hamivgpu")``: deletes the lock if there is one (it
     names no owner). Returns whether it deleted one. ``known``: a recent read of the node for
     the first attempt."""
-    for attempt in range(_CAS_ATTEMPTS):
-        if attempt == 0 and known is not None:
-            node_obj = known
-        else:
-            try:
-                node_obj = await client.get(NODES, node, metadata_only=True)
-            except NotFound:
-                return False
-        value, rv = _lock_of(node_obj)
-        if value is None:
-            if node_obj is known:
-                continue  # decide on a fresh read
-            return False
-        try:
-            await _cas(client, node, rv, None)
-            return True
-        except Conflict:
-            continue
-    return False
+    return await remove(client, node, NODE_LOCK, known=known)

@@ -7,7 +7,6 @@ not reached (a test failure, not an error of the harness)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,16 @@ from typing import Any
 import yaml
 from hami_common.k8s import (
     MUTATING_WEBHOOK_CONFIGURATIONS,
-    NAMESPACES,
     PODS,
     SECRETS,
     SERVICE_ACCOUNTS,
     KubeClient,
-    NotFound,
     Resource,
     load_config,
 )
 
 from hami_e2e.charts.release import ChartStack
+from hami_e2e.namespaces import create_namespace
 from hami_e2e.paths import repo_root
 
 Json = dict[str, Any]
@@ -79,16 +77,7 @@ async def daemon_set_wants(kube: KubeClient, stack: ChartStack, name: str, want:
 
 async def device_namespace(kube: KubeClient, stack: ChartStack, name: str) -> str:
     """A namespace the release's webhook selects, once its default ServiceAccount exists."""
-    labels = {"hami.io/chart-test": stack.label}
-    await kube.create(NAMESPACES, {"metadata": {"name": name, "labels": labels}})
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(NotFound):
-            await kube.get(SERVICE_ACCOUNTS, "default", namespace=name)
-            return name
-        if time.monotonic() > deadline:
-            raise AssertionError(f"namespace {name} has no default ServiceAccount")
-        await asyncio.sleep(0.1)
+    return await create_namespace(kube, name, {"hami.io/chart-test": stack.label})
 
 
 def example_pod(name: str, example: str = "gpu-pod.yaml") -> Json:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
 from pathlib import Path
 
 from hami_common.k8s import ConfigError, KubeClient, load_config
+from hami_common.tasks import cancel_all
 
 from hami_e2e.kubelet.dra import DraError, DraManager
 from hami_e2e.kubelet.manager import Allocation, DeviceManager
@@ -92,11 +92,7 @@ async def _serve_dra(
     try:
         await stop.wait()
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
 
 
 async def serve(nodes: list[tuple[str, Path]], kubeconfig: Path, run: bool = False,

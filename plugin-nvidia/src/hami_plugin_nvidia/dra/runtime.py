@@ -13,11 +13,17 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hami_common.deviceplugin.backend import DeviceBackend, PhysicalDevice
+from hami_common.deviceplugin.backend import (
+    DeviceBackend,
+    HealthChange,
+    PhysicalDevice,
+    follow_health,
+)
 from hami_common.dra import slices
 from hami_common.dra.checkpoint import Checkpoint
 from hami_common.dra.server import DraServer, SocketPaths
 from hami_common.k8s import ApiError, KubeClient
+from hami_common.tasks import cancel_all
 from opentelemetry.trace import TracerProvider
 
 from hami_plugin_nvidia.dra.devices import DRIVER_NAME, slice_devices
@@ -83,24 +89,16 @@ class DraRuntime:
                 await asyncio.wait_for(stop.wait(), self.options.retry_interval)
 
     async def watch_health(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                async for change in self.backend.health_events(list(self.devices.values())):
-                    dev = self.devices.get(change.uuid)
-                    if dev is None or dev.healthy == change.healthy:
-                        continue
-                    self.devices[change.uuid] = replace(dev, healthy=change.healthy,
-                                                        reason=change.reason)  # fmt: skip
-                    state = "healthy" if change.healthy else f"unhealthy: {change.reason}"
-                    log.warning("device %s is %s", change.uuid, state)
-                    self._dirty.set()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("health watcher failed; restarting it")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.options.retry_interval)
+        async def apply(change: HealthChange) -> bool:
+            dev = self.devices.get(change.uuid)
+            if dev is None or dev.healthy == change.healthy:
+                return False
+            self.devices[change.uuid] = replace(dev, healthy=change.healthy, reason=change.reason)
+            self._dirty.set()
+            return True
+
+        await follow_health(self.backend, lambda: list(self.devices.values()), apply, stop,
+                            restart_delay=self.options.retry_interval, log=log)  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.server.start()
@@ -111,9 +109,5 @@ class DraRuntime:
         try:
             await stop.wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(tasks)
             await self.server.stop()

@@ -1,8 +1,8 @@
 """Typed gRPC wiring of the two v1beta1 services, over grpc.aio.
 
-Written by hand rather than generated (``grpc_python_out`` emits untyped code): each method is
-one line of path, request and response type, so the servers and clients here are checked by
-mypy strict. Method paths are upstream's (package ``v1beta1``).
+Written by hand with `hami_common.rpc` rather than generated (``grpc_python_out`` emits untyped
+code): each method is one line of path, request and response type, so the servers and clients
+here are checked by mypy strict. Method paths are upstream's (package ``v1beta1``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from typing import Any, Protocol
 import grpc
 import grpc.aio
 
+from hami_common import rpc
 from hami_common.deviceplugin.api import api_pb2 as pb
+from hami_common.rpc import stream_call, stream_handler, unary_call, unary_handler
 
 API_VERSION = "v1beta1"
 DEVICE_PLUGIN_PATH = "/var/lib/kubelet/device-plugins/"
@@ -24,7 +26,8 @@ UNHEALTHY = "Unhealthy"
 REGISTRATION_SERVICE = "v1beta1.Registration"
 DEVICE_PLUGIN_SERVICE = "v1beta1.DevicePlugin"
 
-Context = grpc.aio.ServicerContext[object, object]
+
+Context = rpc.Context
 
 
 class RegistrationServicer(Protocol):
@@ -60,42 +63,27 @@ class DevicePluginServicer(Protocol):
 def registration_handler(servicer: RegistrationServicer) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(
         REGISTRATION_SERVICE,
-        {
-            "Register": grpc.unary_unary_rpc_method_handler(
-                servicer.Register,
-                request_deserializer=pb.RegisterRequest.FromString,
-                response_serializer=pb.Empty.SerializeToString,
-            )
-        },
+        {"Register": unary_handler(servicer.Register, pb.RegisterRequest, pb.Empty)},
     )
 
 
 def device_plugin_handler(servicer: DevicePluginServicer) -> grpc.GenericRpcHandler:
-    def unary(behavior: object, req: type[object], resp: type[object]) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,  # type: ignore[arg-type]
-            request_deserializer=req.FromString,  # type: ignore[attr-defined]
-            response_serializer=resp.SerializeToString,  # type: ignore[attr-defined]
-        )
-
     return grpc.method_handlers_generic_handler(
         DEVICE_PLUGIN_SERVICE,
         {
-            "GetDevicePluginOptions": unary(
+            "GetDevicePluginOptions": unary_handler(
                 servicer.GetDevicePluginOptions, pb.Empty, pb.DevicePluginOptions
             ),
-            "ListAndWatch": grpc.unary_stream_rpc_method_handler(
-                servicer.ListAndWatch,
-                request_deserializer=pb.Empty.FromString,
-                response_serializer=pb.ListAndWatchResponse.SerializeToString,
+            "ListAndWatch": stream_handler(
+                servicer.ListAndWatch, pb.Empty, pb.ListAndWatchResponse
             ),
-            "GetPreferredAllocation": unary(
+            "GetPreferredAllocation": unary_handler(
                 servicer.GetPreferredAllocation,
                 pb.PreferredAllocationRequest,
                 pb.PreferredAllocationResponse,
             ),
-            "Allocate": unary(servicer.Allocate, pb.AllocateRequest, pb.AllocateResponse),
-            "PreStartContainer": unary(
+            "Allocate": unary_handler(servicer.Allocate, pb.AllocateRequest, pb.AllocateResponse),
+            "PreStartContainer": unary_handler(
                 servicer.PreStartContainer,
                 pb.PreStartContainerRequest,
                 pb.PreStartContainerResponse,
@@ -112,10 +100,8 @@ class RegistrationStub:
     """Client of kubelet's Registration service."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._register = channel.unary_unary(
-            f"/{REGISTRATION_SERVICE}/Register",
-            request_serializer=pb.RegisterRequest.SerializeToString,
-            response_deserializer=pb.Empty.FromString,
+        self._register = unary_call(
+            channel, REGISTRATION_SERVICE, "Register", pb.RegisterRequest, pb.Empty
         )
 
     def Register(  # noqa: N802
@@ -128,31 +114,32 @@ class DevicePluginStub:
     """Client of a device plugin (what kubelet's device manager calls)."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
-        base = f"/{DEVICE_PLUGIN_SERVICE}/"
-        self._options = channel.unary_unary(
-            base + "GetDevicePluginOptions",
-            request_serializer=pb.Empty.SerializeToString,
-            response_deserializer=pb.DevicePluginOptions.FromString,
+        self._options = unary_call(
+            channel,
+            DEVICE_PLUGIN_SERVICE,
+            "GetDevicePluginOptions",
+            pb.Empty,
+            pb.DevicePluginOptions,
         )
-        self._list_and_watch = channel.unary_stream(
-            base + "ListAndWatch",
-            request_serializer=pb.Empty.SerializeToString,
-            response_deserializer=pb.ListAndWatchResponse.FromString,
+        self._list_and_watch = stream_call(
+            channel, DEVICE_PLUGIN_SERVICE, "ListAndWatch", pb.Empty, pb.ListAndWatchResponse
         )
-        self._preferred = channel.unary_unary(
-            base + "GetPreferredAllocation",
-            request_serializer=pb.PreferredAllocationRequest.SerializeToString,
-            response_deserializer=pb.PreferredAllocationResponse.FromString,
+        self._preferred = unary_call(
+            channel,
+            DEVICE_PLUGIN_SERVICE,
+            "GetPreferredAllocation",
+            pb.PreferredAllocationRequest,
+            pb.PreferredAllocationResponse,
         )
-        self._allocate = channel.unary_unary(
-            base + "Allocate",
-            request_serializer=pb.AllocateRequest.SerializeToString,
-            response_deserializer=pb.AllocateResponse.FromString,
+        self._allocate = unary_call(
+            channel, DEVICE_PLUGIN_SERVICE, "Allocate", pb.AllocateRequest, pb.AllocateResponse
         )
-        self._pre_start = channel.unary_unary(
-            base + "PreStartContainer",
-            request_serializer=pb.PreStartContainerRequest.SerializeToString,
-            response_deserializer=pb.PreStartContainerResponse.FromString,
+        self._pre_start = unary_call(
+            channel,
+            DEVICE_PLUGIN_SERVICE,
+            "PreStartContainer",
+            pb.PreStartContainerRequest,
+            pb.PreStartContainerResponse,
         )
 
     def GetDevicePluginOptions(  # noqa: N802

@@ -1,17 +1,20 @@
 """Typed gRPC wiring of the DRA plugin service (v1) and the plugin registration service, over
-grpc.aio, written by hand as the device-plugin API's (`hami_common.deviceplugin.api.services`)
-so mypy strict checks servers and clients. Method paths are upstream's."""
+grpc.aio, written by hand with `hami_common.rpc` as the device-plugin API's
+(`hami_common.deviceplugin.api.services`) so mypy strict checks servers and clients. Method
+paths are upstream's."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable
+from typing import Protocol
 
 import grpc
 import grpc.aio
 
+from hami_common import rpc
 from hami_common.dra.api import dra_pb2 as dra
 from hami_common.dra.api import registration_pb2 as reg
+from hami_common.rpc import unary_call, unary_handler
 
 DRA_SERVICE = "k8s.io.kubelet.pkg.apis.dra.v1.DRAPlugin"
 REGISTRATION_SERVICE = "pluginregistration.Registration"
@@ -22,9 +25,8 @@ SUPPORTED_VERSION = "v1.DRAPlugin"
 PLUGINS_DIR = "/var/lib/kubelet/plugins"
 REGISTRY_DIR = "/var/lib/kubelet/plugins_registry"
 
-Context = grpc.aio.ServicerContext[object, object]
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
+
+Context = rpc.Context
 
 
 class DraServicer(Protocol):
@@ -45,28 +47,16 @@ class RegistrationServicer(Protocol):
     ) -> reg.RegistrationStatusResponse: ...
 
 
-def _unary(
-    behavior: Callable[[_Req, Context], Awaitable[_Resp]],
-    req: type[_Req],
-    resp: type[_Resp],
-) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
-    return grpc.unary_unary_rpc_method_handler(
-        behavior,
-        request_deserializer=req.FromString,  # type: ignore[attr-defined]
-        response_serializer=resp.SerializeToString,  # type: ignore[attr-defined]
-    )
-
-
 def dra_handler(servicer: DraServicer) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(
         DRA_SERVICE,
         {
-            "NodePrepareResources": _unary(
+            "NodePrepareResources": unary_handler(
                 servicer.NodePrepareResources,
                 dra.NodePrepareResourcesRequest,
                 dra.NodePrepareResourcesResponse,
             ),
-            "NodeUnprepareResources": _unary(
+            "NodeUnprepareResources": unary_handler(
                 servicer.NodeUnprepareResources,
                 dra.NodeUnprepareResourcesRequest,
                 dra.NodeUnprepareResourcesResponse,
@@ -79,8 +69,8 @@ def registration_handler(servicer: RegistrationServicer) -> grpc.GenericRpcHandl
     return grpc.method_handlers_generic_handler(
         REGISTRATION_SERVICE,
         {
-            "GetInfo": _unary(servicer.GetInfo, reg.InfoRequest, reg.PluginInfo),
-            "NotifyRegistrationStatus": _unary(
+            "GetInfo": unary_handler(servicer.GetInfo, reg.InfoRequest, reg.PluginInfo),
+            "NotifyRegistrationStatus": unary_handler(
                 servicer.NotifyRegistrationStatus,
                 reg.RegistrationStatus,
                 reg.RegistrationStatusResponse,
@@ -93,16 +83,19 @@ class DraStub:
     """Client of a DRA driver (what kubelet's DRA manager calls)."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
-        base = f"/{DRA_SERVICE}/"
-        self._prepare = channel.unary_unary(
-            base + "NodePrepareResources",
-            request_serializer=dra.NodePrepareResourcesRequest.SerializeToString,
-            response_deserializer=dra.NodePrepareResourcesResponse.FromString,
+        self._prepare = unary_call(
+            channel,
+            DRA_SERVICE,
+            "NodePrepareResources",
+            dra.NodePrepareResourcesRequest,
+            dra.NodePrepareResourcesResponse,
         )
-        self._unprepare = channel.unary_unary(
-            base + "NodeUnprepareResources",
-            request_serializer=dra.NodeUnprepareResourcesRequest.SerializeToString,
-            response_deserializer=dra.NodeUnprepareResourcesResponse.FromString,
+        self._unprepare = unary_call(
+            channel,
+            DRA_SERVICE,
+            "NodeUnprepareResources",
+            dra.NodeUnprepareResourcesRequest,
+            dra.NodeUnprepareResourcesResponse,
         )
 
     def NodePrepareResources(  # noqa: N802
@@ -120,16 +113,15 @@ class RegistrationStub:
     """Client of a plugin's registration socket (what kubelet's plugin watcher calls)."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
-        base = f"/{REGISTRATION_SERVICE}/"
-        self._info = channel.unary_unary(
-            base + "GetInfo",
-            request_serializer=reg.InfoRequest.SerializeToString,
-            response_deserializer=reg.PluginInfo.FromString,
+        self._info = unary_call(
+            channel, REGISTRATION_SERVICE, "GetInfo", reg.InfoRequest, reg.PluginInfo
         )
-        self._notify = channel.unary_unary(
-            base + "NotifyRegistrationStatus",
-            request_serializer=reg.RegistrationStatus.SerializeToString,
-            response_deserializer=reg.RegistrationStatusResponse.FromString,
+        self._notify = unary_call(
+            channel,
+            REGISTRATION_SERVICE,
+            "NotifyRegistrationStatus",
+            reg.RegistrationStatus,
+            reg.RegistrationStatusResponse,
         )
 
     def GetInfo(  # noqa: N802
