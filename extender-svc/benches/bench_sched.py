@@ -234,7 +234,7 @@ def main() -> int:
     parser.add_argument("--prefer-idle-nodes", action="store_true",
                         help="the extender's --prefer-idle-nodes (spreads a burst)")  # fmt: skip
     parser.add_argument("--burst-window", type=int, default=4,
-                        help="the extender's --burst-window (1: the fullest node always)")  # fmt: skip
+                        help="the extender's --burst-window (1: the fullest node)")  # fmt: skip
     args = parser.parse_args()
     ensure_built()
     port = free_port()
