@@ -248,6 +248,20 @@ fn expect_answer_or_bound(
     }
 }
 
+/// The nodes with `pods` reserved on them, then the nodes marked busy as `busy` says (in order).
+fn reserved(nodes: &[Vec<Device>], pods: Vec<PodRequest>, busy: &[bool]) -> (Cluster, Vec<String>) {
+    let (c, names) = build(nodes);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    for (i, mut q) in pods.into_iter().enumerate() {
+        q.uid = format!("pod-{i}");
+        let _ = c.filter(&q, &refs, true, 0.0).unwrap();
+    }
+    for (name, b) in names.iter().zip(busy) {
+        c.set_node_busy(name, *b);
+    }
+    (c, names)
+}
+
 const IDLE: Burst = Burst {
     prefer_idle: true,
     backlog: 0,
@@ -291,15 +305,8 @@ proptest! {
         nodes in arb_nodes(), pods in prop::collection::vec(arb_pod(String::new()), 1..12),
         busy in prop::collection::vec(any::<bool>(), 6), p in arb_pod("probe".into()),
     ) {
-        let (c, names) = build(&nodes);
+        let (c, names) = reserved(&nodes, pods, &busy);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        for (i, mut q) in pods.into_iter().enumerate() {
-            q.uid = format!("pod-{i}");
-            let _ = c.filter(&q, &refs, true, 0.0).unwrap();
-        }
-        for (name, b) in names.iter().zip(&busy) {
-            c.set_node_busy(name, *b);
-        }
         let plain = c.filter(&p, &refs, false, 0.0).unwrap();
         let idle = c.filter_with(&p, &refs, false, 0.0, IDLE).unwrap();
         // The same nodes fit and fail either way; only the choice among fitting ones differs.
@@ -318,15 +325,8 @@ proptest! {
         busy in prop::collection::vec(any::<bool>(), 6), p in arb_pod("probe".into()),
         backlog in 0u32..20, window in 0u32..5,
     ) {
-        let (c, names) = build(&nodes);
+        let (c, names) = reserved(&nodes, pods, &busy);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        for (i, mut q) in pods.into_iter().enumerate() {
-            q.uid = format!("pod-{i}");
-            let _ = c.filter(&q, &refs, true, 0.0).unwrap();
-        }
-        for (name, b) in names.iter().zip(&busy) {
-            c.set_node_busy(name, *b);
-        }
         let plain = c.filter(&p, &refs, false, 0.0).unwrap();
         let burst = Burst { prefer_idle: false, backlog, window };
         let win = c.filter_with(&p, &refs, false, 0.0, burst).unwrap();
