@@ -162,6 +162,23 @@ def test_binpack_packs_and_spread_spreads(hami_stack, hami_ns, gpu_nodes) -> Non
     assert placed["c"] != placed["a"]  # spread: the emptier node
 
 
+def test_a_binpack_burst_ends_on_the_nodes_packing_needs(hami_stack, hami_ns, gpu_nodes) -> None:
+    """Six pods at once, two to a node: the burst window spreads their allocations over the
+    nodes the burst fills anyway, never onto a fourth."""
+    gpu_nodes(NodePool(name="burst", count=4, devices_per_node=1))
+    limits = {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "16000", "nvidia.com/gpucores": "10"}
+    names = [f"b{i}" for i in range(6)]
+
+    async def go(kube: KubeClient) -> list[str]:
+        await asyncio.gather(*(kube.create(PODS, gpu_pod(n, limits), namespace=hami_ns)
+                               for n in names))  # fmt: skip
+        bound = await asyncio.gather(*(wait_bound(kube, hami_ns, n, 120) for n in names))
+        return [pod["spec"]["nodeName"] for pod in bound]
+
+    placed = run(hami_stack, hami_ns, go)
+    assert len(set(placed)) == 3, placed
+
+
 def test_too_big_stays_pending_with_the_reason(hami_stack, hami_ns, gpu_nodes) -> None:
     gpu_nodes(NodePool(name="big", count=2, devices_per_node=2))
 
