@@ -216,9 +216,14 @@ def main() -> None:
         cluster.filter(one, names, reserve=False)
     core_us = median_us(lambda: cluster.filter(one, names, reserve=False), 101)
     topo_us = median_us(lambda: cluster.filter(four, names, reserve=False), 51)
+    # a burst: 1,000 pods pending behind this one, binpack's window of 4 nodes
+    burst_us = median_us(
+        lambda: cluster.filter(one, names, reserve=False, backlog=1000, window=4), 101
+    )
     py_us = median_us(lambda: filter_nodes(ref, names, RefRequest(1, 3000, 30)), 5)
     print(f"core_filter_5000x8_median_us={core_us:.0f} us")
     print(f"core_filter_5000x8_topo4_median_us={topo_us:.0f} us")
+    print(f"core_filter_5000x8_burst_median_us={burst_us:.0f} us (1,000 pending, window 4)")
     print(f"core_filter_5000x8_python_median_us={py_us:.0f} us")
     print(f"core_filter_speedup_vs_python={py_us / core_us:.1f} x")
     bench_ascend(rng, names)

@@ -55,15 +55,21 @@ pub struct Fitting {
 /// them), the shortest prefix that takes this pod and the backlog (at most `window` nodes), and
 /// in it the node with the fewest allocations in flight, the fuller first on a tie.
 pub fn choose<'a>(fits: &mut [Fitting], name: impl Fn(usize) -> &'a str, backlog: u32, window: u32) -> usize {
-    fits.sort_by(|a, b| {
+    let order = |a: &Fitting, b: &Fitting| {
         b.score
             .total_cmp(&a.score)
             .then_with(|| name(a.candidate).cmp(name(b.candidate)))
-    });
+    };
+    // Only the first `window` in binpack's order matter: select them, then order them.
+    let head = (window.max(1) as usize).min(fits.len());
+    if head < fits.len() {
+        fits.select_nth_unstable_by(head - 1, order);
+    }
+    fits[..head].sort_by(order);
     let need = u64::from(backlog) + 1;
     let mut room = 0u64;
     let mut width = 0usize;
-    for f in fits.iter().take(window.max(1) as usize) {
+    for f in fits[..head].iter() {
         width += 1;
         room = room.saturating_add(f.copies.max(1));
         if room >= need {
