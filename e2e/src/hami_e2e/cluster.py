@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
@@ -37,7 +38,7 @@ class ClusterError(RuntimeError):
     """The cluster could not start; the message names the component and shows its log."""
 
 
-class ClusterProcesses:
+class ClusterProcesses(ABC):
     """What both backends share: the processes started on this machine (stopped newest first),
     the trace store beside them, and the admin kubeconfig. Subclasses start them."""
 
@@ -52,8 +53,9 @@ class ClusterProcesses:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Starts every process (each backend its own way)."""
 
     def stop(self) -> None:
         for proc in reversed(self.processes):
