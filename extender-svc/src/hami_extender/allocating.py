@@ -9,7 +9,8 @@ HAMi-protocol pods (it leads through its Lease), it keeps the same guarantee her
 waits until no other pod of the node is allocating, holds the node from its Binding until the pod
 watch shows the pod's phase leave ``allocating`` (``success``, ``failed``), and the map is rebuilt
 from the pods' own annotations after a restart or a change of leader. The nodes held are mirrored
-into the core, whose filter (with ``prefer_idle``) counts them as allocations in flight.
+into the core, whose filter (with ``prefer_idle`` or a burst window) counts them as allocations
+in flight.
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ class ExtenderSettings(HttpServerSettings):
         description="among fitting nodes, prefer those with the fewest allocations in flight "
         "(reserved and not bound, or being allocated), then apply the node policy: a burst "
         "then spreads its binds instead of queueing on one node, at the cost of bending the "
-        "node policy (binpack no longer packs a burst); off: the node policy alone, as HAMi",
+        "node policy (binpack no longer packs a burst); off: the node policy, with binpack's "
+        "--burst-window",
     )
     burst_window: int = Field(
         default=4,

@@ -72,9 +72,9 @@ class Pending:
 
 class BusyNodes:
     """Names of the nodes with an allocation in flight, mirrored into the core, whose filter
-    (with ``prefer_idle``) counts such a node as busy. A node is busy while any reason holds:
-    its annotation lock is held (``lock``), or a pod on it is being allocated (``allocating``,
-    with ``--node-lock memory``)."""
+    (with ``prefer_idle`` or a burst window) counts such a node as busy. A node is busy while
+    any reason holds: its annotation lock is held (``lock``), or a pod on it is being allocated
+    (``allocating``, with ``--node-lock memory``)."""
 
     def __init__(self, cluster: core.Cluster) -> None:
         self._cluster = cluster

@@ -214,7 +214,7 @@ impl Cluster {
         self.inner.usage().into_iter().map(DeviceUsage::from_core).collect()
     }
 
-    /// Marks a node's allocation lock as held or free (see `filter`'s `prefer_idle`).
+    /// Marks a node's allocation lock as held or free (see `filter`'s `prefer_idle` and `window`).
     fn set_node_busy(&self, name: &str, busy: bool) -> bool {
         self.inner.set_node_busy(name, busy)
     }
